@@ -1,0 +1,33 @@
+//! Constructors for the engine errors the logic returns.
+
+use crate::engine::{ContentionKind, EngineError, ExecutionNotActive, ValidationError, ValidationKind};
+
+/// `Validation { kind: InvalidInput, detail }`.
+pub fn invalid_input(detail: impl Into<String>) -> EngineError {
+    EngineError::Validation(ValidationError { kind: ValidationKind::InvalidInput, detail: detail.into() })
+}
+
+/// `Validation { kind: Corruption, detail }`: stored data the logic cannot make sense of.
+pub fn corruption(detail: impl Into<String>) -> EngineError {
+    EngineError::Validation(ValidationError { kind: ValidationKind::Corruption, detail: detail.into() })
+}
+
+/// `Contention(kind)`.
+pub fn contention(kind: ContentionKind) -> EngineError {
+    EngineError::Contention(kind)
+}
+
+/// `Contention(ExecutionNotActive { .. })` with the observed state.
+pub fn not_active(
+    terminal_outcome: String,
+    lease_epoch: String,
+    lifecycle_phase: String,
+    attempt_id: String,
+) -> EngineError {
+    contention(ContentionKind::ExecutionNotActive(ExecutionNotActive {
+        terminal_outcome,
+        lease_epoch,
+        lifecycle_phase,
+        attempt_id,
+    }))
+}
