@@ -23,8 +23,11 @@ fn main() {
         return;
     }
 
-    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
-    let workspace = manifest_dir.parent().expect("host/ lives in the workspace root");
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let workspace = manifest_dir
+        .parent()
+        .expect("host/ lives in the workspace root");
     let target_dir = workspace.join("target").join("guest");
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
 
@@ -32,7 +35,16 @@ fn main() {
 
     let status = Command::new(&cargo)
         .current_dir(workspace)
-        .args(["build", "--locked", "--package", GUEST_PACKAGE, "--target", TARGET, "--profile", PROFILE])
+        .args([
+            "build",
+            "--locked",
+            "--package",
+            GUEST_PACKAGE,
+            "--target",
+            TARGET,
+            "--profile",
+            PROFILE,
+        ])
         .env("CARGO_TARGET_DIR", &target_dir)
         .env("CARGO_BUILD_BUILD_DIR", &target_dir)
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
@@ -41,7 +53,9 @@ fn main() {
         .status()
         .expect("failed to run cargo for the guest component");
     if !status.success() {
-        panic!("building the guest component ({GUEST_PACKAGE}, {TARGET}) failed; see the errors above");
+        panic!(
+            "building the guest component ({GUEST_PACKAGE}, {TARGET}) failed; see the errors above"
+        );
     }
 
     let artifact_dir = target_dir.join(TARGET).join(PROFILE);
@@ -53,9 +67,13 @@ fn main() {
 /// Fail early, naming the fix, when the wasm target is not installed.
 fn require_target(cargo: &std::ffi::OsStr) {
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let libdir = Command::new(&rustc).args(["--print", "target-libdir", "--target", TARGET]).output();
+    let libdir = Command::new(&rustc)
+        .args(["--print", "target-libdir", "--target", TARGET])
+        .output();
     let installed = match libdir {
-        Ok(out) if out.status.success() => Path::new(String::from_utf8_lossy(&out.stdout).trim()).exists(),
+        Ok(out) if out.status.success() => {
+            Path::new(String::from_utf8_lossy(&out.stdout).trim()).exists()
+        }
         _ => false,
     };
     if !installed {
@@ -72,7 +90,9 @@ fn emit_rerun_from_dep_info(dep_info: &Path, workspace: &Path) {
     match std::fs::read_to_string(dep_info) {
         Ok(text) => {
             for line in text.lines() {
-                let Some((_, deps)) = line.split_once(": ") else { continue };
+                let Some((_, deps)) = line.split_once(": ") else {
+                    continue;
+                };
                 for dep in deps.split_whitespace() {
                     println!("cargo:rerun-if-changed={dep}");
                 }
@@ -85,6 +105,12 @@ fn emit_rerun_from_dep_info(dep_info: &Path, workspace: &Path) {
             }
         }
     }
-    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").display());
-    println!("cargo:rerun-if-changed={}", workspace.join("guest").join("Cargo.toml").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace.join("Cargo.lock").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace.join("guest").join("Cargo.toml").display()
+    );
 }

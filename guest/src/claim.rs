@@ -21,13 +21,17 @@
 
 use crate::db::{Db, DbExt, int, opt_int, text};
 use crate::engine::{
-    AttemptType, ClaimExecutionArgs, ClaimedExecution, ConflictKind, ContentionKind, EngineError, Entity,
+    AttemptType, ClaimExecutionArgs, ClaimedExecution, ConflictKind, ContentionKind, EngineError,
+    Entity,
 };
 use crate::errors::{contention, corruption, invalid_input, not_active};
 use crate::ids::ExecutionRef;
 
 /// Claim `args.execution_id` for `args.worker_id`; see the module docs for the rules.
-pub fn claim_execution(db: &mut impl Db, args: &ClaimExecutionArgs) -> Result<ClaimedExecution, EngineError> {
+pub fn claim_execution(
+    db: &mut impl Db,
+    args: &ClaimExecutionArgs,
+) -> Result<ClaimedExecution, EngineError> {
     if args.lease_ttl_ms == 0 {
         return Err(invalid_input("lease_ttl_ms must be positive"));
     }
@@ -288,27 +292,45 @@ mod tests {
         let claimed = claim_execution(&mut db, &args()).expect("claim");
         assert_eq!(claimed.lease_epoch, 5);
         assert_eq!(claimed.attempt_type, AttemptType::Retry);
-        assert_eq!(db.one("SELECT COALESCE(outcome, 'live') FROM ff_attempt"), "live");
+        assert_eq!(
+            db.one("SELECT COALESCE(outcome, 'live') FROM ff_attempt"),
+            "live"
+        );
     }
 
     #[test]
     fn validation_order_matches_the_table() {
         let cases: [(&str, fn(&EngineError) -> bool); 5] = [
-            ("UPDATE ff_exec_core SET lifecycle_phase = 'terminal', ownership_state = 'leased'", |e| {
-                matches!(e, EngineError::Contention(ContentionKind::ExecutionNotActive(n)) if n.lifecycle_phase == "terminal" && n.terminal_outcome == "none")
-            }),
-            ("UPDATE ff_exec_core SET ownership_state = 'leased', eligibility_state = 'x'", |e| {
-                matches!(e, EngineError::Contention(ContentionKind::LeaseConflict))
-            }),
-            ("UPDATE ff_exec_core SET eligibility_state = 'not_eligible_until_time', attempt_state = 'running_attempt'", |e| {
-                matches!(e, EngineError::Contention(ContentionKind::ExecutionNotLeaseable))
-            }),
-            ("UPDATE ff_exec_core SET attempt_state = 'running_attempt'", |e| {
-                matches!(e, EngineError::Conflict(ConflictKind::ActiveAttemptExists))
-            }),
-            ("UPDATE ff_exec_core SET attempt_state = 'attempt_interrupted'", |e| {
-                matches!(e, EngineError::Contention(ContentionKind::ExecutionNotLeaseable))
-            }),
+            (
+                "UPDATE ff_exec_core SET lifecycle_phase = 'terminal', ownership_state = 'leased'",
+                |e| matches!(e, EngineError::Contention(ContentionKind::ExecutionNotActive(n)) if n.lifecycle_phase == "terminal" && n.terminal_outcome == "none"),
+            ),
+            (
+                "UPDATE ff_exec_core SET ownership_state = 'leased', eligibility_state = 'x'",
+                |e| matches!(e, EngineError::Contention(ContentionKind::LeaseConflict)),
+            ),
+            (
+                "UPDATE ff_exec_core SET eligibility_state = 'not_eligible_until_time', attempt_state = 'running_attempt'",
+                |e| {
+                    matches!(
+                        e,
+                        EngineError::Contention(ContentionKind::ExecutionNotLeaseable)
+                    )
+                },
+            ),
+            (
+                "UPDATE ff_exec_core SET attempt_state = 'running_attempt'",
+                |e| matches!(e, EngineError::Conflict(ConflictKind::ActiveAttemptExists)),
+            ),
+            (
+                "UPDATE ff_exec_core SET attempt_state = 'attempt_interrupted'",
+                |e| {
+                    matches!(
+                        e,
+                        EngineError::Contention(ContentionKind::ExecutionNotLeaseable)
+                    )
+                },
+            ),
         ];
         for (mutation, expected) in cases {
             let mut db = runnable_with_grant(NOW + 60_000);
@@ -355,7 +377,10 @@ mod tests {
         ));
         let mut zero_ttl = args();
         zero_ttl.lease_ttl_ms = 0;
-        assert!(matches!(claim_execution(&mut db, &zero_ttl), Err(EngineError::Validation(_))));
+        assert!(matches!(
+            claim_execution(&mut db, &zero_ttl),
+            Err(EngineError::Validation(_))
+        ));
     }
 
     #[test]

@@ -31,12 +31,17 @@ impl Db for HostDb {
 pub trait DbExt: Db {
     /// Run a statement for its effect; returns the number of changed rows.
     fn run(&mut self, statement: &str, params: &[Value]) -> Result<u64, EngineError> {
-        Ok(self.execute(statement, params).map_err(EngineError::Storage)?.changes)
+        Ok(self
+            .execute(statement, params)
+            .map_err(EngineError::Storage)?
+            .changes)
     }
 
     /// Run a statement expected to return at most one row; returns that row.
     fn first_row(&mut self, statement: &str, params: &[Value]) -> Result<Option<Row>, EngineError> {
-        let rows = self.query(statement, params).map_err(EngineError::Storage)?;
+        let rows = self
+            .query(statement, params)
+            .map_err(EngineError::Storage)?;
         Ok(rows.rows.into_iter().next().map(Row))
     }
 }

@@ -1,15 +1,23 @@
 //! Constructors for the engine errors the logic returns.
 
-use crate::engine::{ContentionKind, EngineError, ExecutionNotActive, ValidationError, ValidationKind};
+use crate::engine::{
+    ContentionKind, EngineError, ExecutionNotActive, ValidationError, ValidationKind,
+};
 
 /// `Validation { kind: InvalidInput, detail }`.
 pub fn invalid_input(detail: impl Into<String>) -> EngineError {
-    EngineError::Validation(ValidationError { kind: ValidationKind::InvalidInput, detail: detail.into() })
+    EngineError::Validation(ValidationError {
+        kind: ValidationKind::InvalidInput,
+        detail: detail.into(),
+    })
 }
 
 /// `Validation { kind: Corruption, detail }`: stored data the logic cannot make sense of.
 pub fn corruption(detail: impl Into<String>) -> EngineError {
-    EngineError::Validation(ValidationError { kind: ValidationKind::Corruption, detail: detail.into() })
+    EngineError::Validation(ValidationError {
+        kind: ValidationKind::Corruption,
+        detail: detail.into(),
+    })
 }
 
 /// `Contention(kind)`.

@@ -1,7 +1,7 @@
 //! FlowFabric execution ids: `{fp:N}:<uuid>`.
 
-use crate::errors::invalid_input;
 use crate::engine::EngineError;
+use crate::errors::invalid_input;
 use crate::sql::Value;
 
 /// A parsed execution id: the partition and the UUID, in the forms the schema stores.
@@ -16,9 +16,15 @@ impl ExecutionRef {
     /// `u16` partition up to the first `}:`, then any UUID form `Uuid::parse_str` accepts.
     pub fn parse(text: &str) -> Result<Self, EngineError> {
         let invalid = |why: &str| invalid_input(format!("execution_id {why}: {text:?}"));
-        let rest = text.strip_prefix("{fp:").ok_or_else(|| invalid("lacks the {fp:N}: tag"))?;
-        let (partition, uuid) = rest.split_once("}:").ok_or_else(|| invalid("lacks the {fp:N}: tag"))?;
-        let partition = partition.parse().map_err(|_| invalid("has an invalid partition"))?;
+        let rest = text
+            .strip_prefix("{fp:")
+            .ok_or_else(|| invalid("lacks the {fp:N}: tag"))?;
+        let (partition, uuid) = rest
+            .split_once("}:")
+            .ok_or_else(|| invalid("lacks the {fp:N}: tag"))?;
+        let partition = partition
+            .parse()
+            .map_err(|_| invalid("has an invalid partition"))?;
         let uuid = uuid::Uuid::parse_str(uuid).map_err(|_| invalid("has an invalid UUID"))?;
         Ok(Self { partition, uuid })
     }
@@ -50,17 +56,30 @@ mod tests {
         let upper = ExecutionRef::parse("{fp:0}:53AD96D2-6B08-4D0C-86E3-36598DB2291C").unwrap();
         assert_eq!(lower, upper);
         assert_eq!(lower.partition(), Value::Integer(0));
-        assert_eq!(lower.bare_text(), Value::Text("53ad96d2-6b08-4d0c-86e3-36598db2291c".into()));
-        let Value::Blob(bytes) = lower.blob() else { panic!("blob") };
+        assert_eq!(
+            lower.bare_text(),
+            Value::Text("53ad96d2-6b08-4d0c-86e3-36598db2291c".into())
+        );
+        let Value::Blob(bytes) = lower.blob() else {
+            panic!("blob")
+        };
         assert_eq!(bytes[0], 0x53);
         assert_eq!(bytes.len(), 16);
     }
 
     #[test]
     fn rejects_malformed_ids_as_invalid_input() {
-        for bad in ["fp:0:abc", "{fp:65536}:53ad96d2-6b08-4d0c-86e3-36598db2291c", "{fp:-1}:x", "{fp:0}:nope", ""] {
+        for bad in [
+            "fp:0:abc",
+            "{fp:65536}:53ad96d2-6b08-4d0c-86e3-36598db2291c",
+            "{fp:-1}:x",
+            "{fp:0}:nope",
+            "",
+        ] {
             match ExecutionRef::parse(bad) {
-                Err(EngineError::Validation(v)) => assert_eq!(v.kind, ValidationKind::InvalidInput, "{bad}"),
+                Err(EngineError::Validation(v)) => {
+                    assert_eq!(v.kind, ValidationKind::InvalidInput, "{bad}")
+                }
                 other => panic!("{bad}: {other:?}"),
             }
         }

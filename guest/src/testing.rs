@@ -21,7 +21,9 @@ impl TestDb {
 
     /// Run raw SQL (seeding and mutations).
     pub fn exec(&self, sql: &str) {
-        self.0.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        self.0
+            .execute_batch(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     /// The first column of the first row, as text.
@@ -40,7 +42,11 @@ impl TestDb {
 
     /// A runnable, unowned, eligible execution, as upstream's claim test seeds it.
     pub fn seed_runnable(&self, execution_id: &str) {
-        let uuid = execution_id.split_once("}:").expect("id").1.replace('-', "");
+        let uuid = execution_id
+            .split_once("}:")
+            .expect("id")
+            .1
+            .replace('-', "");
         self.exec(&format!(
             "INSERT INTO ff_exec_core (partition_key, execution_id, lane_id, attempt_index, lifecycle_phase, \
                  ownership_state, eligibility_state, public_state, attempt_state, priority, created_at_ms, raw_fields) \
@@ -51,7 +57,11 @@ impl TestDb {
 
     /// A claim grant for `worker_id`.
     pub fn seed_grant(&self, execution_id: &str, worker_id: &str, expires_at_ms: i64) {
-        let uuid = execution_id.split_once("}:").expect("id").1.replace('-', "");
+        let uuid = execution_id
+            .split_once("}:")
+            .expect("id")
+            .1
+            .replace('-', "");
         self.exec(&format!(
             "INSERT INTO ff_claim_grant (partition_key, grant_id, execution_id, kind, worker_id, \
                  worker_instance_id, lane_id, grant_ttl_ms, issued_at_ms, expires_at_ms) \
@@ -79,7 +89,10 @@ impl TestDb {
 impl Db for TestDb {
     fn execute(&mut self, statement: &str, params: &[Value]) -> Result<ExecResult, SqlError> {
         self.run(statement, params).map_err(to_sql_error)?;
-        Ok(ExecResult { changes: self.0.changes(), last_insert_rowid: self.0.last_insert_rowid() })
+        Ok(ExecResult {
+            changes: self.0.changes(),
+            last_insert_rowid: self.0.last_insert_rowid(),
+        })
     }
 
     fn query(&mut self, statement: &str, params: &[Value]) -> Result<Rows, SqlError> {
@@ -112,5 +125,8 @@ fn to_sql_error(error: rusqlite::Error) -> SqlError {
         rusqlite::Error::SqliteFailure(failure, _) => failure.extended_code,
         _ => 1,
     };
-    SqlError::Failure(SqliteFailure { code, message: error.to_string() })
+    SqlError::Failure(SqliteFailure {
+        code,
+        message: error.to_string(),
+    })
 }

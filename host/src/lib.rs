@@ -1,1 +1,61 @@
+//! FlowFabric's SQLite [`EngineBackend`](ff_core::engine_backend::EngineBackend), with the
+//! engine logic in a sandboxed WebAssembly component.
+//!
+//! [`SqliteBackend`] looks like any other backend to its callers (`Arc<dyn EngineBackend>`).
+//! Inside, every operation runs in one SQLite write transaction that this crate opens; the
+//! decisions (validation, state transitions, the SQL) are made by a guest component that
+//! reaches the database only through the `flowfabric:backend/sql` interface (`wit/`). The host
+//! commits when the guest returns `Ok` and rolls back on an error value or a trap.
+//!
+//! ```
+//! use ff_backend_sqlite_wasm::SqliteBackend;
+//! use ff_core::contracts::ClaimExecutionArgs;
+//! use ff_core::engine_backend::EngineBackend;
+//! use ff_core::engine_error::{ContentionKind, EngineError};
+//! use ff_core::types::*;
+//! use std::sync::Arc;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // SQLite backends are dev-only upstream; ours keeps the same guard.
+//! unsafe { std::env::set_var("FF_DEV_MODE", "1") };
+//! let backend = SqliteBackend::new("file:doc-example?mode=memory&cache=shared").await?;
+//! let engine: Arc<dyn EngineBackend> = backend.clone();
+//!
+//! let execution = ExecutionId::parse("{fp:0}:53ad96d2-6b08-4d0c-86e3-36598db2291c")?;
+//! let args = ClaimExecutionArgs::new(
+//!     execution, WorkerId::new("worker-1"), WorkerInstanceId::new("wi-1"),
+//!     LaneId::new("default"), LeaseId::new(), 30_000, AttemptId::new(), AttemptIndex::new(0),
+//!     String::new(), None, None, TimestampMs::now(),
+//! );
+//! // Nothing was created yet, so the guest reports a typed error and the host rolls back.
+//! assert!(matches!(engine.claim_execution(args).await, Err(EngineError::NotFound { entity: "execution" })));
+//! # let _ = ContentionKind::LeaseConflict;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Modules, one concept each:
+//! - `backend`: [`SqliteBackend`] and its `EngineBackend` implementation;
+//! - `bindings`: the generated WIT bindings and the conversions to and from ff-core types;
+//! - `guest`: the wasmtime engine, the pre-instantiated component, one `Store` per operation;
+//! - `sql`: the `sql` interface the guest imports, over rusqlite;
+//! - `database`: opening SQLite (URIs, pragmas) and the per-process registry;
+//! - `schema`: migrations;
+//! - `error`: construction errors and the sources of `EngineError::Transport`.
 
+#![deny(missing_docs)]
+
+mod backend;
+mod bindings;
+mod database;
+mod error;
+mod guest;
+mod schema;
+mod sql;
+
+pub use backend::{ConnectionForTest, SqliteBackend};
+pub use error::{OpenError, OperationFailure};
+
+/// The label this backend reports in `EngineError::Transport` and `capabilities()`.
+pub const BACKEND_LABEL: &str = "sqlite-wasm";

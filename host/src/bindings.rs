@@ -1,0 +1,257 @@
+//! The generated bindings of the `engine-backend` world, and the conversions between its
+//! types and ff-core's. The rest of the crate never names a generated path directly.
+
+use ff_core::backend::{BackendTag, Handle, HandleKind};
+use ff_core::contracts::{ClaimExecutionArgs, ClaimedExecution};
+use ff_core::engine_error::{
+    BugKind, ConflictKind, ContentionKind, EngineError, StateKind, ValidationKind,
+};
+use ff_core::handle_codec::{HandlePayload, encode};
+use ff_core::state::AttemptType;
+use ff_core::types::{AttemptId, AttemptIndex, ExecutionId, LeaseEpoch, LeaseId, TimestampMs};
+
+use crate::error::OperationFailure;
+
+mod generated {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "engine-backend",
+        imports: { default: trappable },
+        trappable_error_type: { "flowfabric:backend/sql.error" => crate::sql::SqlError },
+    });
+}
+
+pub(crate) use generated::EngineBackend as GuestWorld;
+pub(crate) use generated::EngineBackendPre as GuestWorldPre;
+pub(crate) use generated::exports::flowfabric::backend::engine as wit;
+pub(crate) use generated::flowfabric::backend::sql as wit_sql;
+
+/// ff-core claim arguments as the guest's record.
+pub(crate) fn claim_execution_args(args: &ClaimExecutionArgs) -> wit::ClaimExecutionArgs {
+    wit::ClaimExecutionArgs {
+        execution_id: args.execution_id.as_str().to_owned(),
+        worker_id: args.worker_id.as_str().to_owned(),
+        worker_instance_id: args.worker_instance_id.as_str().to_owned(),
+        lane_id: args.lane_id.as_str().to_owned(),
+        lease_id: args.lease_id.to_string(),
+        lease_ttl_ms: args.lease_ttl_ms,
+        attempt_id: args.attempt_id.to_string(),
+        expected_attempt_index: args.expected_attempt_index.0,
+        attempt_policy_json: args.attempt_policy_json.clone(),
+        attempt_timeout_ms: args.attempt_timeout_ms,
+        execution_deadline_at: args.execution_deadline_at,
+        now: args.now.0,
+    }
+}
+
+/// The guest's claim as ff-core's `ClaimedExecution`, with a real SQLite handle that the
+/// handle-based operations accept.
+pub(crate) fn claimed_execution(
+    op: &'static str,
+    claimed: wit::ClaimedExecution,
+    args: &ClaimExecutionArgs,
+) -> Result<ClaimedExecution, EngineError> {
+    let execution_id = ExecutionId::parse(&claimed.execution_id)
+        .map_err(|_| OperationFailure::malformed(op, "execution_id", &claimed.execution_id))?;
+    let lease_id = LeaseId::parse(&claimed.lease_id)
+        .map_err(|_| OperationFailure::malformed(op, "lease_id", &claimed.lease_id))?;
+    let attempt_id = AttemptId::parse(&claimed.attempt_id)
+        .map_err(|_| OperationFailure::malformed(op, "attempt_id", &claimed.attempt_id))?;
+    let attempt_index = AttemptIndex::new(claimed.attempt_index);
+    let lease_epoch = LeaseEpoch::new(claimed.lease_epoch);
+    let payload = HandlePayload::new(
+        execution_id.clone(),
+        attempt_index,
+        attempt_id.clone(),
+        lease_id.clone(),
+        lease_epoch,
+        args.lease_ttl_ms,
+        args.lane_id.clone(),
+        args.worker_instance_id.clone(),
+    );
+    let handle = Handle::new(
+        BackendTag::Sqlite,
+        HandleKind::Fresh,
+        encode(BackendTag::Sqlite, &payload),
+    );
+    Ok(ClaimedExecution::new(
+        execution_id,
+        lease_id,
+        lease_epoch,
+        attempt_index,
+        attempt_id,
+        attempt_type(claimed.attempt_type),
+        TimestampMs::from_millis(claimed.lease_expires_at),
+        handle,
+    ))
+}
+
+fn attempt_type(attempt_type: wit::AttemptType) -> AttemptType {
+    match attempt_type {
+        wit::AttemptType::Initial => AttemptType::Initial,
+        wit::AttemptType::Retry => AttemptType::Retry,
+        wit::AttemptType::Reclaim => AttemptType::Reclaim,
+        wit::AttemptType::Replay => AttemptType::Replay,
+        wit::AttemptType::Fallback => AttemptType::Fallback,
+    }
+}
+
+/// The guest's error value as the exact `EngineError` it stands for.
+pub(crate) fn engine_error(op: &'static str, error: wit::EngineError) -> EngineError {
+    match error {
+        wit::EngineError::NotFound(entity) => EngineError::NotFound {
+            entity: entity_name(entity),
+        },
+        wit::EngineError::Validation(v) => EngineError::Validation {
+            kind: validation_kind(v.kind),
+            detail: v.detail,
+        },
+        wit::EngineError::Contention(kind) => EngineError::Contention(contention_kind(kind)),
+        wit::EngineError::Conflict(kind) => EngineError::Conflict(conflict_kind(kind)),
+        wit::EngineError::State(kind) => EngineError::State(state_kind(kind)),
+        wit::EngineError::Bug(wit::BugKind::AttemptNotInCreatedState) => {
+            EngineError::Bug(BugKind::AttemptNotInCreatedState)
+        }
+        wit::EngineError::Storage(error) => OperationFailure::Storage {
+            op,
+            detail: describe_sql_error(&error),
+        }
+        .into(),
+    }
+}
+
+fn entity_name(entity: wit::Entity) -> &'static str {
+    match entity {
+        wit::Entity::Execution => "execution",
+        wit::Entity::Attempt => "attempt",
+        wit::Entity::Flow => "flow",
+        wit::Entity::Waitpoint => "waitpoint",
+    }
+}
+
+/// A readable description of a SQL error the guest passed up.
+fn describe_sql_error(error: &wit_sql::Error) -> String {
+    match error {
+        wit_sql::Error::Busy => "database busy".to_owned(),
+        wit_sql::Error::Constraint(message) => format!("constraint failed: {message}"),
+        wit_sql::Error::Denied(message) => format!("statement denied: {message}"),
+        wit_sql::Error::TooLarge(message) => format!("result too large: {message}"),
+        wit_sql::Error::Failure(failure) => {
+            format!("sqlite error {}: {}", failure.code, failure.message)
+        }
+    }
+}
+
+fn validation_kind(kind: wit::ValidationKind) -> ValidationKind {
+    use wit::ValidationKind as W;
+    match kind {
+        W::InvalidInput => ValidationKind::InvalidInput,
+        W::CapabilityMismatch => ValidationKind::CapabilityMismatch,
+        W::InvalidCapabilities => ValidationKind::InvalidCapabilities,
+        W::InvalidPolicyJson => ValidationKind::InvalidPolicyJson,
+        W::PayloadTooLarge => ValidationKind::PayloadTooLarge,
+        W::SignalLimitExceeded => ValidationKind::SignalLimitExceeded,
+        W::InvalidWaitpointKey => ValidationKind::InvalidWaitpointKey,
+        W::InvalidToken => ValidationKind::InvalidToken,
+        W::WaitpointNotTokenBound => ValidationKind::WaitpointNotTokenBound,
+        W::RetentionLimitExceeded => ValidationKind::RetentionLimitExceeded,
+        W::InvalidLeaseForSuspend => ValidationKind::InvalidLeaseForSuspend,
+        W::InvalidDependency => ValidationKind::InvalidDependency,
+        W::InvalidWaitpointForExecution => ValidationKind::InvalidWaitpointForExecution,
+        W::InvalidBlockingReason => ValidationKind::InvalidBlockingReason,
+        W::InvalidOffset => ValidationKind::InvalidOffset,
+        W::Unauthorized => ValidationKind::Unauthorized,
+        W::InvalidBudgetScope => ValidationKind::InvalidBudgetScope,
+        W::BudgetOverrideNotAllowed => ValidationKind::BudgetOverrideNotAllowed,
+        W::InvalidQuotaSpec => ValidationKind::InvalidQuotaSpec,
+        W::InvalidKid => ValidationKind::InvalidKid,
+        W::InvalidSecretHex => ValidationKind::InvalidSecretHex,
+        W::InvalidGraceMs => ValidationKind::InvalidGraceMs,
+        W::InvalidTagKey => ValidationKind::InvalidTagKey,
+        W::InvalidFrameType => ValidationKind::InvalidFrameType,
+        W::Corruption => ValidationKind::Corruption,
+        W::HandleFromOtherBackend => ValidationKind::HandleFromOtherBackend,
+    }
+}
+
+fn contention_kind(kind: wit::ContentionKind) -> ContentionKind {
+    use wit::ContentionKind as W;
+    match kind {
+        W::UseClaimResumedExecution => ContentionKind::UseClaimResumedExecution,
+        W::NotAResumedExecution => ContentionKind::NotAResumedExecution,
+        W::ExecutionNotLeaseable => ContentionKind::ExecutionNotLeaseable,
+        W::LeaseConflict => ContentionKind::LeaseConflict,
+        W::InvalidClaimGrant => ContentionKind::InvalidClaimGrant,
+        W::ClaimGrantExpired => ContentionKind::ClaimGrantExpired,
+        W::NoEligibleExecution => ContentionKind::NoEligibleExecution,
+        W::WaitpointNotFound => ContentionKind::WaitpointNotFound,
+        W::WaitpointPendingUseBufferScript => ContentionKind::WaitpointPendingUseBufferScript,
+        W::StaleGraphRevision => ContentionKind::StaleGraphRevision,
+        W::ExecutionNotActive(state) => ContentionKind::ExecutionNotActive {
+            terminal_outcome: state.terminal_outcome,
+            lease_epoch: state.lease_epoch,
+            lifecycle_phase: state.lifecycle_phase,
+            attempt_id: state.attempt_id,
+        },
+        W::ExecutionNotEligible => ContentionKind::ExecutionNotEligible,
+        W::ExecutionNotInEligibleSet => ContentionKind::ExecutionNotInEligibleSet,
+        W::ExecutionNotReclaimable => ContentionKind::ExecutionNotReclaimable,
+        W::NoActiveLease => ContentionKind::NoActiveLease,
+        W::RateLimitExceeded => ContentionKind::RateLimitExceeded,
+        W::ConcurrencyLimitExceeded => ContentionKind::ConcurrencyLimitExceeded,
+        W::RetryExhausted => ContentionKind::RetryExhausted,
+    }
+}
+
+fn conflict_kind(kind: wit::ConflictKind) -> ConflictKind {
+    use wit::ConflictKind as W;
+    match kind {
+        W::CycleDetected => ConflictKind::CycleDetected,
+        W::SelfReferencingEdge => ConflictKind::SelfReferencingEdge,
+        W::ExecutionAlreadyInFlow => ConflictKind::ExecutionAlreadyInFlow,
+        W::WaitpointAlreadyExists => ConflictKind::WaitpointAlreadyExists,
+        W::BudgetAttachConflict => ConflictKind::BudgetAttachConflict,
+        W::QuotaAttachConflict => ConflictKind::QuotaAttachConflict,
+        W::RotationConflict(detail) => ConflictKind::RotationConflict(detail),
+        W::ActiveAttemptExists => ConflictKind::ActiveAttemptExists,
+    }
+}
+
+fn state_kind(kind: wit::StateKind) -> StateKind {
+    use wit::StateKind as W;
+    match kind {
+        W::StaleLease => StateKind::StaleLease,
+        W::LeaseExpired => StateKind::LeaseExpired,
+        W::LeaseRevoked => StateKind::LeaseRevoked,
+        W::ExecutionNotSuspended => StateKind::ExecutionNotSuspended,
+        W::AlreadySuspended => StateKind::AlreadySuspended,
+        W::WaitpointClosed => StateKind::WaitpointClosed,
+        W::TargetNotSignalable => StateKind::TargetNotSignalable,
+        W::DuplicateSignal => StateKind::DuplicateSignal,
+        W::ResumeConditionNotMet => StateKind::ResumeConditionNotMet,
+        W::WaitpointNotPending => StateKind::WaitpointNotPending,
+        W::PendingWaitpointExpired => StateKind::PendingWaitpointExpired,
+        W::WaitpointNotOpen => StateKind::WaitpointNotOpen,
+        W::ExecutionNotTerminal => StateKind::ExecutionNotTerminal,
+        W::MaxReplaysExhausted => StateKind::MaxReplaysExhausted,
+        W::StreamClosed => StateKind::StreamClosed,
+        W::StaleOwnerCannotAppend => StateKind::StaleOwnerCannotAppend,
+        W::GrantAlreadyExists => StateKind::GrantAlreadyExists,
+        W::ExecutionNotInFlow => StateKind::ExecutionNotInFlow,
+        W::FlowAlreadyTerminal => StateKind::FlowAlreadyTerminal,
+        W::DepsNotSatisfied => StateKind::DepsNotSatisfied,
+        W::NotBlockedByDeps => StateKind::NotBlockedByDeps,
+        W::NotRunnable => StateKind::NotRunnable,
+        W::Terminal => StateKind::Terminal,
+        W::BudgetExceeded => StateKind::BudgetExceeded,
+        W::BudgetSoftExceeded => StateKind::BudgetSoftExceeded,
+        W::OkAlreadyApplied => StateKind::OkAlreadyApplied,
+        W::AttemptNotStarted => StateKind::AttemptNotStarted,
+        W::AttemptAlreadyTerminal => StateKind::AttemptAlreadyTerminal,
+        W::ExecutionNotEligibleForAttempt => StateKind::ExecutionNotEligibleForAttempt,
+        W::ReplayNotAllowed => StateKind::ReplayNotAllowed,
+        W::MaxRetriesExhausted => StateKind::MaxRetriesExhausted,
+        W::StreamAlreadyClosed => StateKind::StreamAlreadyClosed,
+        W::AlreadySatisfied => StateKind::AlreadySatisfied,
+    }
+}

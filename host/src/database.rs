@@ -1,0 +1,154 @@
+//! Opening SQLite: which strings mean a file and which an in-memory database, the connection
+//! settings, and the key under which the per-process registry shares one backend per database.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::OpenError;
+use crate::schema;
+
+/// How long a statement waits for another process's lock before failing with `busy`.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_millis(5_000);
+
+/// Where a database lives, parsed from the string given to `SqliteBackend::new`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Location {
+    /// An in-memory database: `:memory:`, `file::memory:…`, or a `file:` URI with `mode=memory`.
+    Memory {
+        /// The URI SQLite opens (`:memory:` becomes `file::memory:?cache=shared`).
+        uri: String,
+    },
+    /// A database file, given as a path or a `file:` URI.
+    File {
+        /// The string SQLite opens.
+        target: String,
+        /// The file's path, for the registry key.
+        path: PathBuf,
+    },
+}
+
+impl Location {
+    /// Classify `uri` as upstream does: exactly `:memory:`, a `file::memory:` prefix, or a
+    /// `file:` URI whose query has an exact `mode=memory` pair is memory; anything else is a file.
+    pub fn parse(uri: &str) -> Self {
+        if uri == ":memory:" {
+            return Self::Memory {
+                uri: "file::memory:?cache=shared".to_owned(),
+            };
+        }
+        if uri.starts_with("file::memory:") {
+            return Self::Memory {
+                uri: uri.to_owned(),
+            };
+        }
+        if let Some(rest) = uri.strip_prefix("file:") {
+            let rest = rest.split('#').next().unwrap_or_default();
+            let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+            if query.split('&').any(|pair| pair == "mode=memory") {
+                return Self::Memory {
+                    uri: uri.to_owned(),
+                };
+            }
+            return Self::File {
+                target: uri.to_owned(),
+                path: PathBuf::from(path),
+            };
+        }
+        Self::File {
+            target: uri.to_owned(),
+            path: PathBuf::from(uri),
+        }
+    }
+
+    /// The registry key: the URI for memory databases, the absolute file path for files (the
+    /// same file reached through different relative paths or links shares one key).
+    pub fn key(&self) -> String {
+        match self {
+            Self::Memory { uri } => uri.clone(),
+            Self::File { path, .. } => absolute(path).display().to_string(),
+        }
+    }
+
+    /// Open the database, apply the connection settings and the migrations.
+    pub fn open(&self, given: &str) -> Result<Connection, OpenError> {
+        let open_error = |source| OpenError::Open {
+            uri: given.to_owned(),
+            source,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let target = match self {
+            Self::Memory { uri } => uri,
+            Self::File { target, .. } => target,
+        };
+        let mut conn = Connection::open_with_flags(target, flags).map_err(open_error)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+        if let Self::File { .. } = self {
+            conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+                .map_err(open_error)?;
+            conn.pragma_update(None, "synchronous", "FULL")
+                .map_err(open_error)?;
+        }
+        conn.set_prepared_statement_cache_capacity(128);
+        schema::migrate(&mut conn, given)?;
+        Ok(conn)
+    }
+}
+
+/// `path` made absolute with its directory resolved (the file itself may not exist yet).
+fn absolute(path: &Path) -> PathBuf {
+    if let Ok(resolved) = std::fs::canonicalize(path) {
+        return resolved;
+    }
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match (std::fs::canonicalize(parent), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => path.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_memory(uri: &str) -> bool {
+        matches!(Location::parse(uri), Location::Memory { .. })
+    }
+
+    #[test]
+    fn classifies_memory_and_file_uris_like_upstream() {
+        assert!(is_memory(":memory:"));
+        assert!(is_memory("file::memory:"));
+        assert!(is_memory("file::memory:?cache=shared"));
+        assert!(is_memory("file:abc?mode=memory&cache=shared"));
+        assert!(is_memory("file:abc?cache=shared&mode=memory#frag"));
+        assert!(!is_memory("file:my_mode=memory_db.sqlite"));
+        assert!(!is_memory("file:abc?mode=memory_extra"));
+        assert!(!is_memory("data.sqlite"));
+        assert_eq!(
+            Location::parse(":memory:").key(),
+            "file::memory:?cache=shared"
+        );
+    }
+
+    #[test]
+    fn a_file_has_one_key_before_and_after_it_exists() {
+        let dir = std::env::temp_dir().join(format!("ffwasm-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("k.sqlite");
+        let before = Location::parse(file.to_str().unwrap()).key();
+        std::fs::write(&file, b"").unwrap();
+        let after = Location::parse(file.to_str().unwrap()).key();
+        let via_uri = Location::parse(&format!("file:{}?mode=rwc", file.display())).key();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(before, after);
+        assert_eq!(after, via_uri);
+    }
+}

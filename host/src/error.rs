@@ -1,0 +1,148 @@
+//! The crate's error types: [`OpenError`] for construction, [`OperationFailure`] for what an
+//! operation reports as `EngineError::Transport` (its `source`, which callers may downcast).
+
+use ff_core::engine_error::{BackendError, BackendErrorKind, EngineError};
+
+use crate::BACKEND_LABEL;
+
+/// Why [`SqliteBackend::new`](crate::SqliteBackend::new) could not build a backend.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The `FF_DEV_MODE` environment variable is not exactly `1`. SQLite backends are
+    /// development tools upstream; this one keeps the same opt-in.
+    #[error(
+        "SqliteBackend requires FF_DEV_MODE=1 to activate. SQLite is dev-only; set FF_DEV_MODE=1 \
+         in the environment of the process that constructs the backend"
+    )]
+    RequiresDevMode,
+    /// SQLite could not open the database or apply its settings.
+    #[error("cannot open SQLite database {uri:?}: {source}")]
+    Open {
+        /// The URI or path as given.
+        uri: String,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Applying the schema migrations failed; the database is unchanged.
+    #[error("cannot migrate SQLite database {uri:?} to schema version {version}: {source}")]
+    Migrate {
+        /// The URI or path as given.
+        uri: String,
+        /// The migration that failed.
+        version: u32,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer build with a schema this build does not know.
+    #[error(
+        "SQLite database {uri:?} has schema version {found}; this build supports up to {supported}"
+    )]
+    SchemaTooNew {
+        /// The URI or path as given.
+        uri: String,
+        /// The database's `user_version`.
+        found: u32,
+        /// The newest schema version this build knows.
+        supported: u32,
+    },
+    /// The guest component could not be compiled or linked.
+    #[error("cannot load the guest component: {0}")]
+    Guest(String),
+}
+
+impl From<OpenError> for BackendError {
+    /// For callers written against upstream's constructor, which returns ff-core's
+    /// `BackendError`.
+    fn from(error: OpenError) -> Self {
+        match error {
+            OpenError::RequiresDevMode => BackendError::RequiresDevMode,
+            OpenError::Open { .. } => BackendError::Valkey {
+                kind: BackendErrorKind::Transport,
+                message: error.to_string(),
+            },
+            other => BackendError::Valkey {
+                kind: BackendErrorKind::Protocol,
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+/// Why an operation failed outside the engine's own rules. Always delivered as
+/// `EngineError::Transport { backend: "sqlite-wasm", source }` with this as the `source`;
+/// in every case the operation's transaction was rolled back.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OperationFailure {
+    /// The guest trapped (panic, out-of-bounds access, resource limit). The next operation runs
+    /// on a fresh instance.
+    #[error("guest trapped during {op}: {detail}")]
+    GuestTrapped {
+        /// The engine operation.
+        op: &'static str,
+        /// The trap code, when wasmtime reported one.
+        trap: Option<wasmtime::Trap>,
+        /// wasmtime's message, followed by whatever the guest wrote to stderr.
+        detail: String,
+    },
+    /// The guest returned a value the host cannot interpret.
+    #[error("guest returned a malformed {field} during {op}: {value:?}")]
+    MalformedResult {
+        /// The engine operation.
+        op: &'static str,
+        /// The offending field.
+        field: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// A SQL statement of the guest failed in a way the guest did not handle.
+    #[error("SQL failure during {op}: {detail}")]
+    Storage {
+        /// The engine operation.
+        op: &'static str,
+        /// The SQL error as the guest received it.
+        detail: String,
+    },
+    /// The host's own SQLite work (opening, committing or rolling back the transaction) failed.
+    #[error("database failure during {op}: {source}")]
+    Database {
+        /// The engine operation.
+        op: &'static str,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The connection was lost when an earlier operation's host thread panicked.
+    #[error("the database connection was lost by an earlier failed operation; open a new backend")]
+    ConnectionLost,
+    /// The blocking task running the operation panicked or was cancelled.
+    #[error("the task running {op} did not finish: {detail}")]
+    TaskFailed {
+        /// The engine operation.
+        op: &'static str,
+        /// The join error.
+        detail: String,
+    },
+}
+
+impl OperationFailure {
+    pub(crate) fn malformed(op: &'static str, field: &'static str, value: &str) -> Self {
+        Self::MalformedResult {
+            op,
+            field,
+            value: value.to_owned(),
+        }
+    }
+}
+
+impl From<OperationFailure> for EngineError {
+    fn from(failure: OperationFailure) -> Self {
+        EngineError::Transport {
+            backend: BACKEND_LABEL,
+            source: Box::new(failure),
+        }
+    }
+}

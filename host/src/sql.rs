@@ -1,0 +1,279 @@
+//! The `flowfabric:backend/sql` interface the guest imports, implemented over rusqlite.
+//!
+//! [`SqlAccess`] is the guest's view of the database: the connection bound to the operation in
+//! progress (inside the host's transaction) and the per-query limits. Statements are prepared
+//! through rusqlite's statement cache, so a guest repeating the same SQL text pays for parsing
+//! once per connection. SQL failures become `sql.error` values in [`convert_error`]; only a
+//! call with no bound connection (a host bug) traps.
+//!
+//! [`convert_error`]: wit_sql::Host::convert_error
+
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, ErrorCode, ToSql};
+
+use crate::bindings::wit_sql;
+
+/// Bounds on what one `query` may return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QueryLimits {
+    /// Rows per result.
+    pub max_rows: usize,
+    /// Approximate bytes per result (text and blob lengths plus 8 per number).
+    pub max_bytes: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            max_rows: 10_000,
+            max_bytes: 16 << 20,
+        }
+    }
+}
+
+/// The database as the guest sees it during one operation.
+pub(crate) struct SqlAccess {
+    connection: Option<Connection>,
+    limits: QueryLimits,
+}
+
+impl SqlAccess {
+    /// Bind `connection` (already inside the operation's transaction) for the guest's use.
+    pub fn new(connection: Connection, limits: QueryLimits) -> Self {
+        Self {
+            connection: Some(connection),
+            limits,
+        }
+    }
+
+    /// Take the connection back once the guest returned or trapped.
+    pub fn into_connection(self) -> Option<Connection> {
+        self.connection
+    }
+
+    fn connection(&self) -> Result<&Connection, SqlError> {
+        self.connection.as_ref().ok_or(SqlError::Unbound)
+    }
+}
+
+/// A failed `sql` call, before it is shown to the guest.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SqlError {
+    /// SQLite refused or failed the statement.
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    /// The result exceeded [`QueryLimits`].
+    #[error("query result exceeds {0}")]
+    TooLarge(String),
+    /// No connection is bound: the guest called outside an operation. A host bug; traps.
+    #[error("no database connection is bound to this guest call")]
+    Unbound,
+}
+
+/// A guest value bound as a statement parameter, without copying.
+struct Param<'a>(&'a wit_sql::Value);
+
+impl ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self.0 {
+            wit_sql::Value::Null => ValueRef::Null,
+            wit_sql::Value::Integer(value) => ValueRef::Integer(*value),
+            wit_sql::Value::Real(value) => ValueRef::Real(*value),
+            wit_sql::Value::Text(value) => ValueRef::Text(value.as_bytes()),
+            wit_sql::Value::Blob(value) => ValueRef::Blob(value),
+        }))
+    }
+}
+
+fn to_guest(value: ValueRef<'_>) -> (wit_sql::Value, usize) {
+    match value {
+        ValueRef::Null => (wit_sql::Value::Null, 1),
+        ValueRef::Integer(value) => (wit_sql::Value::Integer(value), 8),
+        ValueRef::Real(value) => (wit_sql::Value::Real(value), 8),
+        ValueRef::Text(bytes) => (
+            wit_sql::Value::Text(String::from_utf8_lossy(bytes).into_owned()),
+            bytes.len(),
+        ),
+        ValueRef::Blob(bytes) => (wit_sql::Value::Blob(bytes.to_vec()), bytes.len()),
+    }
+}
+
+impl wit_sql::Host for SqlAccess {
+    fn execute(
+        &mut self,
+        statement: String,
+        params: Vec<wit_sql::Value>,
+    ) -> Result<wit_sql::ExecResult, SqlError> {
+        let connection = self.connection()?;
+        let mut prepared = connection.prepare_cached(&statement)?;
+        let mut rows = prepared.query(rusqlite::params_from_iter(params.iter().map(Param)))?;
+        // Step to completion; rows from `RETURNING` are discarded.
+        while rows.next()?.is_some() {}
+        drop(rows);
+        Ok(wit_sql::ExecResult {
+            changes: connection.changes(),
+            last_insert_rowid: connection.last_insert_rowid(),
+        })
+    }
+
+    fn query(
+        &mut self,
+        statement: String,
+        params: Vec<wit_sql::Value>,
+    ) -> Result<wit_sql::Rows, SqlError> {
+        let limits = self.limits;
+        let connection = self.connection()?;
+        let mut prepared = connection.prepare_cached(&statement)?;
+        let columns: Vec<String> = prepared
+            .column_names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let width = columns.len();
+        let mut rows = prepared.query(rusqlite::params_from_iter(params.iter().map(Param)))?;
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        while let Some(row) = rows.next()? {
+            if out.len() == limits.max_rows {
+                return Err(SqlError::TooLarge(format!(
+                    "the limit of {} rows",
+                    limits.max_rows
+                )));
+            }
+            let mut values = Vec::with_capacity(width);
+            for index in 0..width {
+                let (value, size) = to_guest(row.get_ref(index)?);
+                bytes += size;
+                values.push(value);
+            }
+            if bytes > limits.max_bytes {
+                return Err(SqlError::TooLarge(format!(
+                    "the limit of {} bytes",
+                    limits.max_bytes
+                )));
+            }
+            out.push(values);
+        }
+        Ok(wit_sql::Rows { columns, rows: out })
+    }
+
+    fn convert_error(&mut self, error: SqlError) -> wasmtime::Result<wit_sql::Error> {
+        match error {
+            SqlError::Sqlite(error) => Ok(classify(error)),
+            SqlError::TooLarge(what) => Ok(wit_sql::Error::TooLarge(what)),
+            SqlError::Unbound => Err(wasmtime::format_err!("{}", SqlError::Unbound)),
+        }
+    }
+}
+
+/// The `sql.error` case for a SQLite error.
+fn classify(error: rusqlite::Error) -> wit_sql::Error {
+    let message = error.to_string();
+    match &error {
+        rusqlite::Error::SqliteFailure(failure, _) => match failure.code {
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => wit_sql::Error::Busy,
+            ErrorCode::ConstraintViolation => wit_sql::Error::Constraint(message),
+            ErrorCode::AuthorizationForStatementDenied => wit_sql::Error::Denied(message),
+            _ => wit_sql::Error::Failure(wit_sql::SqliteFailure {
+                code: failure.extended_code,
+                message,
+            }),
+        },
+        _ => wit_sql::Error::Failure(wit_sql::SqliteFailure {
+            code: rusqlite::ffi::SQLITE_ERROR,
+            message,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wit_sql::{Host as _, Value};
+
+    fn access(limits: QueryLimits) -> SqlAccess {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE, data BLOB)")
+            .unwrap();
+        SqlAccess::new(conn, limits)
+    }
+
+    #[test]
+    fn values_round_trip_through_execute_and_query() {
+        let mut sql = access(QueryLimits::default());
+        let inserted = sql
+            .execute(
+                "INSERT INTO t (name, data) VALUES (?1, ?2)".into(),
+                vec![Value::Text("a".into()), Value::Blob(vec![1, 2, 3])],
+            )
+            .unwrap();
+        assert_eq!((inserted.changes, inserted.last_insert_rowid), (1, 1));
+        let rows = sql
+            .query(
+                "SELECT id, name, data, 1.5, NULL FROM t WHERE name = ?1".into(),
+                vec![Value::Text("a".into())],
+            )
+            .unwrap();
+        assert_eq!(rows.columns, ["id", "name", "data", "1.5", "NULL"]);
+        assert!(matches!(
+            &rows.rows[..],
+            [row] if matches!(&row[..], [Value::Integer(1), Value::Text(n), Value::Blob(b), Value::Real(r), Value::Null]
+                if n == "a" && b == &[1, 2, 3] && *r == 1.5)
+        ));
+    }
+
+    #[test]
+    fn failures_are_classified() {
+        let mut sql = access(QueryLimits::default());
+        sql.execute("INSERT INTO t (name) VALUES ('x')".into(), vec![])
+            .unwrap();
+        let duplicate = sql
+            .execute("INSERT INTO t (name) VALUES ('x')".into(), vec![])
+            .unwrap_err();
+        assert!(matches!(
+            sql.convert_error(duplicate).unwrap(),
+            wit_sql::Error::Constraint(_)
+        ));
+        let syntax = sql.query("SELEKT".into(), vec![]).unwrap_err();
+        assert!(
+            matches!(sql.convert_error(syntax).unwrap(), wit_sql::Error::Failure(f) if f.code == 1)
+        );
+    }
+
+    #[test]
+    fn results_over_the_limits_are_refused() {
+        let mut sql = access(QueryLimits {
+            max_rows: 2,
+            max_bytes: 100,
+        });
+        for name in ["a", "b", "c"] {
+            sql.execute(
+                "INSERT INTO t (name) VALUES (?1)".into(),
+                vec![Value::Text(name.into())],
+            )
+            .unwrap();
+        }
+        let too_many = sql.query("SELECT name FROM t".into(), vec![]).unwrap_err();
+        assert!(matches!(
+            sql.convert_error(too_many).unwrap(),
+            wit_sql::Error::TooLarge(_)
+        ));
+        let too_big = sql
+            .query("SELECT zeroblob(500)".into(), vec![])
+            .unwrap_err();
+        assert!(matches!(
+            sql.convert_error(too_big).unwrap(),
+            wit_sql::Error::TooLarge(_)
+        ));
+    }
+
+    #[test]
+    fn a_call_without_a_connection_traps() {
+        let mut sql = SqlAccess {
+            connection: None,
+            limits: QueryLimits::default(),
+        };
+        let error = sql.query("SELECT 1".into(), vec![]).unwrap_err();
+        assert!(sql.convert_error(error).is_err());
+    }
+}
