@@ -300,7 +300,8 @@ mod tests {
 
     #[test]
     fn validation_order_matches_the_table() {
-        let cases: [(&str, fn(&EngineError) -> bool); 5] = [
+        type Expect = fn(&EngineError) -> bool;
+        let cases: [(&str, Expect); 5] = [
             (
                 "UPDATE ff_exec_core SET lifecycle_phase = 'terminal', ownership_state = 'leased'",
                 |e| matches!(e, EngineError::Contention(ContentionKind::ExecutionNotActive(n)) if n.lifecycle_phase == "terminal" && n.terminal_outcome == "none"),

@@ -6,11 +6,11 @@
 //! the operation returns `Ok`.
 //!
 //! Layout:
-//! - [`bindings`]: the wit-bindgen glue (private types of the `engine-backend` world);
-//! - [`db`]: the small [`db::Db`] trait the logic talks to, and its implementation over the
+//! - `bindings`: the wit-bindgen glue (the `engine-backend` world's generated types);
+//! - [`db`], the small [`db::Db`] trait the logic talks to, and its implementation over the
 //!   host's `sql` import;
-//! - [`ids`]: execution id parsing;
-//! - [`claim`]: `claim-execution`.
+//! - [`ids`], execution id parsing;
+//! - [`claim`], `claim-execution`.
 //!
 //! The logic modules depend only on [`db::Db`], so they are unit-tested natively against a
 //! real SQLite database (see `tests` in each module).

@@ -6,9 +6,9 @@
 //! Operations on one backend are therefore serialized in-process, so no `SQLITE_BUSY` or
 //! `SQLITE_LOCKED` can arise between them; across processes SQLite's busy timeout applies.
 
-use std::collections::HashMap;
 use std::ops::Deref;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::path::PathBuf;
+use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -30,82 +30,47 @@ use wasmtime::Store;
 
 use crate::BACKEND_LABEL;
 use crate::bindings::{self, GuestWorld, wit};
-use crate::database::Location;
+use crate::database::Database;
 use crate::error::{OpenError, OperationFailure};
 use crate::guest::{GuestRuntime, GuestState};
 
 /// FlowFabric's SQLite engine backend, with the engine logic in a WebAssembly guest.
 ///
-/// Construct with [`SqliteBackend::new`]; use as `Arc<dyn EngineBackend>`. Backends built for
-/// the same database (the same file, or the same in-memory URI) share one connection while any
-/// of them is alive. Dropping the last one closes the database; an in-memory database is then
-/// gone.
+/// Construct with [`SqliteBackend::new`] (the built-in guest) or [`SqliteBackend::builder`]
+/// (your own guest component); use as `Arc<dyn EngineBackend>`. Backends built for the same
+/// database (the same file, or the same in-memory URI) share one connection while any of them
+/// is alive, whichever guest each runs. Dropping the last one closes the database; an in-memory
+/// database is then gone.
 pub struct SqliteBackend {
-    shared: Arc<Shared>,
-}
-
-/// What backends for one database share.
-struct Shared {
-    key: String,
-    connection: Mutex<Option<Connection>>,
+    database: Arc<Database>,
     guest: Arc<GuestRuntime>,
 }
 
-/// Live backends by database key, so that one database has one connection per process.
-static REGISTRY: Mutex<Option<HashMap<String, Weak<Shared>>>> = Mutex::new(None);
-
 impl SqliteBackend {
-    /// Open (creating if needed) the database at `uri` and return a backend for it.
+    /// Open (creating if needed) the database at `uri` and return a backend for it that runs
+    /// the built-in guest.
     ///
     /// `uri` is a file path, `:memory:`, or a SQLite URI such as
     /// `file:name?mode=memory&cache=shared`. Files get WAL journaling, `synchronous=FULL` and a
     /// 5 s busy timeout. The schema is migrated to this build's version. Requires the
     /// environment variable `FF_DEV_MODE=1`, as upstream's SQLite backend does.
     pub async fn new(uri: &str) -> Result<Arc<Self>, OpenError> {
-        if std::env::var("FF_DEV_MODE").as_deref() != Ok("1") {
-            return Err(OpenError::RequiresDevMode);
-        }
-        let uri = uri.to_owned();
-        tokio::task::spawn_blocking(move || Self::open_blocking(&uri))
-            .await
-            .unwrap_or_else(|join| {
-                Err(OpenError::Guest(format!(
-                    "construction task failed: {join}"
-                )))
-            })
+        Self::builder(uri).open().await
     }
 
-    fn open_blocking(uri: &str) -> Result<Arc<Self>, OpenError> {
-        let location = Location::parse(uri);
-        let key = location.key();
-        let mut registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
-        let registry = registry.get_or_insert_with(HashMap::new);
-        registry.retain(|_, backend| backend.strong_count() > 0);
-        if let Some(shared) = registry.get(&key).and_then(Weak::upgrade) {
-            return Ok(Arc::new(Self { shared }));
+    /// Start configuring a backend for the database at `uri` (see [`SqliteBackend::new`]).
+    pub fn builder(uri: impl Into<String>) -> SqliteBackendBuilder {
+        SqliteBackendBuilder {
+            uri: uri.into(),
+            guest: GuestSource::Builtin,
         }
-        let guest = GuestRuntime::builtin()?;
-        let connection = location.open(uri)?;
-        let shared = Arc::new(Shared {
-            key: key.clone(),
-            connection: Mutex::new(Some(connection)),
-            guest,
-        });
-        registry.insert(key, Arc::downgrade(&shared));
-        tracing::info!(database = %shared.key, "FlowFabric SQLite (wasm) backend opened; dev-only, single machine");
-        Ok(Arc::new(Self { shared }))
     }
 
     /// Lend the backend's connection to a test, for seeding and inspecting rows with raw SQL
     /// (upstream's `pool_for_test()`). Operations wait while the guard is held.
     #[doc(hidden)]
     pub fn connection_for_test(&self) -> ConnectionForTest<'_> {
-        ConnectionForTest(
-            self.shared
-                .connection
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
+        ConnectionForTest(self.database.lock())
     }
 
     /// Run one guest operation in its own transaction on a blocking thread.
@@ -119,54 +84,112 @@ impl SqliteBackend {
             + Send
             + 'static,
     {
-        let shared = Arc::clone(&self.shared);
-        tokio::task::spawn_blocking(move || shared.run_in_transaction(op, call))
-            .await
-            .unwrap_or_else(|join| {
-                Err(OperationFailure::TaskFailed {
-                    op,
-                    detail: join.to_string(),
-                }
-                .into())
-            })
+        let database = Arc::clone(&self.database);
+        let guest = Arc::clone(&self.guest);
+        tokio::task::spawn_blocking(move || {
+            database
+                .with_connection(|connection| run_in_transaction(&guest, connection, op, call))?
+        })
+        .await
+        .unwrap_or_else(|join| {
+            Err(OperationFailure::TaskFailed {
+                op,
+                detail: join.to_string(),
+            }
+            .into())
+        })
     }
 }
 
-impl Shared {
-    fn run_in_transaction<T>(
-        &self,
-        op: &'static str,
-        call: impl FnOnce(
-            &GuestWorld,
-            &mut Store<GuestState>,
-        ) -> wasmtime::Result<Result<T, wit::EngineError>>,
-    ) -> Result<T, EngineError> {
-        let mut slot = self
-            .connection
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let connection = slot.take().ok_or(OperationFailure::ConnectionLost)?;
-        if let Err(source) = connection.execute_batch("BEGIN IMMEDIATE") {
-            *slot = Some(connection);
-            return Err(OperationFailure::Database { op, source }.into());
+/// `BEGIN IMMEDIATE`, the guest call, then `COMMIT` on `Ok` or `ROLLBACK` on anything else.
+fn run_in_transaction<T>(
+    guest: &GuestRuntime,
+    connection: Connection,
+    op: &'static str,
+    call: impl FnOnce(
+        &GuestWorld,
+        &mut Store<GuestState>,
+    ) -> wasmtime::Result<Result<T, wit::EngineError>>,
+) -> (Connection, Result<T, EngineError>) {
+    if let Err(source) = connection.execute_batch("BEGIN IMMEDIATE") {
+        return (
+            connection,
+            Err(OperationFailure::Database { op, source }.into()),
+        );
+    }
+    let (connection, outcome) = guest.invoke(op, connection, call);
+    let result = match outcome {
+        Ok(Ok(value)) => connection
+            .execute_batch("COMMIT")
+            .map(|()| value)
+            .map_err(|source| OperationFailure::Database { op, source }.into()),
+        Ok(Err(error)) => Err(bindings::engine_error(op, error)),
+        Err(failure) => Err(failure.into()),
+    };
+    // Anything but a successful COMMIT leaves the transaction open: undo it all.
+    if !connection.is_autocommit()
+        && let Err(error) = connection.execute_batch("ROLLBACK")
+    {
+        tracing::error!(op, %error, "rollback failed");
+    }
+    (connection, result)
+}
+
+/// Where a backend's guest component comes from.
+enum GuestSource {
+    Builtin,
+    Bytes(Vec<u8>),
+    File(PathBuf),
+}
+
+/// Configures a [`SqliteBackend`]; made by [`SqliteBackend::builder`].
+#[must_use = "a builder does nothing until `open` is called"]
+pub struct SqliteBackendBuilder {
+    uri: String,
+    guest: GuestSource,
+}
+
+impl SqliteBackendBuilder {
+    /// Run this component (a `wasm32-wasip2` component binary implementing the
+    /// `flowfabric:backend/engine-backend` world) instead of the built-in guest.
+    pub fn guest_bytes(mut self, component: impl Into<Vec<u8>>) -> Self {
+        self.guest = GuestSource::Bytes(component.into());
+        self
+    }
+
+    /// Run the component in this file instead of the built-in guest.
+    pub fn guest_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.guest = GuestSource::File(path.into());
+        self
+    }
+
+    /// Check `FF_DEV_MODE=1`, load the guest, open and migrate the database.
+    pub async fn open(self) -> Result<Arc<SqliteBackend>, OpenError> {
+        if std::env::var("FF_DEV_MODE").as_deref() != Ok("1") {
+            return Err(OpenError::RequiresDevMode);
         }
-        let (connection, outcome) = self.guest.invoke(op, connection, call);
-        let result = match outcome {
-            Ok(Ok(value)) => connection
-                .execute_batch("COMMIT")
-                .map(|()| value)
-                .map_err(|source| OperationFailure::Database { op, source }.into()),
-            Ok(Err(error)) => Err(bindings::engine_error(op, error)),
-            Err(failure) => Err(failure.into()),
+        tokio::task::spawn_blocking(move || self.open_blocking())
+            .await
+            .unwrap_or_else(|join| {
+                Err(OpenError::Guest(format!(
+                    "construction task failed: {join}"
+                )))
+            })
+    }
+
+    fn open_blocking(self) -> Result<Arc<SqliteBackend>, OpenError> {
+        let guest = match self.guest {
+            GuestSource::Builtin => GuestRuntime::builtin()?,
+            GuestSource::Bytes(bytes) => GuestRuntime::from_component(&bytes)?,
+            GuestSource::File(path) => {
+                let bytes = std::fs::read(&path).map_err(|error| {
+                    OpenError::Guest(format!("cannot read {}: {error}", path.display()))
+                })?;
+                GuestRuntime::from_component(&bytes)?
+            }
         };
-        // Anything but a successful COMMIT leaves the transaction open: undo it all.
-        if !connection.is_autocommit()
-            && let Err(error) = connection.execute_batch("ROLLBACK")
-        {
-            tracing::error!(op, %error, "rollback failed");
-        }
-        *slot = Some(connection);
-        result
+        let database = Database::open_shared(&self.uri)?;
+        Ok(Arc::new(SqliteBackend { database, guest }))
     }
 }
 
@@ -186,7 +209,7 @@ impl Deref for ConnectionForTest<'_> {
 impl std::fmt::Debug for SqliteBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteBackend")
-            .field("database", &self.shared.key)
+            .field("database", &self.database.key())
             .finish()
     }
 }

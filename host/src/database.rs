@@ -1,13 +1,74 @@
 //! Opening SQLite: which strings mean a file and which an in-memory database, the connection
-//! settings, and the key under which the per-process registry shares one backend per database.
+//! settings, and the per-process registry that gives each database exactly one connection.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::error::OpenError;
+use crate::error::{OpenError, OperationFailure};
 use crate::schema;
+
+/// One open database: its registry key and its connection.
+///
+/// The connection sits in an `Option` so that an operation can move it into the guest's
+/// `Store` and back; it is `None` only while an operation runs (with the mutex held), or for
+/// good if a host thread panicked in between.
+pub(crate) struct Database {
+    key: String,
+    connection: Mutex<Option<Connection>>,
+}
+
+/// Open databases by key; entries die with the last backend using them.
+static REGISTRY: Mutex<Option<HashMap<String, Weak<Database>>>> = Mutex::new(None);
+
+impl Database {
+    /// The database `uri` names, opened (and migrated) if no live backend has it open already.
+    pub fn open_shared(uri: &str) -> Result<Arc<Self>, OpenError> {
+        let location = Location::parse(uri);
+        let key = location.key();
+        let mut registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
+        let registry = registry.get_or_insert_with(HashMap::new);
+        registry.retain(|_, database| database.strong_count() > 0);
+        if let Some(database) = registry.get(&key).and_then(Weak::upgrade) {
+            return Ok(database);
+        }
+        let connection = location.open(uri)?;
+        let database = Arc::new(Self {
+            key: key.clone(),
+            connection: Mutex::new(Some(connection)),
+        });
+        registry.insert(key, Arc::downgrade(&database));
+        tracing::info!(database = %database.key, "opened SQLite database for the FlowFabric wasm backend (dev-only)");
+        Ok(database)
+    }
+
+    /// The registry key: the absolute file path, or the in-memory URI.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Lock the connection slot (operations and test access take turns on it).
+    pub fn lock(&self) -> MutexGuard<'_, Option<Connection>> {
+        self.connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Run `work` with the connection moved out of the slot, putting back what it returns.
+    pub fn with_connection<T>(
+        &self,
+        work: impl FnOnce(Connection) -> (Connection, T),
+    ) -> Result<T, OperationFailure> {
+        let mut slot = self.lock();
+        let connection = slot.take().ok_or(OperationFailure::ConnectionLost)?;
+        let (connection, result) = work(connection);
+        *slot = Some(connection);
+        Ok(result)
+    }
+}
 
 /// How long a statement waits for another process's lock before failing with `busy`.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_millis(5_000);

@@ -21,6 +21,17 @@ const BUILTIN_GUEST: &[u8] = include_bytes!(env!("FF_GUEST_WASM"));
 /// How much of the guest's stderr one operation keeps.
 const STDERR_CAPACITY: usize = 64 * 1024;
 
+/// The process's one wasmtime `Engine` (compiled code and configuration are shared by all
+/// guests).
+fn shared_engine() -> wasmtime::Result<&'static Engine> {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    if let Some(engine) = ENGINE.get() {
+        return Ok(engine);
+    }
+    let engine = Engine::new(&Config::new())?;
+    Ok(ENGINE.get_or_init(|| engine))
+}
+
 /// Store data for one operation.
 pub(crate) struct GuestState {
     sql: SqlAccess,
@@ -57,10 +68,17 @@ impl GuestRuntime {
             .map_err(OpenError::Guest)
     }
 
+    /// A guest from a component binary: compiled, linked and type-checked against the world.
+    pub fn from_component(component: &[u8]) -> Result<Arc<Self>, OpenError> {
+        Self::load(component)
+            .map(Arc::new)
+            .map_err(|error| OpenError::Guest(format!("{error:#}")))
+    }
+
     fn load(component: &[u8]) -> wasmtime::Result<Self> {
-        let engine = Engine::new(&Config::new())?;
-        let component = Component::new(&engine, component)?;
-        let mut linker = Linker::new(&engine);
+        let engine = shared_engine()?;
+        let component = Component::new(engine, component)?;
+        let mut linker = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         GuestWorld::add_to_linker::<_, HasSelf<SqlAccess>>(
             &mut linker,

@@ -45,6 +45,8 @@
 //! - `error`: construction errors and the sources of `EngineError::Transport`.
 
 #![deny(missing_docs)]
+// `EngineError` is ff-core's, and the trait makes it the error type of every operation.
+#![allow(clippy::result_large_err)]
 
 mod backend;
 mod bindings;
@@ -54,7 +56,7 @@ mod guest;
 mod schema;
 mod sql;
 
-pub use backend::{ConnectionForTest, SqliteBackend};
+pub use backend::{ConnectionForTest, SqliteBackend, SqliteBackendBuilder};
 pub use error::{OpenError, OperationFailure};
 
 /// The label this backend reports in `EngineError::Transport` and `capabilities()`.

@@ -1,0 +1,24 @@
+# Recipes over cargo; `just` is optional (each recipe is one or two plain commands).
+
+# Build the guest component alone (the host's build script also does this).
+build-guest:
+    rustup target add wasm32-wasip2
+    CARGO_TARGET_DIR=target/guest cargo build --locked -p ff-engine-guest --target wasm32-wasip2 --profile guest
+    ls -l target/guest/wasm32-wasip2/guest/ff_engine_guest.wasm
+
+# The README's test command.
+test:
+    cargo test --workspace --locked
+
+# The main job: claim an execution through the wasm guest.
+demo db="ffwasm-claim-example.sqlite":
+    cargo run -p ff-backend-sqlite-wasm --example claim -- {{db}}
+
+# Formatting and lints, warnings as errors.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Everything CI runs.
+ci:
+    bash .ci/run

@@ -1,0 +1,175 @@
+//! Constructing backends: the dev-mode guard, URI forms, sharing one database per URI, file
+//! settings, and what the backend says about itself.
+
+mod support;
+
+use ff_backend_sqlite_wasm::{OpenError, SqliteBackend};
+use ff_core::engine_backend::EngineBackend;
+use ff_core::engine_error::{BackendError, EngineError};
+use ff_core::types::{ExecutionId, LaneId};
+use serial_test::serial;
+use std::sync::Arc;
+use support::*;
+
+#[tokio::test]
+#[serial(ff_dev_mode)]
+async fn refuses_without_dev_mode() {
+    for value in [None, Some("0"), Some("true"), Some(" 1")] {
+        // SAFETY: serialized with every other test that touches the environment.
+        unsafe {
+            match value {
+                Some(v) => std::env::set_var("FF_DEV_MODE", v),
+                None => std::env::remove_var("FF_DEV_MODE"),
+            }
+        }
+        let error = SqliteBackend::new(&memory_uri("guard"))
+            .await
+            .expect_err("must refuse");
+        assert!(
+            matches!(error, OpenError::RequiresDevMode),
+            "{value:?}: {error:?}"
+        );
+        assert!(error.to_string().contains("FF_DEV_MODE=1"));
+        assert!(matches!(
+            BackendError::from(error),
+            BackendError::RequiresDevMode
+        ));
+    }
+    dev_mode();
+    SqliteBackend::new(":memory:")
+        .await
+        .expect("accepted with FF_DEV_MODE=1");
+}
+
+#[tokio::test]
+#[serial(ff_dev_mode)]
+async fn the_same_uri_shares_one_database_and_distinct_uris_do_not() {
+    dev_mode();
+    let uri = memory_uri("shared");
+    let first = SqliteBackend::new(&uri).await.unwrap();
+    let second = SqliteBackend::new(&uri).await.unwrap();
+    let other = SqliteBackend::new(&memory_uri("other")).await.unwrap();
+    seed_runnable(&first.connection_for_test());
+    let count = |backend: &SqliteBackend| -> i64 {
+        backend
+            .connection_for_test()
+            .query_row("SELECT COUNT(*) FROM ff_exec_core", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(count(&second), 1);
+    assert_eq!(count(&other), 0);
+    drop(first);
+    assert_eq!(
+        count(&second),
+        1,
+        "dropping one backend leaves the database to the other"
+    );
+}
+
+#[tokio::test]
+#[serial(ff_dev_mode)]
+async fn a_memory_database_dies_with_its_last_backend() {
+    dev_mode();
+    let uri = memory_uri("dies");
+    let backend = SqliteBackend::new(&uri).await.unwrap();
+    seed_runnable(&backend.connection_for_test());
+    drop(backend);
+    let again = SqliteBackend::new(&uri).await.unwrap();
+    let count: i64 = again
+        .connection_for_test()
+        .query_row("SELECT COUNT(*) FROM ff_exec_core", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count, 0);
+}
+
+#[tokio::test]
+#[serial(ff_dev_mode)]
+async fn a_file_database_uses_wal_and_keeps_its_data() {
+    dev_mode();
+    let dir = std::env::temp_dir().join(format!("ffwasm-construction-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("engine.sqlite");
+    let path_text = path.to_str().unwrap().to_owned();
+    {
+        let backend = SqliteBackend::new(&path_text).await.unwrap();
+        let conn = backend.connection_for_test();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        let synchronous: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        let busy: i64 = conn
+            .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!((mode.as_str(), synchronous, busy), ("wal", 2, 5000));
+        seed_runnable(&conn);
+    }
+    // Another spelling of the same file reaches the same data after a reopen.
+    let backend = SqliteBackend::new(&format!("file:{path_text}?mode=rwc"))
+        .await
+        .unwrap();
+    let count: i64 = backend
+        .connection_for_test()
+        .query_row("SELECT COUNT(*) FROM ff_exec_core", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count, 1);
+    drop(backend);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+#[serial(ff_dev_mode)]
+async fn an_unopenable_path_is_a_clear_error() {
+    dev_mode();
+    let error = SqliteBackend::new("/nonexistent-dir/for/sure/engine.sqlite")
+        .await
+        .expect_err("must fail");
+    assert!(matches!(error, OpenError::Open { .. }), "{error:?}");
+}
+
+#[tokio::test]
+#[serial(ff_dev_mode)]
+async fn a_component_that_is_not_a_guest_is_refused() {
+    dev_mode();
+    let error = SqliteBackend::builder(memory_uri("bad-guest"))
+        .guest_bytes(b"not wasm at all".to_vec())
+        .open()
+        .await
+        .expect_err("must refuse");
+    assert!(matches!(error, OpenError::Guest(_)), "{error:?}");
+}
+
+#[tokio::test]
+#[serial(ff_dev_mode)]
+async fn label_capabilities_and_unbuilt_operations_tell_the_truth() {
+    let backend = fresh_backend("identity").await;
+    let engine: Arc<dyn EngineBackend> = backend.clone();
+    assert_eq!(engine.backend_label(), "sqlite-wasm");
+    let capabilities = engine.capabilities();
+    assert_eq!(capabilities.identity.family, "sqlite-wasm");
+    assert!(capabilities.supports.prepare);
+    assert!(!capabilities.supports.cancel_execution && !capabilities.supports.read_execution_state);
+    let eid = ExecutionId::parse(&format!("{{fp:0}}:{}", uuid::Uuid::new_v4())).unwrap();
+    assert!(matches!(
+        engine.describe_execution(&eid).await,
+        Err(EngineError::Unavailable {
+            op: "describe_execution"
+        })
+    ));
+    assert!(matches!(
+        engine.read_execution_state(&eid).await,
+        Err(EngineError::Unavailable { .. })
+    ));
+    let policy = ff_core::backend::ClaimPolicy::new(
+        ff_core::types::WorkerId::new("w"),
+        ff_core::types::WorkerInstanceId::new("wi"),
+        1_000,
+        None,
+    );
+    let caps = ff_core::backend::CapabilitySet::default();
+    assert!(matches!(
+        engine.claim(&LaneId::new("default"), &caps, policy).await,
+        Err(EngineError::Unavailable { op: "claim" })
+    ));
+}

@@ -1,0 +1,122 @@
+//! A guest that traps or fails after writing: the caller gets an `EngineError` (never a panic),
+//! every write is rolled back, and the backend keeps serving on a fresh instance.
+
+mod support;
+
+use ff_backend_sqlite_wasm::{OperationFailure, SqliteBackend};
+use ff_core::engine_backend::EngineBackend;
+use ff_core::engine_error::{EngineError, ValidationKind};
+use serial_test::serial;
+use std::sync::Arc;
+use support::*;
+
+const HOSTILE_GUEST: &str = env!("FF_HOSTILE_GUEST_WASM");
+
+async fn hostile_backend(uri: &str) -> Arc<SqliteBackend> {
+    dev_mode();
+    SqliteBackend::builder(uri)
+        .guest_file(HOSTILE_GUEST)
+        .open()
+        .await
+        .expect("hostile guest loads")
+}
+
+#[tokio::test]
+#[serial(ff_dev_mode)]
+async fn a_trap_after_writes_rolls_back_and_the_next_claim_succeeds() {
+    let uri = memory_uri("trap");
+    let hostile = hostile_backend(&uri).await;
+    let (exec_uuid, eid) = {
+        let conn = hostile.connection_for_test();
+        let seeded = seed_runnable(&conn);
+        seed_grant(&conn, seeded.0, "worker-1", now_ms() + 60_000);
+        seeded
+    };
+    let before = snapshot(&hostile.connection_for_test());
+
+    let engine: Arc<dyn EngineBackend> = hostile.clone();
+    let error = engine
+        .claim_execution(claim_args(eid.clone(), "panic-after-write"))
+        .await
+        .expect_err("trap");
+    let EngineError::Transport {
+        backend: "sqlite-wasm",
+        source,
+    } = &error
+    else {
+        panic!("a trap is a transport error, got {error:?}")
+    };
+    match source.downcast_ref::<OperationFailure>() {
+        Some(OperationFailure::GuestTrapped {
+            op: "claim_execution",
+            detail,
+            ..
+        }) => {
+            assert!(
+                detail.contains("panicking after writing"),
+                "the guest's panic message is reported: {detail}"
+            );
+        }
+        other => panic!("expected GuestTrapped, got {other:?}"),
+    }
+    assert_eq!(
+        before,
+        snapshot(&hostile.connection_for_test()),
+        "every write rolled back"
+    );
+
+    // The same backend enters a fresh instance: the hostile guest's ordinary answer comes back.
+    let again = engine
+        .claim_execution(claim_args(eid.clone(), "anyone"))
+        .await;
+    assert!(
+        matches!(
+            again,
+            Err(EngineError::NotFound {
+                entity: "execution"
+            })
+        ),
+        "{again:?}"
+    );
+
+    // The real guest on the same database claims normally.
+    dev_mode();
+    let builtin = SqliteBackend::new(&uri).await.unwrap();
+    let claimed = claimed(
+        builtin
+            .claim_execution(claim_args(eid, "worker-1"))
+            .await
+            .expect("claim after trap"),
+    );
+    assert_eq!(claimed.lease_epoch.0, 1);
+    let phase: String = builtin
+        .connection_for_test()
+        .query_row(
+            "SELECT lifecycle_phase FROM ff_exec_core WHERE execution_id = ?1",
+            [blob(exec_uuid)],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(phase, "active");
+}
+
+#[tokio::test]
+#[serial(ff_dev_mode)]
+async fn an_error_value_after_writes_rolls_back() {
+    let hostile = hostile_backend(&memory_uri("error-after-write")).await;
+    let eid = {
+        let conn = hostile.connection_for_test();
+        let (exec_uuid, eid) = seed_runnable(&conn);
+        seed_grant(&conn, exec_uuid, "worker-1", now_ms() + 60_000);
+        eid
+    };
+    let before = snapshot(&hostile.connection_for_test());
+    let result = hostile
+        .claim_execution(claim_args(eid, "error-after-write"))
+        .await;
+    assert!(
+        matches!(&result, Err(EngineError::Validation { kind: ValidationKind::InvalidInput, detail }) if detail.contains("hostile")),
+        "{result:?}"
+    );
+    assert_eq!(before, snapshot(&hostile.connection_for_test()));
+}
