@@ -19,13 +19,14 @@
 //! bumped by one; the execution becomes `active`/`leased`/`running_attempt` with
 //! `attempt_index` = the claimed attempt; one `acquired` row goes to `ff_lease_event`.
 
-use crate::db::{Db, DbExt, int, opt_int, text};
+use crate::db::{Db, DbExt, text};
 use crate::engine::{
-    AttemptType, ClaimExecutionArgs, ClaimedExecution, ConflictKind, ContentionKind, EngineError,
-    Entity,
+    ClaimExecutionArgs, ClaimedExecution, ConflictKind, ContentionKind, EngineError,
 };
-use crate::errors::{contention, corruption, invalid_input, not_active};
+use crate::errors::{contention, invalid_input, not_active};
+use crate::exec::Exec;
 use crate::ids::ExecutionRef;
+use crate::lease::{LeaseRequest, acquire_lease, attempt_type_for};
 
 /// Claim `args.execution_id` for `args.worker_id`; see the module docs for the rules.
 pub fn claim_execution(
@@ -36,34 +37,22 @@ pub fn claim_execution(
         return Err(invalid_input("lease_ttl_ms must be positive"));
     }
     let id = ExecutionRef::parse(&args.execution_id)?;
-    let key = [id.partition(), id.blob()];
-
-    let exec = db
-        .first_row(
-            "SELECT lifecycle_phase, ownership_state, eligibility_state, attempt_state, \
-                    json_extract(raw_fields, '$.terminal_outcome'), \
-                    json_extract(raw_fields, '$.current_attempt_id') \
-             FROM ff_exec_core WHERE partition_key = ?1 AND execution_id = ?2",
-            &key,
-        )?
-        .ok_or(EngineError::NotFound(Entity::Execution))?;
-    let lifecycle_phase = exec.text_or_empty(0);
-    let attempt_state = exec.text_or_empty(3);
-    if lifecycle_phase != "runnable" {
+    let exec = Exec::require(db, &id)?;
+    if exec.lifecycle_phase != "runnable" {
         return Err(not_active(
-            exec.text(4).unwrap_or_else(|| "none".into()),
+            exec.terminal_outcome_or_none(),
             String::new(),
-            lifecycle_phase,
-            exec.text_or_empty(5),
+            exec.lifecycle_phase.clone(),
+            exec.current_attempt_id_or_empty(),
         ));
     }
-    if exec.text_or_empty(1) != "unowned" {
+    if exec.ownership_state != "unowned" {
         return Err(contention(ContentionKind::LeaseConflict));
     }
-    if exec.text_or_empty(2) != "eligible_now" {
+    if !exec.is_claimable_at(args.now) {
         return Err(contention(ContentionKind::ExecutionNotLeaseable));
     }
-    match attempt_state.as_str() {
+    match exec.attempt_state.as_str() {
         "running_attempt" => return Err(EngineError::Conflict(ConflictKind::ActiveAttemptExists)),
         "attempt_interrupted" => return Err(contention(ContentionKind::ExecutionNotLeaseable)),
         _ => {}
@@ -88,139 +77,45 @@ pub fn claim_execution(
 
     db.run(
         "DELETE FROM ff_claim_grant WHERE partition_key = ?1 AND execution_id = ?2 AND kind = 'claim'",
-        &key,
+        &id.key(),
     )?;
 
-    let attempt_type = attempt_type_for(&attempt_state);
-    let lease_expires_at = lease_expiry(args.now, args.lease_ttl_ms);
-    let attempt_index = i64::from(args.expected_attempt_index);
-    let lease_epoch = db
-        .first_row(
-            "INSERT INTO ff_attempt (partition_key, execution_id, attempt_index, worker_id, \
-                 worker_instance_id, lease_epoch, lease_expires_at_ms, started_at_ms, policy, raw_fields) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, NULLIF(?8, ''), \
-                 json_object('attempt_type', ?9, 'attempt_id', ?10, 'lease_id', ?11)) \
-             ON CONFLICT (partition_key, execution_id, attempt_index) DO UPDATE SET \
-                 worker_id = excluded.worker_id, \
-                 worker_instance_id = excluded.worker_instance_id, \
-                 lease_epoch = ff_attempt.lease_epoch + 1, \
-                 lease_expires_at_ms = excluded.lease_expires_at_ms, \
-                 started_at_ms = COALESCE(ff_attempt.started_at_ms, excluded.started_at_ms), \
-                 policy = excluded.policy, \
-                 raw_fields = json_patch(ff_attempt.raw_fields, excluded.raw_fields), \
-                 terminal_at_ms = NULL, \
-                 outcome = NULL \
-             RETURNING lease_epoch",
-            &[
-                id.partition(),
-                id.blob(),
-                int(attempt_index),
-                text(&args.worker_id),
-                text(&args.worker_instance_id),
-                int(lease_expires_at),
-                int(args.now),
-                text(&args.attempt_policy_json),
-                text(attempt_type_literal(attempt_type)),
-                text(&args.attempt_id),
-                text(&args.lease_id),
-            ],
-        )?
-        .and_then(|row| row.integer(0))
-        .ok_or_else(|| corruption("ff_attempt upsert returned no lease_epoch"))?;
-
-    db.run(
-        "UPDATE ff_exec_core SET lifecycle_phase = 'active', ownership_state = 'leased', \
-             eligibility_state = 'not_applicable', attempt_state = 'running_attempt', \
-             public_state = 'active', blocking_reason = NULL, attempt_index = ?3, \
-             started_at_ms = COALESCE(started_at_ms, ?4), \
-             deadline_at_ms = COALESCE(?5, deadline_at_ms), \
-             raw_fields = json_set(raw_fields, \
-                 '$.current_attempt_id', ?6, '$.current_lease_id', ?7, \
-                 '$.current_worker_id', ?8, '$.current_worker_instance_id', ?9, \
-                 '$.pending_retry_reason', '', '$.pending_replay_reason', '', \
-                 '$.pending_replay_requested_by', '', '$.pending_previous_attempt_index', '') \
-         WHERE partition_key = ?1 AND execution_id = ?2",
-        &[
-            id.partition(),
-            id.blob(),
-            int(attempt_index),
-            int(args.now),
-            opt_int(args.execution_deadline_at),
-            text(&args.attempt_id),
-            text(&args.lease_id),
-            text(&args.worker_id),
-            text(&args.worker_instance_id),
-        ],
+    let attempt_type = attempt_type_for(&exec.attempt_state);
+    let lease = acquire_lease(
+        db,
+        &id,
+        &LeaseRequest {
+            attempt_index: i64::from(args.expected_attempt_index),
+            worker_id: &args.worker_id,
+            worker_instance_id: &args.worker_instance_id,
+            lease_id: &args.lease_id,
+            attempt_id: &args.attempt_id,
+            attempt_type,
+            attempt_policy_json: &args.attempt_policy_json,
+            first_epoch: 1,
+            lease_ttl_ms: args.lease_ttl_ms,
+            now: args.now,
+            execution_deadline_at: args.execution_deadline_at,
+            event: "acquired",
+        },
     )?;
-
-    record_lease_event(db, &id, "acquired", Some(&args.lease_id), args.now)?;
 
     Ok(ClaimedExecution {
         execution_id: args.execution_id.clone(),
         lease_id: args.lease_id.clone(),
-        lease_epoch: u64::try_from(lease_epoch).unwrap_or(0),
+        lease_epoch: lease.lease_epoch,
         attempt_index: args.expected_attempt_index,
         attempt_id: args.attempt_id.clone(),
         attempt_type,
-        lease_expires_at,
+        lease_expires_at: lease.lease_expires_at,
     })
-}
-
-/// Append one row to the lease-history outbox, copying namespace and instance tag from the
-/// execution row.
-pub fn record_lease_event(
-    db: &mut impl Db,
-    id: &ExecutionRef,
-    event_type: &str,
-    lease_id: Option<&str>,
-    now: i64,
-) -> Result<(), EngineError> {
-    db.run(
-        "INSERT INTO ff_lease_event (execution_id, lease_id, event_type, occurred_at_ms, \
-             partition_key, namespace, instance_tag) \
-         SELECT ?3, ?4, ?5, ?6, ?1, json_extract(raw_fields, '$.namespace'), \
-             json_extract(raw_fields, '$.tags.\"cairn.instance_id\"') \
-         FROM ff_exec_core WHERE partition_key = ?1 AND execution_id = ?2",
-        &[
-            id.partition(),
-            id.blob(),
-            id.bare_text(),
-            lease_id.map_or(crate::sql::Value::Null, text),
-            text(event_type),
-            int(now),
-        ],
-    )?;
-    Ok(())
-}
-
-/// `now + ttl`, saturating instead of overflowing.
-fn lease_expiry(now: i64, ttl_ms: u64) -> i64 {
-    now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX))
-}
-
-/// The attempt type implied by the execution's `attempt_state` before the claim.
-fn attempt_type_for(attempt_state: &str) -> AttemptType {
-    match attempt_state {
-        "pending_retry_attempt" => AttemptType::Retry,
-        "pending_replay_attempt" => AttemptType::Replay,
-        _ => AttemptType::Initial,
-    }
-}
-
-/// The string form ff-core's serde uses for an attempt type.
-fn attempt_type_literal(attempt_type: AttemptType) -> &'static str {
-    match attempt_type {
-        AttemptType::Initial => "initial",
-        AttemptType::Retry => "retry",
-        AttemptType::Reclaim => "reclaim",
-        AttemptType::Replay => "replay",
-        AttemptType::Fallback => "fallback",
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::{AttemptType, Entity};
+    use crate::exec::lease_expiry;
     use crate::testing::TestDb;
 
     const EXEC: &str = "{fp:0}:53ad96d2-6b08-4d0c-86e3-36598db2291c";
@@ -402,5 +297,6 @@ mod tests {
     #[test]
     fn huge_ttl_saturates() {
         assert_eq!(lease_expiry(NOW, u64::MAX), i64::MAX);
+        assert_eq!(lease_expiry(i64::MAX - 1, 5), i64::MAX);
     }
 }

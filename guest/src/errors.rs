@@ -39,3 +39,8 @@ pub fn not_active(
         attempt_id,
     }))
 }
+
+/// Placeholder for an operation whose logic is not written yet (removed before release).
+pub fn unbuilt(op: &str) -> EngineError {
+    invalid_input(format!("{op} is not built yet"))
+}

@@ -29,6 +29,16 @@ impl ExecutionRef {
         Ok(Self { partition, uuid })
     }
 
+    /// The primary-key parameters `?1` (partition) and `?2` (UUID blob) of the state tables.
+    pub fn key(&self) -> [Value; 2] {
+        [self.partition(), self.blob()]
+    }
+
+    /// The canonical `{fp:N}:<lowercase uuid>` text.
+    pub fn canonical(&self) -> String {
+        format!("{{fp:{}}}:{}", self.partition, self.uuid.hyphenated())
+    }
+
     /// The `partition_key` column value.
     pub fn partition(&self) -> Value {
         Value::Integer(i64::from(self.partition))

@@ -10,7 +10,13 @@
 //! - [`db`], the small [`db::Db`] trait the logic talks to, and its implementation over the
 //!   host's `sql` import;
 //! - [`ids`], execution id parsing;
-//! - [`claim`], `claim-execution`.
+//! - [`exec`], the execution and attempt rows, the state vectors, fencing, the outbox;
+//! - [`lease`], the one write path every claim takes;
+//! - [`claim`], `claim-execution`;
+//! - [`scheduling`], creating executions, granting, the lane scanner, delays;
+//! - [`completion`], the lease holder's operations: renew, complete, fail, progress;
+//! - [`recovery`], cancel, revoke, suspension resume, lease expiry and reclaim;
+//! - [`reads`], what the read operations report.
 //!
 //! The logic modules depend only on [`db::Db`], so they are unit-tested natively against a
 //! real SQLite database (see `tests` in each module).
@@ -24,23 +30,163 @@ mod bindings {
 }
 
 pub mod claim;
+pub mod completion;
 pub mod db;
 pub mod errors;
+pub mod exec;
 pub mod ids;
+pub mod json;
+pub mod lease;
+pub mod reads;
+pub mod recovery;
+pub mod scheduling;
 #[cfg(test)]
 mod testing;
 
 pub use bindings::exports::flowfabric::backend::engine;
 pub use bindings::flowfabric::backend::sql;
 
-use engine::{ClaimExecutionArgs, ClaimedExecution, EngineError};
+use db::HostDb;
+use engine::*;
 
 /// The component: each export forwards to the logic with the host's database.
 struct Component;
 
-impl engine::Guest for Component {
+impl Guest for Component {
     fn claim_execution(args: ClaimExecutionArgs) -> Result<ClaimedExecution, EngineError> {
-        claim::claim_execution(&mut db::HostDb, &args)
+        claim::claim_execution(&mut HostDb, &args)
+    }
+
+    fn create_execution(args: CreateExecutionArgs) -> Result<CreateExecutionOutcome, EngineError> {
+        scheduling::create_execution(&mut HostDb, &args)
+    }
+
+    fn issue_claim_grant(args: IssueClaimGrantArgs) -> Result<(), EngineError> {
+        scheduling::issue_claim_grant(&mut HostDb, &args)
+    }
+
+    fn issue_grant_and_claim(
+        args: IssueGrantAndClaimArgs,
+    ) -> Result<ClaimGrantOutcome, EngineError> {
+        scheduling::issue_grant_and_claim(&mut HostDb, &args)
+    }
+
+    fn claim(args: ClaimArgs) -> Result<Option<ClaimedExecution>, EngineError> {
+        scheduling::claim(&mut HostDb, &args)
+    }
+
+    fn promote_delayed(execution_id: String, now: TimestampMs) -> Result<(), EngineError> {
+        scheduling::promote_delayed(&mut HostDb, &execution_id, now)
+    }
+
+    fn renew_lease(args: RenewLeaseArgs) -> Result<TimestampMs, EngineError> {
+        completion::renew_lease(&mut HostDb, &args)
+    }
+
+    fn complete_execution(args: CompleteExecutionArgs) -> Result<(), EngineError> {
+        completion::complete_execution(&mut HostDb, &args)
+    }
+
+    fn fail_execution(args: FailExecutionArgs) -> Result<FailOutcome, EngineError> {
+        completion::fail_execution(&mut HostDb, &args)
+    }
+
+    fn renew(lease: HandleLease, now: TimestampMs) -> Result<TimestampMs, EngineError> {
+        completion::renew(&mut HostDb, &lease, now)
+    }
+
+    fn progress(
+        lease: HandleLease,
+        percent: Option<u8>,
+        message: Option<String>,
+        now: TimestampMs,
+    ) -> Result<(), EngineError> {
+        completion::progress(&mut HostDb, &lease, percent, message.as_deref(), now)
+    }
+
+    fn complete(
+        lease: HandleLease,
+        payload: Option<Vec<u8>>,
+        now: TimestampMs,
+    ) -> Result<(), EngineError> {
+        completion::complete(&mut HostDb, &lease, payload.as_deref(), now)
+    }
+
+    fn fail(
+        lease: HandleLease,
+        message: String,
+        class: FailureClass,
+        now: TimestampMs,
+    ) -> Result<FailOutcome, EngineError> {
+        completion::fail(&mut HostDb, &lease, &message, class, now)
+    }
+
+    fn cancel_execution(args: CancelExecutionArgs) -> Result<(), EngineError> {
+        recovery::cancel_execution(&mut HostDb, &args)
+    }
+
+    fn revoke_lease(args: RevokeLeaseArgs) -> Result<RevokeLeaseOutcome, EngineError> {
+        recovery::revoke_lease(&mut HostDb, &args)
+    }
+
+    fn claim_resumed_execution(
+        args: ClaimResumedExecutionArgs,
+    ) -> Result<ClaimedExecution, EngineError> {
+        recovery::claim_resumed_execution(&mut HostDb, &args)
+    }
+
+    fn resume_execution(args: ResumeExecutionArgs) -> Result<PublicState, EngineError> {
+        recovery::resume_execution(&mut HostDb, &args)
+    }
+
+    fn mark_lease_expired_if_due(
+        execution_id: String,
+        now: TimestampMs,
+    ) -> Result<(), EngineError> {
+        recovery::mark_lease_expired_if_due(&mut HostDb, &execution_id, now)
+    }
+
+    fn list_expired_leases(args: ListExpiredLeasesArgs) -> Result<Vec<ExpiredLease>, EngineError> {
+        recovery::list_expired_leases(&mut HostDb, &args)
+    }
+
+    fn issue_reclaim_grant(
+        args: IssueReclaimGrantArgs,
+    ) -> Result<IssueReclaimGrantOutcome, EngineError> {
+        recovery::issue_reclaim_grant(&mut HostDb, &args)
+    }
+
+    fn reclaim_execution(
+        args: ReclaimExecutionArgs,
+    ) -> Result<ReclaimExecutionOutcome, EngineError> {
+        recovery::reclaim_execution(&mut HostDb, &args)
+    }
+
+    fn claim_from_resume_grant(
+        args: ResumeGrantClaimArgs,
+    ) -> Result<Option<ClaimedExecution>, EngineError> {
+        recovery::claim_from_resume_grant(&mut HostDb, &args)
+    }
+
+    fn read_execution(
+        execution_id: String,
+        now: TimestampMs,
+    ) -> Result<Option<ExecutionView>, EngineError> {
+        reads::read_execution(&mut HostDb, &execution_id, now)
+    }
+
+    fn get_execution_result(execution_id: String) -> Result<Option<Vec<u8>>, EngineError> {
+        reads::get_execution_result(&mut HostDb, &execution_id)
+    }
+
+    fn read_execution_context(
+        execution_id: String,
+    ) -> Result<Option<ExecutionContext>, EngineError> {
+        reads::read_execution_context(&mut HostDb, &execution_id)
+    }
+
+    fn ping() -> Result<(), EngineError> {
+        reads::ping(&mut HostDb)
     }
 }
 

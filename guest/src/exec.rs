@@ -1,0 +1,404 @@
+//! The execution and attempt rows as the operations see them, the state vectors every
+//! operation writes, lease fencing and the outbox. Every operation module builds on these, so
+//! that all paths agree on what a state means (docs/semantics.md).
+
+use crate::db::{Db, DbExt, Row, int, text};
+use crate::engine::{EngineError, Entity, LeaseFence};
+use crate::ids::ExecutionRef;
+use crate::sql::Value;
+
+/// The largest input or result payload an execution may carry (8 MiB); larger ones are
+/// refused with `Validation { kind: PayloadTooLarge }`.
+pub const MAX_PAYLOAD_BYTES: usize = 8 << 20;
+
+/// One `ff_exec_core` row, with the `raw_fields` keys the logic reads.
+#[derive(Debug, Clone)]
+pub struct Exec {
+    /// The execution's id.
+    pub id: ExecutionRef,
+    pub lane_id: String,
+    pub lifecycle_phase: String,
+    pub ownership_state: String,
+    pub eligibility_state: String,
+    pub public_state: String,
+    pub attempt_state: String,
+    pub blocking_reason: Option<String>,
+    /// The current attempt: the one holding (or that last held) the lease.
+    pub attempt_index: i64,
+    pub lease_reclaim_count: i64,
+    /// `raw_fields.terminal_outcome`.
+    pub terminal_outcome: Option<String>,
+    /// `raw_fields.current_attempt_id`.
+    pub current_attempt_id: Option<String>,
+    /// `raw_fields.delay_until`: when a delayed execution becomes claimable.
+    pub delay_until: Option<i64>,
+    /// `raw_fields.retry_count`: retries scheduled so far.
+    pub retry_count: i64,
+}
+
+const EXEC_COLUMNS: &str = "lane_id, lifecycle_phase, ownership_state, eligibility_state, public_state, \
+     attempt_state, blocking_reason, attempt_index, lease_reclaim_count, \
+     json_extract(raw_fields, '$.terminal_outcome'), json_extract(raw_fields, '$.current_attempt_id'), \
+     CAST(json_extract(raw_fields, '$.delay_until') AS INTEGER), \
+     CAST(json_extract(raw_fields, '$.retry_count') AS INTEGER)";
+
+impl Exec {
+    /// Load the execution, or `None` if it does not exist.
+    pub fn load(db: &mut impl Db, id: &ExecutionRef) -> Result<Option<Exec>, EngineError> {
+        let statement = format!(
+            "SELECT {EXEC_COLUMNS} FROM ff_exec_core WHERE partition_key = ?1 AND execution_id = ?2"
+        );
+        Ok(db
+            .first_row(&statement, &id.key())?
+            .map(|row| Exec::from_row(id.clone(), &row)))
+    }
+
+    /// Load the execution, or fail with `NotFound(execution)`.
+    pub fn require(db: &mut impl Db, id: &ExecutionRef) -> Result<Exec, EngineError> {
+        Self::load(db, id)?.ok_or(EngineError::NotFound(Entity::Execution))
+    }
+
+    fn from_row(id: ExecutionRef, row: &Row) -> Exec {
+        Exec {
+            id,
+            lane_id: row.text_or_empty(0),
+            lifecycle_phase: row.text_or_empty(1),
+            ownership_state: row.text_or_empty(2),
+            eligibility_state: row.text_or_empty(3),
+            public_state: row.text_or_empty(4),
+            attempt_state: row.text_or_empty(5),
+            blocking_reason: row.text(6),
+            attempt_index: row.integer(7).unwrap_or(0).max(0),
+            lease_reclaim_count: row.integer(8).unwrap_or(0).max(0),
+            terminal_outcome: row.text(9),
+            current_attempt_id: row.text(10),
+            delay_until: row.integer(11),
+            retry_count: row.integer(12).unwrap_or(0).max(0),
+        }
+    }
+
+    /// `runnable` and claimable now: eligible, or delayed with the delay passed (a due delay
+    /// needs no promoter to run first).
+    pub fn is_claimable_at(&self, now: i64) -> bool {
+        self.lifecycle_phase == "runnable"
+            && (self.eligibility_state == "eligible_now"
+                || (self.eligibility_state == "not_eligible_until_time"
+                    && self.delay_until.is_some_and(|until| until <= now)))
+    }
+
+    /// Terminal, whatever literal stored it (`cancelled` is upstream's legacy spelling).
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.lifecycle_phase.as_str(), "terminal" | "cancelled")
+    }
+
+    /// The terminal outcome to report in `ExecutionNotActive`: `none` unless set.
+    pub fn terminal_outcome_or_none(&self) -> String {
+        self.terminal_outcome
+            .clone()
+            .unwrap_or_else(|| "none".into())
+    }
+
+    /// The current attempt id to report in `ExecutionNotActive`: empty unless set.
+    pub fn current_attempt_id_or_empty(&self) -> String {
+        self.current_attempt_id.clone().unwrap_or_default()
+    }
+}
+
+/// One `ff_attempt` row, with the lease and attempt ids recorded at claim time.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub index: i64,
+    pub worker_id: Option<String>,
+    pub worker_instance_id: Option<String>,
+    pub lease_epoch: i64,
+    pub lease_expires_at: Option<i64>,
+    pub outcome: Option<String>,
+    /// `raw_fields.lease_id`; absent on rows seeded without it.
+    pub lease_id: Option<String>,
+    /// `raw_fields.attempt_id`; absent on rows seeded without it.
+    pub attempt_id: Option<String>,
+}
+
+impl Attempt {
+    /// Load attempt `index` of the execution, or `None`.
+    pub fn load(
+        db: &mut impl Db,
+        id: &ExecutionRef,
+        index: i64,
+    ) -> Result<Option<Attempt>, EngineError> {
+        let row = db.first_row(
+            "SELECT attempt_index, worker_id, worker_instance_id, lease_epoch, lease_expires_at_ms, outcome, \
+                 json_extract(raw_fields, '$.lease_id'), json_extract(raw_fields, '$.attempt_id') \
+             FROM ff_attempt WHERE partition_key = ?1 AND execution_id = ?2 AND attempt_index = ?3",
+            &[id.partition(), id.blob(), int(index)],
+        )?;
+        Ok(row.map(|row| Attempt {
+            index: row.integer(0).unwrap_or(index),
+            worker_id: row.text(1),
+            worker_instance_id: row.text(2),
+            lease_epoch: row.integer(3).unwrap_or(0),
+            lease_expires_at: row.integer(4),
+            outcome: row.text(5),
+            lease_id: row.text(6).filter(|id| !id.is_empty()),
+            attempt_id: row.text(7).filter(|id| !id.is_empty()),
+        }))
+    }
+
+    /// Load attempt `index`, or fail with `NotFound(attempt)`.
+    pub fn require(
+        db: &mut impl Db,
+        id: &ExecutionRef,
+        index: i64,
+    ) -> Result<Attempt, EngineError> {
+        Self::load(db, id, index)?.ok_or(EngineError::NotFound(Entity::Attempt))
+    }
+
+    /// Whether a caller presenting `epoch`, `lease_id` and `attempt_id` holds this attempt's
+    /// lease: the epoch must be equal, and each id must be equal where the row recorded one
+    /// (rows seeded by hand may carry neither). Ids compare case-insensitively (UUID text).
+    pub fn fence_matches(&self, epoch: u64, lease_id: &str, attempt_id: &str) -> bool {
+        let same = |stored: &Option<String>, given: &str| {
+            stored
+                .as_deref()
+                .is_none_or(|stored| stored.eq_ignore_ascii_case(given))
+        };
+        u64::try_from(self.lease_epoch).is_ok_and(|stored| stored == epoch)
+            && same(&self.lease_id, lease_id)
+            && same(&self.attempt_id, attempt_id)
+    }
+
+    /// [`Attempt::fence_matches`] for a typed-API fence.
+    pub fn matches_fence(&self, fence: &LeaseFence) -> bool {
+        self.fence_matches(fence.lease_epoch, &fence.lease_id, &fence.attempt_id)
+    }
+
+    /// The lease is live at `now`: it has an expiry and the expiry is in the future.
+    pub fn lease_live_at(&self, now: i64) -> bool {
+        self.lease_expires_at.is_some_and(|expires| expires > now)
+    }
+}
+
+/// The six state columns of `ff_exec_core`, written together so that `public_state` always
+/// agrees with the rest (ff-core's `derive_public_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateVector {
+    pub lifecycle_phase: &'static str,
+    pub ownership_state: &'static str,
+    pub eligibility_state: &'static str,
+    pub public_state: &'static str,
+    pub attempt_state: &'static str,
+    pub blocking_reason: Option<&'static str>,
+}
+
+impl StateVector {
+    /// SQL assigning the six columns from parameters `?3` to `?8` (after the key's `?1`, `?2`).
+    pub const ASSIGN: &'static str = "lifecycle_phase = ?3, ownership_state = ?4, eligibility_state = ?5, \
+         public_state = ?6, attempt_state = ?7, blocking_reason = ?8";
+
+    /// The values for [`StateVector::ASSIGN`].
+    pub fn params(&self) -> [Value; 6] {
+        [
+            text(self.lifecycle_phase),
+            text(self.ownership_state),
+            text(self.eligibility_state),
+            text(self.public_state),
+            text(self.attempt_state),
+            self.blocking_reason.map_or(Value::Null, text),
+        ]
+    }
+
+    /// Waiting for its first attempt, claimable now.
+    pub const WAITING: StateVector = StateVector {
+        lifecycle_phase: "runnable",
+        ownership_state: "unowned",
+        eligibility_state: "eligible_now",
+        public_state: "waiting",
+        attempt_state: "pending_first_attempt",
+        blocking_reason: Some("waiting_for_worker"),
+    };
+
+    /// Waiting for its first attempt, not before `delay_until`.
+    pub const DELAYED: StateVector = StateVector {
+        lifecycle_phase: "runnable",
+        ownership_state: "unowned",
+        eligibility_state: "not_eligible_until_time",
+        public_state: "delayed",
+        attempt_state: "pending_first_attempt",
+        blocking_reason: Some("waiting_for_delay"),
+    };
+
+    /// Leased to a worker, its attempt running.
+    pub const LEASED: StateVector = StateVector {
+        lifecycle_phase: "active",
+        ownership_state: "leased",
+        eligibility_state: "not_applicable",
+        public_state: "active",
+        attempt_state: "running_attempt",
+        blocking_reason: None,
+    };
+
+    /// A retry is scheduled and its backoff has not passed.
+    pub const RETRY_BACKOFF: StateVector = StateVector {
+        lifecycle_phase: "runnable",
+        ownership_state: "unowned",
+        eligibility_state: "not_eligible_until_time",
+        public_state: "delayed",
+        attempt_state: "pending_retry_attempt",
+        blocking_reason: Some("waiting_for_retry_backoff"),
+    };
+
+    /// A retry is scheduled and claimable now.
+    pub const RETRY_DUE: StateVector = StateVector {
+        lifecycle_phase: "runnable",
+        ownership_state: "unowned",
+        eligibility_state: "eligible_now",
+        public_state: "waiting",
+        attempt_state: "pending_retry_attempt",
+        blocking_reason: Some("waiting_for_worker"),
+    };
+
+    /// The current attempt was interrupted (lease revoked, or resumed from suspension) and the
+    /// execution is claimable again on the same attempt.
+    pub const INTERRUPTED: StateVector = StateVector {
+        lifecycle_phase: "runnable",
+        ownership_state: "unowned",
+        eligibility_state: "eligible_now",
+        public_state: "waiting",
+        attempt_state: "attempt_interrupted",
+        blocking_reason: Some("waiting_for_worker"),
+    };
+
+    /// Resumed from suspension with a delay: the same attempt continues after `delay_until`.
+    pub const INTERRUPTED_DELAYED: StateVector = StateVector {
+        lifecycle_phase: "runnable",
+        ownership_state: "unowned",
+        eligibility_state: "not_eligible_until_time",
+        public_state: "delayed",
+        attempt_state: "attempt_interrupted",
+        blocking_reason: Some("waiting_for_resume_delay"),
+    };
+
+    /// The lease expired while the attempt was running; reclaimable.
+    pub const LEASE_EXPIRED: StateVector = StateVector {
+        lifecycle_phase: "active",
+        ownership_state: "lease_expired_reclaimable",
+        eligibility_state: "not_applicable",
+        public_state: "active",
+        attempt_state: "attempt_interrupted",
+        blocking_reason: None,
+    };
+
+    /// Finished successfully.
+    pub const COMPLETED: StateVector = StateVector {
+        lifecycle_phase: "terminal",
+        ownership_state: "unowned",
+        eligibility_state: "not_applicable",
+        public_state: "completed",
+        attempt_state: "attempt_terminal",
+        blocking_reason: None,
+    };
+
+    /// Failed for good.
+    pub const FAILED: StateVector = StateVector {
+        lifecycle_phase: "terminal",
+        ownership_state: "unowned",
+        eligibility_state: "not_applicable",
+        public_state: "failed",
+        attempt_state: "attempt_terminal",
+        blocking_reason: None,
+    };
+
+    /// Cancelled.
+    pub const CANCELLED: StateVector = StateVector {
+        lifecycle_phase: "terminal",
+        ownership_state: "unowned",
+        eligibility_state: "not_applicable",
+        public_state: "cancelled",
+        attempt_state: "attempt_terminal",
+        blocking_reason: None,
+    };
+}
+
+/// `UPDATE ff_exec_core SET <state>[, <extra>] WHERE <key>`: `extra_assignments` (starting
+/// with `, `) may use parameters from `?9` on, bound from `extra_params`. Returns the number of
+/// rows changed.
+pub fn update_exec(
+    db: &mut impl Db,
+    id: &ExecutionRef,
+    state: &StateVector,
+    extra_assignments: &str,
+    extra_params: &[Value],
+) -> Result<u64, EngineError> {
+    let statement = format!(
+        "UPDATE ff_exec_core SET {}{extra_assignments} WHERE partition_key = ?1 AND execution_id = ?2",
+        StateVector::ASSIGN
+    );
+    let mut params = Vec::with_capacity(8 + extra_params.len());
+    params.extend(id.key());
+    params.extend(state.params());
+    params.extend_from_slice(extra_params);
+    db.run(&statement, &params)
+}
+
+/// The index a new attempt of this execution gets: one past the highest attempt row, or 0.
+pub fn next_attempt_index(db: &mut impl Db, id: &ExecutionRef) -> Result<i64, EngineError> {
+    Ok(db
+        .first_row(
+            "SELECT COALESCE(MAX(attempt_index) + 1, 0) FROM ff_attempt \
+             WHERE partition_key = ?1 AND execution_id = ?2",
+            &id.key(),
+        )?
+        .and_then(|row| row.integer(0))
+        .unwrap_or(0))
+}
+
+/// `now + ttl`, saturating instead of overflowing.
+pub fn lease_expiry(now: i64, ttl_ms: u64) -> i64 {
+    now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX))
+}
+
+/// Append one row to the lease-history outbox (`acquired`, `renewed`, `revoked`, `expired`,
+/// `reclaimed`), copying namespace and instance tag from the execution row.
+pub fn record_lease_event(
+    db: &mut impl Db,
+    id: &ExecutionRef,
+    event_type: &str,
+    lease_id: Option<&str>,
+    now: i64,
+) -> Result<(), EngineError> {
+    db.run(
+        "INSERT INTO ff_lease_event (execution_id, lease_id, event_type, occurred_at_ms, \
+             partition_key, namespace, instance_tag) \
+         SELECT ?3, ?4, ?5, ?6, ?1, json_extract(raw_fields, '$.namespace'), \
+             json_extract(raw_fields, '$.tags.\"cairn.instance_id\"') \
+         FROM ff_exec_core WHERE partition_key = ?1 AND execution_id = ?2",
+        &[
+            id.partition(),
+            id.blob(),
+            id.bare_text(),
+            lease_id.map_or(Value::Null, text),
+            text(event_type),
+            int(now),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Append one row to the completion outbox (`success`, `failed`), copying flow, namespace
+/// and instance tag from the execution row.
+pub fn record_completion_event(
+    db: &mut impl Db,
+    id: &ExecutionRef,
+    outcome: &str,
+    now: i64,
+) -> Result<(), EngineError> {
+    db.run(
+        "INSERT INTO ff_completion_event (partition_key, execution_id, flow_id, outcome, namespace, \
+             instance_tag, occurred_at_ms) \
+         SELECT partition_key, execution_id, flow_id, ?3, json_extract(raw_fields, '$.namespace'), \
+             json_extract(raw_fields, '$.tags.\"cairn.instance_id\"'), ?4 \
+         FROM ff_exec_core WHERE partition_key = ?1 AND execution_id = ?2",
+        &[id.partition(), id.blob(), text(outcome), int(now)],
+    )?;
+    Ok(())
+}

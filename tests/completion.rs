@@ -1,0 +1,3 @@
+//! Integration tests: completion.
+
+mod support;

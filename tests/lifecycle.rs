@@ -1,0 +1,3 @@
+//! Integration tests: lifecycle.
+
+mod support;

@@ -1,0 +1,3 @@
+//! Integration tests: recovery.
+
+mod support;

@@ -1,0 +1,3 @@
+//! Integration tests: scheduling.
+
+mod support;
