@@ -148,28 +148,49 @@ async fn label_capabilities_and_unbuilt_operations_tell_the_truth() {
     assert_eq!(engine.backend_label(), "sqlite-wasm");
     let capabilities = engine.capabilities();
     assert_eq!(capabilities.identity.family, "sqlite-wasm");
-    assert!(capabilities.supports.prepare);
-    assert!(!capabilities.supports.cancel_execution && !capabilities.supports.read_execution_state);
+    let supports = capabilities.supports;
+    for (flag, name) in [
+        (supports.cancel_execution, "cancel_execution"),
+        (supports.revoke_lease, "revoke_lease"),
+        (supports.read_execution_state, "read_execution_state"),
+        (supports.read_execution_info, "read_execution_info"),
+        (supports.get_execution_result, "get_execution_result"),
+        (supports.issue_reclaim_grant, "issue_reclaim_grant"),
+        (supports.list_expired_leases, "list_expired_leases"),
+        (supports.prepare, "prepare"),
+    ] {
+        assert!(flag, "{name} works and says so");
+    }
+    for (flag, name) in [
+        (supports.change_priority, "change_priority"),
+        (supports.replay_execution, "replay_execution"),
+        (supports.claim_for_worker, "claim_for_worker"),
+        (supports.subscribe_lease_history, "subscribe_lease_history"),
+        (supports.subscribe_completion, "subscribe_completion"),
+        (supports.budget_admin, "budget_admin"),
+        (supports.stream_durable_summary, "stream_durable_summary"),
+    ] {
+        assert!(!flag, "{name} is not built and must not claim support");
+    }
     let eid = ExecutionId::parse(&format!("{{fp:0}}:{}", uuid::Uuid::new_v4())).unwrap();
     assert!(matches!(
-        engine.describe_execution(&eid).await,
+        engine
+            .change_priority(ff_core::contracts::ChangePriorityArgs {
+                execution_id: eid.clone(),
+                new_priority: 1,
+                lane_id: LaneId::new("default"),
+                now: ff_core::types::TimestampMs::now(),
+            })
+            .await,
         Err(EngineError::Unavailable {
-            op: "describe_execution"
+            op: "change_priority"
         })
     ));
+    let flow = ff_core::types::FlowId::new();
     assert!(matches!(
-        engine.read_execution_state(&eid).await,
-        Err(EngineError::Unavailable { .. })
-    ));
-    let policy = ff_core::backend::ClaimPolicy::new(
-        ff_core::types::WorkerId::new("w"),
-        ff_core::types::WorkerInstanceId::new("wi"),
-        1_000,
-        None,
-    );
-    let caps = ff_core::backend::CapabilitySet::default();
-    assert!(matches!(
-        engine.claim(&LaneId::new("default"), &caps, policy).await,
-        Err(EngineError::Unavailable { op: "claim" })
+        engine.describe_flow(&flow).await,
+        Err(EngineError::Unavailable {
+            op: "describe_flow"
+        })
     ));
 }

@@ -69,6 +69,16 @@ impl Row {
         self.text(index).unwrap_or_default()
     }
 
+    /// The value at `index` as bytes: blobs as they are, text as its UTF-8 bytes, `NULL` and
+    /// numbers as `None`.
+    pub fn blob(&self, index: usize) -> Option<Vec<u8>> {
+        match self.0.get(index)? {
+            Value::Blob(bytes) => Some(bytes.clone()),
+            Value::Text(text) => Some(text.as_bytes().to_vec()),
+            Value::Null | Value::Integer(_) | Value::Real(_) => None,
+        }
+    }
+
     /// The value at `index` as an integer; `NULL` and non-numeric values are `None`.
     pub fn integer(&self, index: usize) -> Option<i64> {
         match self.0.get(index)? {

@@ -190,4 +190,7 @@ impl Guest for Component {
     }
 }
 
+// Exported only when built as a component: the export names are not valid symbols for a
+// native shared library, and native builds exist only for unit tests and lints.
+#[cfg(target_family = "wasm")]
 bindings::export!(Component with_types_in bindings);

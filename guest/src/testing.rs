@@ -5,7 +5,10 @@ use crate::sql::{Error as SqlError, ExecResult, Rows, SqliteFailure, Value};
 use rusqlite::types::{ToSqlOutput, Value as SqliteValue, ValueRef};
 
 /// The host's migrations, applied in order to every test database.
-const MIGRATIONS: &[&str] = &[include_str!("../../host/migrations/0001_hot_path.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../host/migrations/0001_hot_path.sql"),
+    include_str!("../../host/migrations/0002_claim_scan.sql"),
+];
 
 /// An in-memory database with the full schema.
 pub struct TestDb(rusqlite::Connection);

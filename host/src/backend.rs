@@ -9,27 +9,13 @@
 use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::{Arc, MutexGuard};
-use std::time::Duration;
 
-use async_trait::async_trait;
-use ff_core::backend::{
-    AppendFrameOutcome, CancelFlowPolicy, CancelFlowWait, CapabilitySet, ClaimPolicy, FailOutcome,
-    FailureClass, FailureReason, Frame, Handle, LeaseRenewal, PendingWaitpoint, ResumeSignal,
-    ResumeToken, UsageDimensions,
-};
-use ff_core::capability::{BackendIdentity, Capabilities, Supports, Version};
-use ff_core::contracts::{
-    CancelFlowResult, ClaimExecutionArgs, ClaimExecutionResult, ExecutionContext,
-    ExecutionSnapshot, FlowSnapshot, ReportUsageResult, SuspendArgs, SuspendOutcome,
-};
-use ff_core::engine_backend::EngineBackend;
+use ff_core::capability::Version;
 use ff_core::engine_error::EngineError;
-use ff_core::types::{BudgetId, ExecutionId, FlowId, LaneId, TimestampMs};
 use rusqlite::Connection;
 use wasmtime::Store;
 
-use crate::BACKEND_LABEL;
-use crate::bindings::{self, GuestWorld, wit};
+use crate::bindings::{GuestWorld, errors, wit};
 use crate::database::Database;
 use crate::error::{OpenError, OperationFailure};
 use crate::guest::{GuestRuntime, GuestState};
@@ -74,7 +60,12 @@ impl SqliteBackend {
     }
 
     /// Run one guest operation in its own transaction on a blocking thread.
-    async fn run<T, F>(&self, op: &'static str, call: F) -> Result<T, EngineError>
+    pub(crate) async fn run<T, F>(
+        &self,
+        op: &'static str,
+        tx: Tx,
+        call: F,
+    ) -> Result<T, EngineError>
     where
         T: Send + 'static,
         F: FnOnce(
@@ -87,8 +78,9 @@ impl SqliteBackend {
         let database = Arc::clone(&self.database);
         let guest = Arc::clone(&self.guest);
         tokio::task::spawn_blocking(move || {
-            database
-                .with_connection(|connection| run_in_transaction(&guest, connection, op, call))?
+            database.with_connection(|connection| {
+                run_in_transaction(&guest, connection, op, tx, call)
+            })?
         })
         .await
         .unwrap_or_else(|join| {
@@ -101,17 +93,37 @@ impl SqliteBackend {
     }
 }
 
-/// `BEGIN IMMEDIATE`, the guest call, then `COMMIT` on `Ok` or `ROLLBACK` on anything else.
+/// How an operation's transaction begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tx {
+    /// `BEGIN IMMEDIATE`: takes the write lock up front, so the operation's reads and writes
+    /// see one state and cannot deadlock with another writer half-way.
+    Write,
+    /// `BEGIN DEFERRED`: a consistent snapshot for reads.
+    Read,
+}
+
+impl Tx {
+    fn begin(self) -> &'static str {
+        match self {
+            Tx::Write => "BEGIN IMMEDIATE",
+            Tx::Read => "BEGIN DEFERRED",
+        }
+    }
+}
+
+/// `BEGIN`, the guest call, then `COMMIT` on `Ok` or `ROLLBACK` on anything else.
 fn run_in_transaction<T>(
     guest: &GuestRuntime,
     connection: Connection,
     op: &'static str,
+    tx: Tx,
     call: impl FnOnce(
         &GuestWorld,
         &mut Store<GuestState>,
     ) -> wasmtime::Result<Result<T, wit::EngineError>>,
 ) -> (Connection, Result<T, EngineError>) {
-    if let Err(source) = connection.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(source) = connection.execute_batch(tx.begin()) {
         return (
             connection,
             Err(OperationFailure::Database { op, source }.into()),
@@ -123,7 +135,7 @@ fn run_in_transaction<T>(
             .execute_batch("COMMIT")
             .map(|()| value)
             .map_err(|source| OperationFailure::Database { op, source }.into()),
-        Ok(Err(error)) => Err(bindings::engine_error(op, error)),
+        Ok(Err(error)) => Err(errors::engine_error(op, error)),
         Err(failure) => Err(failure.into()),
     };
     // Anything but a successful COMMIT leaves the transaction open: undo it all.
@@ -214,171 +226,8 @@ impl std::fmt::Debug for SqliteBackend {
     }
 }
 
-/// `Err(Unavailable { op })` for an operation this backend does not implement yet.
-fn unavailable<T>(op: &'static str) -> Result<T, EngineError> {
-    Err(EngineError::Unavailable { op })
-}
-
-#[async_trait]
-impl EngineBackend for SqliteBackend {
-    async fn claim_execution(
-        &self,
-        args: ClaimExecutionArgs,
-    ) -> Result<ClaimExecutionResult, EngineError> {
-        const OP: &str = "claim_execution";
-        let guest_args = bindings::claim_execution_args(&args);
-        let claimed = self
-            .run(OP, move |guest, store| {
-                guest
-                    .flowfabric_backend_engine()
-                    .call_claim_execution(store, &guest_args)
-            })
-            .await?;
-        Ok(ClaimExecutionResult::Claimed(bindings::claimed_execution(
-            OP, claimed, &args,
-        )?))
-    }
-
-    fn backend_label(&self) -> &'static str {
-        BACKEND_LABEL
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        let mut supports = Supports::none();
-        // `prepare` is the trait's no-op: migrations already ran in `new`.
-        supports.prepare = true;
-        Capabilities::new(
-            BackendIdentity::new(BACKEND_LABEL, crate_version(), "unknown"),
-            supports,
-        )
-    }
-
-    async fn claim(
-        &self,
-        _lane: &LaneId,
-        _capabilities: &CapabilitySet,
-        _policy: ClaimPolicy,
-    ) -> Result<Option<Handle>, EngineError> {
-        unavailable("claim")
-    }
-
-    async fn renew(&self, _handle: &Handle) -> Result<LeaseRenewal, EngineError> {
-        unavailable("renew")
-    }
-
-    async fn progress(
-        &self,
-        _handle: &Handle,
-        _percent: Option<u8>,
-        _message: Option<String>,
-    ) -> Result<(), EngineError> {
-        unavailable("progress")
-    }
-
-    async fn append_frame(
-        &self,
-        _handle: &Handle,
-        _frame: Frame,
-    ) -> Result<AppendFrameOutcome, EngineError> {
-        unavailable("append_frame")
-    }
-
-    async fn complete(
-        &self,
-        _handle: &Handle,
-        _payload: Option<Vec<u8>>,
-    ) -> Result<(), EngineError> {
-        unavailable("complete")
-    }
-
-    async fn fail(
-        &self,
-        _handle: &Handle,
-        _reason: FailureReason,
-        _classification: FailureClass,
-    ) -> Result<FailOutcome, EngineError> {
-        unavailable("fail")
-    }
-
-    async fn cancel(&self, _handle: &Handle, _reason: &str) -> Result<(), EngineError> {
-        unavailable("cancel")
-    }
-
-    async fn suspend(
-        &self,
-        _handle: &Handle,
-        _args: SuspendArgs,
-    ) -> Result<SuspendOutcome, EngineError> {
-        unavailable("suspend")
-    }
-
-    async fn create_waitpoint(
-        &self,
-        _handle: &Handle,
-        _waitpoint_key: &str,
-        _expires_in: Duration,
-    ) -> Result<PendingWaitpoint, EngineError> {
-        unavailable("create_waitpoint")
-    }
-
-    async fn observe_signals(&self, _handle: &Handle) -> Result<Vec<ResumeSignal>, EngineError> {
-        unavailable("observe_signals")
-    }
-
-    async fn claim_from_resume_grant(
-        &self,
-        _token: ResumeToken,
-    ) -> Result<Option<Handle>, EngineError> {
-        unavailable("claim_from_resume_grant")
-    }
-
-    async fn delay(&self, _handle: &Handle, _delay_until: TimestampMs) -> Result<(), EngineError> {
-        unavailable("delay")
-    }
-
-    async fn wait_children(&self, _handle: &Handle) -> Result<(), EngineError> {
-        unavailable("wait_children")
-    }
-
-    async fn describe_execution(
-        &self,
-        _id: &ExecutionId,
-    ) -> Result<Option<ExecutionSnapshot>, EngineError> {
-        unavailable("describe_execution")
-    }
-
-    async fn read_execution_context(
-        &self,
-        _execution_id: &ExecutionId,
-    ) -> Result<ExecutionContext, EngineError> {
-        unavailable("read_execution_context")
-    }
-
-    async fn describe_flow(&self, _id: &FlowId) -> Result<Option<FlowSnapshot>, EngineError> {
-        unavailable("describe_flow")
-    }
-
-    async fn cancel_flow(
-        &self,
-        _id: &FlowId,
-        _policy: CancelFlowPolicy,
-        _wait: CancelFlowWait,
-    ) -> Result<CancelFlowResult, EngineError> {
-        unavailable("cancel_flow")
-    }
-
-    async fn report_usage(
-        &self,
-        _handle: &Handle,
-        _budget: &BudgetId,
-        _dimensions: UsageDimensions,
-    ) -> Result<ReportUsageResult, EngineError> {
-        unavailable("report_usage")
-    }
-}
-
 /// This crate's version, as ff-core's `Version`.
-fn crate_version() -> Version {
+pub(crate) fn crate_version() -> Version {
     let part = |text: &str| text.parse().unwrap_or(0);
     Version::new(
         part(env!("CARGO_PKG_VERSION_MAJOR")),

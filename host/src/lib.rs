@@ -36,7 +36,8 @@
 //! ```
 //!
 //! Modules, one concept each:
-//! - `backend`: [`SqliteBackend`] and its `EngineBackend` implementation;
+//! - `backend`: [`SqliteBackend`], its construction and the transaction around each guest call;
+//! - `engine`: the `EngineBackend` implementation, one method per operation;
 //! - `bindings`: the generated WIT bindings and the conversions to and from ff-core types;
 //! - `guest`: the wasmtime engine, the pre-instantiated component, one `Store` per operation;
 //! - `sql`: the `sql` interface the guest imports, over rusqlite;
@@ -51,6 +52,7 @@
 mod backend;
 mod bindings;
 mod database;
+mod engine;
 mod error;
 mod guest;
 mod schema;

@@ -14,13 +14,19 @@ struct Migration {
 }
 
 /// Every migration, in order. `version` is the `user_version` after applying it.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../migrations/0001_hot_path.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../migrations/0001_hot_path.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../migrations/0002_claim_scan.sql"),
+    },
+];
 
 /// The newest schema version this build knows.
-pub(crate) const LATEST_VERSION: u32 = 1;
+pub(crate) const LATEST_VERSION: u32 = 2;
 
 /// Bring the database to [`LATEST_VERSION`].
 pub(crate) fn migrate(conn: &mut Connection, uri: &str) -> Result<(), OpenError> {

@@ -135,3 +135,106 @@ pub fn claimed(
         other => panic!("expected Claimed, got {other:?}"),
     }
 }
+
+/// A fresh execution id on partition 0.
+pub fn new_execution_id() -> ExecutionId {
+    ExecutionId::parse(&format!("{{fp:0}}:{}", Uuid::new_v4())).unwrap()
+}
+
+/// `CreateExecutionArgs` for `lane` with a small payload, a namespace and one tag.
+pub fn create_args(
+    execution_id: ExecutionId,
+    lane: &str,
+    now: i64,
+) -> ff_core::contracts::CreateExecutionArgs {
+    ff_core::contracts::CreateExecutionArgs {
+        execution_id,
+        namespace: ff_core::types::Namespace::new("ns1"),
+        lane_id: LaneId::new(lane),
+        execution_kind: "kind1".into(),
+        input_payload: b"input".to_vec(),
+        payload_encoding: Some("json".into()),
+        priority: 0,
+        creator_identity: "tests".into(),
+        idempotency_key: None,
+        tags: [("cairn.instance_id".to_string(), "inst-1".to_string())]
+            .into_iter()
+            .collect(),
+        policy: None,
+        delay_until: None,
+        execution_deadline_at: None,
+        partition_id: 0,
+        now: TimestampMs::from_millis(now),
+    }
+}
+
+/// `IssueClaimGrantArgs` for `worker_id` with no capabilities and a 60 s grant.
+pub fn grant_args(
+    execution_id: ExecutionId,
+    worker_id: &str,
+    now: i64,
+) -> ff_core::contracts::IssueClaimGrantArgs {
+    let partition = ff_core::partition::Partition {
+        family: ff_core::partition::PartitionFamily::Flow,
+        index: execution_id.partition(),
+    };
+    ff_core::contracts::IssueClaimGrantArgs::new(
+        execution_id,
+        LaneId::new("default"),
+        WorkerId::new(worker_id),
+        WorkerInstanceId::new("wi-1"),
+        partition,
+        Default::default(),
+        60_000,
+        TimestampMs::from_millis(now),
+    )
+}
+
+/// The fence of a claimed lease.
+pub fn fence_of(claimed: &ff_core::contracts::ClaimedExecution) -> ff_core::types::LeaseFence {
+    ff_core::types::LeaseFence {
+        lease_id: claimed.lease_id.clone(),
+        lease_epoch: claimed.lease_epoch,
+        attempt_id: claimed.attempt_id.clone(),
+    }
+}
+
+/// Claim arguments at `attempt_index` and `now`.
+pub fn claim_args_at(
+    eid: ExecutionId,
+    worker_id: &str,
+    attempt_index: u32,
+    now: i64,
+) -> ClaimExecutionArgs {
+    let mut args = claim_args(eid, worker_id);
+    args.expected_attempt_index = AttemptIndex::new(attempt_index);
+    args.now = TimestampMs::from_millis(now);
+    args
+}
+
+/// One column of the execution's row, as text (`NULL` for null).
+pub fn exec_column(conn: &Connection, execution_id: &ExecutionId, column: &str) -> String {
+    let uuid = execution_id.as_str().split_once("}:").unwrap().1;
+    conn.query_row(
+        &format!("SELECT COALESCE(CAST({column} AS TEXT), 'NULL') FROM ff_exec_core WHERE execution_id = ?1"),
+        [blob(Uuid::parse_str(uuid).unwrap())],
+        |row| row.get(0),
+    )
+    .unwrap()
+}
+
+/// The lease events of an execution, oldest first.
+pub fn lease_events(conn: &Connection, execution_id: &ExecutionId) -> Vec<String> {
+    let uuid = execution_id
+        .as_str()
+        .split_once("}:")
+        .unwrap()
+        .1
+        .to_lowercase();
+    conn.prepare("SELECT event_type FROM ff_lease_event WHERE execution_id = ?1 ORDER BY event_id")
+        .unwrap()
+        .query_map([uuid], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}

@@ -1,100 +1,11 @@
-//! The generated bindings of the `engine-backend` world, and the conversions between its
-//! types and ff-core's. The rest of the crate never names a generated path directly.
+//! The guest's `engine-error` values as the exact ff-core `EngineError` variants.
 
-use ff_core::backend::{BackendTag, Handle, HandleKind};
-use ff_core::contracts::{ClaimExecutionArgs, ClaimedExecution};
 use ff_core::engine_error::{
     BugKind, ConflictKind, ContentionKind, EngineError, StateKind, ValidationKind,
 };
-use ff_core::handle_codec::{HandlePayload, encode};
-use ff_core::state::AttemptType;
-use ff_core::types::{AttemptId, AttemptIndex, ExecutionId, LeaseEpoch, LeaseId, TimestampMs};
 
+use super::{wit, wit_sql};
 use crate::error::OperationFailure;
-
-mod generated {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "engine-backend",
-        imports: { default: trappable },
-        trappable_error_type: { "flowfabric:backend/sql.error" => crate::sql::SqlError },
-    });
-}
-
-pub(crate) use generated::EngineBackend as GuestWorld;
-pub(crate) use generated::EngineBackendPre as GuestWorldPre;
-pub(crate) use generated::exports::flowfabric::backend::engine as wit;
-pub(crate) use generated::flowfabric::backend::sql as wit_sql;
-
-/// ff-core claim arguments as the guest's record.
-pub(crate) fn claim_execution_args(args: &ClaimExecutionArgs) -> wit::ClaimExecutionArgs {
-    wit::ClaimExecutionArgs {
-        execution_id: args.execution_id.as_str().to_owned(),
-        worker_id: args.worker_id.as_str().to_owned(),
-        worker_instance_id: args.worker_instance_id.as_str().to_owned(),
-        lane_id: args.lane_id.as_str().to_owned(),
-        lease_id: args.lease_id.to_string(),
-        lease_ttl_ms: args.lease_ttl_ms,
-        attempt_id: args.attempt_id.to_string(),
-        expected_attempt_index: args.expected_attempt_index.0,
-        attempt_policy_json: args.attempt_policy_json.clone(),
-        attempt_timeout_ms: args.attempt_timeout_ms,
-        execution_deadline_at: args.execution_deadline_at,
-        now: args.now.0,
-    }
-}
-
-/// The guest's claim as ff-core's `ClaimedExecution`, with a real SQLite handle that the
-/// handle-based operations accept.
-pub(crate) fn claimed_execution(
-    op: &'static str,
-    claimed: wit::ClaimedExecution,
-    args: &ClaimExecutionArgs,
-) -> Result<ClaimedExecution, EngineError> {
-    let execution_id = ExecutionId::parse(&claimed.execution_id)
-        .map_err(|_| OperationFailure::malformed(op, "execution_id", &claimed.execution_id))?;
-    let lease_id = LeaseId::parse(&claimed.lease_id)
-        .map_err(|_| OperationFailure::malformed(op, "lease_id", &claimed.lease_id))?;
-    let attempt_id = AttemptId::parse(&claimed.attempt_id)
-        .map_err(|_| OperationFailure::malformed(op, "attempt_id", &claimed.attempt_id))?;
-    let attempt_index = AttemptIndex::new(claimed.attempt_index);
-    let lease_epoch = LeaseEpoch::new(claimed.lease_epoch);
-    let payload = HandlePayload::new(
-        execution_id.clone(),
-        attempt_index,
-        attempt_id.clone(),
-        lease_id.clone(),
-        lease_epoch,
-        args.lease_ttl_ms,
-        args.lane_id.clone(),
-        args.worker_instance_id.clone(),
-    );
-    let handle = Handle::new(
-        BackendTag::Sqlite,
-        HandleKind::Fresh,
-        encode(BackendTag::Sqlite, &payload),
-    );
-    Ok(ClaimedExecution::new(
-        execution_id,
-        lease_id,
-        lease_epoch,
-        attempt_index,
-        attempt_id,
-        attempt_type(claimed.attempt_type),
-        TimestampMs::from_millis(claimed.lease_expires_at),
-        handle,
-    ))
-}
-
-fn attempt_type(attempt_type: wit::AttemptType) -> AttemptType {
-    match attempt_type {
-        wit::AttemptType::Initial => AttemptType::Initial,
-        wit::AttemptType::Retry => AttemptType::Retry,
-        wit::AttemptType::Reclaim => AttemptType::Reclaim,
-        wit::AttemptType::Replay => AttemptType::Replay,
-        wit::AttemptType::Fallback => AttemptType::Fallback,
-    }
-}
 
 /// The guest's error value as the exact `EngineError` it stands for.
 pub(crate) fn engine_error(op: &'static str, error: wit::EngineError) -> EngineError {

@@ -1,0 +1,471 @@
+//! The lease holder's operations: renew, complete, fail (with the retry policy) and progress,
+//! through the typed API (fences, reference §8.5–§8.7) and through worker handles (§8.16).
+//!
+//! The typed operations report a fence mismatch as `State(StaleLease)`, the handle operations
+//! as `Contention(LeaseConflict)`. A fence matches when the epoch is equal and the lease and
+//! attempt ids are equal wherever the attempt row recorded them ([`Attempt::fence_matches`]).
+//! `ExecutionNotActive` always carries the terminal outcome (or `none`), the current attempt's
+//! lease epoch (or empty), the raw lifecycle and the current attempt id (or empty).
+//!
+//! # `renew-lease`
+//!
+//! | # | check | error |
+//! |---|---|---|
+//! | 1 | a fence is given (before any SQL) | `Validation { InvalidInput, "fence_required" }` |
+//! | 2 | `lease_ttl_ms > 0` | `Validation { InvalidInput }` |
+//! | 3 | attempt row `attempt_index` exists | `NotFound(attempt)` |
+//! | 4 | the fence matches the attempt | `State(StaleLease)` |
+//! | 5 | the execution exists | `NotFound(execution)` |
+//! | 6 | `ownership_state != 'lease_revoked'` | `State(LeaseRevoked)` |
+//! | 7 | `lifecycle_phase = 'active'` | `Contention(ExecutionNotActive)` |
+//! | 8 | `ownership_state != 'lease_expired_reclaimable'` | `State(LeaseExpired)` |
+//! | 9 | `attempt_index` is the execution's current attempt | `State(StaleLease)` |
+//! | 10 | the lease is live (`lease_expires_at_ms > now`; NULL is not live) | `State(LeaseExpired)` |
+//!
+//! Writes: the attempt's `lease_expires_at_ms = now + lease_ttl_ms` (saturating; the epoch is
+//! not bumped, the execution row is not touched); LE(`renewed`). Returns the new expiry.
+//!
+//! # `complete-execution`
+//!
+//! | # | check | error |
+//! |---|---|---|
+//! | 1 | a fence is given, or `source = operator-override` | `Validation { InvalidInput, "fence_required" }` |
+//! | 2 | `result_payload` is at most [`MAX_PAYLOAD_BYTES`] | `Validation { PayloadTooLarge }` |
+//! | 3 | the execution exists | `NotFound(execution)` |
+//! | 4 | `ownership_state != 'lease_revoked'` | `State(LeaseRevoked)` |
+//! | 5 | `lifecycle_phase = 'active'` (so a replay fails here) | `Contention(ExecutionNotActive)` |
+//! | 6 | attempt row `attempt_index` exists | `NotFound(attempt)` |
+//! | 7 | a given fence matches (even with `operator-override`) | `State(StaleLease)` |
+//! | 8 | `attempt_index` is the current attempt | `State(StaleLease)` |
+//! | 9 | unless `operator-override`: the lease has not lapsed (NULL passes; `<= now` lapsed) | `State(LeaseExpired)` |
+//!
+//! Writes ([`writes::finish_successfully`]): attempt `terminal_at_ms`, outcome `success`, no
+//! lease; execution COMPLETED, `terminal_at_ms`, `result`, `raw_fields.terminal_outcome`,
+//! `last_mutation_at`, `result_encoding` (when given); CE(`success`), LE(`revoked`) with the
+//! attempt's stored lease id (or the fence's).
+//!
+//! # `fail-execution`
+//!
+//! | # | check | error |
+//! |---|---|---|
+//! | 1 | a fence is given, or `source = operator-override` | `Validation { InvalidInput, "fence_required" }` |
+//! | 2 | attempt row `attempt_index` exists | `NotFound(attempt)` |
+//! | 3 | a given fence matches | `State(StaleLease)` |
+//! | 4 | the execution exists | `NotFound(execution)` |
+//! | 5 | `ownership_state != 'lease_revoked'` | `State(LeaseRevoked)` |
+//! | 6 | `lifecycle_phase = 'active'` | `Contention(ExecutionNotActive)` |
+//! | 7 | `attempt_index` is the current attempt | `State(StaleLease)` |
+//!
+//! No lease-expiry check: an expired but unreclaimed lease can still report its failure. The
+//! retry policy is the argument's, else the stored one ([`policy`]; no stored retry policy →
+//! no retries). With `retry_count < max_retries` a retry is scheduled
+//! ([`writes::schedule_retry`]: attempt outcome `retry`, RETRY_BACKOFF or RETRY_DUE when the
+//! delay is 0, LE(`revoked`)); otherwise the execution fails ([`writes::fail_terminally`]:
+//! attempt `failed`, FAILED, CE(`failed`), LE(`revoked`)). `failure_category` is not used.
+//!
+//! # Handle operations: `renew`, `progress`, `complete`, `fail`
+//!
+//! Common prelude:
+//!
+//! | # | check | error |
+//! |---|---|---|
+//! | 1 | attempt row `lease.attempt_index` exists | `NotFound(attempt)` |
+//! | 2 | epoch, lease id and attempt id match the attempt | `Contention(LeaseConflict)` |
+//! | 3 | the execution exists | `NotFound(execution)` |
+//! | 4 | `lifecycle_phase = 'active'` and `ownership_state = 'leased'` | `Contention(ExecutionNotActive)` |
+//! | 5 | `lease.attempt_index` is the current attempt | `Contention(LeaseConflict)` |
+//!
+//! Then, per operation (after the prelude):
+//!
+//! | op | check | error |
+//! |---|---|---|
+//! | `renew` | the lease is live at `now` | `State(LeaseExpired)` |
+//! | `renew` | `lease.lease_ttl_ms > 0` | `Validation { InvalidInput }` |
+//! | `progress` | `percent <= 100` | `Validation { InvalidInput }` |
+//! | `complete` | the payload is at most [`MAX_PAYLOAD_BYTES`] | `Validation { PayloadTooLarge }` |
+//!
+//! Writes: `renew` as `renew-lease` with the handle's TTL; `progress` sets
+//! `raw_fields.progress_pct` (a JSON integer) and/or `progress_message` and `last_mutation_at`
+//! (nothing at all when both are `None`; no outbox); `complete` as `complete-execution`
+//! (no `result_encoding`); `fail` with `permanent`/`timeout`/`cancelled` fails terminally, with
+//! `transient`/`infra-crash` retries under the stored retry policy (ff-core's
+//! `RetryPolicy::default()` when the execution has no stored policy at all; a stored policy
+//! without a retry policy means no retries) and fails terminally once the budget is spent;
+//! both branches also set `raw_fields.last_failure_message` and `failure_reason` to the
+//! message.
+
+mod policy;
+mod writes;
+
+#[cfg(test)]
+mod tests;
+
+use crate::db::{Db, DbExt, int, text};
+use crate::engine::{
+    CancelSource, CompleteExecutionArgs, ContentionKind, EngineError, FailExecutionArgs,
+    FailOutcome, FailureClass, HandleLease, RenewLeaseArgs, RetryPolicy, StateKind,
+    ValidationError, ValidationKind,
+};
+use crate::errors::{contention, invalid_input, not_active};
+use crate::exec::{Attempt, Exec, MAX_PAYLOAD_BYTES, lease_expiry, record_lease_event};
+use crate::ids::ExecutionRef;
+use policy::StoredRetry;
+use writes::{EndingLease, Failure};
+
+/// The exact detail of the error for a missing fence.
+const FENCE_REQUIRED: &str = "fence_required";
+
+/// Extend the fenced lease of attempt `args.attempt_index`; returns the new expiry. See the
+/// module docs for the checks.
+pub fn renew_lease(db: &mut impl Db, args: &RenewLeaseArgs) -> Result<i64, EngineError> {
+    let fence = args
+        .fence
+        .as_ref()
+        .ok_or_else(|| invalid_input(FENCE_REQUIRED))?;
+    if args.lease_ttl_ms == 0 {
+        return Err(invalid_input("lease_ttl_ms must be positive"));
+    }
+    let id = ExecutionRef::parse(&args.execution_id)?;
+    let index = i64::from(args.attempt_index);
+    let attempt = Attempt::require(db, &id, index)?;
+    if !attempt.matches_fence(fence) {
+        return Err(EngineError::State(StateKind::StaleLease));
+    }
+    let exec = Exec::require(db, &id)?;
+    if exec.ownership_state == "lease_revoked" {
+        return Err(EngineError::State(StateKind::LeaseRevoked));
+    }
+    if exec.lifecycle_phase != "active" {
+        return Err(not_active_error(db, &exec)?);
+    }
+    if exec.ownership_state == "lease_expired_reclaimable" {
+        return Err(EngineError::State(StateKind::LeaseExpired));
+    }
+    if index != exec.attempt_index {
+        return Err(EngineError::State(StateKind::StaleLease));
+    }
+    if !attempt.lease_live_at(args.now) {
+        return Err(EngineError::State(StateKind::LeaseExpired));
+    }
+    extend_lease(
+        db,
+        &id,
+        &attempt,
+        &fence.lease_id,
+        args.lease_ttl_ms,
+        args.now,
+    )
+}
+
+/// Finish the execution successfully with `args.result_payload`. See the module docs for the
+/// checks.
+pub fn complete_execution(
+    db: &mut impl Db,
+    args: &CompleteExecutionArgs,
+) -> Result<(), EngineError> {
+    let operator = matches!(args.source, CancelSource::OperatorOverride);
+    if args.fence.is_none() && !operator {
+        return Err(invalid_input(FENCE_REQUIRED));
+    }
+    check_payload(args.result_payload.as_deref())?;
+    let id = ExecutionRef::parse(&args.execution_id)?;
+    let exec = Exec::require(db, &id)?;
+    if exec.ownership_state == "lease_revoked" {
+        return Err(EngineError::State(StateKind::LeaseRevoked));
+    }
+    if exec.lifecycle_phase != "active" {
+        return Err(not_active_error(db, &exec)?);
+    }
+    let index = i64::from(args.attempt_index);
+    let attempt = Attempt::require(db, &id, index)?;
+    if args
+        .fence
+        .as_ref()
+        .is_some_and(|fence| !attempt.matches_fence(fence))
+    {
+        return Err(EngineError::State(StateKind::StaleLease));
+    }
+    if index != exec.attempt_index {
+        return Err(EngineError::State(StateKind::StaleLease));
+    }
+    if !operator && attempt.lease_expires_at.is_some_and(|at| at <= args.now) {
+        return Err(EngineError::State(StateKind::LeaseExpired));
+    }
+    let lease_id = event_lease_id(&attempt, args.fence.as_ref().map(|f| f.lease_id.as_str()));
+    writes::finish_successfully(
+        db,
+        &EndingLease {
+            id: &id,
+            attempt_index: index,
+            lease_id: lease_id.as_deref(),
+            now: args.now,
+        },
+        args.result_payload.as_deref(),
+        args.result_encoding.as_deref(),
+    )
+}
+
+/// Fail attempt `args.attempt_index`: schedule a retry when the policy allows one, else fail
+/// the execution. See the module docs for the checks and the policy.
+pub fn fail_execution(
+    db: &mut impl Db,
+    args: &FailExecutionArgs,
+) -> Result<FailOutcome, EngineError> {
+    if args.fence.is_none() && !matches!(args.source, CancelSource::OperatorOverride) {
+        return Err(invalid_input(FENCE_REQUIRED));
+    }
+    let id = ExecutionRef::parse(&args.execution_id)?;
+    let index = i64::from(args.attempt_index);
+    let attempt = Attempt::require(db, &id, index)?;
+    if args
+        .fence
+        .as_ref()
+        .is_some_and(|fence| !attempt.matches_fence(fence))
+    {
+        return Err(EngineError::State(StateKind::StaleLease));
+    }
+    let exec = Exec::require(db, &id)?;
+    if exec.ownership_state == "lease_revoked" {
+        return Err(EngineError::State(StateKind::LeaseRevoked));
+    }
+    if exec.lifecycle_phase != "active" {
+        return Err(not_active_error(db, &exec)?);
+    }
+    if index != exec.attempt_index {
+        return Err(EngineError::State(StateKind::StaleLease));
+    }
+    let retry_policy = match args.retry_policy {
+        Some(policy) => Some(policy),
+        None => match policy::resolve_stored(&policy::read_stored(db, &id)?) {
+            StoredRetry::Policy(policy) => Some(policy),
+            StoredRetry::NoPolicy | StoredRetry::NoRetries => None,
+        },
+    };
+    let lease_id = event_lease_id(&attempt, args.fence.as_ref().map(|f| f.lease_id.as_str()));
+    end_with_failure(
+        db,
+        &exec,
+        &EndingLease {
+            id: &id,
+            attempt_index: index,
+            lease_id: lease_id.as_deref(),
+            now: args.now,
+        },
+        &Failure {
+            reason: &args.failure_reason,
+            last_failure_message: None,
+        },
+        retry_policy.as_ref(),
+    )
+}
+
+/// Renew the handle's lease for `lease.lease_ttl_ms` from `now`; returns the new expiry.
+pub fn renew(db: &mut impl Db, lease: &HandleLease, now: i64) -> Result<i64, EngineError> {
+    let (id, _exec, attempt) = handle_prelude(db, lease)?;
+    if !attempt.lease_live_at(now) {
+        return Err(EngineError::State(StateKind::LeaseExpired));
+    }
+    if lease.lease_ttl_ms == 0 {
+        return Err(invalid_input("lease_ttl_ms must be positive"));
+    }
+    extend_lease(db, &id, &attempt, &lease.lease_id, lease.lease_ttl_ms, now)
+}
+
+/// Record progress on the handle's execution: `raw_fields.progress_pct` (JSON integer, at most
+/// 100) and/or `progress_message`; both `None` changes nothing.
+pub fn progress(
+    db: &mut impl Db,
+    lease: &HandleLease,
+    percent: Option<u8>,
+    message: Option<&str>,
+    now: i64,
+) -> Result<(), EngineError> {
+    let (id, _exec, _attempt) = handle_prelude(db, lease)?;
+    if percent.is_some_and(|pct| pct > 100) {
+        return Err(invalid_input("progress percent must be at most 100"));
+    }
+    if percent.is_none() && message.is_none() {
+        return Ok(());
+    }
+    let mut assignments = String::from("'$.last_mutation_at', ?3");
+    let mut params = Vec::from(id.key());
+    params.push(text(now.to_string()));
+    if let Some(pct) = percent {
+        params.push(int(pct));
+        assignments.push_str(&format!(", '$.progress_pct', ?{}", params.len()));
+    }
+    if let Some(message) = message {
+        params.push(text(message));
+        assignments.push_str(&format!(", '$.progress_message', ?{}", params.len()));
+    }
+    db.run(
+        &format!(
+            "UPDATE ff_exec_core SET raw_fields = json_set(raw_fields, {assignments}) \
+             WHERE partition_key = ?1 AND execution_id = ?2"
+        ),
+        &params,
+    )?;
+    Ok(())
+}
+
+/// Complete the handle's execution with `payload`.
+pub fn complete(
+    db: &mut impl Db,
+    lease: &HandleLease,
+    payload: Option<&[u8]>,
+    now: i64,
+) -> Result<(), EngineError> {
+    let (id, _exec, attempt) = handle_prelude(db, lease)?;
+    check_payload(payload)?;
+    let lease_id = event_lease_id(&attempt, Some(&lease.lease_id));
+    writes::finish_successfully(
+        db,
+        &EndingLease {
+            id: &id,
+            attempt_index: attempt.index,
+            lease_id: lease_id.as_deref(),
+            now,
+        },
+        payload,
+        None,
+    )
+}
+
+/// Fail the handle's attempt: `transient` and `infra-crash` retry under the execution's stored
+/// policy while its budget lasts; everything else fails the execution.
+pub fn fail(
+    db: &mut impl Db,
+    lease: &HandleLease,
+    message: &str,
+    class: FailureClass,
+    now: i64,
+) -> Result<FailOutcome, EngineError> {
+    let (id, exec, attempt) = handle_prelude(db, lease)?;
+    let retry_policy = match class {
+        FailureClass::Permanent | FailureClass::Timeout | FailureClass::Cancelled => None,
+        FailureClass::Transient | FailureClass::InfraCrash => {
+            match policy::resolve_stored(&policy::read_stored(db, &id)?) {
+                StoredRetry::Policy(policy) => Some(policy),
+                StoredRetry::NoPolicy => Some(policy::default_policy()),
+                StoredRetry::NoRetries => None,
+            }
+        }
+    };
+    let lease_id = event_lease_id(&attempt, Some(&lease.lease_id));
+    end_with_failure(
+        db,
+        &exec,
+        &EndingLease {
+            id: &id,
+            attempt_index: attempt.index,
+            lease_id: lease_id.as_deref(),
+            now,
+        },
+        &Failure {
+            reason: message,
+            last_failure_message: Some(message),
+        },
+        retry_policy.as_ref(),
+    )
+}
+
+/// Retry when `policy` allows another retry, else fail terminally.
+fn end_with_failure(
+    db: &mut impl Db,
+    exec: &Exec,
+    lease: &EndingLease<'_>,
+    failure: &Failure<'_>,
+    policy: Option<&RetryPolicy>,
+) -> Result<FailOutcome, EngineError> {
+    match policy {
+        Some(policy) if policy::can_retry(policy, exec.retry_count) => {
+            let delay = policy::backoff_delay(&policy.backoff, exec.retry_count);
+            writes::schedule_retry(db, lease, failure, exec.retry_count, delay)
+        }
+        _ => writes::fail_terminally(db, lease, failure),
+    }
+}
+
+/// The handle operations' common checks (module docs); returns the execution and the attempt.
+fn handle_prelude(
+    db: &mut impl Db,
+    lease: &HandleLease,
+) -> Result<(ExecutionRef, Exec, Attempt), EngineError> {
+    let id = ExecutionRef::parse(&lease.execution_id)?;
+    let index = i64::from(lease.attempt_index);
+    let attempt = Attempt::require(db, &id, index)?;
+    if !attempt.fence_matches(lease.lease_epoch, &lease.lease_id, &lease.attempt_id) {
+        return Err(contention(ContentionKind::LeaseConflict));
+    }
+    let exec = Exec::require(db, &id)?;
+    if exec.lifecycle_phase != "active" || exec.ownership_state != "leased" {
+        return Err(not_active_error(db, &exec)?);
+    }
+    if index != exec.attempt_index {
+        return Err(contention(ContentionKind::LeaseConflict));
+    }
+    Ok((id, exec, attempt))
+}
+
+/// Set the attempt's expiry to `now + ttl_ms` and record LE(`renewed`); returns the expiry.
+fn extend_lease(
+    db: &mut impl Db,
+    id: &ExecutionRef,
+    attempt: &Attempt,
+    presented_lease_id: &str,
+    ttl_ms: u64,
+    now: i64,
+) -> Result<i64, EngineError> {
+    let expires_at = lease_expiry(now, ttl_ms);
+    db.run(
+        "UPDATE ff_attempt SET lease_expires_at_ms = ?4 \
+         WHERE partition_key = ?1 AND execution_id = ?2 AND attempt_index = ?3",
+        &[
+            id.partition(),
+            id.blob(),
+            int(attempt.index),
+            int(expires_at),
+        ],
+    )?;
+    let lease_id = event_lease_id(attempt, Some(presented_lease_id));
+    record_lease_event(db, id, "renewed", lease_id.as_deref(), now)?;
+    Ok(expires_at)
+}
+
+/// The lease id an outbox row names: the one the attempt row recorded at claim time, else the
+/// one the caller presented (hand-seeded rows record none).
+fn event_lease_id(attempt: &Attempt, presented: Option<&str>) -> Option<String> {
+    attempt
+        .lease_id
+        .clone()
+        .or_else(|| presented.map(str::to_owned))
+}
+
+/// `Validation { PayloadTooLarge }` for a payload over [`MAX_PAYLOAD_BYTES`].
+fn check_payload(payload: Option<&[u8]>) -> Result<(), EngineError> {
+    match payload {
+        Some(bytes) if bytes.len() > MAX_PAYLOAD_BYTES => {
+            Err(EngineError::Validation(ValidationError {
+                kind: ValidationKind::PayloadTooLarge,
+                detail: format!(
+                    "result payload is {} bytes; the limit is {MAX_PAYLOAD_BYTES}",
+                    bytes.len()
+                ),
+            }))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `Contention(ExecutionNotActive)` for `exec`, with the current attempt's lease epoch.
+fn not_active_error(db: &mut impl Db, exec: &Exec) -> Result<EngineError, EngineError> {
+    let epoch = Attempt::load(db, &exec.id, exec.attempt_index)?
+        .map(|attempt| attempt.lease_epoch.to_string())
+        .unwrap_or_default();
+    Ok(not_active(
+        exec.terminal_outcome_or_none(),
+        epoch,
+        exec.lifecycle_phase.clone(),
+        exec.current_attempt_id_or_empty(),
+    ))
+}
