@@ -10,9 +10,9 @@ build-guest:
 test:
     cargo test --workspace --locked
 
-# The main job: claim an execution through the wasm guest.
-demo db="ffwasm-claim-example.sqlite":
-    cargo run -p ff-backend-sqlite-wasm --example claim -- {{db}}
+# The main job: executions through their whole lifecycle in the wasm guest.
+demo db="ffwasm-lifecycle.sqlite":
+    cargo run -p ff-backend-sqlite-wasm --example lifecycle -- {{db}}
 
 # Formatting and lints, warnings as errors.
 lint:

@@ -6,9 +6,9 @@ mod support;
 
 use ff_core::backend::{BackendTag, HandleKind};
 use ff_core::engine_backend::EngineBackend;
-use ff_core::engine_error::{ConflictKind, ContentionKind, EngineError, ValidationKind};
+use ff_core::engine_error::{ConflictKind, ContentionKind, EngineError};
 use ff_core::handle_codec;
-use ff_core::types::{AttemptIndex, ExecutionId, LeaseEpoch};
+use ff_core::types::{AttemptIndex, LeaseEpoch};
 use serial_test::serial;
 use std::sync::Arc;
 use support::*;
@@ -17,35 +17,29 @@ use support::*;
 #[serial(ff_dev_mode)]
 async fn unknown_execution_is_not_found() {
     let backend = fresh_backend("claim-unknown").await;
-    let eid = ExecutionId::parse(&format!("{{fp:0}}:{}", uuid::Uuid::new_v4())).unwrap();
-    match backend.claim_execution(claim_args(eid, "worker-1")).await {
-        Err(EngineError::NotFound {
-            entity: "execution",
-        }) => {}
-        other => panic!("expected NotFound(execution), got {other:?}"),
-    }
+    let eid = new_execution_id();
+    assert_execution_not_found(
+        backend
+            .claim_execution(claim_args(eid, "worker-1"))
+            .await
+            .unwrap_err(),
+    );
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn ineligible_execution_is_not_leaseable() {
     let backend = fresh_backend("claim-ineligible").await;
-    let (exec_uuid, eid) = {
+    let eid = {
         let conn = backend.connection_for_test();
-        let seeded = seed_runnable(&conn);
-        conn.execute(
-            "UPDATE ff_exec_core SET eligibility_state = 'not_eligible_until_time' WHERE execution_id = ?1",
-            [blob(seeded.0)],
-        )
-        .unwrap();
-        seed_grant(&conn, seeded.0, "worker-1", now_ms() + 60_000);
-        seeded
+        let (_, eid) = seed_granted(&conn, "worker-1");
+        update_exec(&conn, &eid, "eligibility_state = 'not_eligible_until_time'");
+        eid
     };
     match backend.claim_execution(claim_args(eid, "worker-1")).await {
         Err(EngineError::Contention(ContentionKind::ExecutionNotLeaseable)) => {}
         other => panic!("expected ExecutionNotLeaseable, got {other:?}"),
     }
-    let _ = exec_uuid;
 }
 
 #[tokio::test]
@@ -57,13 +51,8 @@ async fn live_or_interrupted_attempts_block_the_claim() {
         let backend = fresh_backend("claim-attempt-state").await;
         let eid = {
             let conn = backend.connection_for_test();
-            let (exec_uuid, eid) = seed_runnable(&conn);
-            conn.execute(
-                "UPDATE ff_exec_core SET attempt_state = ?1",
-                [attempt_state],
-            )
-            .unwrap();
-            seed_grant(&conn, exec_uuid, "worker-1", now_ms() + 60_000);
+            let (_, eid) = seed_granted(&conn, "worker-1");
+            update_exec(&conn, &eid, &format!("attempt_state = '{attempt_state}'"));
             eid
         };
         let result = backend.claim_execution(claim_args(eid, "worker-1")).await;
@@ -93,25 +82,23 @@ async fn live_or_interrupted_attempts_block_the_claim() {
 #[serial(ff_dev_mode)]
 async fn a_rejected_claim_writes_nothing() {
     let backend = fresh_backend("claim-rejected").await;
-    let eid = {
-        let conn = backend.connection_for_test();
-        let (exec_uuid, eid) = seed_runnable(&conn);
-        seed_grant(&conn, exec_uuid, "someone-else", now_ms() + 60_000);
-        eid
-    };
-    let before = snapshot(&backend.connection_for_test());
-    let result = backend.claim_execution(claim_args(eid, "worker-1")).await;
+    let (_, eid) = seed_granted(&backend.connection_for_test(), "someone-else");
+    let error = rejected_without_writes(
+        &backend,
+        backend.claim_execution(claim_args(eid, "worker-1")),
+    )
+    .await;
     assert!(
         matches!(
-            result,
-            Err(EngineError::Contention(ContentionKind::InvalidClaimGrant))
+            error,
+            EngineError::Contention(ContentionKind::InvalidClaimGrant)
         ),
-        "{result:?}"
+        "{error:?}"
     );
-    let after = snapshot(&backend.connection_for_test());
-    assert_eq!(before, after, "grant still there, execution row unchanged");
     assert!(
-        after.iter().any(|row| row.starts_with("ff_claim_grant:")),
+        snapshot(&backend.connection_for_test())
+            .iter()
+            .any(|row| row.starts_with("ff_claim_grant:")),
         "the grant survives"
     );
 }
@@ -120,12 +107,7 @@ async fn a_rejected_claim_writes_nothing() {
 #[serial(ff_dev_mode)]
 async fn a_claim_writes_attempt_exec_row_and_lease_event() {
     let backend = fresh_backend("claim-writes").await;
-    let (exec_uuid, eid) = {
-        let conn = backend.connection_for_test();
-        let seeded = seed_runnable(&conn);
-        seed_grant(&conn, seeded.0, "worker-1", now_ms() + 60_000);
-        seeded
-    };
+    let (exec_uuid, eid) = seed_granted(&backend.connection_for_test(), "worker-1");
     let args = claim_args(eid.clone(), "worker-1");
     let (now, lease_id, attempt_id) = (args.now.0, args.lease_id.clone(), args.attempt_id.clone());
     let engine: Arc<dyn EngineBackend> = backend.clone();
@@ -203,12 +185,7 @@ async fn a_claim_writes_attempt_exec_row_and_lease_event() {
 #[serial(ff_dev_mode)]
 async fn the_returned_handle_is_a_decodable_sqlite_handle() {
     let backend = fresh_backend("claim-handle").await;
-    let eid = {
-        let conn = backend.connection_for_test();
-        let (exec_uuid, eid) = seed_runnable(&conn);
-        seed_grant(&conn, exec_uuid, "worker-1", now_ms() + 60_000);
-        eid
-    };
+    let (_, eid) = seed_granted(&backend.connection_for_test(), "worker-1");
     let args = claim_args(eid.clone(), "worker-1");
     let claimed = claimed(backend.claim_execution(args).await.expect("claim"));
     assert_eq!(claimed.handle.backend, BackendTag::Sqlite);
@@ -225,39 +202,17 @@ async fn the_returned_handle_is_a_decodable_sqlite_handle() {
 #[serial(ff_dev_mode)]
 async fn a_zero_lease_ttl_is_invalid_input_and_writes_nothing() {
     let backend = fresh_backend("claim-zero-ttl").await;
-    let eid = {
-        let conn = backend.connection_for_test();
-        let (exec_uuid, eid) = seed_runnable(&conn);
-        seed_grant(&conn, exec_uuid, "worker-1", now_ms() + 60_000);
-        eid
-    };
-    let before = snapshot(&backend.connection_for_test());
+    let (_, eid) = seed_granted(&backend.connection_for_test(), "worker-1");
     let mut args = claim_args(eid, "worker-1");
     args.lease_ttl_ms = 0;
-    let result = backend.claim_execution(args).await;
-    assert!(
-        matches!(
-            result,
-            Err(EngineError::Validation {
-                kind: ValidationKind::InvalidInput,
-                ..
-            })
-        ),
-        "{result:?}"
-    );
-    assert_eq!(before, snapshot(&backend.connection_for_test()));
+    invalid_input_detail(rejected_without_writes(&backend, backend.claim_execution(args)).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[serial(ff_dev_mode)]
 async fn concurrent_claims_of_one_execution_have_one_winner() {
     let backend = fresh_backend("claim-race").await;
-    let eid = {
-        let conn = backend.connection_for_test();
-        let (exec_uuid, eid) = seed_runnable(&conn);
-        seed_grant(&conn, exec_uuid, "worker-1", now_ms() + 60_000);
-        eid
-    };
+    let (_, eid) = seed_granted(&backend.connection_for_test(), "worker-1");
     let tasks: Vec<_> = (0..16)
         .map(|_| {
             let engine: Arc<dyn EngineBackend> = backend.clone();

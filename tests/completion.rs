@@ -18,118 +18,12 @@ use ff_core::handle_codec::{self, HandlePayload};
 use ff_core::state::PublicState;
 use ff_core::types::{
     AttemptId, AttemptIndex, CancelSource, ExecutionId, LeaseEpoch, LeaseFence, LeaseId,
-    TimestampMs,
 };
 use rusqlite::Connection;
 use serial_test::serial;
-use std::sync::Arc;
 use support::*;
-use uuid::Uuid;
 
 // ── Helpers ─────────────────────────────────────────────────────────────────────────────
-
-/// Upstream's typed-test seed: an active, leased execution whose attempt 0 holds lease epoch 1
-/// until `expires_at`, without recorded lease or attempt ids (so only the epoch fences it).
-fn seed_active_lease(conn: &Connection, expires_at: i64) -> (Uuid, ExecutionId) {
-    let (exec_uuid, eid) = seed_runnable(conn);
-    conn.execute(
-        "UPDATE ff_exec_core SET lifecycle_phase = 'active', ownership_state = 'leased', \
-             eligibility_state = 'not_applicable', public_state = 'active', \
-             attempt_state = 'running_attempt' WHERE execution_id = ?1",
-        [blob(exec_uuid)],
-    )
-    .unwrap();
-    conn.execute(
-        "INSERT INTO ff_attempt (partition_key, execution_id, attempt_index, worker_id, \
-             worker_instance_id, lease_epoch, lease_expires_at_ms, started_at_ms) \
-         VALUES (0, ?1, 0, 'worker-1', 'wi-1', 1, ?2, ?3)",
-        rusqlite::params![blob(exec_uuid), expires_at, now_ms()],
-    )
-    .unwrap();
-    (exec_uuid, eid)
-}
-
-/// A fence for a seeded lease at `epoch` (fresh ids: seeded rows record none).
-fn seeded_fence(epoch: u64) -> LeaseFence {
-    LeaseFence {
-        lease_id: LeaseId::new(),
-        lease_epoch: LeaseEpoch(epoch),
-        attempt_id: AttemptId::new(),
-    }
-}
-
-/// A backend with one seeded lease live for another 30 s.
-async fn seeded_backend(
-    prefix: &str,
-) -> (
-    Arc<ff_backend_sqlite_wasm::SqliteBackend>,
-    Uuid,
-    ExecutionId,
-) {
-    let backend = fresh_backend(prefix).await;
-    let (exec_uuid, eid) = seed_active_lease(&backend.connection_for_test(), now_ms() + 30_000);
-    (backend, exec_uuid, eid)
-}
-
-/// A backend with one execution claimed through `claim_execution` (attempt 0, 60 s lease).
-async fn claimed_backend(
-    prefix: &str,
-) -> (
-    Arc<ff_backend_sqlite_wasm::SqliteBackend>,
-    Uuid,
-    ExecutionId,
-    ClaimedExecution,
-) {
-    let backend = fresh_backend(prefix).await;
-    let (exec_uuid, eid) = {
-        let conn = backend.connection_for_test();
-        let seeded = seed_runnable(&conn);
-        seed_grant(&conn, seeded.0, "worker-1", now_ms() + 60_000);
-        seeded
-    };
-    let claim = claimed(
-        backend
-            .claim_execution(claim_args(eid.clone(), "worker-1"))
-            .await
-            .expect("claim"),
-    );
-    (backend, exec_uuid, eid, claim)
-}
-
-fn renew_args(eid: &ExecutionId, fence: Option<LeaseFence>) -> RenewLeaseArgs {
-    RenewLeaseArgs {
-        execution_id: eid.clone(),
-        attempt_index: AttemptIndex::new(0),
-        fence,
-        lease_ttl_ms: 60_000,
-        lease_history_grace_ms: 60_000,
-    }
-}
-
-fn complete_args(eid: &ExecutionId, fence: Option<LeaseFence>) -> CompleteExecutionArgs {
-    CompleteExecutionArgs {
-        execution_id: eid.clone(),
-        fence,
-        attempt_index: AttemptIndex::new(0),
-        result_payload: Some(b"result".to_vec()),
-        result_encoding: None,
-        source: CancelSource::LeaseHolder,
-        now: TimestampMs::now(),
-    }
-}
-
-fn fail_args(eid: &ExecutionId, fence: Option<LeaseFence>, policy: &str) -> FailExecutionArgs {
-    FailExecutionArgs {
-        execution_id: eid.clone(),
-        fence,
-        attempt_index: AttemptIndex::new(0),
-        failure_reason: "boom".into(),
-        failure_category: "test".into(),
-        retry_policy_json: policy.into(),
-        next_attempt_policy_json: String::new(),
-        source: CancelSource::LeaseHolder,
-    }
-}
 
 /// The claim's handle re-encoded with another lease epoch.
 fn handle_with_epoch(claim: &ClaimedExecution, epoch: u64) -> Handle {
@@ -152,19 +46,6 @@ fn handle_with_epoch(claim: &ClaimedExecution, epoch: u64) -> Handle {
     )
 }
 
-/// One column (or expression) of attempt `index`, as text (`NULL` for null).
-fn attempt_column(conn: &Connection, exec_uuid: Uuid, index: u32, column: &str) -> String {
-    conn.query_row(
-        &format!(
-            "SELECT COALESCE(CAST({column} AS TEXT), 'NULL') FROM ff_attempt \
-             WHERE execution_id = ?1 AND attempt_index = ?2"
-        ),
-        rusqlite::params![blob(exec_uuid), index],
-        |row| row.get(0),
-    )
-    .unwrap()
-}
-
 /// `raw_fields.<key>` of the execution as `<json type>:<value>`, or `absent`.
 fn raw_field(conn: &Connection, eid: &ExecutionId, key: &str) -> String {
     exec_column(
@@ -174,18 +55,6 @@ fn raw_field(conn: &Connection, eid: &ExecutionId, key: &str) -> String {
             "COALESCE(json_type(raw_fields, '$.{key}') || ':' || json_extract(raw_fields, '$.{key}'), 'absent')"
         ),
     )
-}
-
-/// The completion outcomes recorded for the execution, oldest first.
-fn completion_events(conn: &Connection, exec_uuid: Uuid) -> Vec<String> {
-    conn.prepare(
-        "SELECT outcome FROM ff_completion_event WHERE execution_id = ?1 ORDER BY event_id",
-    )
-    .unwrap()
-    .query_map([blob(exec_uuid)], |row| row.get(0))
-    .unwrap()
-    .collect::<Result<_, _>>()
-    .unwrap()
 }
 
 /// The six state columns of the execution, `|`-separated.
@@ -198,34 +67,9 @@ fn state_of(conn: &Connection, eid: &ExecutionId) -> String {
     )
 }
 
-fn assert_fence_required<T: std::fmt::Debug>(result: Result<T, EngineError>) {
-    match result {
-        Err(EngineError::Validation {
-            kind: ValidationKind::InvalidInput,
-            detail,
-        }) => assert_eq!(detail, "fence_required"),
-        other => panic!("expected fence_required, got {other:?}"),
-    }
-}
-
+/// Assert `result` is `ExecutionNotActive` in lifecycle phase `phase`.
 fn assert_not_active<T: std::fmt::Debug>(result: Result<T, EngineError>, phase: &str) {
-    match result {
-        Err(EngineError::Contention(ContentionKind::ExecutionNotActive {
-            lifecycle_phase,
-            ..
-        })) => assert_eq!(lifecycle_phase, phase),
-        other => panic!("expected ExecutionNotActive({phase}), got {other:?}"),
-    }
-}
-
-fn set_exec(backend: &ff_backend_sqlite_wasm::SqliteBackend, exec_uuid: Uuid, assignment: &str) {
-    backend
-        .connection_for_test()
-        .execute(
-            &format!("UPDATE ff_exec_core SET {assignment} WHERE execution_id = ?1"),
-            [blob(exec_uuid)],
-        )
-        .unwrap();
+    assert_eq!(not_active_payload(result.unwrap_err()).2, phase);
 }
 
 // ── renew_lease (upstream typed_renew_lease.rs) ─────────────────────────────────────────
@@ -233,10 +77,10 @@ fn set_exec(backend: &ff_backend_sqlite_wasm::SqliteBackend, exec_uuid: Uuid, as
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn renew_lease_extends_expires_at_on_happy_path() {
-    let (backend, exec_uuid, eid) = seeded_backend("renew-happy").await;
+    let (backend, eid) = seeded_lease_backend("renew-happy").await;
     let before = attempt_column(
         &backend.connection_for_test(),
-        exec_uuid,
+        &eid,
         0,
         "lease_expires_at_ms",
     );
@@ -245,42 +89,42 @@ async fn renew_lease_extends_expires_at_on_happy_path() {
         .await
         .expect("renew");
     let conn = backend.connection_for_test();
-    let stored = attempt_column(&conn, exec_uuid, 0, "lease_expires_at_ms");
+    let stored = attempt_column(&conn, &eid, 0, "lease_expires_at_ms");
     assert_eq!(stored, expires_at.0.to_string());
     assert!(expires_at.0 > before.parse::<i64>().unwrap());
-    assert_eq!(attempt_column(&conn, exec_uuid, 0, "lease_epoch"), "1");
+    assert_eq!(attempt_column(&conn, &eid, 0, "lease_epoch"), "1");
     assert_eq!(lease_events(&conn, &eid), ["renewed"]);
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn renew_lease_rejects_missing_fence() {
-    let (backend, _, eid) = seeded_backend("renew-nofence").await;
-    let before = snapshot(&backend.connection_for_test());
-    assert_fence_required(backend.renew_lease(renew_args(&eid, None)).await);
-    assert_eq!(snapshot(&backend.connection_for_test()), before);
+    let (backend, eid) = seeded_lease_backend("renew-nofence").await;
+    let error =
+        rejected_without_writes(&backend, backend.renew_lease(renew_args(&eid, None))).await;
+    assert_eq!(invalid_input_detail(error), "fence_required");
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn renew_lease_stale_lease_on_wrong_epoch() {
-    let (backend, _, eid) = seeded_backend("renew-stale").await;
-    let before = snapshot(&backend.connection_for_test());
-    let result = backend
-        .renew_lease(renew_args(&eid, Some(seeded_fence(100))))
-        .await;
+    let (backend, eid) = seeded_lease_backend("renew-stale").await;
+    let error = rejected_without_writes(
+        &backend,
+        backend.renew_lease(renew_args(&eid, Some(seeded_fence(100)))),
+    )
+    .await;
     assert!(
-        matches!(result, Err(EngineError::State(StateKind::StaleLease))),
-        "{result:?}"
+        matches!(error, EngineError::State(StateKind::StaleLease)),
+        "{error:?}"
     );
-    assert_eq!(snapshot(&backend.connection_for_test()), before);
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn renew_lease_expired_when_past_ttl() {
     let backend = fresh_backend("renew-expired").await;
-    let (_, eid) = seed_active_lease(&backend.connection_for_test(), now_ms() - 1_000);
+    let eid = seed_active_lease(&backend.connection_for_test(), now_ms() - 1_000);
     let result = backend
         .renew_lease(renew_args(&eid, Some(seeded_fence(1))))
         .await;
@@ -293,37 +137,37 @@ async fn renew_lease_expired_when_past_ttl() {
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn renew_lease_execution_not_active_on_terminal() {
-    let (backend, exec_uuid, eid) = seeded_backend("renew-terminal").await;
-    set_exec(&backend, exec_uuid, "lifecycle_phase = 'terminal'");
-    let result = backend
+    let (backend, eid) = seeded_lease_backend("renew-terminal").await;
+    update_exec(
+        &backend.connection_for_test(),
+        &eid,
+        "lifecycle_phase = 'terminal'",
+    );
+    let error = backend
         .renew_lease(renew_args(&eid, Some(seeded_fence(1))))
-        .await;
-    match result {
-        Err(EngineError::Contention(ContentionKind::ExecutionNotActive {
-            terminal_outcome,
-            lease_epoch,
-            lifecycle_phase,
-            attempt_id,
-        })) => {
-            assert_eq!(
-                (
-                    terminal_outcome.as_str(),
-                    lease_epoch.as_str(),
-                    lifecycle_phase.as_str(),
-                    attempt_id.as_str()
-                ),
-                ("none", "1", "terminal", "")
-            );
-        }
-        other => panic!("expected ExecutionNotActive, got {other:?}"),
-    }
+        .await
+        .unwrap_err();
+    let (terminal_outcome, lease_epoch, lifecycle_phase, attempt_id) = not_active_payload(error);
+    assert_eq!(
+        (
+            terminal_outcome.as_str(),
+            lease_epoch.as_str(),
+            lifecycle_phase.as_str(),
+            attempt_id.as_str()
+        ),
+        ("none", "1", "terminal", "")
+    );
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn renew_lease_revoked_when_ownership_lease_revoked() {
-    let (backend, exec_uuid, eid) = seeded_backend("renew-revoked").await;
-    set_exec(&backend, exec_uuid, "ownership_state = 'lease_revoked'");
+    let (backend, eid) = seeded_lease_backend("renew-revoked").await;
+    update_exec(
+        &backend.connection_for_test(),
+        &eid,
+        "ownership_state = 'lease_revoked'",
+    );
     let result = backend
         .renew_lease(renew_args(&eid, Some(seeded_fence(1))))
         .await;
@@ -336,37 +180,28 @@ async fn renew_lease_revoked_when_ownership_lease_revoked() {
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn renew_lease_zero_ttl_is_invalid_input_and_a_missing_attempt_is_not_found() {
-    let (backend, _, eid) = seeded_backend("renew-input").await;
-    let before = snapshot(&backend.connection_for_test());
-    let mut zero = renew_args(&eid, Some(seeded_fence(1)));
-    zero.lease_ttl_ms = 0;
-    let result = backend.renew_lease(zero).await;
-    assert!(
-        matches!(
-            result,
-            Err(EngineError::Validation {
-                kind: ValidationKind::InvalidInput,
-                ..
-            })
-        ),
-        "{result:?}"
-    );
+    let (backend, eid) = seeded_lease_backend("renew-input").await;
+    let zero = RenewLeaseArgs {
+        lease_ttl_ms: 0,
+        ..renew_args(&eid, Some(seeded_fence(1)))
+    };
+    invalid_input_detail(rejected_without_writes(&backend, backend.renew_lease(zero)).await);
     // Neither the execution nor the attempt exists: the attempt is looked up first.
-    let result = backend
-        .renew_lease(renew_args(&new_execution_id(), Some(seeded_fence(1))))
-        .await;
+    let error = rejected_without_writes(
+        &backend,
+        backend.renew_lease(renew_args(&new_execution_id(), Some(seeded_fence(1)))),
+    )
+    .await;
     assert!(
-        matches!(result, Err(EngineError::NotFound { entity: "attempt" })),
-        "{result:?}"
+        matches!(error, EngineError::NotFound { entity: "attempt" }),
+        "{error:?}"
     );
-    assert_eq!(snapshot(&backend.connection_for_test()), before);
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn a_claimed_lease_fences_its_lease_and_attempt_ids_not_only_the_epoch() {
-    let (backend, _, eid, claim) = claimed_backend("renew-ids").await;
-    let before = snapshot(&backend.connection_for_test());
+    let (backend, eid, claim) = leased_backend("renew-ids").await;
     let other_lease = LeaseFence {
         lease_id: LeaseId::new(),
         ..fence_of(&claim)
@@ -376,13 +211,14 @@ async fn a_claimed_lease_fences_its_lease_and_attempt_ids_not_only_the_epoch() {
         ..fence_of(&claim)
     };
     for fence in [other_lease, other_attempt] {
-        let result = backend.renew_lease(renew_args(&eid, Some(fence))).await;
+        let error =
+            rejected_without_writes(&backend, backend.renew_lease(renew_args(&eid, Some(fence))))
+                .await;
         assert!(
-            matches!(result, Err(EngineError::State(StateKind::StaleLease))),
-            "{result:?}"
+            matches!(error, EngineError::State(StateKind::StaleLease)),
+            "{error:?}"
         );
     }
-    assert_eq!(snapshot(&backend.connection_for_test()), before);
     backend
         .renew_lease(renew_args(&eid, Some(fence_of(&claim))))
         .await
@@ -410,7 +246,7 @@ async fn a_claimed_lease_fences_its_lease_and_attempt_ids_not_only_the_epoch() {
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn complete_happy_path() {
-    let (backend, exec_uuid, eid) = seeded_backend("complete-happy").await;
+    let (backend, eid) = seeded_lease_backend("complete-happy").await;
     let result = backend
         .complete_execution(complete_args(&eid, Some(seeded_fence(1))))
         .await
@@ -431,30 +267,35 @@ async fn complete_happy_path() {
     assert_eq!(exec_column(&conn, &eid, "result"), "result");
     assert_ne!(exec_column(&conn, &eid, "terminal_at_ms"), "NULL");
     assert_eq!(raw_field(&conn, &eid, "terminal_outcome"), "text:success");
-    assert_eq!(attempt_column(&conn, exec_uuid, 0, "outcome"), "success");
+    assert_eq!(attempt_column(&conn, &eid, 0, "outcome"), "success");
     assert_eq!(
-        attempt_column(&conn, exec_uuid, 0, "lease_expires_at_ms"),
+        attempt_column(&conn, &eid, 0, "lease_expires_at_ms"),
         "NULL"
     );
-    assert_eq!(completion_events(&conn, exec_uuid), ["success"]);
+    assert_eq!(completion_events(&conn, &eid), ["success"]);
     assert_eq!(lease_events(&conn, &eid), ["revoked"]);
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn complete_rejects_missing_fence_without_override() {
-    let (backend, _, eid) = seeded_backend("complete-nofence").await;
-    let before = snapshot(&backend.connection_for_test());
-    assert_fence_required(backend.complete_execution(complete_args(&eid, None)).await);
-    assert_eq!(snapshot(&backend.connection_for_test()), before);
+    let (backend, eid) = seeded_lease_backend("complete-nofence").await;
+    let error = rejected_without_writes(
+        &backend,
+        backend.complete_execution(complete_args(&eid, None)),
+    )
+    .await;
+    assert_eq!(invalid_input_detail(error), "fence_required");
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn complete_operator_override_skips_fence() {
-    let (backend, _, eid) = seeded_backend("complete-operator").await;
-    let mut args = complete_args(&eid, None);
-    args.source = CancelSource::OperatorOverride;
+    let (backend, eid) = seeded_lease_backend("complete-operator").await;
+    let args = CompleteExecutionArgs {
+        source: CancelSource::OperatorOverride,
+        ..complete_args(&eid, None)
+    };
     backend
         .complete_execution(args)
         .await
@@ -468,23 +309,27 @@ async fn complete_operator_override_skips_fence() {
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn complete_stale_lease_on_wrong_epoch() {
-    let (backend, _, eid) = seeded_backend("complete-stale").await;
-    let before = snapshot(&backend.connection_for_test());
-    let result = backend
-        .complete_execution(complete_args(&eid, Some(seeded_fence(8))))
-        .await;
+    let (backend, eid) = seeded_lease_backend("complete-stale").await;
+    let error = rejected_without_writes(
+        &backend,
+        backend.complete_execution(complete_args(&eid, Some(seeded_fence(8)))),
+    )
+    .await;
     assert!(
-        matches!(result, Err(EngineError::State(StateKind::StaleLease))),
-        "{result:?}"
+        matches!(error, EngineError::State(StateKind::StaleLease)),
+        "{error:?}"
     );
-    assert_eq!(snapshot(&backend.connection_for_test()), before);
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn complete_execution_not_active_on_terminal() {
-    let (backend, exec_uuid, eid) = seeded_backend("complete-terminal").await;
-    set_exec(&backend, exec_uuid, "lifecycle_phase = 'terminal'");
+    let (backend, eid) = seeded_lease_backend("complete-terminal").await;
+    update_exec(
+        &backend.connection_for_test(),
+        &eid,
+        "lifecycle_phase = 'terminal'",
+    );
     assert_not_active(
         backend
             .complete_execution(complete_args(&eid, Some(seeded_fence(1))))
@@ -496,8 +341,12 @@ async fn complete_execution_not_active_on_terminal() {
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn complete_lease_revoked_on_ownership_revoked() {
-    let (backend, exec_uuid, eid) = seeded_backend("complete-revoked").await;
-    set_exec(&backend, exec_uuid, "ownership_state = 'lease_revoked'");
+    let (backend, eid) = seeded_lease_backend("complete-revoked").await;
+    update_exec(
+        &backend.connection_for_test(),
+        &eid,
+        "ownership_state = 'lease_revoked'",
+    );
     let result = backend
         .complete_execution(complete_args(&eid, Some(seeded_fence(1))))
         .await;
@@ -511,71 +360,65 @@ async fn complete_lease_revoked_on_ownership_revoked() {
 #[serial(ff_dev_mode)]
 async fn complete_lease_expired_on_past_ttl() {
     let backend = fresh_backend("complete-expired").await;
-    let (_, eid) = seed_active_lease(&backend.connection_for_test(), now_ms() - 5_000);
-    let before = snapshot(&backend.connection_for_test());
-    let result = backend
-        .complete_execution(complete_args(&eid, Some(seeded_fence(1))))
-        .await;
+    let eid = seed_active_lease(&backend.connection_for_test(), now_ms() - 5_000);
+    let error = rejected_without_writes(
+        &backend,
+        backend.complete_execution(complete_args(&eid, Some(seeded_fence(1)))),
+    )
+    .await;
     assert!(
-        matches!(result, Err(EngineError::State(StateKind::LeaseExpired))),
-        "{result:?}"
+        matches!(error, EngineError::State(StateKind::LeaseExpired)),
+        "{error:?}"
     );
-    assert_eq!(snapshot(&backend.connection_for_test()), before);
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn a_completed_execution_cannot_be_completed_again() {
-    let (backend, exec_uuid, eid, claim) = claimed_backend("complete-replay").await;
+    let (backend, eid, claim) = leased_backend("complete-replay").await;
     backend
         .complete_execution(complete_args(&eid, Some(fence_of(&claim))))
         .await
         .expect("first completion");
-    let before = snapshot(&backend.connection_for_test());
-    let replay = backend
-        .complete_execution(complete_args(&eid, Some(fence_of(&claim))))
-        .await;
-    match replay {
-        Err(EngineError::Contention(ContentionKind::ExecutionNotActive {
-            terminal_outcome,
-            lease_epoch,
-            lifecycle_phase,
-            attempt_id,
-        })) => assert_eq!(
-            (terminal_outcome, lease_epoch, lifecycle_phase, attempt_id),
-            (
-                "success".to_string(),
-                "1".to_string(),
-                "terminal".to_string(),
-                claim.attempt_id.to_string()
-            )
-        ),
-        other => panic!("expected ExecutionNotActive, got {other:?}"),
-    }
-    let conn = backend.connection_for_test();
-    assert_eq!(snapshot(&conn), before);
-    assert_eq!(completion_events(&conn, exec_uuid), ["success"]);
+    let replay = rejected_without_writes(
+        &backend,
+        backend.complete_execution(complete_args(&eid, Some(fence_of(&claim)))),
+    )
+    .await;
+    assert_eq!(
+        not_active_payload(replay),
+        (
+            "success".to_string(),
+            "1".to_string(),
+            "terminal".to_string(),
+            claim.attempt_id.to_string()
+        )
+    );
+    assert_eq!(
+        completion_events(&backend.connection_for_test(), &eid),
+        ["success"]
+    );
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn a_result_over_the_payload_limit_is_refused() {
-    let (backend, _, eid) = seeded_backend("complete-large").await;
-    let before = snapshot(&backend.connection_for_test());
-    let mut args = complete_args(&eid, Some(seeded_fence(1)));
-    args.result_payload = Some(vec![7; (8 << 20) + 1]);
-    let result = backend.complete_execution(args).await;
+    let (backend, eid) = seeded_lease_backend("complete-large").await;
+    let args = CompleteExecutionArgs {
+        result_payload: Some(vec![7; (8 << 20) + 1]),
+        ..complete_args(&eid, Some(seeded_fence(1)))
+    };
+    let error = rejected_without_writes(&backend, backend.complete_execution(args)).await;
     assert!(
         matches!(
-            result,
-            Err(EngineError::Validation {
+            error,
+            EngineError::Validation {
                 kind: ValidationKind::PayloadTooLarge,
                 ..
-            })
+            }
         ),
-        "{result:?}"
+        "{error:?}"
     );
-    assert_eq!(snapshot(&backend.connection_for_test()), before);
 }
 
 // ── fail_execution (upstream typed_fail_execution.rs) ───────────────────────────────────
@@ -583,7 +426,7 @@ async fn a_result_over_the_payload_limit_is_refused() {
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn fail_terminal_when_no_retries() {
-    let (backend, exec_uuid, eid) = seeded_backend("fail-terminal").await;
+    let (backend, eid) = seeded_lease_backend("fail-terminal").await;
     let result = backend
         .fail_execution(fail_args(&eid, Some(seeded_fence(1)), ""))
         .await
@@ -596,15 +439,15 @@ async fn fail_terminal_when_no_retries() {
     );
     assert_eq!(raw_field(&conn, &eid, "failure_reason"), "text:boom");
     assert_eq!(raw_field(&conn, &eid, "terminal_outcome"), "text:failed");
-    assert_eq!(attempt_column(&conn, exec_uuid, 0, "outcome"), "failed");
-    assert_eq!(completion_events(&conn, exec_uuid), ["failed"]);
+    assert_eq!(attempt_column(&conn, &eid, 0, "outcome"), "failed");
+    assert_eq!(completion_events(&conn, &eid), ["failed"]);
     assert_eq!(lease_events(&conn, &eid), ["revoked"]);
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn fail_schedules_retry_when_budget_remains() {
-    let (backend, exec_uuid, eid) = seeded_backend("fail-retry").await;
+    let (backend, eid) = seeded_lease_backend("fail-retry").await;
     let before = now_ms();
     let result = backend
         .fail_execution(fail_args(
@@ -638,40 +481,44 @@ async fn fail_schedules_retry_when_budget_remains() {
         format!("text:{}", delay_until.0)
     );
     assert_eq!(exec_column(&conn, &eid, "attempt_index"), "0");
-    assert_eq!(attempt_column(&conn, exec_uuid, 0, "outcome"), "retry");
-    assert!(completion_events(&conn, exec_uuid).is_empty());
+    assert_eq!(attempt_column(&conn, &eid, 0, "outcome"), "retry");
+    assert!(completion_events(&conn, &eid).is_empty());
     assert_eq!(lease_events(&conn, &eid), ["revoked"]);
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn fail_rejects_missing_fence_without_override() {
-    let (backend, _, eid) = seeded_backend("fail-nofence").await;
-    let before = snapshot(&backend.connection_for_test());
-    assert_fence_required(backend.fail_execution(fail_args(&eid, None, "")).await);
-    assert_eq!(snapshot(&backend.connection_for_test()), before);
+    let (backend, eid) = seeded_lease_backend("fail-nofence").await;
+    let error =
+        rejected_without_writes(&backend, backend.fail_execution(fail_args(&eid, None, ""))).await;
+    assert_eq!(invalid_input_detail(error), "fence_required");
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn fail_stale_lease_on_wrong_epoch() {
-    let (backend, _, eid) = seeded_backend("fail-stale").await;
-    let before = snapshot(&backend.connection_for_test());
-    let result = backend
-        .fail_execution(fail_args(&eid, Some(seeded_fence(42)), ""))
-        .await;
+    let (backend, eid) = seeded_lease_backend("fail-stale").await;
+    let error = rejected_without_writes(
+        &backend,
+        backend.fail_execution(fail_args(&eid, Some(seeded_fence(42)), "")),
+    )
+    .await;
     assert!(
-        matches!(result, Err(EngineError::State(StateKind::StaleLease))),
-        "{result:?}"
+        matches!(error, EngineError::State(StateKind::StaleLease)),
+        "{error:?}"
     );
-    assert_eq!(snapshot(&backend.connection_for_test()), before);
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn fail_execution_not_active_on_terminal() {
-    let (backend, exec_uuid, eid) = seeded_backend("fail-inactive").await;
-    set_exec(&backend, exec_uuid, "lifecycle_phase = 'terminal'");
+    let (backend, eid) = seeded_lease_backend("fail-inactive").await;
+    update_exec(
+        &backend.connection_for_test(),
+        &eid,
+        "lifecycle_phase = 'terminal'",
+    );
     assert_not_active(
         backend
             .fail_execution(fail_args(&eid, Some(seeded_fence(1)), ""))
@@ -683,10 +530,10 @@ async fn fail_execution_not_active_on_terminal() {
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn fail_without_a_policy_argument_uses_the_stored_policy_and_the_retry_runs_next() {
-    let (backend, exec_uuid, eid, claim) = claimed_backend("fail-stored").await;
-    set_exec(
-        &backend,
-        exec_uuid,
+    let (backend, eid, claim) = leased_backend("fail-stored").await;
+    update_exec(
+        &backend.connection_for_test(),
+        &eid,
         r#"policy = '{"retry_policy":{"max_retries":1,"backoff":{"type":"fixed","delay_ms":0}}}'"#,
     );
     let result = backend
@@ -707,7 +554,7 @@ async fn fail_without_a_policy_argument_uses_the_stored_policy_and_the_retry_run
     // The retry is claimable at once, as attempt 1 with a fresh epoch.
     seed_grant(
         &backend.connection_for_test(),
-        exec_uuid,
+        uuid_of(&eid),
         "worker-1",
         now_ms() + 60_000,
     );
@@ -722,8 +569,10 @@ async fn fail_without_a_policy_argument_uses_the_stored_policy_and_the_retry_run
         (AttemptIndex::new(1), LeaseEpoch(1))
     );
     // The budget (one retry) is spent: the next failure is terminal.
-    let mut second = fail_args(&eid, Some(fence_of(&retry)), "");
-    second.attempt_index = AttemptIndex::new(1);
+    let second = FailExecutionArgs {
+        attempt_index: AttemptIndex::new(1),
+        ..fail_args(&eid, Some(fence_of(&retry)), "")
+    };
     assert_eq!(
         backend.fail_execution(second).await.unwrap(),
         FailExecutionResult::TerminalFailed
@@ -735,7 +584,7 @@ async fn fail_without_a_policy_argument_uses_the_stored_policy_and_the_retry_run
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn complete_writes_terminal_and_clears_lease() {
-    let (backend, exec_uuid, eid, claim) = claimed_backend("handle-complete").await;
+    let (backend, eid, claim) = leased_backend("handle-complete").await;
     backend
         .complete(&claim.handle, Some(b"out".to_vec()))
         .await
@@ -747,30 +596,30 @@ async fn complete_writes_terminal_and_clears_lease() {
     );
     assert_eq!(raw_field(&conn, &eid, "terminal_outcome"), "text:success");
     assert_eq!(exec_column(&conn, &eid, "result"), "out");
-    assert_eq!(attempt_column(&conn, exec_uuid, 0, "outcome"), "success");
+    assert_eq!(attempt_column(&conn, &eid, 0, "outcome"), "success");
     assert_eq!(
-        attempt_column(&conn, exec_uuid, 0, "lease_expires_at_ms"),
+        attempt_column(&conn, &eid, 0, "lease_expires_at_ms"),
         "NULL"
     );
-    assert_eq!(completion_events(&conn, exec_uuid), ["success"]);
+    assert_eq!(completion_events(&conn, &eid), ["success"]);
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn complete_fence_mismatch_returns_contention() {
-    let (backend, _, eid, claim) = claimed_backend("handle-complete-fence").await;
-    let before = snapshot(&backend.connection_for_test());
-    let result = backend
-        .complete(&handle_with_epoch(&claim, 999), None)
-        .await;
+    let (backend, eid, claim) = leased_backend("handle-complete-fence").await;
+    let error = rejected_without_writes(
+        &backend,
+        backend.complete(&handle_with_epoch(&claim, 999), None),
+    )
+    .await;
     assert!(
         matches!(
-            result,
-            Err(EngineError::Contention(ContentionKind::LeaseConflict))
+            error,
+            EngineError::Contention(ContentionKind::LeaseConflict)
         ),
-        "{result:?}"
+        "{error:?}"
     );
-    assert_eq!(snapshot(&backend.connection_for_test()), before);
     backend
         .complete(&claim.handle, None)
         .await
@@ -784,7 +633,7 @@ async fn complete_fence_mismatch_returns_contention() {
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn handle_from_valkey_rejected_on_complete() {
-    let (backend, _, _, claim) = claimed_backend("handle-valkey").await;
+    let (backend, _, claim) = leased_backend("handle-valkey").await;
     let valkey = Handle::new(
         BackendTag::Valkey,
         HandleKind::Fresh,
@@ -802,7 +651,7 @@ async fn handle_from_valkey_rejected_on_complete() {
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn fail_transient_schedules_retry_and_reruns_runnable() {
-    let (backend, exec_uuid, eid, claim) = claimed_backend("handle-fail-transient").await;
+    let (backend, eid, claim) = leased_backend("handle-fail-transient").await;
     let before = now_ms();
     let outcome = backend
         .fail(
@@ -830,12 +679,12 @@ async fn fail_transient_schedules_retry_and_reruns_runnable() {
         );
         // The current attempt stays 0 until the retry is claimed (docs/semantics.md, Q1).
         assert_eq!(exec_column(&conn, &eid, "attempt_index"), "0");
-        assert_eq!(attempt_column(&conn, exec_uuid, 0, "outcome"), "retry");
+        assert_eq!(attempt_column(&conn, &eid, 0, "outcome"), "retry");
         assert_eq!(raw_field(&conn, &eid, "last_failure_message"), "text:flaky");
         assert_eq!(raw_field(&conn, &eid, "retry_count"), "text:1");
         assert_eq!(lease_events(&conn, &eid), ["acquired", "revoked"]);
-        assert!(completion_events(&conn, exec_uuid).is_empty());
-        seed_grant(&conn, exec_uuid, "worker-1", 0);
+        assert!(completion_events(&conn, &eid).is_empty());
+        seed_grant(&conn, uuid_of(&eid), "worker-1", 0);
     }
     // Once the backoff has passed the retry runs as attempt 1.
     let retry = claimed(
@@ -857,7 +706,7 @@ async fn fail_transient_schedules_retry_and_reruns_runnable() {
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn fail_permanent_writes_terminal_failed() {
-    let (backend, exec_uuid, eid, claim) = claimed_backend("handle-fail-permanent").await;
+    let (backend, eid, claim) = leased_backend("handle-fail-permanent").await;
     let outcome = backend
         .fail(
             &claim.handle,
@@ -872,22 +721,22 @@ async fn fail_permanent_writes_terminal_failed() {
         state_of(&conn, &eid),
         "terminal|unowned|not_applicable|failed|attempt_terminal|NULL"
     );
-    assert_eq!(attempt_column(&conn, exec_uuid, 0, "outcome"), "failed");
+    assert_eq!(attempt_column(&conn, &eid, 0, "outcome"), "failed");
     assert_eq!(
         raw_field(&conn, &eid, "last_failure_message"),
         "text:bad input"
     );
     assert_eq!(raw_field(&conn, &eid, "terminal_outcome"), "text:failed");
-    assert_eq!(completion_events(&conn, exec_uuid), ["failed"]);
+    assert_eq!(completion_events(&conn, &eid), ["failed"]);
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn transient_failures_stop_retrying_when_the_budget_is_spent() {
-    let (backend, exec_uuid, eid, claim) = claimed_backend("handle-fail-budget").await;
-    set_exec(
-        &backend,
-        exec_uuid,
+    let (backend, eid, claim) = leased_backend("handle-fail-budget").await;
+    update_exec(
+        &backend.connection_for_test(),
+        &eid,
         "raw_fields = json_set(raw_fields, '$.retry_count', '3')",
     );
     let outcome = backend
@@ -908,7 +757,7 @@ async fn transient_failures_stop_retrying_when_the_budget_is_spent() {
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn claim_and_complete_emit_lease_events() {
-    let (backend, _, eid, claim) = claimed_backend("handle-events").await;
+    let (backend, eid, claim) = leased_backend("handle-events").await;
     backend.complete(&claim.handle, None).await.unwrap();
     assert_eq!(
         lease_events(&backend.connection_for_test(), &eid),
@@ -919,7 +768,7 @@ async fn claim_and_complete_emit_lease_events() {
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn progress_writes_pct_and_message_to_raw_fields() {
-    let (backend, _, eid, claim) = claimed_backend("handle-progress").await;
+    let (backend, eid, claim) = leased_backend("handle-progress").await;
     backend
         .progress(&claim.handle, Some(42), Some("halfway".into()))
         .await
@@ -934,7 +783,7 @@ async fn progress_writes_pct_and_message_to_raw_fields() {
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn progress_preserves_prior_values_on_partial_update() {
-    let (backend, _, eid, claim) = claimed_backend("handle-progress-partial").await;
+    let (backend, eid, claim) = leased_backend("handle-progress-partial").await;
     backend
         .progress(&claim.handle, Some(10), Some("start".into()))
         .await
@@ -960,7 +809,7 @@ async fn progress_preserves_prior_values_on_partial_update() {
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn progress_partial_update_leaves_absent_field_absent() {
-    let (backend, _, eid, claim) = claimed_backend("handle-progress-absent").await;
+    let (backend, eid, claim) = leased_backend("handle-progress-absent").await;
     backend
         .progress(&claim.handle, Some(5), None)
         .await
@@ -973,7 +822,7 @@ async fn progress_partial_update_leaves_absent_field_absent() {
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn progress_both_none_is_no_op() {
-    let (backend, _, eid, claim) = claimed_backend("handle-progress-none").await;
+    let (backend, eid, claim) = leased_backend("handle-progress-none").await;
     let before = snapshot(&backend.connection_for_test());
     backend.progress(&claim.handle, None, None).await.unwrap();
     let conn = backend.connection_for_test();
@@ -984,43 +833,35 @@ async fn progress_both_none_is_no_op() {
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn progress_fence_mismatch_returns_contention() {
-    let (backend, _, _, claim) = claimed_backend("handle-progress-fence").await;
-    let before = snapshot(&backend.connection_for_test());
-    let result = backend
-        .progress(&handle_with_epoch(&claim, 999), Some(1), None)
-        .await;
+    let (backend, _, claim) = leased_backend("handle-progress-fence").await;
+    let error = rejected_without_writes(
+        &backend,
+        backend.progress(&handle_with_epoch(&claim, 999), Some(1), None),
+    )
+    .await;
     assert!(
         matches!(
-            result,
-            Err(EngineError::Contention(ContentionKind::LeaseConflict))
+            error,
+            EngineError::Contention(ContentionKind::LeaseConflict)
         ),
-        "{result:?}"
+        "{error:?}"
     );
     // Over 100 % is bad input.
-    let result = backend.progress(&claim.handle, Some(101), None).await;
-    assert!(
-        matches!(
-            result,
-            Err(EngineError::Validation {
-                kind: ValidationKind::InvalidInput,
-                ..
-            })
-        ),
-        "{result:?}"
+    invalid_input_detail(
+        rejected_without_writes(&backend, backend.progress(&claim.handle, Some(101), None)).await,
     );
-    assert_eq!(snapshot(&backend.connection_for_test()), before);
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn renew_advances_lease_expiry_and_emits_event() {
-    let (backend, exec_uuid, eid, claim) = claimed_backend("handle-renew").await;
+    let (backend, eid, claim) = leased_backend("handle-renew").await;
     let renewal = backend.renew(&claim.handle).await.expect("renew");
     assert!(renewal.expires_at_ms as i64 > claim.lease_expires_at.0);
     assert_eq!(renewal.lease_epoch, 1);
     let conn = backend.connection_for_test();
     assert_eq!(
-        attempt_column(&conn, exec_uuid, 0, "lease_expires_at_ms"),
+        attempt_column(&conn, &eid, 0, "lease_expires_at_ms"),
         renewal.expires_at_ms.to_string()
     );
     assert_eq!(lease_events(&conn, &eid), ["acquired", "renewed"]);
@@ -1029,23 +870,22 @@ async fn renew_advances_lease_expiry_and_emits_event() {
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn renew_fence_mismatch_returns_contention() {
-    let (backend, _, _, claim) = claimed_backend("handle-renew-fence").await;
-    let before = snapshot(&backend.connection_for_test());
-    let result = backend.renew(&handle_with_epoch(&claim, 999)).await;
+    let (backend, _, claim) = leased_backend("handle-renew-fence").await;
+    let error =
+        rejected_without_writes(&backend, backend.renew(&handle_with_epoch(&claim, 999))).await;
     assert!(
         matches!(
-            result,
-            Err(EngineError::Contention(ContentionKind::LeaseConflict))
+            error,
+            EngineError::Contention(ContentionKind::LeaseConflict)
         ),
-        "{result:?}"
+        "{error:?}"
     );
-    assert_eq!(snapshot(&backend.connection_for_test()), before);
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn a_handle_cannot_complete_renew_or_fail_twice() {
-    let (backend, exec_uuid, eid, claim) = claimed_backend("handle-replay").await;
+    let (backend, eid, claim) = leased_backend("handle-replay").await;
     backend
         .complete(&claim.handle, None)
         .await
@@ -1065,6 +905,6 @@ async fn a_handle_cannot_complete_renew_or_fail_twice() {
     );
     let conn = backend.connection_for_test();
     assert_eq!(snapshot(&conn), before);
-    assert_eq!(completion_events(&conn, exec_uuid), ["success"]);
+    assert_eq!(completion_events(&conn, &eid), ["success"]);
     assert_eq!(lease_events(&conn, &eid), ["acquired", "revoked"]);
 }

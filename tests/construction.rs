@@ -6,7 +6,7 @@ mod support;
 use ff_backend_sqlite_wasm::{OpenError, SqliteBackend};
 use ff_core::engine_backend::EngineBackend;
 use ff_core::engine_error::{BackendError, EngineError};
-use ff_core::types::{ExecutionId, LaneId};
+use ff_core::types::LaneId;
 use serial_test::serial;
 use std::sync::Arc;
 use support::*;
@@ -50,12 +50,8 @@ async fn the_same_uri_shares_one_database_and_distinct_uris_do_not() {
     let second = SqliteBackend::new(&uri).await.unwrap();
     let other = SqliteBackend::new(&memory_uri("other")).await.unwrap();
     seed_runnable(&first.connection_for_test());
-    let count = |backend: &SqliteBackend| -> i64 {
-        backend
-            .connection_for_test()
-            .query_row("SELECT COUNT(*) FROM ff_exec_core", [], |r| r.get(0))
-            .unwrap()
-    };
+    let count =
+        |backend: &SqliteBackend| count_rows(&backend.connection_for_test(), "ff_exec_core");
     assert_eq!(count(&second), 1);
     assert_eq!(count(&other), 0);
     drop(first);
@@ -75,11 +71,7 @@ async fn a_memory_database_dies_with_its_last_backend() {
     seed_runnable(&backend.connection_for_test());
     drop(backend);
     let again = SqliteBackend::new(&uri).await.unwrap();
-    let count: i64 = again
-        .connection_for_test()
-        .query_row("SELECT COUNT(*) FROM ff_exec_core", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(count, 0);
+    assert_eq!(count_rows(&again.connection_for_test(), "ff_exec_core"), 0);
 }
 
 #[tokio::test]
@@ -109,11 +101,10 @@ async fn a_file_database_uses_wal_and_keeps_its_data() {
     let backend = SqliteBackend::new(&format!("file:{path_text}?mode=rwc"))
         .await
         .unwrap();
-    let count: i64 = backend
-        .connection_for_test()
-        .query_row("SELECT COUNT(*) FROM ff_exec_core", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(count, 1);
+    assert_eq!(
+        count_rows(&backend.connection_for_test(), "ff_exec_core"),
+        1
+    );
     drop(backend);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -172,7 +163,7 @@ async fn label_capabilities_and_unbuilt_operations_tell_the_truth() {
     ] {
         assert!(!flag, "{name} is not built and must not claim support");
     }
-    let eid = ExecutionId::parse(&format!("{{fp:0}}:{}", uuid::Uuid::new_v4())).unwrap();
+    let eid = new_execution_id();
     assert!(matches!(
         engine
             .change_priority(ff_core::contracts::ChangePriorityArgs {

@@ -5,7 +5,7 @@ mod support;
 
 use ff_backend_sqlite_wasm::{OperationFailure, SqliteBackend};
 use ff_core::engine_backend::EngineBackend;
-use ff_core::engine_error::{EngineError, ValidationKind};
+use ff_core::engine_error::EngineError;
 use serial_test::serial;
 use std::sync::Arc;
 use support::*;
@@ -26,12 +26,7 @@ async fn hostile_backend(uri: &str) -> Arc<SqliteBackend> {
 async fn a_trap_after_writes_rolls_back_and_the_next_claim_succeeds() {
     let uri = memory_uri("trap");
     let hostile = hostile_backend(&uri).await;
-    let (exec_uuid, eid) = {
-        let conn = hostile.connection_for_test();
-        let seeded = seed_runnable(&conn);
-        seed_grant(&conn, seeded.0, "worker-1", now_ms() + 60_000);
-        seeded
-    };
+    let (_, eid) = seed_granted(&hostile.connection_for_test(), "worker-1");
     let before = snapshot(&hostile.connection_for_test());
 
     let engine: Arc<dyn EngineBackend> = hostile.clone();
@@ -69,54 +64,34 @@ async fn a_trap_after_writes_rolls_back_and_the_next_claim_succeeds() {
     let again = engine
         .claim_execution(claim_args(eid.clone(), "anyone"))
         .await;
-    assert!(
-        matches!(
-            again,
-            Err(EngineError::NotFound {
-                entity: "execution"
-            })
-        ),
-        "{again:?}"
-    );
+    assert_execution_not_found(again.unwrap_err());
 
     // The real guest on the same database claims normally.
     dev_mode();
     let builtin = SqliteBackend::new(&uri).await.unwrap();
     let claimed = claimed(
         builtin
-            .claim_execution(claim_args(eid, "worker-1"))
+            .claim_execution(claim_args(eid.clone(), "worker-1"))
             .await
             .expect("claim after trap"),
     );
     assert_eq!(claimed.lease_epoch.0, 1);
-    let phase: String = builtin
-        .connection_for_test()
-        .query_row(
-            "SELECT lifecycle_phase FROM ff_exec_core WHERE execution_id = ?1",
-            [blob(exec_uuid)],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(phase, "active");
+    assert_eq!(
+        exec_column(&builtin.connection_for_test(), &eid, "lifecycle_phase"),
+        "active"
+    );
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn an_error_value_after_writes_rolls_back() {
     let hostile = hostile_backend(&memory_uri("error-after-write")).await;
-    let eid = {
-        let conn = hostile.connection_for_test();
-        let (exec_uuid, eid) = seed_runnable(&conn);
-        seed_grant(&conn, exec_uuid, "worker-1", now_ms() + 60_000);
-        eid
-    };
-    let before = snapshot(&hostile.connection_for_test());
-    let result = hostile
-        .claim_execution(claim_args(eid, "error-after-write"))
-        .await;
-    assert!(
-        matches!(&result, Err(EngineError::Validation { kind: ValidationKind::InvalidInput, detail }) if detail.contains("hostile")),
-        "{result:?}"
-    );
-    assert_eq!(before, snapshot(&hostile.connection_for_test()));
+    let (_, eid) = seed_granted(&hostile.connection_for_test(), "worker-1");
+    let error = rejected_without_writes(
+        &hostile,
+        hostile.claim_execution(claim_args(eid, "error-after-write")),
+    )
+    .await;
+    let detail = invalid_input_detail(error);
+    assert!(detail.contains("hostile"), "{detail}");
 }

@@ -5,28 +5,18 @@ mod support;
 
 use ff_core::backend::{CapabilitySet, ClaimPolicy, FailureClass, FailureReason};
 use ff_core::contracts::{
-    CancelExecutionArgs, CompleteExecutionArgs, CreateExecutionResult, FailExecutionArgs,
-    FailExecutionResult, IssueReclaimGrantArgs, IssueReclaimGrantOutcome, ListExpiredLeasesArgs,
-    ReclaimExecutionArgs, ReclaimExecutionOutcome, RenewLeaseArgs, RenewLeaseResult,
+    CancelExecutionArgs, CompleteExecutionArgs, CreateExecutionResult, FailExecutionResult,
+    IssueReclaimGrantOutcome, ListExpiredLeasesArgs, ReclaimExecutionOutcome, RenewLeaseArgs,
+    RenewLeaseResult,
 };
 use ff_core::engine_backend::EngineBackend;
 use ff_core::engine_error::{EngineError, StateKind};
 use ff_core::handle_codec;
-use ff_core::partition::{Partition, PartitionFamily};
 use ff_core::state::{LifecyclePhase, PublicState};
-use ff_core::types::{
-    AttemptId, AttemptIndex, CancelSource, LaneId, LeaseId, TimestampMs, WorkerId, WorkerInstanceId,
-};
+use ff_core::types::{AttemptIndex, CancelSource, LaneId, TimestampMs, WorkerId, WorkerInstanceId};
 use serial_test::serial;
 use std::sync::Arc;
 use support::*;
-
-fn partition_of(eid: &ff_core::types::ExecutionId) -> Partition {
-    Partition {
-        family: PartitionFamily::Flow,
-        index: eid.partition(),
-    }
-}
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
@@ -98,11 +88,8 @@ async fn create_grant_claim_renew_complete_with_reads_at_each_step() {
 
     let renewed = engine
         .renew_lease(RenewLeaseArgs {
-            execution_id: eid.clone(),
-            attempt_index: AttemptIndex::new(0),
-            fence: Some(fence_of(&claimed)),
             lease_ttl_ms: 120_000,
-            lease_history_grace_ms: 60_000,
+            ..renew_args(&eid, Some(fence_of(&claimed)))
         })
         .await
         .unwrap();
@@ -115,13 +102,8 @@ async fn create_grant_claim_renew_complete_with_reads_at_each_step() {
 
     engine
         .complete_execution(CompleteExecutionArgs {
-            execution_id: eid.clone(),
-            fence: Some(fence_of(&claimed)),
-            attempt_index: AttemptIndex::new(0),
             result_payload: Some(b"done".to_vec()),
-            result_encoding: None,
-            source: CancelSource::LeaseHolder,
-            now: TimestampMs::now(),
+            ..complete_args(&eid, Some(fence_of(&claimed)))
         })
         .await
         .unwrap();
@@ -145,37 +127,15 @@ async fn create_grant_claim_renew_complete_with_reads_at_each_step() {
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn fail_then_due_retry_is_claimed_again_and_completes() {
-    let backend = fresh_backend("life-retry").await;
+    let (backend, eid, first) = created_leased_backend("life-retry").await;
     let engine: Arc<dyn EngineBackend> = backend.clone();
-    let eid = new_execution_id();
-    let now = now_ms();
-    engine
-        .create_execution(create_args(eid.clone(), "default", now))
-        .await
-        .unwrap();
-    engine
-        .issue_claim_grant(grant_args(eid.clone(), "worker-1", now))
-        .await
-        .unwrap();
-    let first = claimed(
-        engine
-            .claim_execution(claim_args_at(eid.clone(), "worker-1", 0, now))
-            .await
-            .unwrap(),
-    );
 
     let failed = engine
-        .fail_execution(FailExecutionArgs {
-            execution_id: eid.clone(),
-            fence: Some(fence_of(&first)),
-            attempt_index: AttemptIndex::new(0),
-            failure_reason: "boom".into(),
-            failure_category: "test".into(),
-            retry_policy_json: r#"{"max_retries":2,"backoff":{"type":"fixed","delay_ms":50}}"#
-                .into(),
-            next_attempt_policy_json: String::new(),
-            source: CancelSource::LeaseHolder,
-        })
+        .fail_execution(fail_args(
+            &eid,
+            Some(fence_of(&first)),
+            r#"{"max_retries":2,"backoff":{"type":"fixed","delay_ms":50}}"#,
+        ))
         .await
         .unwrap();
     let FailExecutionResult::RetryScheduled {
@@ -220,13 +180,10 @@ async fn fail_then_due_retry_is_claimed_again_and_completes() {
 
     engine
         .complete_execution(CompleteExecutionArgs {
-            execution_id: eid.clone(),
-            fence: Some(fence_of(&second)),
             attempt_index: AttemptIndex::new(1),
             result_payload: None,
-            result_encoding: None,
-            source: CancelSource::LeaseHolder,
             now: TimestampMs::from_millis(due + 1),
+            ..complete_args(&eid, Some(fence_of(&second)))
         })
         .await
         .unwrap();
@@ -238,11 +195,9 @@ async fn fail_then_due_retry_is_claimed_again_and_completes() {
     // The first attempt's fence is dead for good.
     let stale = engine
         .renew_lease(RenewLeaseArgs {
-            execution_id: eid.clone(),
-            attempt_index: AttemptIndex::new(0),
-            fence: Some(fence_of(&first)),
             lease_ttl_ms: 1_000,
             lease_history_grace_ms: 0,
+            ..renew_args(&eid, Some(fence_of(&first)))
         })
         .await;
     assert!(stale.is_err(), "{stale:?}");
@@ -255,18 +210,10 @@ async fn an_expired_lease_is_marked_and_reclaimed_with_a_higher_epoch() {
     let engine: Arc<dyn EngineBackend> = backend.clone();
     let eid = new_execution_id();
     let now = now_ms();
-    engine
-        .create_execution(create_args(eid.clone(), "default", now))
-        .await
-        .unwrap();
-    engine
-        .issue_claim_grant(grant_args(eid.clone(), "worker-1", now))
-        .await
-        .unwrap();
     // A lease that has already lapsed by the time anyone looks (claimed in the past).
     let mut args = claim_args_at(eid.clone(), "worker-1", 0, now - 10_000);
     args.lease_ttl_ms = 1_000;
-    let lapsed = claimed(engine.claim_execution(args).await.unwrap());
+    let lapsed = create_and_lease(&*engine, now, args).await;
 
     let expired = engine
         .list_expired_leases(ListExpiredLeasesArgs::new(TimestampMs::now()))
@@ -297,11 +244,9 @@ async fn an_expired_lease_is_marked_and_reclaimed_with_a_higher_epoch() {
     // The old holder is fenced out.
     let renew = engine
         .renew_lease(RenewLeaseArgs {
-            execution_id: eid.clone(),
-            attempt_index: AttemptIndex::new(0),
-            fence: Some(fence_of(&lapsed)),
             lease_ttl_ms: 1_000,
             lease_history_grace_ms: 0,
+            ..renew_args(&eid, Some(fence_of(&lapsed)))
         })
         .await;
     assert!(
@@ -309,42 +254,17 @@ async fn an_expired_lease_is_marked_and_reclaimed_with_a_higher_epoch() {
         "{renew:?}"
     );
 
-    let grant = engine
-        .issue_reclaim_grant(IssueReclaimGrantArgs::new(
-            eid.clone(),
-            WorkerId::new("worker-2"),
-            WorkerInstanceId::new("wi-2"),
-            LaneId::new("default"),
-            None,
-            60_000,
-            None,
-            None,
-            Default::default(),
-            TimestampMs::now(),
-        ))
-        .await
-        .unwrap();
+    let mut reclaim_grant = reclaim_grant_args(&eid, "worker-2");
+    reclaim_grant.worker_instance_id = WorkerInstanceId::new("wi-2");
+    reclaim_grant.worker_capabilities = Default::default();
+    let grant = engine.issue_reclaim_grant(reclaim_grant).await.unwrap();
     assert!(
         matches!(grant, IssueReclaimGrantOutcome::Granted(_)),
         "{grant:?}"
     );
-    let outcome = engine
-        .reclaim_execution(ReclaimExecutionArgs::new(
-            eid.clone(),
-            WorkerId::new("worker-2"),
-            WorkerInstanceId::new("wi-2"),
-            LaneId::new("default"),
-            None,
-            LeaseId::new(),
-            30_000,
-            AttemptId::new(),
-            String::new(),
-            None,
-            WorkerInstanceId::new("wi-1"),
-            AttemptIndex::new(0),
-        ))
-        .await
-        .unwrap();
+    let mut reclaim = reclaim_args(&eid, "worker-2", None);
+    reclaim.lease_ttl_ms = 30_000;
+    let outcome = engine.reclaim_execution(reclaim).await.unwrap();
     let ReclaimExecutionOutcome::Claimed(handle) = outcome else {
         panic!("expected Claimed, got {outcome:?}")
     };
@@ -379,34 +299,13 @@ async fn an_expired_lease_is_marked_and_reclaimed_with_a_higher_epoch() {
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn cancel_while_leased_revokes_the_lease() {
-    let backend = fresh_backend("life-cancel").await;
+    let (backend, eid, lease) = created_leased_backend("life-cancel").await;
     let engine: Arc<dyn EngineBackend> = backend.clone();
-    let eid = new_execution_id();
-    let now = now_ms();
-    engine
-        .create_execution(create_args(eid.clone(), "default", now))
-        .await
-        .unwrap();
-    engine
-        .issue_claim_grant(grant_args(eid.clone(), "worker-1", now))
-        .await
-        .unwrap();
-    let lease = claimed(
-        engine
-            .claim_execution(claim_args_at(eid.clone(), "worker-1", 0, now))
-            .await
-            .unwrap(),
-    );
 
     engine
         .cancel_execution(CancelExecutionArgs {
-            execution_id: eid.clone(),
             reason: "operator says stop".into(),
-            source: CancelSource::OperatorOverride,
-            lease_id: None,
-            lease_epoch: None,
-            attempt_id: None,
-            now: TimestampMs::now(),
+            ..cancel_args(&eid, CancelSource::OperatorOverride, None)
         })
         .await
         .unwrap();
@@ -428,13 +327,8 @@ async fn cancel_while_leased_revokes_the_lease() {
     // The former holder can no longer complete, renew or fail.
     let complete = engine
         .complete_execution(CompleteExecutionArgs {
-            execution_id: eid.clone(),
-            fence: Some(fence_of(&lease)),
-            attempt_index: AttemptIndex::new(0),
             result_payload: None,
-            result_encoding: None,
-            source: CancelSource::LeaseHolder,
-            now: TimestampMs::now(),
+            ..complete_args(&eid, Some(fence_of(&lease)))
         })
         .await;
     assert!(complete.is_err(), "{complete:?}");
@@ -493,12 +387,5 @@ async fn the_lane_scanner_and_worker_handles_run_a_whole_lifecycle() {
         engine.read_execution_state(&eid).await.unwrap(),
         Some(PublicState::Delayed)
     );
-    assert_eq!(
-        backend
-            .connection_for_test()
-            .query_row("SELECT COUNT(*) FROM ff_attempt", [], |r| r
-                .get::<_, i64>(0))
-            .unwrap(),
-        1
-    );
+    assert_eq!(count_rows(&backend.connection_for_test(), "ff_attempt"), 1);
 }

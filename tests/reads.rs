@@ -26,15 +26,8 @@ async fn a_missing_execution_reads_as_none_or_invalid_input_as_ff_core_documents
         engine.read_current_attempt_index(&eid).await.map(|_| ()),
         engine.read_total_attempt_count(&eid).await.map(|_| ()),
     ] {
-        match result {
-            Err(EngineError::Validation {
-                kind: ValidationKind::InvalidInput,
-                detail,
-            }) => {
-                assert!(detail.contains("execution not found"), "{detail}")
-            }
-            other => panic!("expected InvalidInput, got {other:?}"),
-        }
+        let detail = invalid_input_detail(result.expect_err("InvalidInput"));
+        assert!(detail.contains("execution not found"), "{detail}");
     }
 }
 
@@ -43,16 +36,11 @@ async fn a_missing_execution_reads_as_none_or_invalid_input_as_ff_core_documents
 async fn upstream_seeded_rows_read_with_normalized_literals() {
     let backend = fresh_backend("reads-upstream").await;
     let engine: Arc<dyn EngineBackend> = backend.clone();
-    let (exec_uuid, eid) = seed_runnable(&backend.connection_for_test());
-    backend
-        .connection_for_test()
-        .execute(
-            "UPDATE ff_exec_core SET lifecycle_phase = 'active', ownership_state = 'leased', \
-             eligibility_state = 'not_applicable', public_state = 'running', attempt_state = 'running' \
-             WHERE execution_id = ?1",
-            [blob(exec_uuid)],
-        )
-        .unwrap();
+    let (_, eid) = seed_runnable_as(
+        &backend.connection_for_test(),
+        "lifecycle_phase = 'active', ownership_state = 'leased', \
+         eligibility_state = 'not_applicable', public_state = 'running', attempt_state = 'running'",
+    );
     assert_eq!(
         engine.read_execution_state(&eid).await.unwrap(),
         Some(PublicState::Active)
@@ -76,14 +64,7 @@ async fn upstream_seeded_rows_read_with_normalized_literals() {
 async fn an_unknown_state_literal_is_reported_as_corruption() {
     let backend = fresh_backend("reads-corrupt").await;
     let engine: Arc<dyn EngineBackend> = backend.clone();
-    let (exec_uuid, eid) = seed_runnable(&backend.connection_for_test());
-    backend
-        .connection_for_test()
-        .execute(
-            "UPDATE ff_exec_core SET public_state = 'bogus' WHERE execution_id = ?1",
-            [blob(exec_uuid)],
-        )
-        .unwrap();
+    let (_, eid) = seed_runnable_as(&backend.connection_for_test(), "public_state = 'bogus'");
     match engine.read_execution_state(&eid).await {
         Err(EngineError::Validation {
             kind: ValidationKind::Corruption,
@@ -141,11 +122,10 @@ async fn ping_answers_and_scanner_hooks_check_the_partition() {
         family: PartitionFamily::Flow,
         index: 7,
     };
-    assert!(matches!(
-        engine.mark_lease_expired_if_due(wrong, &eid).await,
-        Err(EngineError::Validation {
-            kind: ValidationKind::InvalidInput,
-            ..
-        })
-    ));
+    invalid_input_detail(
+        engine
+            .mark_lease_expired_if_due(wrong, &eid)
+            .await
+            .expect_err("InvalidInput"),
+    );
 }

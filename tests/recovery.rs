@@ -9,18 +9,18 @@ use ff_backend_sqlite_wasm::SqliteBackend;
 use ff_core::backend::{BackendTag, HandleKind, ResumeToken};
 use ff_core::contracts::{
     CancelExecutionArgs, CancelExecutionResult, ClaimResumedExecutionArgs,
-    ClaimResumedExecutionResult, ClaimedExecution, ExpiredLeasesCursor, IssueReclaimGrantArgs,
-    IssueReclaimGrantOutcome, ListExpiredLeasesArgs, ReclaimExecutionArgs, ReclaimExecutionOutcome,
-    ResumeExecutionArgs, ResumeExecutionResult, ResumeGrant, RevokeLeaseArgs, RevokeLeaseResult,
+    ClaimResumedExecutionResult, ClaimedExecution, ExpiredLeasesCursor, IssueReclaimGrantOutcome,
+    ListExpiredLeasesArgs, ReclaimExecutionOutcome, ResumeExecutionArgs, ResumeExecutionResult,
+    ResumeGrant, RevokeLeaseArgs, RevokeLeaseResult,
 };
 use ff_core::engine_backend::EngineBackend;
-use ff_core::engine_error::{ContentionKind, EngineError, StateKind, ValidationKind};
+use ff_core::engine_error::{ContentionKind, EngineError, StateKind};
 use ff_core::handle_codec;
-use ff_core::partition::{Partition, PartitionFamily, PartitionKey};
+use ff_core::partition::PartitionKey;
 use ff_core::state::PublicState;
 use ff_core::types::{
-    AttemptId, AttemptIndex, CancelSource, ExecutionId, LaneId, LeaseEpoch, LeaseId, Namespace,
-    TimestampMs, WorkerId, WorkerInstanceId,
+    AttemptIndex, CancelSource, ExecutionId, LaneId, LeaseEpoch, LeaseId, Namespace, TimestampMs,
+    WorkerId, WorkerInstanceId,
 };
 use rusqlite::Connection;
 use serial_test::serial;
@@ -30,51 +30,9 @@ use uuid::Uuid;
 
 // ── helpers ─────────────────────────────────────────────────────────────────────────────────
 
-/// Seed a runnable execution with a grant for worker-1 and claim it at `now` (a 60 s lease).
-async fn leased_at(
-    backend: &Arc<SqliteBackend>,
-    now: i64,
-) -> (Uuid, ExecutionId, ClaimedExecution) {
-    let (exec_uuid, eid) = {
-        let conn = backend.connection_for_test();
-        let seeded = seed_runnable(&conn);
-        seed_grant(&conn, seeded.0, "worker-1", now_ms() + 600_000);
-        seeded
-    };
-    let engine: Arc<dyn EngineBackend> = backend.clone();
-    let claimed = claimed(
-        engine
-            .claim_execution(claim_args_at(eid.clone(), "worker-1", 0, now))
-            .await
-            .expect("claim"),
-    );
-    (exec_uuid, eid, claimed)
-}
-
-/// A live lease (claimed now).
-async fn leased(backend: &Arc<SqliteBackend>) -> (Uuid, ExecutionId, ClaimedExecution) {
-    leased_at(backend, now_ms()).await
-}
-
 /// A lease that expired a minute ago (claimed two minutes ago with a 60 s lease).
-async fn expired_lease(backend: &Arc<SqliteBackend>) -> (Uuid, ExecutionId, ClaimedExecution) {
-    leased_at(backend, now_ms() - 120_000).await
-}
-
-fn cancel_args(
-    eid: &ExecutionId,
-    source: CancelSource,
-    lease_epoch: Option<u64>,
-) -> CancelExecutionArgs {
-    CancelExecutionArgs {
-        execution_id: eid.clone(),
-        reason: "operator said so".into(),
-        source,
-        lease_id: None,
-        lease_epoch: lease_epoch.map(LeaseEpoch::new),
-        attempt_id: None,
-        now: TimestampMs::now(),
-    }
+async fn expired_lease(backend: &SqliteBackend) -> (ExecutionId, ClaimedExecution) {
+    seed_leased_at(backend, now_ms() - 120_000).await
 }
 
 fn revoke_args(
@@ -88,49 +46,6 @@ fn revoke_args(
         worker_instance_id: WorkerInstanceId::new(worker_instance_id),
         reason: "operator".into(),
     }
-}
-
-fn partition_of(eid: &ExecutionId) -> Partition {
-    Partition {
-        family: PartitionFamily::Flow,
-        index: eid.partition(),
-    }
-}
-
-fn reclaim_grant_args(eid: &ExecutionId, worker_id: &str) -> IssueReclaimGrantArgs {
-    IssueReclaimGrantArgs::new(
-        eid.clone(),
-        WorkerId::new(worker_id),
-        WorkerInstanceId::new(format!("{worker_id}-instance")),
-        LaneId::new("default"),
-        None,
-        60_000,
-        None,
-        None,
-        ["gpu".to_string()].into_iter().collect(),
-        TimestampMs::now(),
-    )
-}
-
-fn reclaim_args(
-    eid: &ExecutionId,
-    worker_id: &str,
-    max_reclaim_count: Option<u32>,
-) -> ReclaimExecutionArgs {
-    ReclaimExecutionArgs::new(
-        eid.clone(),
-        WorkerId::new(worker_id),
-        WorkerInstanceId::new("wi-2"),
-        LaneId::new("default"),
-        None,
-        LeaseId::new(),
-        60_000,
-        AttemptId::new(),
-        String::new(),
-        max_reclaim_count,
-        WorkerInstanceId::new("wi-1"),
-        AttemptIndex::new(0),
-    )
 }
 
 fn resume_token(eid: &ExecutionId, worker_id: &str) -> ResumeToken {
@@ -149,42 +64,29 @@ fn resume_token(eid: &ExecutionId, worker_id: &str) -> ResumeToken {
     )
 }
 
-/// One text value from the database.
-fn text(conn: &Connection, sql: &str, exec_uuid: Uuid) -> String {
-    conn.query_row(sql, [blob(exec_uuid)], |row| {
-        row.get::<_, Option<String>>(0)
-    })
-    .unwrap()
-    .unwrap_or_else(|| "NULL".into())
+/// `ResumeExecutionArgs` for a `signal` trigger after `resume_delay_ms`.
+fn resume_args(eid: &ExecutionId, resume_delay_ms: u64) -> ResumeExecutionArgs {
+    ResumeExecutionArgs {
+        execution_id: eid.clone(),
+        trigger_type: "signal".into(),
+        resume_delay_ms,
+    }
 }
 
 /// A suspended execution with its suspension row, as upstream's resume tests seed it.
-fn seed_suspended(conn: &Connection) -> (Uuid, ExecutionId) {
-    let (exec_uuid, eid) = seed_runnable(conn);
-    conn.execute(
-        "UPDATE ff_exec_core SET lifecycle_phase = 'suspended', ownership_state = 'released', \
-             eligibility_state = 'not_applicable', public_state = 'suspended', attempt_state = 'attempt_suspended' \
-         WHERE execution_id = ?1",
-        [blob(exec_uuid)],
-    )
-    .unwrap();
+fn seed_suspended(conn: &Connection) -> ExecutionId {
+    let (exec_uuid, eid) = seed_runnable_as(
+        conn,
+        "lifecycle_phase = 'suspended', ownership_state = 'released', \
+         eligibility_state = 'not_applicable', public_state = 'suspended', attempt_state = 'attempt_suspended'",
+    );
     conn.execute(
         "INSERT INTO ff_suspension_current (partition_key, execution_id, suspension_id, suspended_at_ms, condition) \
          VALUES (0, ?1, ?2, ?3, '{}')",
         rusqlite::params![blob(exec_uuid), blob(Uuid::new_v4()), now_ms()],
     )
     .unwrap();
-    (exec_uuid, eid)
-}
-
-fn expect_invalid_input<T: std::fmt::Debug>(result: Result<T, EngineError>) -> String {
-    match result {
-        Err(EngineError::Validation {
-            kind: ValidationKind::InvalidInput,
-            detail,
-        }) => detail,
-        other => panic!("expected Validation(InvalidInput), got {other:?}"),
-    }
+    eid
 }
 
 // ── cancel_execution (wave9_operator) ──────────────────────────────────────────────────────
@@ -192,8 +94,7 @@ fn expect_invalid_input<T: std::fmt::Debug>(result: Result<T, EngineError>) -> S
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn cancel_execution_happy_path_revokes_the_lease() {
-    let backend = fresh_backend("recovery-cancel").await;
-    let (exec_uuid, eid, claimed) = leased(&backend).await;
+    let (backend, eid, claimed) = leased_backend("recovery-cancel").await;
     let result = backend
         .cancel_execution(cancel_args(&eid, CancelSource::OperatorOverride, None))
         .await
@@ -219,11 +120,11 @@ async fn cancel_execution_happy_path_revokes_the_lease() {
     );
     assert_eq!(lease_events(&conn, &eid), ["acquired", "revoked"]);
     assert_eq!(
-        text(
+        attempt_column(
             &conn,
-            "SELECT COALESCE(worker_instance_id, 'NULL') || '|' || lease_epoch || '|' || outcome \
-             FROM ff_attempt WHERE execution_id = ?1",
-            exec_uuid
+            &eid,
+            0,
+            "COALESCE(worker_instance_id, 'NULL') || '|' || lease_epoch || '|' || outcome"
         ),
         "NULL|2|cancelled"
     );
@@ -235,17 +136,13 @@ async fn cancel_execution_happy_path_revokes_the_lease() {
         )
         .unwrap();
     assert_eq!(revoked_lease, claimed.lease_id.to_string());
-    let no_completion: i64 = conn
-        .query_row("SELECT COUNT(*) FROM ff_completion_event", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(no_completion, 0);
+    assert_eq!(count_rows(&conn, "ff_completion_event"), 0);
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn cancel_execution_is_idempotent_when_already_cancelled() {
-    let backend = fresh_backend("recovery-cancel-twice").await;
-    let (_, eid, _) = leased(&backend).await;
+    let (backend, eid, _) = leased_backend("recovery-cancel-twice").await;
     backend
         .cancel_execution(cancel_args(&eid, CancelSource::OperatorOverride, None))
         .await
@@ -272,50 +169,50 @@ async fn cancel_execution_is_idempotent_when_already_cancelled() {
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn cancel_execution_lease_fence_required_when_not_operator_override() {
-    let backend = fresh_backend("recovery-cancel-fence").await;
-    let (_, eid, _) = leased(&backend).await;
-    let before = snapshot(&backend.connection_for_test());
-    let detail = expect_invalid_input(
-        backend
-            .cancel_execution(cancel_args(&eid, CancelSource::LeaseHolder, None))
-            .await,
-    );
+    let (backend, eid, _) = leased_backend("recovery-cancel-fence").await;
+    let error = rejected_without_writes(
+        &backend,
+        backend.cancel_execution(cancel_args(&eid, CancelSource::LeaseHolder, None)),
+    )
+    .await;
     assert_eq!(
-        detail,
+        invalid_input_detail(error),
         format!(
             "cancel_execution: execution_id={eid}: lease_epoch required when source != operator_override and \
              execution is active"
         )
     );
-    assert_eq!(before, snapshot(&backend.connection_for_test()));
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn cancel_execution_stale_lease_fence_rejects_and_the_right_fence_cancels() {
-    let backend = fresh_backend("recovery-cancel-stale").await;
-    let (_, eid, claimed) = leased(&backend).await;
-    let before = snapshot(&backend.connection_for_test());
-    let stale = backend
-        .cancel_execution(cancel_args(&eid, CancelSource::LeaseHolder, Some(999_999)))
-        .await;
+    let (backend, eid, claimed) = leased_backend("recovery-cancel-stale").await;
+    let stale = rejected_without_writes(
+        &backend,
+        backend.cancel_execution(cancel_args(&eid, CancelSource::LeaseHolder, Some(999_999))),
+    )
+    .await;
     assert!(
-        matches!(stale, Err(EngineError::State(StateKind::StaleLease))),
+        matches!(stale, EngineError::State(StateKind::StaleLease)),
         "{stale:?}"
     );
     // The right epoch with another worker's lease id is stale too (ids are fenced as well).
-    let mut wrong_id = cancel_args(&eid, CancelSource::LeaseHolder, Some(1));
-    wrong_id.lease_id = Some(LeaseId::new());
-    let stale = backend.cancel_execution(wrong_id).await;
+    let wrong_id = CancelExecutionArgs {
+        lease_id: Some(LeaseId::new()),
+        ..cancel_args(&eid, CancelSource::LeaseHolder, Some(1))
+    };
+    let stale = rejected_without_writes(&backend, backend.cancel_execution(wrong_id)).await;
     assert!(
-        matches!(stale, Err(EngineError::State(StateKind::StaleLease))),
+        matches!(stale, EngineError::State(StateKind::StaleLease)),
         "{stale:?}"
     );
-    assert_eq!(before, snapshot(&backend.connection_for_test()));
 
-    let mut fenced = cancel_args(&eid, CancelSource::LeaseHolder, Some(claimed.lease_epoch.0));
-    fenced.lease_id = Some(claimed.lease_id.clone());
-    fenced.attempt_id = Some(claimed.attempt_id.clone());
+    let fenced = CancelExecutionArgs {
+        lease_id: Some(claimed.lease_id.clone()),
+        attempt_id: Some(claimed.attempt_id.clone()),
+        ..cancel_args(&eid, CancelSource::LeaseHolder, Some(claimed.lease_epoch.0))
+    };
     backend
         .cancel_execution(fenced)
         .await
@@ -330,27 +227,19 @@ async fn cancel_execution_stale_lease_fence_rejects_and_the_right_fence_cancels(
 #[serial(ff_dev_mode)]
 async fn cancel_execution_of_a_completed_execution_is_invalid_input() {
     let backend = fresh_backend("recovery-cancel-completed").await;
-    let eid = {
-        let conn = backend.connection_for_test();
-        let (exec_uuid, eid) = seed_runnable(&conn);
-        conn.execute(
-            "UPDATE ff_exec_core SET lifecycle_phase = 'terminal', public_state = 'completed' WHERE execution_id = ?1",
-            [blob(exec_uuid)],
-        )
-        .unwrap();
-        eid
-    };
-    let before = snapshot(&backend.connection_for_test());
-    let detail = expect_invalid_input(
-        backend
-            .cancel_execution(cancel_args(&eid, CancelSource::OperatorOverride, None))
-            .await,
+    let (_, eid) = seed_runnable_as(
+        &backend.connection_for_test(),
+        "lifecycle_phase = 'terminal', public_state = 'completed'",
     );
+    let error = rejected_without_writes(
+        &backend,
+        backend.cancel_execution(cancel_args(&eid, CancelSource::OperatorOverride, None)),
+    )
+    .await;
     assert_eq!(
-        detail,
+        invalid_input_detail(error),
         format!("cancel_execution: execution_id={eid}: already terminal in state 'completed'")
     );
-    assert_eq!(before, snapshot(&backend.connection_for_test()));
 }
 
 #[tokio::test]
@@ -364,22 +253,13 @@ async fn cancel_execution_of_an_unknown_execution_is_not_found() {
             None,
         ))
         .await;
-    assert!(
-        matches!(
-            result,
-            Err(EngineError::NotFound {
-                entity: "execution"
-            })
-        ),
-        "{result:?}"
-    );
+    assert_execution_not_found(result.unwrap_err());
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn concurrent_cancel_serialization() {
-    let backend = fresh_backend("recovery-cancel-concurrent").await;
-    let (_, eid, _) = leased(&backend).await;
+    let (backend, eid, _) = leased_backend("recovery-cancel-concurrent").await;
     let (a, b) = tokio::join!(
         backend.cancel_execution(cancel_args(&eid, CancelSource::OperatorOverride, None)),
         backend.cancel_execution(cancel_args(&eid, CancelSource::OperatorOverride, None)),
@@ -401,8 +281,7 @@ async fn concurrent_cancel_serialization() {
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn revoke_lease_happy_path() {
-    let backend = fresh_backend("recovery-revoke").await;
-    let (exec_uuid, eid, claimed) = leased(&backend).await;
+    let (backend, eid, claimed) = leased_backend("recovery-revoke").await;
     let result = backend
         .revoke_lease(revoke_args(
             &eid,
@@ -428,11 +307,12 @@ async fn revoke_lease_happy_path() {
         "attempt_interrupted"
     );
     assert_eq!(
-        text(
+        attempt_column(
             &conn,
-            "SELECT COALESCE(worker_instance_id, 'NULL') || '|' || COALESCE(lease_expires_at_ms, 'NULL') || '|' || \
-             lease_epoch FROM ff_attempt WHERE execution_id = ?1",
-            exec_uuid
+            &eid,
+            0,
+            "COALESCE(worker_instance_id, 'NULL') || '|' || COALESCE(lease_expires_at_ms, 'NULL') || '|' || \
+             lease_epoch"
         ),
         "NULL|NULL|2"
     );
@@ -460,8 +340,7 @@ async fn revoke_lease_no_active_lease_returns_already_satisfied() {
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn revoke_lease_different_worker_or_lease_returns_already_satisfied() {
-    let backend = fresh_backend("recovery-revoke-other").await;
-    let (_, eid, _) = leased(&backend).await;
+    let (backend, eid, _) = leased_backend("recovery-revoke-other").await;
     let before = snapshot(&backend.connection_for_test());
     let result = backend
         .revoke_lease(revoke_args(&eid, "someone-else", None))
@@ -493,15 +372,7 @@ async fn revoke_lease_of_an_unknown_execution_is_not_found() {
     let result = backend
         .revoke_lease(revoke_args(&new_execution_id(), "", None))
         .await;
-    assert!(
-        matches!(
-            result,
-            Err(EngineError::NotFound {
-                entity: "execution"
-            })
-        ),
-        "{result:?}"
-    );
+    assert_execution_not_found(result.unwrap_err());
 }
 
 // ── resume_execution (typed_resume_execution) ──────────────────────────────────────────────
@@ -510,13 +381,9 @@ async fn revoke_lease_of_an_unknown_execution_is_not_found() {
 #[serial(ff_dev_mode)]
 async fn resume_happy_path_no_delay() {
     let backend = fresh_backend("recovery-resume").await;
-    let (exec_uuid, eid) = seed_suspended(&backend.connection_for_test());
+    let eid = seed_suspended(&backend.connection_for_test());
     let result = backend
-        .resume_execution(ResumeExecutionArgs {
-            execution_id: eid.clone(),
-            trigger_type: "signal".into(),
-            resume_delay_ms: 0,
-        })
+        .resume_execution(resume_args(&eid, 0))
         .await
         .expect("resume");
     assert_eq!(
@@ -532,34 +399,18 @@ async fn resume_happy_path_no_delay() {
         exec_column(&conn, &eid, "eligibility_state"),
         "eligible_now"
     );
-    assert_eq!(
-        text(
-            &conn,
-            "SELECT CAST(COUNT(*) AS TEXT) FROM ff_suspension_current WHERE execution_id = ?1",
-            exec_uuid
-        ),
-        "0"
-    );
-    let outbox: i64 = conn
-        .query_row("SELECT (SELECT COUNT(*) FROM ff_lease_event) + (SELECT COUNT(*) FROM ff_completion_event)", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(outbox, 0);
+    assert_eq!(count_rows(&conn, "ff_suspension_current"), 0);
+    assert_eq!(outbox_rows(&conn), 0);
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn resume_with_delay_becomes_delayed_until_a_stored_time() {
     let backend = fresh_backend("recovery-resume-delay").await;
-    let (_, eid) = seed_suspended(&backend.connection_for_test());
+    let eid = seed_suspended(&backend.connection_for_test());
     let before = now_ms();
     let result = backend
-        .resume_execution(ResumeExecutionArgs {
-            execution_id: eid.clone(),
-            trigger_type: "signal".into(),
-            resume_delay_ms: 5_000,
-        })
+        .resume_execution(resume_args(&eid, 5_000))
         .await
         .expect("resume");
     let after = now_ms();
@@ -592,24 +443,13 @@ async fn resume_with_delay_becomes_delayed_until_a_stored_time() {
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn resume_rejects_non_suspended() {
-    let backend = fresh_backend("recovery-resume-active").await;
-    let (_, eid, _) = leased(&backend).await;
-    let before = snapshot(&backend.connection_for_test());
-    let result = backend
-        .resume_execution(ResumeExecutionArgs {
-            execution_id: eid,
-            trigger_type: "signal".into(),
-            resume_delay_ms: 0,
-        })
-        .await;
+    let (backend, eid, _) = leased_backend("recovery-resume-active").await;
+    let error =
+        rejected_without_writes(&backend, backend.resume_execution(resume_args(&eid, 0))).await;
     assert!(
-        matches!(
-            result,
-            Err(EngineError::State(StateKind::ExecutionNotSuspended))
-        ),
-        "{result:?}"
+        matches!(error, EngineError::State(StateKind::ExecutionNotSuspended)),
+        "{error:?}"
     );
-    assert_eq!(before, snapshot(&backend.connection_for_test()));
 }
 
 #[tokio::test]
@@ -617,21 +457,9 @@ async fn resume_rejects_non_suspended() {
 async fn resume_not_found_without_exec_core() {
     let backend = fresh_backend("recovery-resume-missing").await;
     let result = backend
-        .resume_execution(ResumeExecutionArgs {
-            execution_id: new_execution_id(),
-            trigger_type: "signal".into(),
-            resume_delay_ms: 0,
-        })
+        .resume_execution(resume_args(&new_execution_id(), 0))
         .await;
-    assert!(
-        matches!(
-            result,
-            Err(EngineError::NotFound {
-                entity: "execution"
-            })
-        ),
-        "{result:?}"
-    );
+    assert_execution_not_found(result.unwrap_err());
 }
 
 // ── claim_resumed_execution ────────────────────────────────────────────────────────────────
@@ -640,23 +468,20 @@ async fn resume_not_found_without_exec_core() {
 #[serial(ff_dev_mode)]
 async fn claim_resumed_execution_leases_the_current_attempt_once() {
     let backend = fresh_backend("recovery-claim-resumed").await;
-    let (exec_uuid, eid) = {
+    let eid = {
         let conn = backend.connection_for_test();
-        let (exec_uuid, eid) = seed_runnable(&conn);
         // What a satisfied suspension leaves behind: resumable, on attempt 0 at epoch 4.
-        conn.execute(
-            "UPDATE ff_exec_core SET public_state = 'resumable', attempt_state = 'attempt_interrupted' \
-             WHERE execution_id = ?1",
-            [blob(exec_uuid)],
-        )
-        .unwrap();
+        let (exec_uuid, eid) = seed_runnable_as(
+            &conn,
+            "public_state = 'resumable', attempt_state = 'attempt_interrupted'",
+        );
         conn.execute(
             "INSERT INTO ff_attempt (partition_key, execution_id, attempt_index, worker_id, lease_epoch) \
              VALUES (0, ?1, 0, 'worker-1', 4)",
             [blob(exec_uuid)],
         )
         .unwrap();
-        (exec_uuid, eid)
+        eid
     };
     let args = ClaimResumedExecutionArgs {
         execution_id: eid.clone(),
@@ -690,28 +515,20 @@ async fn claim_resumed_execution_leases_the_current_attempt_once() {
         assert_eq!(exec_column(&conn, &eid, "public_state"), "active");
         assert_eq!(exec_column(&conn, &eid, "ownership_state"), "leased");
         assert_eq!(
-            text(
-                &conn,
-                "SELECT json_extract(raw_fields, '$.attempt_id') FROM ff_attempt WHERE execution_id = ?1",
-                exec_uuid
-            ),
+            attempt_column(&conn, &eid, 0, "json_extract(raw_fields, '$.attempt_id')"),
             claimed.attempt_id.to_string(),
             "the minted attempt id is persisted (upstream: returned only)"
         );
         assert_eq!(lease_events(&conn, &eid), ["acquired"]);
     }
-    let before = snapshot(&backend.connection_for_test());
-    let again = backend.claim_resumed_execution(args).await;
+    let again = rejected_without_writes(&backend, backend.claim_resumed_execution(args)).await;
     assert!(
         matches!(
             again,
-            Err(EngineError::Contention(
-                ContentionKind::NotAResumedExecution
-            ))
+            EngineError::Contention(ContentionKind::NotAResumedExecution)
         ),
         "{again:?}"
     );
-    assert_eq!(before, snapshot(&backend.connection_for_test()));
 }
 
 // ── lease expiry → mark → reclaim ──────────────────────────────────────────────────────────
@@ -720,7 +537,7 @@ async fn claim_resumed_execution_leases_the_current_attempt_once() {
 #[serial(ff_dev_mode)]
 async fn an_expired_lease_is_listed_marked_and_reclaimed_with_a_higher_epoch() {
     let backend = fresh_backend("recovery-expiry").await;
-    let (exec_uuid, eid, claimed) = expired_lease(&backend).await;
+    let (eid, claimed) = expired_lease(&backend).await;
     let engine: Arc<dyn EngineBackend> = backend.clone();
 
     // Listed: a lease taken by claim_execution (public `active`) is visible (§10 Q3 fixed).
@@ -812,17 +629,10 @@ async fn an_expired_lease_is_listed_marked_and_reclaimed_with_a_higher_epoch() {
     assert_eq!(exec_column(&conn, &eid, "attempt_index"), "1");
     assert_eq!(exec_column(&conn, &eid, "lease_reclaim_count"), "1");
     assert_eq!(
-        text(
-            &conn,
-            "SELECT outcome FROM ff_attempt WHERE execution_id = ?1 AND attempt_index = 0",
-            exec_uuid
-        ),
+        attempt_column(&conn, &eid, 0, "outcome"),
         "interrupted_reclaimed"
     );
-    let grants: i64 = conn
-        .query_row("SELECT COUNT(*) FROM ff_claim_grant", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(grants, 0);
+    assert_eq!(count_rows(&conn, "ff_claim_grant"), 0);
     drop(conn);
 
     // The old holder's fence no longer holds.
@@ -838,8 +648,7 @@ async fn an_expired_lease_is_listed_marked_and_reclaimed_with_a_higher_epoch() {
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn mark_lease_expired_if_due_leaves_a_live_lease_alone() {
-    let backend = fresh_backend("recovery-mark-live").await;
-    let (_, eid, _) = leased(&backend).await;
+    let (backend, eid, _) = leased_backend("recovery-mark-live").await;
     let before = snapshot(&backend.connection_for_test());
     backend
         .mark_lease_expired_if_due(partition_of(&eid), &eid)
@@ -850,15 +659,7 @@ async fn mark_lease_expired_if_due_leaves_a_live_lease_alone() {
     let result = backend
         .mark_lease_expired_if_due(partition_of(&missing), &missing)
         .await;
-    assert!(
-        matches!(
-            result,
-            Err(EngineError::NotFound {
-                entity: "execution"
-            })
-        ),
-        "{result:?}"
-    );
+    assert_execution_not_found(result.unwrap_err());
 }
 
 #[tokio::test]
@@ -868,14 +669,13 @@ async fn list_expired_leases_pages_with_a_cursor_and_filters_by_namespace() {
     let mut eids = Vec::new();
     let base = now_ms() - 120_000;
     for offset in [0, 0, 1_000] {
-        let (exec_uuid, eid, _) = leased_at(&backend, base - offset).await;
-        backend
-            .connection_for_test()
-            .execute(
-                "UPDATE ff_exec_core SET raw_fields = json_set(raw_fields, '$.namespace', ?2) WHERE execution_id = ?1",
-                rusqlite::params![blob(exec_uuid), if offset == 0 { "ns-a" } else { "ns-b" }],
-            )
-            .unwrap();
+        let (eid, _) = seed_leased_at(&backend, base - offset).await;
+        let namespace = if offset == 0 { "ns-a" } else { "ns-b" };
+        update_exec(
+            &backend.connection_for_test(),
+            &eid,
+            &format!("raw_fields = json_set(raw_fields, '$.namespace', '{namespace}')"),
+        );
         eids.push(eid);
     }
     // Expected order: the oldest expiry first, then the canonical id text.
@@ -928,7 +728,7 @@ async fn list_expired_leases_pages_with_a_cursor_and_filters_by_namespace() {
 #[serial(ff_dev_mode)]
 async fn reclaim_execution_refusals() {
     let backend = fresh_backend("recovery-reclaim-refusals").await;
-    let (_, eid, _) = expired_lease(&backend).await;
+    let (eid, _) = expired_lease(&backend).await;
     backend
         .mark_lease_expired_if_due(partition_of(&eid), &eid)
         .await
@@ -951,29 +751,28 @@ async fn reclaim_execution_refusals() {
         .issue_reclaim_grant(reclaim_grant_args(&eid, "worker-2"))
         .await
         .unwrap();
-    let before = snapshot(&backend.connection_for_test());
-    let detail = expect_invalid_input(
-        backend
-            .reclaim_execution(reclaim_args(&eid, "worker-3", None))
-            .await,
-    );
+    let error = rejected_without_writes(
+        &backend,
+        backend.reclaim_execution(reclaim_args(&eid, "worker-3", None)),
+    )
+    .await;
     assert_eq!(
-        detail,
+        invalid_input_detail(error),
         "reclaim_execution: grant worker_id=worker-2 mismatches caller worker-3"
     );
-    assert_eq!(before, snapshot(&backend.connection_for_test()));
 
     let mut zero_ttl = reclaim_args(&eid, "worker-2", None);
     zero_ttl.lease_ttl_ms = 0;
-    expect_invalid_input(backend.reclaim_execution(zero_ttl).await);
-    assert_eq!(before, snapshot(&backend.connection_for_test()));
+    invalid_input_detail(
+        rejected_without_writes(&backend, backend.reclaim_execution(zero_ttl)).await,
+    );
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn reclaim_execution_at_the_cap_fails_the_execution() {
     let backend = fresh_backend("recovery-reclaim-cap").await;
-    let (exec_uuid, eid, _) = expired_lease(&backend).await;
+    let (eid, _) = expired_lease(&backend).await;
     backend
         .mark_lease_expired_if_due(partition_of(&eid), &eid)
         .await
@@ -982,13 +781,11 @@ async fn reclaim_execution_at_the_cap_fails_the_execution() {
         .issue_reclaim_grant(reclaim_grant_args(&eid, "worker-2"))
         .await
         .unwrap();
-    backend
-        .connection_for_test()
-        .execute(
-            "UPDATE ff_exec_core SET lease_reclaim_count = 3 WHERE execution_id = ?1",
-            [blob(exec_uuid)],
-        )
-        .unwrap();
+    update_exec(
+        &backend.connection_for_test(),
+        &eid,
+        "lease_reclaim_count = 3",
+    );
     let outcome = backend
         .reclaim_execution(reclaim_args(&eid, "worker-2", Some(3)))
         .await
@@ -1012,14 +809,7 @@ async fn reclaim_execution_at_the_cap_fails_the_execution() {
             lease_events(&conn, &eid),
             ["acquired", "expired", "revoked"]
         );
-        let completions: Vec<String> = conn
-            .prepare("SELECT outcome FROM ff_completion_event WHERE execution_id = ?1")
-            .unwrap()
-            .query_map([blob(exec_uuid)], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(completions, ["failed"]);
+        assert_eq!(completion_events(&conn, &eid), ["failed"]);
     }
 }
 
@@ -1028,8 +818,7 @@ async fn reclaim_execution_at_the_cap_fails_the_execution() {
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn claim_from_resume_grant_waits_for_a_live_lease_then_takes_over() {
-    let backend = fresh_backend("recovery-resume-grant").await;
-    let (_, live_eid, _) = leased(&backend).await;
+    let (backend, live_eid, _) = leased_backend("recovery-resume-grant").await;
     let before = snapshot(&backend.connection_for_test());
     assert!(
         backend
@@ -1040,7 +829,7 @@ async fn claim_from_resume_grant_waits_for_a_live_lease_then_takes_over() {
     );
     assert_eq!(before, snapshot(&backend.connection_for_test()));
 
-    let (_, eid, _) = expired_lease(&backend).await;
+    let (eid, _) = expired_lease(&backend).await;
     let handle = backend
         .claim_from_resume_grant(resume_token(&eid, "worker-2"))
         .await
@@ -1071,28 +860,19 @@ async fn claim_from_resume_grant_waits_for_a_live_lease_then_takes_over() {
 #[serial(ff_dev_mode)]
 async fn claim_from_resume_grant_never_resurrects_a_terminal_execution() {
     let backend = fresh_backend("recovery-resume-grant-terminal").await;
-    let (_, eid, claimed) = expired_lease(&backend).await;
+    let (eid, claimed) = expired_lease(&backend).await;
     backend
         .cancel_execution(cancel_args(&eid, CancelSource::OperatorOverride, None))
         .await
         .unwrap();
-    let before = snapshot(&backend.connection_for_test());
-    let result = backend
-        .claim_from_resume_grant(resume_token(&eid, "worker-2"))
-        .await;
-    match result {
-        Err(EngineError::Contention(ContentionKind::ExecutionNotActive {
-            terminal_outcome,
-            lease_epoch,
-            lifecycle_phase,
-            attempt_id,
-        })) => {
-            assert_eq!(terminal_outcome, "cancelled");
-            assert_eq!(lease_epoch, "2");
-            assert_eq!(lifecycle_phase, "terminal");
-            assert_eq!(attempt_id, claimed.attempt_id.to_string());
-        }
-        other => panic!("expected ExecutionNotActive, got {other:?}"),
-    }
-    assert_eq!(before, snapshot(&backend.connection_for_test()));
+    let error = rejected_without_writes(
+        &backend,
+        backend.claim_from_resume_grant(resume_token(&eid, "worker-2")),
+    )
+    .await;
+    let (terminal_outcome, lease_epoch, lifecycle_phase, attempt_id) = not_active_payload(error);
+    assert_eq!(terminal_outcome, "cancelled");
+    assert_eq!(lease_epoch, "2");
+    assert_eq!(lifecycle_phase, "terminal");
+    assert_eq!(attempt_id, claimed.attempt_id.to_string());
 }

@@ -12,7 +12,6 @@ use ff_core::contracts::{
 use ff_core::engine_backend::EngineBackend;
 use ff_core::engine_error::{ContentionKind, EngineError, StateKind, ValidationKind};
 use ff_core::handle_codec;
-use ff_core::partition::{Partition, PartitionFamily};
 use ff_core::policy::{ExecutionPolicy, RoutingRequirements};
 use ff_core::state::PublicState;
 use ff_core::types::{
@@ -32,13 +31,6 @@ fn create_with_caps(eid: ExecutionId, lane: &str, now: i64, caps: &[&str]) -> Cr
         ..Default::default()
     });
     args
-}
-
-fn partition_of(eid: &ExecutionId) -> Partition {
-    Partition {
-        family: PartitionFamily::Flow,
-        index: eid.partition(),
-    }
 }
 
 fn policy(worker: &str, ttl: u32) -> ClaimPolicy {
@@ -64,10 +56,9 @@ fn handle_execution(handle: &Handle) -> ExecutionId {
 
 /// One text query on the backend's database.
 fn one(backend: &ff_backend_sqlite_wasm::SqliteBackend, sql: &str, eid: &ExecutionId) -> String {
-    let conn = backend.connection_for_test();
-    let uuid = uuid::Uuid::parse_str(eid.as_str().split_once("}:").unwrap().1).unwrap();
-    let value = conn
-        .query_row(sql, [blob(uuid)], |row| {
+    let value = backend
+        .connection_for_test()
+        .query_row(sql, [blob(uuid_of(eid))], |row| {
             row.get::<_, rusqlite::types::Value>(0)
         })
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
@@ -80,15 +71,9 @@ fn one(backend: &ff_backend_sqlite_wasm::SqliteBackend, sql: &str, eid: &Executi
     }
 }
 
+/// How many claim grants the backend's database holds.
 fn grant_count(backend: &ff_backend_sqlite_wasm::SqliteBackend) -> i64 {
-    backend
-        .connection_for_test()
-        .query_row("SELECT COUNT(*) FROM ff_claim_grant", [], |row| row.get(0))
-        .unwrap()
-}
-
-fn db_snapshot(backend: &ff_backend_sqlite_wasm::SqliteBackend) -> Vec<String> {
-    snapshot(&backend.connection_for_test())
+    count_rows(&backend.connection_for_test(), "ff_claim_grant")
 }
 
 // ── create_execution ──────────────────────────────────────────────────────────────────────
@@ -157,15 +142,10 @@ async fn create_writes_the_row_capabilities_and_lane_then_a_second_create_is_dup
             )
             .unwrap();
         assert_eq!(lanes, format!("default|{now}|create_execution"));
-        let outbox: i64 = conn
-            .query_row("SELECT (SELECT COUNT(*) FROM ff_lease_event) + (SELECT COUNT(*) FROM ff_completion_event)", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        assert_eq!(outbox, 0);
+        assert_eq!(outbox_rows(&conn), 0);
     }
 
-    let before = db_snapshot(&backend);
+    let before = snapshot(&backend.connection_for_test());
     let mut again = args;
     again.priority = 99;
     again.now = TimestampMs::from_millis(now + 5);
@@ -175,43 +155,47 @@ async fn create_writes_the_row_capabilities_and_lane_then_a_second_create_is_dup
             execution_id: eid.clone()
         }
     );
-    assert_eq!(db_snapshot(&backend), before, "a duplicate changes nothing");
+    assert_eq!(
+        snapshot(&backend.connection_for_test()),
+        before,
+        "a duplicate changes nothing"
+    );
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn create_refuses_bad_lanes_and_oversized_payloads_and_writes_nothing() {
     let backend = fresh_backend("sched-create-invalid").await;
-    let before = db_snapshot(&backend);
     for lane in [String::new(), "x".repeat(65), "bad\nlane".into()] {
-        let result = backend
-            .create_execution(create_args(new_execution_id(), &lane, now_ms()))
-            .await;
+        let error = rejected_without_writes(
+            &backend,
+            backend.create_execution(create_args(new_execution_id(), &lane, now_ms())),
+        )
+        .await;
         assert!(
             matches!(
-                &result,
-                Err(EngineError::Validation {
+                &error,
+                EngineError::Validation {
                     kind: ValidationKind::InvalidInput,
                     ..
-                })
+                }
             ),
-            "{lane:?}: {result:?}"
+            "{lane:?}: {error:?}"
         );
     }
     let mut big = create_args(new_execution_id(), "default", now_ms());
     big.input_payload = vec![0; (8 << 20) + 1];
-    let result = backend.create_execution(big).await;
+    let error = rejected_without_writes(&backend, backend.create_execution(big)).await;
     assert!(
         matches!(
-            &result,
-            Err(EngineError::Validation {
+            &error,
+            EngineError::Validation {
                 kind: ValidationKind::PayloadTooLarge,
                 ..
-            })
+            }
         ),
-        "{result:?}"
+        "{error:?}"
     );
-    assert_eq!(db_snapshot(&backend), before);
 }
 
 #[tokio::test]
@@ -279,7 +263,7 @@ async fn a_future_delay_creates_a_delayed_execution_that_nothing_claims_until_pr
     );
 
     // Promoting before the delay passes changes nothing; at the delay it becomes waiting.
-    let before = db_snapshot(&backend);
+    let before = snapshot(&backend.connection_for_test());
     backend
         .promote_delayed(
             partition_of(&eid),
@@ -289,7 +273,7 @@ async fn a_future_delay_creates_a_delayed_execution_that_nothing_claims_until_pr
         )
         .await
         .unwrap();
-    assert_eq!(db_snapshot(&backend), before);
+    assert_eq!(snapshot(&backend.connection_for_test()), before);
     backend
         .promote_delayed(
             partition_of(&eid),
@@ -389,18 +373,15 @@ async fn a_grant_from_issue_claim_grant_is_consumed_by_claim_execution() {
     );
 
     // A second grant while this one lives is refused, and changes nothing.
-    let before = db_snapshot(&backend);
-    let result = backend
-        .issue_claim_grant(grant_args(eid.clone(), "worker-2", now))
-        .await;
+    let error = rejected_without_writes(
+        &backend,
+        backend.issue_claim_grant(grant_args(eid.clone(), "worker-2", now)),
+    )
+    .await;
     assert!(
-        matches!(
-            result,
-            Err(EngineError::State(StateKind::GrantAlreadyExists))
-        ),
-        "{result:?}"
+        matches!(error, EngineError::State(StateKind::GrantAlreadyExists)),
+        "{error:?}"
     );
-    assert_eq!(db_snapshot(&backend), before);
 
     let claimed = claimed(
         backend
@@ -439,17 +420,15 @@ async fn a_worker_lacking_required_capabilities_gets_no_grant() {
         .await
         .unwrap();
 
-    let before = db_snapshot(&backend);
     let mut grant = grant_args(eid.clone(), "worker-1", now);
     grant.worker_capabilities = ["gpu".to_string()].into_iter().collect();
-    match backend.issue_claim_grant(grant.clone()).await {
-        Err(EngineError::Validation {
+    match rejected_without_writes(&backend, backend.issue_claim_grant(grant.clone())).await {
+        EngineError::Validation {
             kind: ValidationKind::CapabilityMismatch,
             detail,
-        }) => assert_eq!(detail, "avx,ssd"),
+        } => assert_eq!(detail, "avx,ssd"),
         other => panic!("expected CapabilityMismatch, got {other:?}"),
     }
-    assert_eq!(db_snapshot(&backend), before);
 
     grant.worker_capabilities = ["avx", "gpu", "ssd", "extra"]
         .iter()
@@ -464,35 +443,17 @@ async fn a_worker_lacking_required_capabilities_gets_no_grant() {
 async fn issue_claim_grant_errors_write_nothing() {
     let backend = fresh_backend("sched-grant-errors").await;
     let now = now_ms();
-    let before = db_snapshot(&backend);
-    let result = backend
-        .issue_claim_grant(grant_args(new_execution_id(), "worker-1", now))
-        .await;
-    assert!(
-        matches!(
-            result,
-            Err(EngineError::NotFound {
-                entity: "execution"
-            })
-        ),
-        "{result:?}"
-    );
+    let error = rejected_without_writes(
+        &backend,
+        backend.issue_claim_grant(grant_args(new_execution_id(), "worker-1", now)),
+    )
+    .await;
+    assert_execution_not_found(error);
 
     let eid = new_execution_id();
     let mut zero = grant_args(eid, "worker-1", now);
     zero.grant_ttl_ms = 0;
-    let result = backend.issue_claim_grant(zero).await;
-    assert!(
-        matches!(
-            result,
-            Err(EngineError::Validation {
-                kind: ValidationKind::InvalidInput,
-                ..
-            })
-        ),
-        "{result:?}"
-    );
-    assert_eq!(db_snapshot(&backend), before);
+    invalid_input_detail(rejected_without_writes(&backend, backend.issue_claim_grant(zero)).await);
 }
 
 // ── issue_grant_and_claim (upstream's typed_issue_grant_and_claim.rs, adapted) ────────────
@@ -501,12 +462,7 @@ async fn issue_claim_grant_errors_write_nothing() {
 #[serial(ff_dev_mode)]
 async fn issue_grant_and_claim_happy_path() {
     let backend = fresh_backend("sched-igc-happy").await;
-    let eid = {
-        let conn = backend.connection_for_test();
-        let (exec_uuid, eid) = seed_runnable(&conn);
-        seed_grant(&conn, exec_uuid, "someone", now_ms() + 60_000);
-        eid
-    };
+    let (_, eid) = seed_granted(&backend.connection_for_test(), "someone");
     let outcome = backend
         .issue_grant_and_claim(IssueGrantAndClaimArgs::new(
             eid.clone(),
@@ -578,56 +534,44 @@ async fn issue_grant_and_claim_works_on_a_created_execution() {
         (LeaseEpoch::new(1), AttemptIndex::new(0))
     );
     // A second operator claim sees an active execution.
-    match backend
-        .issue_grant_and_claim(IssueGrantAndClaimArgs::new(
-            eid.clone(),
-            LaneId::new("default"),
-            30_000,
-        ))
-        .await
-    {
-        Err(EngineError::Contention(ContentionKind::ExecutionNotActive {
-            lifecycle_phase,
-            lease_epoch,
-            ..
-        })) => {
-            assert_eq!(
-                (lifecycle_phase.as_str(), lease_epoch.as_str()),
-                ("active", "1")
-            );
-        }
-        other => panic!("expected ExecutionNotActive, got {other:?}"),
-    }
+    let (_, lease_epoch, lifecycle_phase, _) = not_active_payload(
+        backend
+            .issue_grant_and_claim(IssueGrantAndClaimArgs::new(
+                eid.clone(),
+                LaneId::new("default"),
+                30_000,
+            ))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (lifecycle_phase.as_str(), lease_epoch.as_str()),
+        ("active", "1")
+    );
 }
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn issue_grant_and_claim_rejects_already_leased() {
     let backend = fresh_backend("sched-igc-leased").await;
-    let eid = {
-        let conn = backend.connection_for_test();
-        let (_, eid) = seed_runnable(&conn);
-        conn.execute("UPDATE ff_exec_core SET ownership_state = 'leased'", [])
-            .unwrap();
-        eid
-    };
-    let before = db_snapshot(&backend);
-    let result = backend
-        .issue_grant_and_claim(IssueGrantAndClaimArgs::new(
+    let (_, eid) = seed_runnable_as(&backend.connection_for_test(), "ownership_state = 'leased'");
+    let error = rejected_without_writes(
+        &backend,
+        backend.issue_grant_and_claim(IssueGrantAndClaimArgs::new(
             eid,
             LaneId::new("default"),
             30_000,
-        ))
-        .await;
+        )),
+    )
+    .await;
     assert!(
         matches!(
-            result,
-            Err(EngineError::Contention(ContentionKind::LeaseConflict))
+            error,
+            EngineError::Contention(ContentionKind::LeaseConflict)
         ),
-        "{result:?}"
+        "{error:?}"
     );
     assert_eq!(grant_count(&backend), 0);
-    assert_eq!(db_snapshot(&backend), before);
 }
 
 #[tokio::test]
@@ -641,15 +585,7 @@ async fn issue_grant_and_claim_rejects_missing_execution() {
             30_000,
         ))
         .await;
-    assert!(
-        matches!(
-            result,
-            Err(EngineError::NotFound {
-                entity: "execution"
-            })
-        ),
-        "{result:?}"
-    );
+    assert_execution_not_found(result.unwrap_err());
     assert_eq!(grant_count(&backend), 0);
 }
 
@@ -659,31 +595,29 @@ async fn issue_grant_and_claim_no_dangling_grant_on_reject() {
     let backend = fresh_backend("sched-igc-reject").await;
     let eid = {
         let conn = backend.connection_for_test();
-        let (exec_uuid, eid) = seed_runnable(&conn);
-        conn.execute("UPDATE ff_exec_core SET lifecycle_phase = 'terminal'", [])
-            .unwrap();
-        seed_grant(&conn, exec_uuid, "worker-1", now_ms() + 60_000);
+        let (_, eid) = seed_granted(&conn, "worker-1");
+        update_exec(&conn, &eid, "lifecycle_phase = 'terminal'");
         eid
     };
-    let before = db_snapshot(&backend);
-    let result = backend
-        .issue_grant_and_claim(IssueGrantAndClaimArgs::new(
+    let error = rejected_without_writes(
+        &backend,
+        backend.issue_grant_and_claim(IssueGrantAndClaimArgs::new(
             eid,
             LaneId::new("default"),
             30_000,
-        ))
-        .await;
+        )),
+    )
+    .await;
     assert!(
         matches!(
-            &result,
-            Err(EngineError::Contention(ContentionKind::ExecutionNotActive { lifecycle_phase, terminal_outcome, .. }))
+            &error,
+            EngineError::Contention(ContentionKind::ExecutionNotActive { lifecycle_phase, terminal_outcome, .. })
                 if lifecycle_phase == "terminal" && terminal_outcome == "none"
         ),
-        "{result:?}"
+        "{error:?}"
     );
     // The seeded grant is still there (the delete rolled back with the rejection).
     assert_eq!(grant_count(&backend), 1);
-    assert_eq!(db_snapshot(&backend), before);
 }
 
 #[tokio::test]
@@ -691,21 +625,17 @@ async fn issue_grant_and_claim_no_dangling_grant_on_reject() {
 async fn issue_grant_and_claim_zero_lease_is_invalid_input() {
     let backend = fresh_backend("sched-igc-zero").await;
     let eid = seed_runnable(&backend.connection_for_test()).1;
-    let before = db_snapshot(&backend);
-    let result = backend
-        .issue_grant_and_claim(IssueGrantAndClaimArgs::new(eid, LaneId::new("default"), 0))
-        .await;
-    assert!(
-        matches!(
-            result,
-            Err(EngineError::Validation {
-                kind: ValidationKind::InvalidInput,
-                ..
-            })
-        ),
-        "{result:?}"
+    invalid_input_detail(
+        rejected_without_writes(
+            &backend,
+            backend.issue_grant_and_claim(IssueGrantAndClaimArgs::new(
+                eid,
+                LaneId::new("default"),
+                0,
+            )),
+        )
+        .await,
     );
-    assert_eq!(db_snapshot(&backend), before);
 }
 
 // ── the lane scanner `claim` ─────────────────────────────────────────────────────────────
@@ -824,7 +754,7 @@ async fn the_scanner_on_an_empty_lane_returns_none_and_writes_nothing() {
         .create_execution(create_args(new_execution_id(), "busy", now_ms()))
         .await
         .unwrap();
-    let before = db_snapshot(&backend);
+    let before = snapshot(&backend.connection_for_test());
     assert_eq!(
         backend
             .claim(
@@ -836,7 +766,7 @@ async fn the_scanner_on_an_empty_lane_returns_none_and_writes_nothing() {
             .unwrap(),
         None
     );
-    assert_eq!(db_snapshot(&backend), before);
+    assert_eq!(snapshot(&backend.connection_for_test()), before);
 }
 
 #[tokio::test]
@@ -847,25 +777,17 @@ async fn the_scanner_refuses_a_zero_lease_ttl() {
         .create_execution(create_args(new_execution_id(), "default", now_ms()))
         .await
         .unwrap();
-    let before = db_snapshot(&backend);
-    let result = backend
-        .claim(
-            &LaneId::new("default"),
-            &CapabilitySet::default(),
-            policy("w", 0),
+    invalid_input_detail(
+        rejected_without_writes(
+            &backend,
+            backend.claim(
+                &LaneId::new("default"),
+                &CapabilitySet::default(),
+                policy("w", 0),
+            ),
         )
-        .await;
-    assert!(
-        matches!(
-            result,
-            Err(EngineError::Validation {
-                kind: ValidationKind::InvalidInput,
-                ..
-            })
-        ),
-        "{result:?}"
+        .await,
     );
-    assert_eq!(db_snapshot(&backend), before);
 }
 
 #[tokio::test]

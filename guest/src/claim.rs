@@ -14,6 +14,9 @@
 //! | 8 | the grant names this worker | `Contention(InvalidClaimGrant)` |
 //! | 9 | the grant has not expired (`0 < expires_at_ms < now`) | `Contention(ClaimGrantExpired)` |
 //!
+//! `ExecutionNotActive` carries the observed state as on every operation
+//! ([`Exec::not_active`]).
+//!
 //! Writes, all in the host's transaction: the execution's claim grants are deleted; the attempt
 //! row at `expected_attempt_index` is inserted with lease epoch 1, or re-armed with its epoch
 //! bumped by one; the execution becomes `active`/`leased`/`running_attempt` with
@@ -23,32 +26,19 @@ use crate::db::{Db, DbExt, text};
 use crate::engine::{
     ClaimExecutionArgs, ClaimedExecution, ConflictKind, ContentionKind, EngineError,
 };
-use crate::errors::{contention, invalid_input, not_active};
+use crate::errors::{contention, require_positive};
 use crate::exec::Exec;
 use crate::ids::ExecutionRef;
-use crate::lease::{LeaseRequest, acquire_lease, attempt_type_for};
+use crate::lease::{LeaseRequest, acquire_lease, attempt_type_for, claimant_of};
 
 /// Claim `args.execution_id` for `args.worker_id`; see the module docs for the rules.
 pub fn claim_execution(
     db: &mut impl Db,
     args: &ClaimExecutionArgs,
 ) -> Result<ClaimedExecution, EngineError> {
-    if args.lease_ttl_ms == 0 {
-        return Err(invalid_input("lease_ttl_ms must be positive"));
-    }
+    require_positive("lease_ttl_ms", args.lease_ttl_ms)?;
     let id = ExecutionRef::parse(&args.execution_id)?;
-    let exec = Exec::require(db, &id)?;
-    if exec.lifecycle_phase != "runnable" {
-        return Err(not_active(
-            exec.terminal_outcome_or_none(),
-            String::new(),
-            exec.lifecycle_phase.clone(),
-            exec.current_attempt_id_or_empty(),
-        ));
-    }
-    if exec.ownership_state != "unowned" {
-        return Err(contention(ContentionKind::LeaseConflict));
-    }
+    let exec = Exec::require_runnable_unowned(db, &id)?;
     if !exec.is_claimable_at(args.now) {
         return Err(contention(ContentionKind::ExecutionNotLeaseable));
     }
@@ -80,67 +70,32 @@ pub fn claim_execution(
         &id.key(),
     )?;
 
-    let attempt_type = attempt_type_for(&exec.attempt_state);
+    let claimant = claimant_of!(args);
     let lease = acquire_lease(
         db,
         &id,
         &LeaseRequest {
+            claimant,
             attempt_index: i64::from(args.expected_attempt_index),
-            worker_id: &args.worker_id,
-            worker_instance_id: &args.worker_instance_id,
-            lease_id: &args.lease_id,
-            attempt_id: &args.attempt_id,
-            attempt_type,
+            attempt_type: attempt_type_for(&exec.attempt_state),
             attempt_policy_json: &args.attempt_policy_json,
             first_epoch: 1,
-            lease_ttl_ms: args.lease_ttl_ms,
-            now: args.now,
             execution_deadline_at: args.execution_deadline_at,
             event: "acquired",
         },
     )?;
-
-    Ok(ClaimedExecution {
-        execution_id: args.execution_id.clone(),
-        lease_id: args.lease_id.clone(),
-        lease_epoch: lease.lease_epoch,
-        attempt_index: args.expected_attempt_index,
-        attempt_id: args.attempt_id.clone(),
-        attempt_type,
-        lease_expires_at: lease.lease_expires_at,
-    })
+    Ok(lease.claimed(args.execution_id.clone(), &claimant))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{AttemptType, Entity};
+    use crate::engine::{AttemptType, Entity, ExecutionNotActive};
     use crate::exec::lease_expiry;
-    use crate::testing::TestDb;
-
-    const EXEC: &str = "{fp:0}:53ad96d2-6b08-4d0c-86e3-36598db2291c";
-    const NOW: i64 = 1_700_000_000_000;
-
-    fn args() -> ClaimExecutionArgs {
-        ClaimExecutionArgs {
-            execution_id: EXEC.into(),
-            worker_id: "worker-1".into(),
-            worker_instance_id: "wi-1".into(),
-            lane_id: "default".into(),
-            lease_id: "11111111-1111-4111-8111-111111111111".into(),
-            lease_ttl_ms: 30_000,
-            attempt_id: "22222222-2222-4222-8222-222222222222".into(),
-            expected_attempt_index: 0,
-            attempt_policy_json: String::new(),
-            attempt_timeout_ms: None,
-            execution_deadline_at: None,
-            now: NOW,
-        }
-    }
+    use crate::testing::{ATTEMPT, EXEC, LEASE, NOW, TestDb, claim_args};
 
     fn runnable_with_grant(grant_expires_at: i64) -> TestDb {
-        let db = TestDb::new();
-        db.seed_runnable(EXEC);
+        let db = TestDb::runnable();
         db.seed_grant(EXEC, "worker-1", grant_expires_at);
         db
     }
@@ -148,7 +103,7 @@ mod tests {
     #[test]
     fn happy_path_writes_attempt_exec_row_and_lease_event() {
         let mut db = runnable_with_grant(NOW + 60_000);
-        let claimed = claim_execution(&mut db, &args()).expect("claim");
+        let claimed = claim_execution(&mut db, &claim_args(EXEC)).expect("claim");
         assert_eq!(claimed.lease_epoch, 1);
         assert_eq!(claimed.attempt_index, 0);
         assert_eq!(claimed.attempt_type, AttemptType::Initial);
@@ -165,14 +120,14 @@ mod tests {
             format!(
                 "worker-1|wi-1|1|{}|{NOW}|{{\"attempt_type\":\"initial\",\"attempt_id\":\"{}\",\"lease_id\":\"{}\"}}",
                 NOW + 30_000,
-                args().attempt_id,
-                args().lease_id
+                ATTEMPT,
+                LEASE
             )
         );
         assert_eq!(db.one("SELECT COUNT(*) FROM ff_claim_grant"), "0");
         assert_eq!(
             db.one("SELECT execution_id || '|' || event_type || '|' || lease_id || '|' || occurred_at_ms FROM ff_lease_event"),
-            format!("53ad96d2-6b08-4d0c-86e3-36598db2291c|acquired|{}|{NOW}", args().lease_id)
+            format!("53ad96d2-6b08-4d0c-86e3-36598db2291c|acquired|{}|{NOW}", LEASE)
         );
     }
 
@@ -184,7 +139,7 @@ mod tests {
              SELECT 0, execution_id, 0, 4, 'failed' FROM ff_exec_core",
         );
         db.exec("UPDATE ff_exec_core SET attempt_state = 'pending_retry_attempt'");
-        let claimed = claim_execution(&mut db, &args()).expect("claim");
+        let claimed = claim_execution(&mut db, &claim_args(EXEC)).expect("claim");
         assert_eq!(claimed.lease_epoch, 5);
         assert_eq!(claimed.attempt_type, AttemptType::Retry);
         assert_eq!(
@@ -199,7 +154,7 @@ mod tests {
         let cases: [(&str, Expect); 5] = [
             (
                 "UPDATE ff_exec_core SET lifecycle_phase = 'terminal', ownership_state = 'leased'",
-                |e| matches!(e, EngineError::Contention(ContentionKind::ExecutionNotActive(n)) if n.lifecycle_phase == "terminal" && n.terminal_outcome == "none"),
+                |e| matches!(e, EngineError::Contention(ContentionKind::ExecutionNotActive(n)) if n.lifecycle_phase == "terminal" && n.terminal_outcome == "none" && n.lease_epoch.is_empty()),
             ),
             (
                 "UPDATE ff_exec_core SET ownership_state = 'leased', eligibility_state = 'x'",
@@ -231,27 +186,43 @@ mod tests {
         for (mutation, expected) in cases {
             let mut db = runnable_with_grant(NOW + 60_000);
             db.exec(mutation);
-            let err = claim_execution(&mut db, &args()).expect_err(mutation);
+            let err = claim_execution(&mut db, &claim_args(EXEC)).expect_err(mutation);
             assert!(expected(&err), "{mutation}: {err:?}");
         }
     }
 
     #[test]
+    fn not_active_reports_the_current_attempts_epoch() {
+        let mut db = runnable_with_grant(NOW + 60_000);
+        claim_execution(&mut db, &claim_args(EXEC)).expect("claim");
+        db.seed_grant(EXEC, "worker-1", NOW + 60_000);
+        let err = claim_execution(&mut db, &claim_args(EXEC)).expect_err("claimed twice");
+        assert_eq!(
+            err,
+            EngineError::Contention(ContentionKind::ExecutionNotActive(ExecutionNotActive {
+                terminal_outcome: "none".into(),
+                lease_epoch: "1".into(),
+                lifecycle_phase: "active".into(),
+                attempt_id: ATTEMPT.into(),
+            }))
+        );
+    }
+
+    #[test]
     fn grant_checks() {
-        let mut db = TestDb::new();
-        db.seed_runnable(EXEC);
+        let mut db = TestDb::runnable();
         assert!(matches!(
-            claim_execution(&mut db, &args()),
+            claim_execution(&mut db, &claim_args(EXEC)),
             Err(EngineError::Contention(ContentionKind::InvalidClaimGrant))
         ));
         db.seed_grant(EXEC, "someone-else", NOW + 60_000);
         assert!(matches!(
-            claim_execution(&mut db, &args()),
+            claim_execution(&mut db, &claim_args(EXEC)),
             Err(EngineError::Contention(ContentionKind::InvalidClaimGrant))
         ));
         db.seed_grant(EXEC, "worker-1", NOW - 1);
         assert!(matches!(
-            claim_execution(&mut db, &args()),
+            claim_execution(&mut db, &claim_args(EXEC)),
             Err(EngineError::Contention(ContentionKind::ClaimGrantExpired))
         ));
     }
@@ -260,7 +231,8 @@ mod tests {
     fn grant_expiring_exactly_now_or_never_is_valid() {
         for expires_at in [NOW, 0, -5] {
             let mut db = runnable_with_grant(expires_at);
-            claim_execution(&mut db, &args()).unwrap_or_else(|e| panic!("{expires_at}: {e:?}"));
+            claim_execution(&mut db, &claim_args(EXEC))
+                .unwrap_or_else(|e| panic!("{expires_at}: {e:?}"));
         }
     }
 
@@ -268,10 +240,10 @@ mod tests {
     fn missing_execution_and_bad_input() {
         let mut db = TestDb::new();
         assert!(matches!(
-            claim_execution(&mut db, &args()),
+            claim_execution(&mut db, &claim_args(EXEC)),
             Err(EngineError::NotFound(Entity::Execution))
         ));
-        let mut zero_ttl = args();
+        let mut zero_ttl = claim_args(EXEC);
         zero_ttl.lease_ttl_ms = 0;
         assert!(matches!(
             claim_execution(&mut db, &zero_ttl),
@@ -283,14 +255,14 @@ mod tests {
     fn deadline_argument_replaces_the_stored_one_only_when_given() {
         let mut db = runnable_with_grant(NOW + 60_000);
         db.exec("UPDATE ff_exec_core SET deadline_at_ms = 7");
-        let mut with_deadline = args();
+        let mut with_deadline = claim_args(EXEC);
         with_deadline.execution_deadline_at = Some(99);
         claim_execution(&mut db, &with_deadline).unwrap();
         assert_eq!(db.one("SELECT deadline_at_ms FROM ff_exec_core"), "99");
 
         let mut db = runnable_with_grant(NOW + 60_000);
         db.exec("UPDATE ff_exec_core SET deadline_at_ms = 7");
-        claim_execution(&mut db, &args()).unwrap();
+        claim_execution(&mut db, &claim_args(EXEC)).unwrap();
         assert_eq!(db.one("SELECT deadline_at_ms FROM ff_exec_core"), "7");
     }
 

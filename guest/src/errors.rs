@@ -12,10 +12,26 @@ pub fn invalid_input(detail: impl Into<String>) -> EngineError {
     })
 }
 
+/// `Validation(InvalidInput, "<name> must be positive")` when `value` is 0.
+pub fn require_positive(name: &str, value: u64) -> Result<(), EngineError> {
+    if value == 0 {
+        return Err(invalid_input(format!("{name} must be positive")));
+    }
+    Ok(())
+}
+
 /// `Validation { kind: Corruption, detail }`: stored data the logic cannot make sense of.
 pub fn corruption(detail: impl Into<String>) -> EngineError {
     EngineError::Validation(ValidationError {
         kind: ValidationKind::Corruption,
+        detail: detail.into(),
+    })
+}
+
+/// `Validation { kind: PayloadTooLarge, detail }`.
+pub fn payload_too_large(detail: impl Into<String>) -> EngineError {
+    EngineError::Validation(ValidationError {
+        kind: ValidationKind::PayloadTooLarge,
         detail: detail.into(),
     })
 }
@@ -38,9 +54,4 @@ pub fn not_active(
         lifecycle_phase,
         attempt_id,
     }))
-}
-
-/// Placeholder for an operation whose logic is not written yet (removed before release).
-pub fn unbuilt(op: &str) -> EngineError {
-    invalid_input(format!("{op} is not built yet"))
 }

@@ -1,9 +1,11 @@
 //! The execution and attempt rows as the operations see them, the state vectors every
-//! operation writes, lease fencing and the outbox. Every operation module builds on these, so
-//! that all paths agree on what a state means (docs/semantics.md).
+//! operation writes, lease fencing, the `ExecutionNotActive` report, payload limits and the
+//! outbox. Every operation module builds on these, so that all paths agree on what a state
+//! means (docs/semantics.md).
 
 use crate::db::{Db, DbExt, Row, int, text};
-use crate::engine::{EngineError, Entity, LeaseFence};
+use crate::engine::{ContentionKind, EngineError, Entity, LeaseFence};
+use crate::errors::{contention, not_active, payload_too_large};
 use crate::ids::ExecutionRef;
 use crate::sql::Value;
 
@@ -11,20 +13,52 @@ use crate::sql::Value;
 /// refused with `Validation { kind: PayloadTooLarge }`.
 pub const MAX_PAYLOAD_BYTES: usize = 8 << 20;
 
+/// A new execution's `input_payload` is at most [`MAX_PAYLOAD_BYTES`], else
+/// `Validation { PayloadTooLarge }`.
+pub fn check_input_payload(payload: &[u8]) -> Result<(), EngineError> {
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(payload_too_large(format!(
+            "input_payload is {} bytes (max {MAX_PAYLOAD_BYTES})",
+            payload.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A result payload (absent passes) is at most [`MAX_PAYLOAD_BYTES`], else
+/// `Validation { PayloadTooLarge }`.
+pub fn check_result_payload(payload: Option<&[u8]>) -> Result<(), EngineError> {
+    match payload {
+        Some(bytes) if bytes.len() > MAX_PAYLOAD_BYTES => Err(payload_too_large(format!(
+            "result payload is {} bytes; the limit is {MAX_PAYLOAD_BYTES}",
+            bytes.len()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// One `ff_exec_core` row, with the `raw_fields` keys the logic reads.
 #[derive(Debug, Clone)]
 pub struct Exec {
     /// The execution's id.
     pub id: ExecutionRef,
+    /// `lane_id`.
     pub lane_id: String,
+    /// `lifecycle_phase`, as stored (legacy literals included).
     pub lifecycle_phase: String,
+    /// `ownership_state`, as stored.
     pub ownership_state: String,
+    /// `eligibility_state`, as stored.
     pub eligibility_state: String,
+    /// `public_state`, as stored.
     pub public_state: String,
+    /// `attempt_state`, as stored.
     pub attempt_state: String,
+    /// `blocking_reason`.
     pub blocking_reason: Option<String>,
     /// The current attempt: the one holding (or that last held) the lease.
     pub attempt_index: i64,
+    /// `lease_reclaim_count`: reclaims so far.
     pub lease_reclaim_count: i64,
     /// `raw_fields.terminal_outcome`.
     pub terminal_outcome: Option<String>,
@@ -56,6 +90,22 @@ impl Exec {
     /// Load the execution, or fail with `NotFound(execution)`.
     pub fn require(db: &mut impl Db, id: &ExecutionRef) -> Result<Exec, EngineError> {
         Self::load(db, id)?.ok_or(EngineError::NotFound(Entity::Execution))
+    }
+
+    /// Load the execution a claim takes over: it exists (`NotFound(execution)`), is
+    /// `runnable` ([`Exec::not_active`]) and `unowned` (`Contention(LeaseConflict)`).
+    pub fn require_runnable_unowned(
+        db: &mut impl Db,
+        id: &ExecutionRef,
+    ) -> Result<Exec, EngineError> {
+        let exec = Self::require(db, id)?;
+        if exec.lifecycle_phase != "runnable" {
+            return Err(exec.not_active(db)?);
+        }
+        if exec.ownership_state != "unowned" {
+            return Err(contention(ContentionKind::LeaseConflict));
+        }
+        Ok(exec)
     }
 
     fn from_row(id: ExecutionRef, row: &Row) -> Exec {
@@ -91,27 +141,61 @@ impl Exec {
         matches!(self.lifecycle_phase.as_str(), "terminal" | "cancelled")
     }
 
-    /// The terminal outcome to report in `ExecutionNotActive`: `none` unless set.
-    pub fn terminal_outcome_or_none(&self) -> String {
-        self.terminal_outcome
-            .clone()
-            .unwrap_or_else(|| "none".into())
+    /// `Contention(ExecutionNotActive)` with the observed state, the same on every operation:
+    /// the recorded terminal outcome (or `none`), the current attempt's lease epoch in decimal
+    /// (or empty when that attempt has no row), the raw lifecycle and the current attempt id
+    /// (or empty). Reads the current attempt; the outer `Err` is a storage failure.
+    pub fn not_active(&self, db: &mut impl Db) -> Result<EngineError, EngineError> {
+        let epoch = Attempt::load(db, &self.id, self.attempt_index)?
+            .map(|attempt| attempt.lease_epoch.to_string())
+            .unwrap_or_default();
+        Ok(not_active(
+            self.terminal_outcome
+                .clone()
+                .unwrap_or_else(|| "none".into()),
+            epoch,
+            self.lifecycle_phase.clone(),
+            self.current_attempt_id.clone().unwrap_or_default(),
+        ))
     }
 
-    /// The current attempt id to report in `ExecutionNotActive`: empty unless set.
-    pub fn current_attempt_id_or_empty(&self) -> String {
-        self.current_attempt_id.clone().unwrap_or_default()
+    /// The current attempt if it holds a lease: the execution is `active`, owned by a lease
+    /// (`leased`, or `lease_expired_reclaimable` until someone reclaims it), and the attempt row
+    /// names a worker instance.
+    pub fn lease_holder(&self, db: &mut impl Db) -> Result<Option<Attempt>, EngineError> {
+        if self.lifecycle_phase != "active"
+            || !matches!(
+                self.ownership_state.as_str(),
+                "leased" | "lease_expired_reclaimable"
+            )
+        {
+            return Ok(None);
+        }
+        Ok(
+            Attempt::load(db, &self.id, self.attempt_index)?.filter(|attempt| {
+                attempt
+                    .worker_instance_id
+                    .as_deref()
+                    .is_some_and(|instance| !instance.is_empty())
+            }),
+        )
     }
 }
 
 /// One `ff_attempt` row, with the lease and attempt ids recorded at claim time.
 #[derive(Debug, Clone)]
 pub struct Attempt {
+    /// `attempt_index`.
     pub index: i64,
+    /// `worker_id` of the worker that last leased the attempt.
     pub worker_id: Option<String>,
+    /// `worker_instance_id` of the lease holder; cleared when the lease is taken away.
     pub worker_instance_id: Option<String>,
+    /// `lease_epoch`.
     pub lease_epoch: i64,
+    /// `lease_expires_at_ms`; `None` when the attempt holds no live lease.
     pub lease_expires_at: Option<i64>,
+    /// `outcome`, once the attempt ended.
     pub outcome: Option<String>,
     /// `raw_fields.lease_id`; absent on rows seeded without it.
     pub lease_id: Option<String>,
@@ -176,17 +260,37 @@ impl Attempt {
     pub fn lease_live_at(&self, now: i64) -> bool {
         self.lease_expires_at.is_some_and(|expires| expires > now)
     }
+
+    /// The lease id an outbox row names: the one this row recorded at claim time, else the
+    /// one the caller presented (hand-seeded rows record none).
+    pub fn event_lease_id(&self, presented: Option<&str>) -> Option<String> {
+        self.lease_id
+            .clone()
+            .or_else(|| presented.map(str::to_owned))
+    }
+}
+
+/// A stored index or count (attempt index, attempt count, reclaim count) as the WIT's `u32`:
+/// negative is 0, too large is `u32::MAX`.
+pub fn clamp_u32(value: i64) -> u32 {
+    u32::try_from(value.max(0)).unwrap_or(u32::MAX)
 }
 
 /// The six state columns of `ff_exec_core`, written together so that `public_state` always
 /// agrees with the rest (ff-core's `derive_public_state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StateVector {
+    /// `lifecycle_phase`.
     pub lifecycle_phase: &'static str,
+    /// `ownership_state`.
     pub ownership_state: &'static str,
+    /// `eligibility_state`.
     pub eligibility_state: &'static str,
+    /// `public_state`.
     pub public_state: &'static str,
+    /// `attempt_state`.
     pub attempt_state: &'static str,
+    /// `blocking_reason` (`NULL` when `None`).
     pub blocking_reason: Option<&'static str>,
 }
 

@@ -1,8 +1,12 @@
-//! FlowFabric execution ids: `{fp:N}:<uuid>`.
+//! Identifiers: execution ids (`{fp:N}:<uuid>`), lane ids, and fresh random UUIDs.
 
+use crate::db::{Db, DbExt};
 use crate::engine::EngineError;
-use crate::errors::invalid_input;
+use crate::errors::{corruption, invalid_input};
 use crate::sql::Value;
+
+/// The longest lane id ff-core's `LaneId::try_new` accepts, in bytes.
+const LANE_ID_MAX_BYTES: usize = 64;
 
 /// A parsed execution id: the partition and the UUID, in the forms the schema stores.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,10 +53,48 @@ impl ExecutionRef {
         Value::Blob(self.uuid.as_bytes().to_vec())
     }
 
-    /// The `execution_id` column value of the outbox tables: the bare lowercase UUID.
-    pub fn bare_text(&self) -> Value {
-        Value::Text(self.uuid.hyphenated().to_string())
+    /// The bare lowercase UUID, without the partition tag.
+    pub fn bare_uuid(&self) -> String {
+        self.uuid.hyphenated().to_string()
     }
+
+    /// The `execution_id` column value of the outbox tables: [`ExecutionRef::bare_uuid`].
+    pub fn bare_text(&self) -> Value {
+        Value::Text(self.bare_uuid())
+    }
+}
+
+/// ff-core's `LaneId::try_new` rules: non-empty, at most 64 bytes, printable ASCII only
+/// (`0x20..=0x7e`); otherwise `Validation(InvalidInput)` saying which rule failed.
+pub fn validate_lane_id(lane_id: &str) -> Result<(), EngineError> {
+    if lane_id.is_empty() {
+        return Err(invalid_input("lane_id must not be empty"));
+    }
+    if lane_id.len() > LANE_ID_MAX_BYTES {
+        return Err(invalid_input(format!(
+            "lane_id is {} bytes (max {LANE_ID_MAX_BYTES})",
+            lane_id.len()
+        )));
+    }
+    if let Some(index) = lane_id.bytes().position(|b| !(0x20..=0x7e).contains(&b)) {
+        return Err(invalid_input(format!(
+            "lane_id has a non-printable byte at index {index}"
+        )));
+    }
+    Ok(())
+}
+
+/// A fresh random version-4 UUID from SQLite's `randomblob` (the guest has no randomness).
+pub fn random_uuid(db: &mut impl Db) -> Result<uuid::Uuid, EngineError> {
+    let row = db
+        .first_row("SELECT randomblob(16)", &[])?
+        .ok_or_else(|| corruption("randomblob(16) returned no row"))?;
+    let bytes: [u8; 16] = match row.0.first() {
+        Some(Value::Blob(bytes)) => bytes.as_slice().try_into().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| corruption("randomblob(16) did not return 16 bytes"))?;
+    Ok(uuid::Builder::from_random_bytes(bytes).into_uuid())
 }
 
 #[cfg(test)]

@@ -1,31 +1,64 @@
 //! Acquiring a lease: the one write path every claim takes (claim grants, the lane scanner,
 //! operator claims, resumed and reclaimed executions), so that the attempt row, the execution
-//! row and the outbox always change together and the same way.
+//! row and the outbox always change together and the same way. [`lease_current_attempt`]
+//! re-arms the current attempt for the paths that continue it (interrupted, resumed).
 
 use crate::db::{Db, DbExt, int, text};
-use crate::engine::{AttemptType, EngineError};
+use crate::engine::{AttemptType, ClaimedExecution, EngineError};
 use crate::errors::corruption;
-use crate::exec::{StateVector, lease_expiry, record_lease_event, update_exec};
+use crate::exec::{Exec, StateVector, clamp_u32, lease_expiry, record_lease_event, update_exec};
 use crate::ids::ExecutionRef;
 use crate::sql::Value;
+
+/// Who takes the lease and on what terms: the parts of a [`LeaseRequest`] the caller of a
+/// claim operation chooses.
+#[derive(Debug, Clone, Copy)]
+pub struct Claimant<'a> {
+    /// The worker taking the lease.
+    pub worker_id: &'a str,
+    /// The worker instance taking the lease (the lease holder).
+    pub worker_instance_id: &'a str,
+    /// The lease id, recorded on the attempt row; it fences every later call.
+    pub lease_id: &'a str,
+    /// The attempt id, recorded on the attempt row; it fences every later call.
+    pub attempt_id: &'a str,
+    /// How long the lease lasts from `now`.
+    pub lease_ttl_ms: u64,
+    /// The time of the claim.
+    pub now: i64,
+}
+
+/// The [`Claimant`] named by a claim operation's arguments `$args`: any record with the
+/// `worker_id`, `worker_instance_id`, `lease_id`, `attempt_id`, `lease_ttl_ms` and `now`
+/// fields (the WIT gives each claim operation its own record type).
+macro_rules! claimant_of {
+    ($args:ident) => {
+        $crate::lease::Claimant {
+            worker_id: &$args.worker_id,
+            worker_instance_id: &$args.worker_instance_id,
+            lease_id: &$args.lease_id,
+            attempt_id: &$args.attempt_id,
+            lease_ttl_ms: $args.lease_ttl_ms,
+            now: $args.now,
+        }
+    };
+}
+pub(crate) use claimant_of;
 
 /// What a claim path asks for.
 #[derive(Debug, Clone)]
 pub struct LeaseRequest<'a> {
+    /// Who takes the lease.
+    pub claimant: Claimant<'a>,
     /// The attempt row to create or re-arm.
     pub attempt_index: i64,
-    pub worker_id: &'a str,
-    pub worker_instance_id: &'a str,
-    pub lease_id: &'a str,
-    pub attempt_id: &'a str,
+    /// The attempt's type, recorded in its `raw_fields.attempt_type`.
     pub attempt_type: AttemptType,
     /// The attempt policy JSON; empty keeps the stored one (or none).
     pub attempt_policy_json: &'a str,
     /// The epoch a newly created attempt row starts at (1, or one past the interrupted
     /// attempt's epoch for a reclaim). A re-armed row always gets its epoch plus one.
     pub first_epoch: i64,
-    pub lease_ttl_ms: u64,
-    pub now: i64,
     /// Replaces the execution deadline when given.
     pub execution_deadline_at: Option<i64>,
     /// The lease event to record: `acquired` or `reclaimed`.
@@ -33,10 +66,32 @@ pub struct LeaseRequest<'a> {
 }
 
 /// The lease a claim path acquired.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct AcquiredLease {
+    /// The attempt that holds the lease.
+    pub attempt_index: i64,
+    /// That attempt's type.
+    pub attempt_type: AttemptType,
+    /// The lease's epoch on that attempt.
     pub lease_epoch: u64,
+    /// When the lease expires.
     pub lease_expires_at: i64,
+}
+
+impl AcquiredLease {
+    /// The lease as the claim operations return it to `claimant`, naming the execution as
+    /// `execution_id`.
+    pub fn claimed(&self, execution_id: String, claimant: &Claimant<'_>) -> ClaimedExecution {
+        ClaimedExecution {
+            execution_id,
+            lease_id: claimant.lease_id.to_string(),
+            lease_epoch: self.lease_epoch,
+            attempt_index: clamp_u32(self.attempt_index),
+            attempt_id: claimant.attempt_id.to_string(),
+            attempt_type: self.attempt_type,
+            lease_expires_at: self.lease_expires_at,
+        }
+    }
 }
 
 /// Upsert the attempt row, mark the execution leased, record the lease event.
@@ -50,7 +105,8 @@ pub fn acquire_lease(
     id: &ExecutionRef,
     request: &LeaseRequest<'_>,
 ) -> Result<AcquiredLease, EngineError> {
-    let lease_expires_at = lease_expiry(request.now, request.lease_ttl_ms);
+    let claimant = &request.claimant;
+    let lease_expires_at = lease_expiry(claimant.now, claimant.lease_ttl_ms);
     let epoch = db
         .first_row(
             "INSERT INTO ff_attempt (partition_key, execution_id, attempt_index, worker_id, \
@@ -72,15 +128,15 @@ pub fn acquire_lease(
                 id.partition(),
                 id.blob(),
                 int(request.attempt_index),
-                text(request.worker_id),
-                text(request.worker_instance_id),
+                text(claimant.worker_id),
+                text(claimant.worker_instance_id),
                 int(request.first_epoch),
                 int(lease_expires_at),
-                int(request.now),
+                int(claimant.now),
                 text(request.attempt_policy_json),
                 text(attempt_type_literal(request.attempt_type)),
-                text(request.attempt_id),
-                text(request.lease_id),
+                text(claimant.attempt_id),
+                text(claimant.lease_id),
             ],
         )?
         .and_then(|row| row.integer(0))
@@ -102,19 +158,68 @@ pub fn acquire_lease(
                  FROM ff_attempt a WHERE a.partition_key = ?1 AND a.execution_id = ?2))",
         &[
             int(request.attempt_index),
-            int(request.now),
+            int(claimant.now),
             request.execution_deadline_at.map_or(Value::Null, int),
-            text(request.attempt_id),
-            text(request.lease_id),
-            text(request.worker_id),
-            text(request.worker_instance_id),
+            text(claimant.attempt_id),
+            text(claimant.lease_id),
+            text(claimant.worker_id),
+            text(claimant.worker_instance_id),
         ],
     )?;
 
-    record_lease_event(db, id, request.event, Some(request.lease_id), request.now)?;
+    record_lease_event(db, id, request.event, Some(claimant.lease_id), claimant.now)?;
     Ok(AcquiredLease {
+        attempt_index: request.attempt_index,
+        attempt_type: request.attempt_type,
         lease_epoch: u64::try_from(epoch).unwrap_or(0),
         lease_expires_at,
+    })
+}
+
+/// Re-arm the execution's current attempt for `claimant` (epoch + 1, or a new row at epoch 1
+/// when the attempt has none), keeping the type the attempt recorded; records `event`.
+pub fn lease_current_attempt(
+    db: &mut impl Db,
+    exec: &Exec,
+    claimant: &Claimant<'_>,
+    event: &'static str,
+) -> Result<AcquiredLease, EngineError> {
+    let attempt_type = recorded_attempt_type(db, &exec.id, exec.attempt_index)?;
+    acquire_lease(
+        db,
+        &exec.id,
+        &LeaseRequest {
+            claimant: *claimant,
+            attempt_index: exec.attempt_index,
+            attempt_type,
+            attempt_policy_json: "",
+            first_epoch: 1,
+            execution_deadline_at: None,
+            event,
+        },
+    )
+}
+
+/// The type attempt `index` recorded in `raw_fields.attempt_type`; `Initial` when the row,
+/// the key or a known literal is missing.
+fn recorded_attempt_type(
+    db: &mut impl Db,
+    id: &ExecutionRef,
+    index: i64,
+) -> Result<AttemptType, EngineError> {
+    let literal = db
+        .first_row(
+            "SELECT json_extract(raw_fields, '$.attempt_type') FROM ff_attempt \
+             WHERE partition_key = ?1 AND execution_id = ?2 AND attempt_index = ?3",
+            &[id.partition(), id.blob(), int(index)],
+        )?
+        .and_then(|row| row.text(0));
+    Ok(match literal.as_deref() {
+        Some("retry") => AttemptType::Retry,
+        Some("reclaim") => AttemptType::Reclaim,
+        Some("replay") => AttemptType::Replay,
+        Some("fallback") => AttemptType::Fallback,
+        _ => AttemptType::Initial,
     })
 }
 

@@ -19,6 +19,7 @@
 
 use crate::db::{Db, DbExt, Row};
 use crate::engine::{EngineError, ExecutionContext, ExecutionView, LeaseSummary};
+use crate::exec::clamp_u32;
 use crate::ids::ExecutionRef;
 
 /// Everything reads report about an execution, or `None` when it does not exist.
@@ -57,7 +58,7 @@ pub fn read_execution(
     let ownership_state = normalize_ownership(&row.text_or_empty(5));
     let terminal_outcome =
         terminal_outcome(&raw_lifecycle, lifecycle_phase, row.text(11), row.text(24));
-    let attempt_index = u32::try_from(row.integer(12).unwrap_or(0).max(0)).unwrap_or(u32::MAX);
+    let attempt_index = clamp_u32(row.integer(12).unwrap_or(0));
     let created_at = row.integer(13).unwrap_or(0);
 
     Ok(Some(ExecutionView {
@@ -83,7 +84,7 @@ pub fn read_execution(
         started_at: row.integer(14),
         completed_at: row.integer(15),
         last_mutation_at: row.integer(16).unwrap_or(created_at),
-        total_attempt_count: u32::try_from(row.integer(17).unwrap_or(0).max(0)).unwrap_or(u32::MAX),
+        total_attempt_count: clamp_u32(row.integer(17).unwrap_or(0)),
         flow_id: row
             .text(18)
             .filter(|hex| hex.len() == 32)
@@ -244,11 +245,7 @@ fn hyphenate(hex: &str) -> String {
 mod tests {
     use super::*;
     use crate::claim::claim_execution;
-    use crate::engine::ClaimExecutionArgs;
-    use crate::testing::TestDb;
-
-    const EXEC: &str = "{fp:0}:53ad96d2-6b08-4d0c-86e3-36598db2291c";
-    const NOW: i64 = 1_700_000_000_000;
+    use crate::testing::{EXEC, NOW, TestDb, claim_args};
 
     #[test]
     fn missing_execution_reads_as_none() {
@@ -305,21 +302,7 @@ mod tests {
         db.seed_runnable(EXEC);
         db.seed_grant(EXEC, "worker-1", NOW + 60_000);
         db.exec("UPDATE ff_exec_core SET payload = X'0102', raw_fields = json_set(raw_fields, '$.execution_kind', 'kind1', '$.tags.zeta', 'z', '$.tags.num', 5)");
-        let args = ClaimExecutionArgs {
-            execution_id: EXEC.into(),
-            worker_id: "worker-1".into(),
-            worker_instance_id: "wi-1".into(),
-            lane_id: "default".into(),
-            lease_id: "11111111-1111-4111-8111-111111111111".into(),
-            lease_ttl_ms: 30_000,
-            attempt_id: "22222222-2222-4222-8222-222222222222".into(),
-            expected_attempt_index: 0,
-            attempt_policy_json: String::new(),
-            attempt_timeout_ms: None,
-            execution_deadline_at: None,
-            now: NOW,
-        };
-        claim_execution(&mut db, &args).unwrap();
+        claim_execution(&mut db, &claim_args(EXEC)).unwrap();
         let view = read_execution(&mut db, EXEC, NOW).unwrap().unwrap();
         assert_eq!(view.public_state, "active");
         assert_eq!(view.namespace, "ns");

@@ -19,6 +19,8 @@ use crate::bindings::{GuestWorld, errors, wit};
 use crate::database::Database;
 use crate::error::{OpenError, OperationFailure};
 use crate::guest::{GuestRuntime, GuestState};
+use crate::limits::GuestLimits;
+use crate::sql_policy::{SqlMode, SqlPolicy};
 
 /// FlowFabric's SQLite engine backend, with the engine logic in a WebAssembly guest.
 ///
@@ -30,6 +32,7 @@ use crate::guest::{GuestRuntime, GuestState};
 pub struct SqliteBackend {
     database: Arc<Database>,
     guest: Arc<GuestRuntime>,
+    limits: GuestLimits,
 }
 
 impl SqliteBackend {
@@ -49,6 +52,7 @@ impl SqliteBackend {
         SqliteBackendBuilder {
             uri: uri.into(),
             guest: GuestSource::Builtin,
+            limits: GuestLimits::default(),
         }
     }
 
@@ -77,10 +81,10 @@ impl SqliteBackend {
     {
         let database = Arc::clone(&self.database);
         let guest = Arc::clone(&self.guest);
+        let limits = self.limits;
         tokio::task::spawn_blocking(move || {
-            database.with_connection(|connection| {
-                run_in_transaction(&guest, connection, op, tx, call)
-            })?
+            let session = Session { guest: &guest, policy: database.policy(), limits: &limits, op, tx };
+            database.with_connection(|connection| session.run(connection, call))?
         })
         .await
         .unwrap_or_else(|join| {
@@ -112,39 +116,47 @@ impl Tx {
     }
 }
 
-/// `BEGIN`, the guest call, then `COMMIT` on `Ok` or `ROLLBACK` on anything else.
-fn run_in_transaction<T>(
-    guest: &GuestRuntime,
-    connection: Connection,
+/// One operation's guest, SQL rights, limits and transaction.
+struct Session<'a> {
+    guest: &'a GuestRuntime,
+    policy: &'a SqlPolicy,
+    limits: &'a GuestLimits,
     op: &'static str,
     tx: Tx,
-    call: impl FnOnce(
-        &GuestWorld,
-        &mut Store<GuestState>,
-    ) -> wasmtime::Result<Result<T, wit::EngineError>>,
-) -> (Connection, Result<T, EngineError>) {
-    if let Err(source) = connection.execute_batch(tx.begin()) {
-        return (
-            connection,
-            Err(OperationFailure::Database { op, source }.into()),
-        );
+}
+
+impl Session<'_> {
+    /// `BEGIN`, the guest call under the guest's SQL rights, then `COMMIT` on `Ok` or
+    /// `ROLLBACK` on anything else.
+    fn run<T>(
+        &self,
+        connection: Connection,
+        call: impl FnOnce(&GuestWorld, &mut Store<GuestState>) -> wasmtime::Result<Result<T, wit::EngineError>>,
+    ) -> (Connection, Result<T, EngineError>) {
+        let op = self.op;
+        if let Err(source) = connection.execute_batch(self.tx.begin()) {
+            return (connection, Err(OperationFailure::Database { op, source }.into()));
+        }
+        let read_only = self.tx == Tx::Read;
+        let mode = if read_only { SqlMode::GuestRead } else { SqlMode::GuestWrite };
+        let (connection, outcome) =
+            self.policy.with_mode(mode, || self.guest.invoke(op, connection, self.limits, read_only, call));
+        let result = match outcome {
+            Ok(Ok(value)) => connection
+                .execute_batch("COMMIT")
+                .map(|()| value)
+                .map_err(|source| OperationFailure::Database { op, source }.into()),
+            Ok(Err(error)) => Err(errors::engine_error(op, error)),
+            Err(failure) => Err(failure.into()),
+        };
+        // Anything but a successful COMMIT leaves the transaction open: undo it all.
+        if !connection.is_autocommit()
+            && let Err(error) = connection.execute_batch("ROLLBACK")
+        {
+            tracing::error!(op, %error, "rollback failed");
+        }
+        (connection, result)
     }
-    let (connection, outcome) = guest.invoke(op, connection, call);
-    let result = match outcome {
-        Ok(Ok(value)) => connection
-            .execute_batch("COMMIT")
-            .map(|()| value)
-            .map_err(|source| OperationFailure::Database { op, source }.into()),
-        Ok(Err(error)) => Err(errors::engine_error(op, error)),
-        Err(failure) => Err(failure.into()),
-    };
-    // Anything but a successful COMMIT leaves the transaction open: undo it all.
-    if !connection.is_autocommit()
-        && let Err(error) = connection.execute_batch("ROLLBACK")
-    {
-        tracing::error!(op, %error, "rollback failed");
-    }
-    (connection, result)
 }
 
 /// Where a backend's guest component comes from.
@@ -152,6 +164,7 @@ enum GuestSource {
     Builtin,
     Bytes(Vec<u8>),
     File(PathBuf),
+    PrecompiledFile(PathBuf),
 }
 
 /// Configures a [`SqliteBackend`]; made by [`SqliteBackend::builder`].
@@ -159,6 +172,7 @@ enum GuestSource {
 pub struct SqliteBackendBuilder {
     uri: String,
     guest: GuestSource,
+    limits: GuestLimits,
 }
 
 impl SqliteBackendBuilder {
@@ -172,6 +186,22 @@ impl SqliteBackendBuilder {
     /// Run the component in this file instead of the built-in guest.
     pub fn guest_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.guest = GuestSource::File(path.into());
+        self
+    }
+
+    /// Run the component precompiled into this file by
+    /// [`precompile_guest_component`](crate::precompile_guest_component) (`ffwasm guest
+    /// compile`): no compilation at start-up. Only load artifacts you made yourself: they
+    /// contain machine code.
+    pub fn guest_precompiled_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.guest = GuestSource::PrecompiledFile(path.into());
+        self
+    }
+
+    /// Bound every operation of this backend's guest by `limits` (default:
+    /// [`GuestLimits::default`]).
+    pub fn limits(mut self, limits: GuestLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -193,16 +223,17 @@ impl SqliteBackendBuilder {
         let guest = match self.guest {
             GuestSource::Builtin => GuestRuntime::builtin()?,
             GuestSource::Bytes(bytes) => GuestRuntime::from_component(&bytes)?,
-            GuestSource::File(path) => {
-                let bytes = std::fs::read(&path).map_err(|error| {
-                    OpenError::Guest(format!("cannot read {}: {error}", path.display()))
-                })?;
-                GuestRuntime::from_component(&bytes)?
-            }
+            GuestSource::File(path) => GuestRuntime::from_component(&read_guest(&path)?)?,
+            GuestSource::PrecompiledFile(path) => GuestRuntime::from_precompiled(&read_guest(&path)?)?,
         };
         let database = Database::open_shared(&self.uri)?;
-        Ok(Arc::new(SqliteBackend { database, guest }))
+        Ok(Arc::new(SqliteBackend { database, guest, limits: self.limits }))
     }
+}
+
+/// The bytes of a guest file.
+fn read_guest(path: &std::path::Path) -> Result<Vec<u8>, OpenError> {
+    std::fs::read(path).map_err(|error| OpenError::Guest(format!("cannot read {}: {error}", path.display())))
 }
 
 /// The backend's connection, lent to a test by [`SqliteBackend::connection_for_test`].

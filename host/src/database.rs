@@ -10,6 +10,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{OpenError, OperationFailure};
 use crate::schema;
+use crate::sql_policy::SqlPolicy;
 
 /// One open database: its registry key and its connection.
 ///
@@ -19,6 +20,7 @@ use crate::schema;
 pub(crate) struct Database {
     key: String,
     connection: Mutex<Option<Connection>>,
+    policy: SqlPolicy,
 }
 
 /// Open databases by key; entries die with the last backend using them.
@@ -36,13 +38,16 @@ impl Database {
             return Ok(database);
         }
         let connection = location.open(uri)?;
-        let database = Arc::new(Self {
-            key: key.clone(),
-            connection: Mutex::new(Some(connection)),
-        });
+        let policy = SqlPolicy::install(&connection);
+        let database = Arc::new(Self { key: key.clone(), connection: Mutex::new(Some(connection)), policy });
         registry.insert(key, Arc::downgrade(&database));
         tracing::info!(database = %database.key, "opened SQLite database for the FlowFabric wasm backend (dev-only)");
         Ok(database)
+    }
+
+    /// The switch between the host's and the guest's SQL rights on this connection.
+    pub fn policy(&self) -> &SqlPolicy {
+        &self.policy
     }
 
     /// The registry key: the absolute file path, or the in-memory URI.

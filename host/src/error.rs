@@ -48,9 +48,21 @@ pub enum OpenError {
         /// The newest schema version this build knows.
         supported: u32,
     },
-    /// The guest component could not be compiled or linked.
+    /// The guest component could not be read, compiled or linked.
     #[error("cannot load the guest component: {0}")]
     Guest(String),
+    /// The guest component does not fit the `engine-backend` world.
+    #[error("the guest component does not fit the engine-backend world: {0}")]
+    GuestMismatch(GuestMismatch),
+}
+
+/// Every way a guest component does not fit the `engine-backend` world.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", problems.join("; "))]
+pub struct GuestMismatch {
+    /// One sentence per mismatch: a missing or extra function, a different signature, an
+    /// import the host does not provide.
+    pub problems: Vec<String>,
 }
 
 impl From<OpenError> for BackendError {
@@ -71,14 +83,32 @@ impl From<OpenError> for BackendError {
     }
 }
 
-/// Why an operation failed outside the engine's own rules. Always delivered as
-/// `EngineError::Transport { backend: "sqlite-wasm", source }` with this as the `source`;
-/// in every case the operation's transaction was rolled back.
+/// Why an operation failed outside the engine's own rules. Delivered as
+/// `EngineError::Transport { backend: "sqlite-wasm", source }` with this as the `source`, except
+/// the two limits, which become ff-core's `Timeout` and `ResourceExhausted`; in every case the
+/// operation's transaction was rolled back.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OperationFailure {
-    /// The guest trapped (panic, out-of-bounds access, resource limit). The next operation runs
-    /// on a fresh instance.
+    /// The guest ran longer than its operation timeout. Reported as `EngineError::Timeout`.
+    #[error("guest ran past its time limit during {op} ({elapsed:?})")]
+    TimedOut {
+        /// The engine operation.
+        op: &'static str,
+        /// How long it ran.
+        elapsed: std::time::Duration,
+    },
+    /// The guest asked for more memory than its limit. Reported as
+    /// `EngineError::ResourceExhausted { pool: "guest_memory", .. }`.
+    #[error("guest exceeded its memory limit of {max_mib} MiB during {op}")]
+    MemoryExhausted {
+        /// The engine operation.
+        op: &'static str,
+        /// The limit in MiB.
+        max_mib: u32,
+    },
+    /// The guest trapped (panic, out-of-bounds access, ...). The next operation runs on a
+    /// fresh instance.
     #[error("guest trapped during {op}: {detail}")]
     GuestTrapped {
         /// The engine operation.

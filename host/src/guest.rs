@@ -1,9 +1,10 @@
-//! The wasmtime side: the built-in guest is compiled and pre-instantiated once per process;
-//! every operation gets a fresh `Store` (so a trap, which poisons its store, never affects the
-//! next operation) with WASI granting nothing: no files, no environment, no network, no clock,
-//! stdin closed, stdout discarded and stderr captured for the logs and trap reports.
+//! The wasmtime side: one `Engine` per process (with an epoch ticker), guests compiled and
+//! pre-instantiated once, a fresh `Store` per operation (a trap poisons its store, so it never
+//! affects the next operation). WASI grants nothing: no files, no environment, no network,
+//! stdin closed, stdout discarded, stderr captured for the logs and trap reports.
 
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
@@ -12,7 +13,9 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{GuestWorld, GuestWorldPre};
+use crate::component;
 use crate::error::{OpenError, OperationFailure};
+use crate::limits::{GuestLimits, MemoryLimiter};
 use crate::sql::{QueryLimits, SqlAccess};
 
 /// The guest component built from `guest/` by `build.rs`.
@@ -21,15 +24,39 @@ const BUILTIN_GUEST: &[u8] = include_bytes!(env!("FF_GUEST_WASM"));
 /// How much of the guest's stderr one operation keeps.
 const STDERR_CAPACITY: usize = 64 * 1024;
 
-/// The process's one wasmtime `Engine` (compiled code and configuration are shared by all
-/// guests).
-fn shared_engine() -> wasmtime::Result<&'static Engine> {
+/// How often the engine's epoch advances: the granularity of operation timeouts.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The process's one wasmtime `Engine`, with epoch interruption on and a thread advancing the
+/// epoch every [`EPOCH_TICK`] (it holds only a weak reference to the engine).
+pub(crate) fn shared_engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
-    if let Some(engine) = ENGINE.get() {
-        return Ok(engine);
-    }
-    let engine = Engine::new(&Config::new())?;
-    Ok(ENGINE.get_or_init(|| engine))
+    ENGINE.get_or_init(|| {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).expect("the engine configuration is valid");
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("ff-wasm-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .expect("spawning the epoch thread");
+        engine
+    })
+}
+
+/// The built-in guest, compiled once per process.
+pub(crate) fn builtin_component() -> Result<&'static Component, String> {
+    static BUILTIN: OnceLock<Result<Component, String>> = OnceLock::new();
+    BUILTIN
+        .get_or_init(|| Component::new(shared_engine(), BUILTIN_GUEST).map_err(|error| format!("{error:#}")))
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 /// Store data for one operation.
@@ -37,21 +64,18 @@ pub(crate) struct GuestState {
     sql: SqlAccess,
     wasi: WasiCtx,
     table: ResourceTable,
+    memory: MemoryLimiter,
 }
 
 impl WasiView for GuestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
 /// A compiled, linked and type-checked guest, ready to instantiate.
 pub(crate) struct GuestRuntime {
     pre: GuestWorldPre<GuestState>,
-    limits: QueryLimits,
 }
 
 impl GuestRuntime {
@@ -60,76 +84,85 @@ impl GuestRuntime {
         static BUILTIN: OnceLock<Result<Arc<GuestRuntime>, String>> = OnceLock::new();
         BUILTIN
             .get_or_init(|| {
-                Self::load(BUILTIN_GUEST)
-                    .map(Arc::new)
-                    .map_err(|error| format!("{error:#}"))
+                let component = builtin_component()?;
+                Self::link(component).map(Arc::new).map_err(|error| format!("{error:#}"))
             })
             .clone()
             .map_err(OpenError::Guest)
     }
 
-    /// A guest from a component binary: compiled, linked and type-checked against the world.
-    pub fn from_component(component: &[u8]) -> Result<Arc<Self>, OpenError> {
-        Self::load(component)
-            .map(Arc::new)
-            .map_err(|error| OpenError::Guest(format!("{error:#}")))
+    /// A guest from a component binary: compiled, checked against the `engine-backend` world
+    /// (every mismatch named), linked and type-checked.
+    pub fn from_component(bytes: &[u8]) -> Result<Arc<Self>, OpenError> {
+        let component = component::compile(bytes)?;
+        component::check(&component).map_err(OpenError::GuestMismatch)?;
+        Self::link(&component).map(Arc::new).map_err(|error| OpenError::Guest(format!("{error:#}")))
     }
 
-    fn load(component: &[u8]) -> wasmtime::Result<Self> {
-        let engine = shared_engine()?;
-        let component = Component::new(engine, component)?;
-        let mut linker = Linker::new(engine);
+    /// A guest from an artifact of [`component::precompile_guest_component`]: loaded,
+    /// checked against the world, linked.
+    pub fn from_precompiled(artifact: &[u8]) -> Result<Arc<Self>, OpenError> {
+        let component = component::load_precompiled(artifact)?;
+        component::check(&component).map_err(OpenError::GuestMismatch)?;
+        Self::link(&component).map(Arc::new).map_err(|error| OpenError::Guest(format!("{error:#}")))
+    }
+
+    fn link(component: &Component) -> wasmtime::Result<Self> {
+        let mut linker = Linker::new(shared_engine());
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        GuestWorld::add_to_linker::<_, HasSelf<SqlAccess>>(
-            &mut linker,
-            |state: &mut GuestState| &mut state.sql,
-        )?;
-        let pre = GuestWorldPre::new(linker.instantiate_pre(&component)?)?;
-        Ok(Self {
-            pre,
-            limits: QueryLimits::default(),
-        })
+        GuestWorld::add_to_linker::<_, HasSelf<SqlAccess>>(&mut linker, |state: &mut GuestState| &mut state.sql)?;
+        Ok(Self { pre: GuestWorldPre::new(linker.instantiate_pre(component)?)? })
     }
 
-    /// Run `call` on a fresh instance with `connection` bound to the guest's `sql` import, and
-    /// hand the connection back whatever the guest did.
+    /// Run `call` on a fresh instance with `connection` bound to the guest's `sql` import,
+    /// within `limits`, and hand the connection back whatever the guest did.
     pub fn invoke<R>(
         &self,
         op: &'static str,
         connection: Connection,
+        limits: &GuestLimits,
+        read_only: bool,
         call: impl FnOnce(&GuestWorld, &mut Store<GuestState>) -> wasmtime::Result<R>,
     ) -> (Connection, Result<R, OperationFailure>) {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
-        let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
+        let query_limits = QueryLimits { max_rows: limits.query_rows, max_bytes: limits.query_bytes };
         let state = GuestState {
-            sql: SqlAccess::new(connection, self.limits),
-            wasi,
+            sql: SqlAccess::new(connection, query_limits, read_only),
+            wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
             table: ResourceTable::new(),
+            memory: MemoryLimiter::new(limits.memory_bytes),
         };
         let mut store = Store::new(self.pre.engine(), state);
-        let outcome = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|guest| call(&guest, &mut store));
-        let connection = store
-            .into_data()
-            .sql
-            .into_connection()
-            .expect("only the host unbinds the connection");
+        store.limiter(|state| &mut state.memory);
+        store.set_epoch_deadline(deadline_ticks(limits.operation_timeout));
+        let started = Instant::now();
+        let outcome = self.pre.instantiate(&mut store).and_then(|guest| call(&guest, &mut store));
+        let elapsed = started.elapsed();
+        let GuestState { sql, memory, .. } = store.into_data();
+        let connection = sql.into_connection().expect("only the host unbinds the connection");
 
         let stderr = String::from_utf8_lossy(&stderr.contents()).into_owned();
         if !stderr.is_empty() {
             tracing::warn!(target: "ff_backend_sqlite_wasm::guest", op, "guest stderr: {}", stderr.trim_end());
         }
-        let outcome = outcome.map_err(|error| OperationFailure::GuestTrapped {
-            op,
-            trap: error.downcast_ref::<wasmtime::Trap>().copied(),
-            detail: if stderr.is_empty() {
-                format!("{error:#}")
+        let outcome = outcome.map_err(|error| {
+            let trap = error.downcast_ref::<wasmtime::Trap>().copied();
+            if memory.exceeded() {
+                OperationFailure::MemoryExhausted { op, max_mib: memory.max_mib() }
+            } else if trap == Some(wasmtime::Trap::Interrupt) {
+                OperationFailure::TimedOut { op, elapsed }
             } else {
-                format!("{error:#}; guest stderr: {stderr}")
-            },
+                let detail =
+                    if stderr.is_empty() { format!("{error:#}") } else { format!("{error:#}; guest stderr: {stderr}") };
+                OperationFailure::GuestTrapped { op, trap, detail }
+            }
         });
         (connection, outcome)
     }
+}
+
+/// Epoch ticks covering `timeout` (at least one; the deadline counts from the current tick).
+fn deadline_ticks(timeout: Duration) -> u64 {
+    let ticks = timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos());
+    u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1)
 }

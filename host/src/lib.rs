@@ -40,6 +40,9 @@
 //! - `engine`: the `EngineBackend` implementation, one method per operation;
 //! - `bindings`: the generated WIT bindings and the conversions to and from ff-core types;
 //! - `guest`: the wasmtime engine, the pre-instantiated component, one `Store` per operation;
+//! - `component`: checking a user's guest component against the world;
+//! - `limits`: what one guest operation may use ([`GuestLimits`]);
+//! - `sql_policy`: the SQLite authorizer that keeps guest SQL to rows;
 //! - `sql`: the `sql` interface the guest imports, over rusqlite;
 //! - `database`: opening SQLite (URIs, pragmas) and the per-process registry;
 //! - `schema`: migrations;
@@ -51,15 +54,20 @@
 
 mod backend;
 mod bindings;
+mod component;
 mod database;
 mod engine;
 mod error;
 mod guest;
+mod limits;
 mod schema;
 mod sql;
+mod sql_policy;
 
 pub use backend::{ConnectionForTest, SqliteBackend, SqliteBackendBuilder};
-pub use error::{OpenError, OperationFailure};
+pub use component::{GUEST_WIT, check_guest_component, precompile_guest_component};
+pub use error::{GuestMismatch, OpenError, OperationFailure};
+pub use limits::GuestLimits;
 
 /// The label this backend reports in `EngineError::Transport` and `capabilities()`.
 pub const BACKEND_LABEL: &str = "sqlite-wasm";

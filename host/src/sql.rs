@@ -22,28 +22,18 @@ pub(crate) struct QueryLimits {
     pub max_bytes: usize,
 }
 
-impl Default for QueryLimits {
-    fn default() -> Self {
-        Self {
-            max_rows: 10_000,
-            max_bytes: 16 << 20,
-        }
-    }
-}
-
 /// The database as the guest sees it during one operation.
 pub(crate) struct SqlAccess {
     connection: Option<Connection>,
     limits: QueryLimits,
+    read_only: bool,
 }
 
 impl SqlAccess {
-    /// Bind `connection` (already inside the operation's transaction) for the guest's use.
-    pub fn new(connection: Connection, limits: QueryLimits) -> Self {
-        Self {
-            connection: Some(connection),
-            limits,
-        }
+    /// Bind `connection` (already inside the operation's transaction) for the guest's use; a
+    /// `read_only` operation may only run statements that do not write.
+    pub fn new(connection: Connection, limits: QueryLimits, read_only: bool) -> Self {
+        Self { connection: Some(connection), limits, read_only }
     }
 
     /// Take the connection back once the guest returned or trapped.
@@ -54,6 +44,16 @@ impl SqlAccess {
     fn connection(&self) -> Result<&Connection, SqlError> {
         self.connection.as_ref().ok_or(SqlError::Unbound)
     }
+
+    /// Prepare (or reuse) `statement`. The authorizer ruled on it when it was first prepared;
+    /// a cached statement that writes is refused here when the operation is read-only.
+    fn prepare(&self, statement: &str) -> Result<rusqlite::CachedStatement<'_>, SqlError> {
+        let prepared = self.connection()?.prepare_cached(statement)?;
+        if self.read_only && !prepared.readonly() {
+            return Err(SqlError::Denied("a read-only operation may not write".into()));
+        }
+        Ok(prepared)
+    }
 }
 
 /// A failed `sql` call, before it is shown to the guest.
@@ -62,6 +62,9 @@ pub(crate) enum SqlError {
     /// SQLite refused or failed the statement.
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
+    /// The host's policy refused the statement.
+    #[error("statement denied: {0}")]
+    Denied(String),
     /// The result exceeded [`QueryLimits`].
     #[error("query result exceeds {0}")]
     TooLarge(String),
@@ -104,12 +107,12 @@ impl wit_sql::Host for SqlAccess {
         statement: String,
         params: Vec<wit_sql::Value>,
     ) -> Result<wit_sql::ExecResult, SqlError> {
-        let connection = self.connection()?;
-        let mut prepared = connection.prepare_cached(&statement)?;
+        let mut prepared = self.prepare(&statement)?;
         let mut rows = prepared.query(rusqlite::params_from_iter(params.iter().map(Param)))?;
         // Step to completion; rows from `RETURNING` are discarded.
         while rows.next()?.is_some() {}
         drop(rows);
+        let connection = self.connection()?;
         Ok(wit_sql::ExecResult {
             changes: connection.changes(),
             last_insert_rowid: connection.last_insert_rowid(),
@@ -122,8 +125,7 @@ impl wit_sql::Host for SqlAccess {
         params: Vec<wit_sql::Value>,
     ) -> Result<wit_sql::Rows, SqlError> {
         let limits = self.limits;
-        let connection = self.connection()?;
-        let mut prepared = connection.prepare_cached(&statement)?;
+        let mut prepared = self.prepare(&statement)?;
         let columns: Vec<String> = prepared
             .column_names()
             .into_iter()
@@ -160,6 +162,7 @@ impl wit_sql::Host for SqlAccess {
     fn convert_error(&mut self, error: SqlError) -> wasmtime::Result<wit_sql::Error> {
         match error {
             SqlError::Sqlite(error) => Ok(classify(error)),
+            SqlError::Denied(why) => Ok(wit_sql::Error::Denied(why)),
             SqlError::TooLarge(what) => Ok(wit_sql::Error::TooLarge(what)),
             SqlError::Unbound => Err(wasmtime::format_err!("{}", SqlError::Unbound)),
         }
@@ -191,16 +194,18 @@ mod tests {
     use super::*;
     use wit_sql::{Host as _, Value};
 
+    const LIMITS: QueryLimits = QueryLimits { max_rows: 10_000, max_bytes: 16 << 20 };
+
     fn access(limits: QueryLimits) -> SqlAccess {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE, data BLOB)")
             .unwrap();
-        SqlAccess::new(conn, limits)
+        SqlAccess::new(conn, limits, false)
     }
 
     #[test]
     fn values_round_trip_through_execute_and_query() {
-        let mut sql = access(QueryLimits::default());
+        let mut sql = access(LIMITS);
         let inserted = sql
             .execute(
                 "INSERT INTO t (name, data) VALUES (?1, ?2)".into(),
@@ -224,7 +229,7 @@ mod tests {
 
     #[test]
     fn failures_are_classified() {
-        let mut sql = access(QueryLimits::default());
+        let mut sql = access(LIMITS);
         sql.execute("INSERT INTO t (name) VALUES ('x')".into(), vec![])
             .unwrap();
         let duplicate = sql
@@ -268,11 +273,19 @@ mod tests {
     }
 
     #[test]
+    fn a_read_only_operation_may_not_run_a_cached_write() {
+        let mut sql = access(LIMITS);
+        let insert = "INSERT INTO t (name) VALUES ('w')".to_string();
+        sql.execute(insert.clone(), vec![]).unwrap();
+        let mut read_only = SqlAccess::new(sql.into_connection().unwrap(), LIMITS, true);
+        let error = read_only.execute(insert, vec![]).unwrap_err();
+        assert!(matches!(read_only.convert_error(error).unwrap(), wit_sql::Error::Denied(_)));
+        read_only.query("SELECT COUNT(*) FROM t".into(), vec![]).unwrap();
+    }
+
+    #[test]
     fn a_call_without_a_connection_traps() {
-        let mut sql = SqlAccess {
-            connection: None,
-            limits: QueryLimits::default(),
-        };
+        let mut sql = SqlAccess { connection: None, limits: LIMITS, read_only: false };
         let error = sql.query("SELECT 1".into(), vec![]).unwrap_err();
         assert!(sql.convert_error(error).is_err());
     }

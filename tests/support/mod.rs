@@ -1,18 +1,30 @@
 //! Helpers shared by the integration tests: backends on fresh databases, raw-SQL seeding with
-//! upstream's literals, and a full-database snapshot for "nothing changed" assertions.
+//! upstream's literals, leases taken through the public API, argument builders, row readers, and
+//! a full-database snapshot for "nothing changed" assertions.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
 use ff_backend_sqlite_wasm::SqliteBackend;
-use ff_core::contracts::ClaimExecutionArgs;
+use ff_core::contracts::{
+    CancelExecutionArgs, ClaimExecutionArgs, ClaimExecutionResult, ClaimedExecution,
+    CompleteExecutionArgs, CreateExecutionArgs, FailExecutionArgs, IssueClaimGrantArgs,
+    IssueReclaimGrantArgs, ReclaimExecutionArgs, RenewLeaseArgs,
+};
+use ff_core::engine_backend::EngineBackend;
+use ff_core::engine_error::{ContentionKind, EngineError, ValidationKind};
+use ff_core::partition::{Partition, PartitionFamily};
 use ff_core::types::{
-    AttemptId, AttemptIndex, ExecutionId, LaneId, LeaseId, TimestampMs, WorkerId, WorkerInstanceId,
+    AttemptId, AttemptIndex, CancelSource, ExecutionId, LaneId, LeaseEpoch, LeaseFence, LeaseId,
+    Namespace, TimestampMs, WorkerId, WorkerInstanceId,
 };
 use rusqlite::Connection;
 use rusqlite::types::Value;
+use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use uuid::Uuid;
+
+// ── Backends ────────────────────────────────────────────────────────────────────────────────
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -44,10 +56,32 @@ pub async fn fresh_backend(prefix: &str) -> Arc<SqliteBackend> {
         .expect("construct")
 }
 
+// ── Ids ─────────────────────────────────────────────────────────────────────────────────────
+
 /// The 16-byte blob form of an execution UUID.
 pub fn blob(uuid: Uuid) -> Vec<u8> {
     uuid.as_bytes().to_vec()
 }
+
+/// The UUID part of an execution id (`{fp:N}:<uuid>`).
+pub fn uuid_of(execution_id: &ExecutionId) -> Uuid {
+    Uuid::parse_str(execution_id.as_str().split_once("}:").unwrap().1).unwrap()
+}
+
+/// A fresh execution id on partition 0.
+pub fn new_execution_id() -> ExecutionId {
+    ExecutionId::parse(&format!("{{fp:0}}:{}", Uuid::new_v4())).unwrap()
+}
+
+/// The flow partition an execution lives on.
+pub fn partition_of(execution_id: &ExecutionId) -> Partition {
+    Partition {
+        family: PartitionFamily::Flow,
+        index: execution_id.partition(),
+    }
+}
+
+// ── Raw-SQL seeding (upstream's literals) ───────────────────────────────────────────────────
 
 /// A runnable, unowned, eligible execution on partition 0, seeded as upstream's tests do.
 pub fn seed_runnable(conn: &Connection) -> (Uuid, ExecutionId) {
@@ -65,6 +99,14 @@ pub fn seed_runnable(conn: &Connection) -> (Uuid, ExecutionId) {
     (exec_uuid, eid)
 }
 
+/// A [`seed_runnable`] execution whose row is then changed by `SET <assignment>`: the states
+/// upstream's tests seed by hand.
+pub fn seed_runnable_as(conn: &Connection, assignment: &str) -> (Uuid, ExecutionId) {
+    let (exec_uuid, eid) = seed_runnable(conn);
+    update_exec(conn, &eid, assignment);
+    (exec_uuid, eid)
+}
+
 /// A claim grant for `worker_id`, expiring at `expires_at_ms`.
 pub fn seed_grant(conn: &Connection, exec_uuid: Uuid, worker_id: &str, expires_at_ms: i64) {
     conn.execute(
@@ -77,7 +119,133 @@ pub fn seed_grant(conn: &Connection, exec_uuid: Uuid, worker_id: &str, expires_a
     .expect("seed grant");
 }
 
-/// Claim arguments for `worker_id` at attempt 0 with a 60 s lease.
+/// A runnable execution ([`seed_runnable`]) with a claim grant for `worker_id` that lives for
+/// another 60 s ([`seed_grant`]).
+pub fn seed_granted(conn: &Connection, worker_id: &str) -> (Uuid, ExecutionId) {
+    let (exec_uuid, eid) = seed_runnable(conn);
+    seed_grant(conn, exec_uuid, worker_id, now_ms() + 60_000);
+    (exec_uuid, eid)
+}
+
+/// Upstream's typed-test lease, seeded by hand: an active, leased execution whose attempt 0 is
+/// held by worker-1 (`wi-1`) at lease epoch 1 until `expires_at`, without recorded lease or
+/// attempt ids (so only the epoch fences it; see [`seeded_fence`]).
+pub fn seed_active_lease(conn: &Connection, expires_at: i64) -> ExecutionId {
+    let (exec_uuid, eid) = seed_runnable_as(
+        conn,
+        "lifecycle_phase = 'active', ownership_state = 'leased', \
+         eligibility_state = 'not_applicable', public_state = 'active', \
+         attempt_state = 'running_attempt'",
+    );
+    conn.execute(
+        "INSERT INTO ff_attempt (partition_key, execution_id, attempt_index, worker_id, \
+             worker_instance_id, lease_epoch, lease_expires_at_ms, started_at_ms) \
+         VALUES (0, ?1, 0, 'worker-1', 'wi-1', 1, ?2, ?3)",
+        rusqlite::params![blob(exec_uuid), expires_at, now_ms()],
+    )
+    .unwrap();
+    eid
+}
+
+/// A fence for a hand-seeded lease at `epoch`, with fresh ids (seeded rows record none).
+pub fn seeded_fence(epoch: u64) -> LeaseFence {
+    LeaseFence {
+        lease_id: LeaseId::new(),
+        lease_epoch: LeaseEpoch(epoch),
+        attempt_id: AttemptId::new(),
+    }
+}
+
+/// A backend on a fresh database with one hand-seeded lease ([`seed_active_lease`]) that is live
+/// for another 30 s.
+pub async fn seeded_lease_backend(prefix: &str) -> (Arc<SqliteBackend>, ExecutionId) {
+    let backend = fresh_backend(prefix).await;
+    let eid = seed_active_lease(&backend.connection_for_test(), now_ms() + 30_000);
+    (backend, eid)
+}
+
+// ── Leases taken through the API ────────────────────────────────────────────────────────────
+
+/// Seed an execution granted to worker-1 ([`seed_granted`]) and lease it to worker-1 through
+/// `claim_execution` at `now` (which may lie in the past): attempt 0, a 60 s lease from `now`.
+pub async fn seed_leased_at(backend: &SqliteBackend, now: i64) -> (ExecutionId, ClaimedExecution) {
+    let (_, eid) = seed_granted(&backend.connection_for_test(), "worker-1");
+    let claim = claimed(
+        backend
+            .claim_execution(claim_args_at(eid.clone(), "worker-1", 0, now))
+            .await
+            .expect("claim"),
+    );
+    (eid, claim)
+}
+
+/// A backend on a fresh database with one seeded execution leased to worker-1 now
+/// ([`seed_leased_at`]).
+pub async fn leased_backend(prefix: &str) -> (Arc<SqliteBackend>, ExecutionId, ClaimedExecution) {
+    let backend = fresh_backend(prefix).await;
+    let (eid, claim) = seed_leased_at(&backend, now_ms()).await;
+    (backend, eid, claim)
+}
+
+/// Lease `claim.execution_id` through the public API only: `create_execution` on lane `default`
+/// at `now` ([`create_args`]), `issue_claim_grant` to `claim.worker_id` at `now`
+/// ([`grant_args`]), then `claim_execution` with `claim`.
+pub async fn create_and_lease(
+    engine: &dyn EngineBackend,
+    now: i64,
+    claim: ClaimExecutionArgs,
+) -> ClaimedExecution {
+    let eid = claim.execution_id.clone();
+    engine
+        .create_execution(create_args(eid.clone(), "default", now))
+        .await
+        .expect("create");
+    engine
+        .issue_claim_grant(grant_args(eid, claim.worker_id.as_str(), now))
+        .await
+        .expect("grant");
+    claimed(engine.claim_execution(claim).await.expect("claim"))
+}
+
+/// A backend on a fresh database with one execution leased to worker-1 now through the public
+/// API only ([`create_and_lease`] with [`claim_args_at`] attempt 0).
+pub async fn created_leased_backend(
+    prefix: &str,
+) -> (Arc<SqliteBackend>, ExecutionId, ClaimedExecution) {
+    let backend = fresh_backend(prefix).await;
+    let eid = new_execution_id();
+    let now = now_ms();
+    let claim = create_and_lease(
+        &*backend,
+        now,
+        claim_args_at(eid.clone(), "worker-1", 0, now),
+    )
+    .await;
+    (backend, eid, claim)
+}
+
+/// The `ClaimedExecution` inside a claim result.
+pub fn claimed(result: ClaimExecutionResult) -> ClaimedExecution {
+    match result {
+        ClaimExecutionResult::Claimed(claimed) => claimed,
+        #[allow(unreachable_patterns)]
+        other => panic!("expected Claimed, got {other:?}"),
+    }
+}
+
+/// The fence of a claimed lease.
+pub fn fence_of(claimed: &ClaimedExecution) -> LeaseFence {
+    LeaseFence {
+        lease_id: claimed.lease_id.clone(),
+        lease_epoch: claimed.lease_epoch,
+        attempt_id: claimed.attempt_id.clone(),
+    }
+}
+
+// ── Argument builders ───────────────────────────────────────────────────────────────────────
+
+/// Claim arguments for `worker_id` (instance `wi-1`, lane `default`) at attempt 0 with a 60 s
+/// lease.
 pub fn claim_args(eid: ExecutionId, worker_id: &str) -> ClaimExecutionArgs {
     ClaimExecutionArgs::new(
         eid,
@@ -94,6 +262,157 @@ pub fn claim_args(eid: ExecutionId, worker_id: &str) -> ClaimExecutionArgs {
         TimestampMs::now(),
     )
 }
+
+/// [`claim_args`] at `attempt_index` and `now`.
+pub fn claim_args_at(
+    eid: ExecutionId,
+    worker_id: &str,
+    attempt_index: u32,
+    now: i64,
+) -> ClaimExecutionArgs {
+    let mut args = claim_args(eid, worker_id);
+    args.expected_attempt_index = AttemptIndex::new(attempt_index);
+    args.now = TimestampMs::from_millis(now);
+    args
+}
+
+/// `CreateExecutionArgs` for `lane` with a small payload, a namespace and one tag.
+pub fn create_args(execution_id: ExecutionId, lane: &str, now: i64) -> CreateExecutionArgs {
+    CreateExecutionArgs {
+        execution_id,
+        namespace: Namespace::new("ns1"),
+        lane_id: LaneId::new(lane),
+        execution_kind: "kind1".into(),
+        input_payload: b"input".to_vec(),
+        payload_encoding: Some("json".into()),
+        priority: 0,
+        creator_identity: "tests".into(),
+        idempotency_key: None,
+        tags: [("cairn.instance_id".to_string(), "inst-1".to_string())]
+            .into_iter()
+            .collect(),
+        policy: None,
+        delay_until: None,
+        execution_deadline_at: None,
+        partition_id: 0,
+        now: TimestampMs::from_millis(now),
+    }
+}
+
+/// `IssueClaimGrantArgs` for `worker_id` with no capabilities and a 60 s grant.
+pub fn grant_args(execution_id: ExecutionId, worker_id: &str, now: i64) -> IssueClaimGrantArgs {
+    let partition = partition_of(&execution_id);
+    IssueClaimGrantArgs::new(
+        execution_id,
+        LaneId::new("default"),
+        WorkerId::new(worker_id),
+        WorkerInstanceId::new("wi-1"),
+        partition,
+        Default::default(),
+        60_000,
+        TimestampMs::from_millis(now),
+    )
+}
+
+/// `RenewLeaseArgs` for attempt 0 under `fence`: a 60 s lease and 60 s of lease history.
+pub fn renew_args(eid: &ExecutionId, fence: Option<LeaseFence>) -> RenewLeaseArgs {
+    RenewLeaseArgs {
+        execution_id: eid.clone(),
+        attempt_index: AttemptIndex::new(0),
+        fence,
+        lease_ttl_ms: 60_000,
+        lease_history_grace_ms: 60_000,
+    }
+}
+
+/// `CompleteExecutionArgs` from the lease holder for attempt 0 under `fence`, with the result
+/// `b"result"`, now.
+pub fn complete_args(eid: &ExecutionId, fence: Option<LeaseFence>) -> CompleteExecutionArgs {
+    CompleteExecutionArgs {
+        execution_id: eid.clone(),
+        fence,
+        attempt_index: AttemptIndex::new(0),
+        result_payload: Some(b"result".to_vec()),
+        result_encoding: None,
+        source: CancelSource::LeaseHolder,
+        now: TimestampMs::now(),
+    }
+}
+
+/// `FailExecutionArgs` from the lease holder for attempt 0 under `fence` (reason `boom`,
+/// category `test`) with the retry policy JSON `policy` (`""` for none).
+pub fn fail_args(eid: &ExecutionId, fence: Option<LeaseFence>, policy: &str) -> FailExecutionArgs {
+    FailExecutionArgs {
+        execution_id: eid.clone(),
+        fence,
+        attempt_index: AttemptIndex::new(0),
+        failure_reason: "boom".into(),
+        failure_category: "test".into(),
+        retry_policy_json: policy.into(),
+        next_attempt_policy_json: String::new(),
+        source: CancelSource::LeaseHolder,
+    }
+}
+
+/// `CancelExecutionArgs` from `source` (reason `operator said so`), fenced by `lease_epoch` only,
+/// now.
+pub fn cancel_args(
+    eid: &ExecutionId,
+    source: CancelSource,
+    lease_epoch: Option<u64>,
+) -> CancelExecutionArgs {
+    CancelExecutionArgs {
+        execution_id: eid.clone(),
+        reason: "operator said so".into(),
+        source,
+        lease_id: None,
+        lease_epoch: lease_epoch.map(LeaseEpoch::new),
+        attempt_id: None,
+        now: TimestampMs::now(),
+    }
+}
+
+/// `IssueReclaimGrantArgs` for `worker_id` (instance `<worker_id>-instance`, capability `gpu`)
+/// on lane `default` with a 60 s grant, now.
+pub fn reclaim_grant_args(eid: &ExecutionId, worker_id: &str) -> IssueReclaimGrantArgs {
+    IssueReclaimGrantArgs::new(
+        eid.clone(),
+        WorkerId::new(worker_id),
+        WorkerInstanceId::new(format!("{worker_id}-instance")),
+        LaneId::new("default"),
+        None,
+        60_000,
+        None,
+        None,
+        ["gpu".to_string()].into_iter().collect(),
+        TimestampMs::now(),
+    )
+}
+
+/// `ReclaimExecutionArgs` for `worker_id` (instance `wi-2`) taking over attempt 0 from `wi-1`
+/// with a fresh 60 s lease, capped at `max_reclaim_count`.
+pub fn reclaim_args(
+    eid: &ExecutionId,
+    worker_id: &str,
+    max_reclaim_count: Option<u32>,
+) -> ReclaimExecutionArgs {
+    ReclaimExecutionArgs::new(
+        eid.clone(),
+        WorkerId::new(worker_id),
+        WorkerInstanceId::new("wi-2"),
+        LaneId::new("default"),
+        None,
+        LeaseId::new(),
+        60_000,
+        AttemptId::new(),
+        String::new(),
+        max_reclaim_count,
+        WorkerInstanceId::new("wi-1"),
+        AttemptIndex::new(0),
+    )
+}
+
+// ── Reading and changing rows ───────────────────────────────────────────────────────────────
 
 /// Every row of every table, as text, in a stable order: equal snapshots mean an unchanged
 /// database.
@@ -125,99 +444,92 @@ pub fn snapshot(conn: &Connection) -> Vec<String> {
     out
 }
 
-/// The `ClaimedExecution` inside a claim result.
-pub fn claimed(
-    result: ff_core::contracts::ClaimExecutionResult,
-) -> ff_core::contracts::ClaimedExecution {
-    match result {
-        ff_core::contracts::ClaimExecutionResult::Claimed(claimed) => claimed,
-        #[allow(unreachable_patterns)]
-        other => panic!("expected Claimed, got {other:?}"),
+/// Await `operation`, assert that it failed and left the database exactly as it was (by
+/// [`snapshot`]), and return its error for the caller to match.
+pub async fn rejected_without_writes<T: Debug>(
+    backend: &SqliteBackend,
+    operation: impl Future<Output = Result<T, EngineError>>,
+) -> EngineError {
+    let before = snapshot(&backend.connection_for_test());
+    let error = operation.await.expect_err("the operation must fail");
+    assert_eq!(
+        snapshot(&backend.connection_for_test()),
+        before,
+        "a rejected operation writes nothing ({error:?})"
+    );
+    error
+}
+
+/// The detail of a `Validation { kind: InvalidInput }` error; panics on any other error.
+pub fn invalid_input_detail(error: EngineError) -> String {
+    match error {
+        EngineError::Validation {
+            kind: ValidationKind::InvalidInput,
+            detail,
+        } => detail,
+        other => panic!("expected Validation(InvalidInput), got {other:?}"),
     }
 }
 
-/// A fresh execution id on partition 0.
-pub fn new_execution_id() -> ExecutionId {
-    ExecutionId::parse(&format!("{{fp:0}}:{}", Uuid::new_v4())).unwrap()
-}
-
-/// `CreateExecutionArgs` for `lane` with a small payload, a namespace and one tag.
-pub fn create_args(
-    execution_id: ExecutionId,
-    lane: &str,
-    now: i64,
-) -> ff_core::contracts::CreateExecutionArgs {
-    ff_core::contracts::CreateExecutionArgs {
-        execution_id,
-        namespace: ff_core::types::Namespace::new("ns1"),
-        lane_id: LaneId::new(lane),
-        execution_kind: "kind1".into(),
-        input_payload: b"input".to_vec(),
-        payload_encoding: Some("json".into()),
-        priority: 0,
-        creator_identity: "tests".into(),
-        idempotency_key: None,
-        tags: [("cairn.instance_id".to_string(), "inst-1".to_string())]
-            .into_iter()
-            .collect(),
-        policy: None,
-        delay_until: None,
-        execution_deadline_at: None,
-        partition_id: 0,
-        now: TimestampMs::from_millis(now),
+/// The `(terminal_outcome, lease_epoch, lifecycle_phase, attempt_id)` payload of an
+/// `ExecutionNotActive` contention; panics on any other error.
+pub fn not_active_payload(error: EngineError) -> (String, String, String, String) {
+    match error {
+        EngineError::Contention(ContentionKind::ExecutionNotActive {
+            terminal_outcome,
+            lease_epoch,
+            lifecycle_phase,
+            attempt_id,
+        }) => (terminal_outcome, lease_epoch, lifecycle_phase, attempt_id),
+        other => panic!("expected ExecutionNotActive, got {other:?}"),
     }
 }
 
-/// `IssueClaimGrantArgs` for `worker_id` with no capabilities and a 60 s grant.
-pub fn grant_args(
-    execution_id: ExecutionId,
-    worker_id: &str,
-    now: i64,
-) -> ff_core::contracts::IssueClaimGrantArgs {
-    let partition = ff_core::partition::Partition {
-        family: ff_core::partition::PartitionFamily::Flow,
-        index: execution_id.partition(),
-    };
-    ff_core::contracts::IssueClaimGrantArgs::new(
-        execution_id,
-        LaneId::new("default"),
-        WorkerId::new(worker_id),
-        WorkerInstanceId::new("wi-1"),
-        partition,
-        Default::default(),
-        60_000,
-        TimestampMs::from_millis(now),
+/// Assert that `error` is `NotFound { entity: "execution" }`.
+pub fn assert_execution_not_found(error: EngineError) {
+    assert!(
+        matches!(
+            error,
+            EngineError::NotFound {
+                entity: "execution"
+            }
+        ),
+        "{error:?}"
+    );
+}
+
+/// Apply `SET <assignment>` to the execution's `ff_exec_core` row.
+pub fn update_exec(conn: &Connection, execution_id: &ExecutionId, assignment: &str) {
+    conn.execute(
+        &format!("UPDATE ff_exec_core SET {assignment} WHERE execution_id = ?1"),
+        [blob(uuid_of(execution_id))],
     )
+    .unwrap();
 }
 
-/// The fence of a claimed lease.
-pub fn fence_of(claimed: &ff_core::contracts::ClaimedExecution) -> ff_core::types::LeaseFence {
-    ff_core::types::LeaseFence {
-        lease_id: claimed.lease_id.clone(),
-        lease_epoch: claimed.lease_epoch,
-        attempt_id: claimed.attempt_id.clone(),
-    }
-}
-
-/// Claim arguments at `attempt_index` and `now`.
-pub fn claim_args_at(
-    eid: ExecutionId,
-    worker_id: &str,
-    attempt_index: u32,
-    now: i64,
-) -> ClaimExecutionArgs {
-    let mut args = claim_args(eid, worker_id);
-    args.expected_attempt_index = AttemptIndex::new(attempt_index);
-    args.now = TimestampMs::from_millis(now);
-    args
-}
-
-/// One column of the execution's row, as text (`NULL` for null).
+/// One column (or expression) of the execution's row, as text (`NULL` for null).
 pub fn exec_column(conn: &Connection, execution_id: &ExecutionId, column: &str) -> String {
-    let uuid = execution_id.as_str().split_once("}:").unwrap().1;
     conn.query_row(
         &format!("SELECT COALESCE(CAST({column} AS TEXT), 'NULL') FROM ff_exec_core WHERE execution_id = ?1"),
-        [blob(Uuid::parse_str(uuid).unwrap())],
+        [blob(uuid_of(execution_id))],
+        |row| row.get(0),
+    )
+    .unwrap()
+}
+
+/// One column (or expression) of the execution's attempt `index`, as text (`NULL` for null).
+pub fn attempt_column(
+    conn: &Connection,
+    execution_id: &ExecutionId,
+    index: u32,
+    column: &str,
+) -> String {
+    conn.query_row(
+        &format!(
+            "SELECT COALESCE(CAST({column} AS TEXT), 'NULL') FROM ff_attempt \
+             WHERE execution_id = ?1 AND attempt_index = ?2"
+        ),
+        rusqlite::params![blob(uuid_of(execution_id)), index],
         |row| row.get(0),
     )
     .unwrap()
@@ -237,4 +549,29 @@ pub fn lease_events(conn: &Connection, execution_id: &ExecutionId) -> Vec<String
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap()
+}
+
+/// The completion outcomes recorded for an execution, oldest first.
+pub fn completion_events(conn: &Connection, execution_id: &ExecutionId) -> Vec<String> {
+    conn.prepare(
+        "SELECT outcome FROM ff_completion_event WHERE execution_id = ?1 ORDER BY event_id",
+    )
+    .unwrap()
+    .query_map([blob(uuid_of(execution_id))], |row| row.get(0))
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+/// How many rows `table` holds.
+pub fn count_rows(conn: &Connection, table: &str) -> i64 {
+    conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+        row.get(0)
+    })
+    .unwrap()
+}
+
+/// How many outbox rows there are: lease events plus completion events.
+pub fn outbox_rows(conn: &Connection) -> i64 {
+    count_rows(conn, "ff_lease_event") + count_rows(conn, "ff_completion_event")
 }

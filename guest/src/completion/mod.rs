@@ -30,7 +30,7 @@
 //! | # | check | error |
 //! |---|---|---|
 //! | 1 | a fence is given, or `source = operator-override` | `Validation { InvalidInput, "fence_required" }` |
-//! | 2 | `result_payload` is at most [`MAX_PAYLOAD_BYTES`] | `Validation { PayloadTooLarge }` |
+//! | 2 | `result_payload` is at most [`MAX_PAYLOAD_BYTES`](crate::exec::MAX_PAYLOAD_BYTES) | `Validation { PayloadTooLarge }` |
 //! | 3 | the execution exists | `NotFound(execution)` |
 //! | 4 | `ownership_state != 'lease_revoked'` | `State(LeaseRevoked)` |
 //! | 5 | `lifecycle_phase = 'active'` (so a replay fails here) | `Contention(ExecutionNotActive)` |
@@ -82,7 +82,7 @@
 //! | `renew` | the lease is live at `now` | `State(LeaseExpired)` |
 //! | `renew` | `lease.lease_ttl_ms > 0` | `Validation { InvalidInput }` |
 //! | `progress` | `percent <= 100` | `Validation { InvalidInput }` |
-//! | `complete` | the payload is at most [`MAX_PAYLOAD_BYTES`] | `Validation { PayloadTooLarge }` |
+//! | `complete` | the payload is at most [`MAX_PAYLOAD_BYTES`](crate::exec::MAX_PAYLOAD_BYTES) | `Validation { PayloadTooLarge }` |
 //!
 //! Writes: `renew` as `renew-lease` with the handle's TTL; `progress` sets
 //! `raw_fields.progress_pct` (a JSON integer) and/or `progress_message` and `last_mutation_at`
@@ -103,11 +103,10 @@ mod tests;
 use crate::db::{Db, DbExt, int, text};
 use crate::engine::{
     CancelSource, CompleteExecutionArgs, ContentionKind, EngineError, FailExecutionArgs,
-    FailOutcome, FailureClass, HandleLease, RenewLeaseArgs, RetryPolicy, StateKind,
-    ValidationError, ValidationKind,
+    FailOutcome, FailureClass, HandleLease, LeaseFence, RenewLeaseArgs, RetryPolicy, StateKind,
 };
-use crate::errors::{contention, invalid_input, not_active};
-use crate::exec::{Attempt, Exec, MAX_PAYLOAD_BYTES, lease_expiry, record_lease_event};
+use crate::errors::{contention, invalid_input, require_positive};
+use crate::exec::{Attempt, Exec, check_result_payload, lease_expiry, record_lease_event};
 use crate::ids::ExecutionRef;
 use policy::StoredRetry;
 use writes::{EndingLease, Failure};
@@ -122,22 +121,14 @@ pub fn renew_lease(db: &mut impl Db, args: &RenewLeaseArgs) -> Result<i64, Engin
         .fence
         .as_ref()
         .ok_or_else(|| invalid_input(FENCE_REQUIRED))?;
-    if args.lease_ttl_ms == 0 {
-        return Err(invalid_input("lease_ttl_ms must be positive"));
-    }
+    require_positive("lease_ttl_ms", args.lease_ttl_ms)?;
     let id = ExecutionRef::parse(&args.execution_id)?;
     let index = i64::from(args.attempt_index);
     let attempt = Attempt::require(db, &id, index)?;
     if !attempt.matches_fence(fence) {
         return Err(EngineError::State(StateKind::StaleLease));
     }
-    let exec = Exec::require(db, &id)?;
-    if exec.ownership_state == "lease_revoked" {
-        return Err(EngineError::State(StateKind::LeaseRevoked));
-    }
-    if exec.lifecycle_phase != "active" {
-        return Err(not_active_error(db, &exec)?);
-    }
+    let exec = active_exec(db, &id)?;
     if exec.ownership_state == "lease_expired_reclaimable" {
         return Err(EngineError::State(StateKind::LeaseExpired));
     }
@@ -167,31 +158,19 @@ pub fn complete_execution(
     if args.fence.is_none() && !operator {
         return Err(invalid_input(FENCE_REQUIRED));
     }
-    check_payload(args.result_payload.as_deref())?;
+    check_result_payload(args.result_payload.as_deref())?;
     let id = ExecutionRef::parse(&args.execution_id)?;
-    let exec = Exec::require(db, &id)?;
-    if exec.ownership_state == "lease_revoked" {
-        return Err(EngineError::State(StateKind::LeaseRevoked));
-    }
-    if exec.lifecycle_phase != "active" {
-        return Err(not_active_error(db, &exec)?);
-    }
+    let exec = active_exec(db, &id)?;
     let index = i64::from(args.attempt_index);
     let attempt = Attempt::require(db, &id, index)?;
-    if args
-        .fence
-        .as_ref()
-        .is_some_and(|fence| !attempt.matches_fence(fence))
-    {
-        return Err(EngineError::State(StateKind::StaleLease));
-    }
+    check_given_fence(&attempt, args.fence.as_ref())?;
     if index != exec.attempt_index {
         return Err(EngineError::State(StateKind::StaleLease));
     }
     if !operator && attempt.lease_expires_at.is_some_and(|at| at <= args.now) {
         return Err(EngineError::State(StateKind::LeaseExpired));
     }
-    let lease_id = event_lease_id(&attempt, args.fence.as_ref().map(|f| f.lease_id.as_str()));
+    let lease_id = attempt.event_lease_id(args.fence.as_ref().map(|f| f.lease_id.as_str()));
     writes::finish_successfully(
         db,
         &EndingLease {
@@ -217,20 +196,8 @@ pub fn fail_execution(
     let id = ExecutionRef::parse(&args.execution_id)?;
     let index = i64::from(args.attempt_index);
     let attempt = Attempt::require(db, &id, index)?;
-    if args
-        .fence
-        .as_ref()
-        .is_some_and(|fence| !attempt.matches_fence(fence))
-    {
-        return Err(EngineError::State(StateKind::StaleLease));
-    }
-    let exec = Exec::require(db, &id)?;
-    if exec.ownership_state == "lease_revoked" {
-        return Err(EngineError::State(StateKind::LeaseRevoked));
-    }
-    if exec.lifecycle_phase != "active" {
-        return Err(not_active_error(db, &exec)?);
-    }
+    check_given_fence(&attempt, args.fence.as_ref())?;
+    let exec = active_exec(db, &id)?;
     if index != exec.attempt_index {
         return Err(EngineError::State(StateKind::StaleLease));
     }
@@ -241,7 +208,7 @@ pub fn fail_execution(
             StoredRetry::NoPolicy | StoredRetry::NoRetries => None,
         },
     };
-    let lease_id = event_lease_id(&attempt, args.fence.as_ref().map(|f| f.lease_id.as_str()));
+    let lease_id = attempt.event_lease_id(args.fence.as_ref().map(|f| f.lease_id.as_str()));
     end_with_failure(
         db,
         &exec,
@@ -265,9 +232,7 @@ pub fn renew(db: &mut impl Db, lease: &HandleLease, now: i64) -> Result<i64, Eng
     if !attempt.lease_live_at(now) {
         return Err(EngineError::State(StateKind::LeaseExpired));
     }
-    if lease.lease_ttl_ms == 0 {
-        return Err(invalid_input("lease_ttl_ms must be positive"));
-    }
+    require_positive("lease_ttl_ms", lease.lease_ttl_ms)?;
     extend_lease(db, &id, &attempt, &lease.lease_id, lease.lease_ttl_ms, now)
 }
 
@@ -316,8 +281,8 @@ pub fn complete(
     now: i64,
 ) -> Result<(), EngineError> {
     let (id, _exec, attempt) = handle_prelude(db, lease)?;
-    check_payload(payload)?;
-    let lease_id = event_lease_id(&attempt, Some(&lease.lease_id));
+    check_result_payload(payload)?;
+    let lease_id = attempt.event_lease_id(Some(&lease.lease_id));
     writes::finish_successfully(
         db,
         &EndingLease {
@@ -351,7 +316,7 @@ pub fn fail(
             }
         }
     };
-    let lease_id = event_lease_id(&attempt, Some(&lease.lease_id));
+    let lease_id = attempt.event_lease_id(Some(&lease.lease_id));
     end_with_failure(
         db,
         &exec,
@@ -399,7 +364,7 @@ fn handle_prelude(
     }
     let exec = Exec::require(db, &id)?;
     if exec.lifecycle_phase != "active" || exec.ownership_state != "leased" {
-        return Err(not_active_error(db, &exec)?);
+        return Err(exec.not_active(db)?);
     }
     if index != exec.attempt_index {
         return Err(contention(ContentionKind::LeaseConflict));
@@ -427,45 +392,28 @@ fn extend_lease(
             int(expires_at),
         ],
     )?;
-    let lease_id = event_lease_id(attempt, Some(presented_lease_id));
+    let lease_id = attempt.event_lease_id(Some(presented_lease_id));
     record_lease_event(db, id, "renewed", lease_id.as_deref(), now)?;
     Ok(expires_at)
 }
 
-/// The lease id an outbox row names: the one the attempt row recorded at claim time, else the
-/// one the caller presented (hand-seeded rows record none).
-fn event_lease_id(attempt: &Attempt, presented: Option<&str>) -> Option<String> {
-    attempt
-        .lease_id
-        .clone()
-        .or_else(|| presented.map(str::to_owned))
-}
-
-/// `Validation { PayloadTooLarge }` for a payload over [`MAX_PAYLOAD_BYTES`].
-fn check_payload(payload: Option<&[u8]>) -> Result<(), EngineError> {
-    match payload {
-        Some(bytes) if bytes.len() > MAX_PAYLOAD_BYTES => {
-            Err(EngineError::Validation(ValidationError {
-                kind: ValidationKind::PayloadTooLarge,
-                detail: format!(
-                    "result payload is {} bytes; the limit is {MAX_PAYLOAD_BYTES}",
-                    bytes.len()
-                ),
-            }))
-        }
-        _ => Ok(()),
+/// A typed operation's fence, when given, matches the attempt, else `State(StaleLease)`.
+fn check_given_fence(attempt: &Attempt, fence: Option<&LeaseFence>) -> Result<(), EngineError> {
+    if fence.is_some_and(|fence| !attempt.matches_fence(fence)) {
+        return Err(EngineError::State(StateKind::StaleLease));
     }
+    Ok(())
 }
 
-/// `Contention(ExecutionNotActive)` for `exec`, with the current attempt's lease epoch.
-fn not_active_error(db: &mut impl Db, exec: &Exec) -> Result<EngineError, EngineError> {
-    let epoch = Attempt::load(db, &exec.id, exec.attempt_index)?
-        .map(|attempt| attempt.lease_epoch.to_string())
-        .unwrap_or_default();
-    Ok(not_active(
-        exec.terminal_outcome_or_none(),
-        epoch,
-        exec.lifecycle_phase.clone(),
-        exec.current_attempt_id_or_empty(),
-    ))
+/// The typed operations' execution checks: the execution exists (`NotFound(execution)`), its
+/// lease was not revoked (`State(LeaseRevoked)`) and it is active (`ExecutionNotActive`).
+fn active_exec(db: &mut impl Db, id: &ExecutionRef) -> Result<Exec, EngineError> {
+    let exec = Exec::require(db, id)?;
+    if exec.ownership_state == "lease_revoked" {
+        return Err(EngineError::State(StateKind::LeaseRevoked));
+    }
+    if exec.lifecycle_phase != "active" {
+        return Err(exec.not_active(db)?);
+    }
+    Ok(exec)
 }

@@ -192,9 +192,7 @@ fn millis(value: &Option<Value>, default: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::TestDb;
-
-    const EXEC: &str = "{fp:0}:53ad96d2-6b08-4d0c-86e3-36598db2291c";
+    use crate::testing::{EXEC, TestDb};
 
     fn exponential(initial: u64, max: u64, multiplier: f64) -> Backoff {
         Backoff::Exponential(ExponentialBackoff {

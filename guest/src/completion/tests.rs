@@ -6,57 +6,35 @@ use super::*;
 use crate::claim::claim_execution;
 use crate::engine::{
     AttemptType, Backoff, ClaimExecutionArgs, Entity, ExecutionNotActive, LeaseFence,
-    RetryScheduled,
+    RetryScheduled, ValidationKind,
 };
-use crate::testing::TestDb;
+use crate::exec::MAX_PAYLOAD_BYTES;
+use crate::testing::{ATTEMPT, EXEC, EXEC_UUID, LEASE, NOW, TTL, TestDb, claim_args};
 
-const EXEC: &str = "{fp:0}:53ad96d2-6b08-4d0c-86e3-36598db2291c";
-const BARE: &str = "53ad96d2-6b08-4d0c-86e3-36598db2291c";
 const HEX: &str = "53AD96D26B084D0C86E336598DB2291C";
-const NOW: i64 = 1_700_000_000_000;
 /// When the operation under test runs: the lease (until `NOW + TTL`) is live.
 const LATER: i64 = NOW + 10_000;
-const TTL: u64 = 30_000;
-const LEASE_ID: &str = "11111111-1111-4111-8111-111111111111";
-const ATTEMPT_ID: &str = "22222222-2222-4222-8222-222222222222";
 const OTHER_ID: &str = "33333333-3333-4333-8333-333333333333";
 
 // ---------------------------------------------------------------------------------------
 // Fixtures and helpers
 // ---------------------------------------------------------------------------------------
 
-fn claim_args(index: u32, lease_id: &str, attempt_id: &str, now: i64) -> ClaimExecutionArgs {
+/// The claim of attempt 1 (after a retry) at `LATER`, with lease and attempt id `OTHER_ID`.
+fn next_attempt_claim_args() -> ClaimExecutionArgs {
     ClaimExecutionArgs {
-        execution_id: EXEC.into(),
-        worker_id: "worker-1".into(),
-        worker_instance_id: "wi-1".into(),
-        lane_id: "default".into(),
-        lease_id: lease_id.into(),
-        lease_ttl_ms: TTL,
-        attempt_id: attempt_id.into(),
-        expected_attempt_index: index,
-        attempt_policy_json: String::new(),
-        attempt_timeout_ms: None,
-        execution_deadline_at: None,
-        now,
+        lease_id: OTHER_ID.into(),
+        attempt_id: OTHER_ID.into(),
+        expected_attempt_index: 1,
+        now: LATER,
+        ..claim_args(EXEC)
     }
-}
-
-/// An execution claimed through `claim_execution` at `NOW`: attempt 0, epoch 1, lease until
-/// `NOW + TTL`, lease and attempt ids recorded on the attempt row.
-fn leased() -> TestDb {
-    let mut db = TestDb::new();
-    db.seed_runnable(EXEC);
-    db.seed_grant(EXEC, "worker-1", NOW + 60_000);
-    claim_execution(&mut db, &claim_args(0, LEASE_ID, ATTEMPT_ID, NOW)).expect("claim");
-    db
 }
 
 /// An upstream-style seeded lease: the execution active and leased, attempt 0 at epoch 1
 /// without recorded ids, no outbox rows.
 fn seeded_lease() -> TestDb {
-    let db = TestDb::new();
-    db.seed_runnable(EXEC);
+    let db = TestDb::runnable();
     db.exec(
         "UPDATE ff_exec_core SET lifecycle_phase = 'active', ownership_state = 'leased', \
          eligibility_state = 'not_applicable', public_state = 'active', \
@@ -73,9 +51,9 @@ fn seeded_lease() -> TestDb {
 
 fn fence() -> LeaseFence {
     LeaseFence {
-        lease_id: LEASE_ID.into(),
+        lease_id: LEASE.into(),
         lease_epoch: 1,
-        attempt_id: ATTEMPT_ID.into(),
+        attempt_id: ATTEMPT.into(),
     }
 }
 
@@ -118,8 +96,8 @@ fn handle() -> HandleLease {
     HandleLease {
         execution_id: EXEC.into(),
         attempt_index: 0,
-        attempt_id: ATTEMPT_ID.into(),
-        lease_id: LEASE_ID.into(),
+        attempt_id: ATTEMPT.into(),
+        lease_id: LEASE.into(),
         lease_epoch: 1,
         lease_ttl_ms: 60_000,
         lane_id: "default".into(),
@@ -142,41 +120,6 @@ fn set_retry_count(db: &TestDb, count: i64) {
     db.exec(&format!(
         "UPDATE ff_exec_core SET raw_fields = json_set(raw_fields, '$.retry_count', '{count}')"
     ));
-}
-
-/// Every row of `table` as text, in a stable order.
-fn dump_table(db: &TestDb, table: &str) -> String {
-    let columns = db.one(&format!(
-        "SELECT group_concat('quote(\"' || name || '\")', ' || ''|'' || ') \
-         FROM (SELECT name FROM pragma_table_info('{table}') ORDER BY cid)"
-    ));
-    db.one(&format!(
-        "SELECT COALESCE(group_concat(r, char(10)), '') \
-         FROM (SELECT {columns} AS r FROM \"{table}\" ORDER BY 1)"
-    ))
-}
-
-/// Every row of every table (including `sqlite_sequence`): equal dumps mean an unchanged
-/// database.
-fn dump(db: &TestDb) -> String {
-    db.one(
-        "SELECT group_concat(name, ',') FROM \
-         (SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name)",
-    )
-    .split(',')
-    .map(|table| format!("{table}:\n{}\n", dump_table(db, table)))
-    .collect()
-}
-
-/// Run `op`, which must fail; assert that it wrote nothing and return its error.
-fn fails_unchanged<T: std::fmt::Debug>(
-    db: &mut TestDb,
-    op: impl FnOnce(&mut TestDb) -> Result<T, EngineError>,
-) -> EngineError {
-    let before = dump(db);
-    let err = op(db).expect_err("the operation should fail");
-    assert_eq!(dump(db), before, "a failed operation changed the database");
-    err
 }
 
 fn assert_invalid_input(err: &EngineError, detail: Option<&str>) {
@@ -253,7 +196,7 @@ fn lease_events(db: &TestDb) -> String {
              OR partition_key != 0 OR namespace IS NOT 'ns' OR instance_tag IS NOT 'inst'"
         ),
         "0",
-        "lease events must name the execution and copy namespace and instance tag ({BARE})"
+        "lease events must name the execution and copy namespace and instance tag ({EXEC_UUID})"
     );
     db.one(
         "SELECT COALESCE(group_concat(event_type || ':' || COALESCE(lease_id, 'NULL') || ':' || \
@@ -279,7 +222,7 @@ fn completion_events(db: &TestDb) -> String {
 }
 
 fn acquired() -> String {
-    format!("acquired:{LEASE_ID}:{NOW}")
+    format!("acquired:{LEASE}:{NOW}")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -288,8 +231,8 @@ fn acquired() -> String {
 
 #[test]
 fn renew_lease_moves_only_the_expiry_and_records_renewed() {
-    let mut db = leased();
-    let exec_before = dump_table(&db, "ff_exec_core");
+    let mut db = TestDb::leased();
+    let exec_before = db.dump_table("ff_exec_core");
     let attempt_raw = db.one("SELECT raw_fields FROM ff_attempt");
     let expires = renew_lease(&mut db, &renew_args()).expect("renew");
     assert_eq!(expires, LATER + 60_000);
@@ -298,10 +241,10 @@ fn renew_lease_moves_only_the_expiry_and_records_renewed() {
         format!("worker-1|wi-1|1|{}|{NOW}|NULL|NULL", LATER + 60_000)
     );
     assert_eq!(db.one("SELECT raw_fields FROM ff_attempt"), attempt_raw);
-    assert_eq!(dump_table(&db, "ff_exec_core"), exec_before);
+    assert_eq!(db.dump_table("ff_exec_core"), exec_before);
     assert_eq!(
         lease_events(&db),
-        format!("{},renewed:{LEASE_ID}:{LATER}", acquired())
+        format!("{},renewed:{LEASE}:{LATER}", acquired())
     );
     assert_eq!(completion_events(&db), "");
     // Renewals repeat while the lease is live; each records an event.
@@ -313,34 +256,31 @@ fn renew_lease_moves_only_the_expiry_and_records_renewed() {
 
 #[test]
 fn renew_lease_requires_a_fence() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     let mut args = renew_args();
     args.fence = None;
-    let err = fails_unchanged(&mut db, |db| renew_lease(db, &args));
+    let err = db.fails_unchanged(|db| renew_lease(db, &args));
     assert_invalid_input(&err, Some("fence_required"));
 }
 
 #[test]
 fn renew_lease_zero_ttl_is_invalid_input() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     let mut args = renew_args();
     args.lease_ttl_ms = 0;
-    let err = fails_unchanged(&mut db, |db| renew_lease(db, &args));
+    let err = db.fails_unchanged(|db| renew_lease(db, &args));
     assert_invalid_input(&err, None);
 }
 
 #[test]
 fn renew_lease_missing_attempt_is_not_found_even_without_an_execution() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     let mut args = renew_args();
     args.attempt_index = 3;
-    assert_eq!(
-        fails_unchanged(&mut db, |db| renew_lease(db, &args)),
-        NO_ATTEMPT
-    );
+    assert_eq!(db.fails_unchanged(|db| renew_lease(db, &args)), NO_ATTEMPT);
     let mut empty = TestDb::new();
     assert_eq!(
-        fails_unchanged(&mut empty, |db| renew_lease(db, &renew_args())),
+        empty.fails_unchanged(|db| renew_lease(db, &renew_args())),
         NO_ATTEMPT
     );
 }
@@ -362,13 +302,13 @@ fn renew_lease_fence_mismatch_is_stale() {
         },
     ];
     for bad in fences {
-        let mut db = leased();
+        let mut db = TestDb::leased();
         let args = RenewLeaseArgs {
             fence: Some(bad.clone()),
             ..renew_args()
         };
         assert_eq!(
-            fails_unchanged(&mut db, |db| renew_lease(db, &args)),
+            db.fails_unchanged(|db| renew_lease(db, &args)),
             STALE,
             "{bad:?}"
         );
@@ -377,10 +317,10 @@ fn renew_lease_fence_mismatch_is_stale() {
 
 #[test]
 fn renew_lease_fence_ids_compare_only_where_recorded_and_ignore_case() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     let upper = LeaseFence {
-        lease_id: LEASE_ID.to_uppercase(),
-        attempt_id: ATTEMPT_ID.to_uppercase(),
+        lease_id: LEASE.to_uppercase(),
+        attempt_id: ATTEMPT.to_uppercase(),
         lease_epoch: 1,
     };
     let args = RenewLeaseArgs {
@@ -389,7 +329,7 @@ fn renew_lease_fence_ids_compare_only_where_recorded_and_ignore_case() {
     };
     renew_lease(&mut db, &args).expect("ids compare case-insensitively");
     // The event names the lease id the claim recorded, not the caller's spelling.
-    assert!(lease_events(&db).ends_with(&format!("renewed:{LEASE_ID}:{LATER}")));
+    assert!(lease_events(&db).ends_with(&format!("renewed:{LEASE}:{LATER}")));
 
     // A hand-seeded attempt row records no ids: only the epoch fences, and the event names
     // the presented lease id.
@@ -408,36 +348,36 @@ fn renew_lease_fence_ids_compare_only_where_recorded_and_ignore_case() {
 
 #[test]
 fn renew_lease_missing_execution_is_not_found() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     db.exec("DELETE FROM ff_exec_core");
     assert_eq!(
-        fails_unchanged(&mut db, |db| renew_lease(db, &renew_args())),
+        db.fails_unchanged(|db| renew_lease(db, &renew_args())),
         NO_EXECUTION
     );
 }
 
 #[test]
 fn renew_lease_revoked_ownership_wins_over_a_non_active_lifecycle() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     db.exec(
         "UPDATE ff_exec_core SET ownership_state = 'lease_revoked', lifecycle_phase = 'terminal'",
     );
     assert_eq!(
-        fails_unchanged(&mut db, |db| renew_lease(db, &renew_args())),
+        db.fails_unchanged(|db| renew_lease(db, &renew_args())),
         REVOKED
     );
 }
 
 #[test]
 fn renew_lease_non_active_execution_reports_the_observed_state() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     db.exec(
         "UPDATE ff_exec_core SET lifecycle_phase = 'terminal', \
          raw_fields = json_set(raw_fields, '$.terminal_outcome', 'success')",
     );
     assert_eq!(
-        fails_unchanged(&mut db, |db| renew_lease(db, &renew_args())),
-        not_active_err("success", "1", "terminal", ATTEMPT_ID)
+        db.fails_unchanged(|db| renew_lease(db, &renew_args())),
+        not_active_err("success", "1", "terminal", ATTEMPT)
     );
     let mut db = seeded_lease();
     db.exec("UPDATE ff_exec_core SET lifecycle_phase = 'runnable'");
@@ -449,56 +389,53 @@ fn renew_lease_non_active_execution_reports_the_observed_state() {
         ..renew_args()
     };
     assert_eq!(
-        fails_unchanged(&mut db, |db| renew_lease(db, &args)),
+        db.fails_unchanged(|db| renew_lease(db, &args)),
         not_active_err("none", "1", "runnable", "")
     );
 }
 
 #[test]
 fn renew_lease_reclaimable_ownership_is_expired() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     db.exec("UPDATE ff_exec_core SET ownership_state = 'lease_expired_reclaimable'");
     assert_eq!(
-        fails_unchanged(&mut db, |db| renew_lease(db, &renew_args())),
+        db.fails_unchanged(|db| renew_lease(db, &renew_args())),
         EXPIRED
     );
 }
 
 #[test]
 fn renew_lease_for_an_attempt_that_is_not_current_is_stale() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     db.exec(
         "INSERT INTO ff_attempt (partition_key, execution_id, attempt_index, lease_epoch, lease_expires_at_ms) \
          SELECT 0, execution_id, 1, 1, 9000000000000 FROM ff_exec_core",
     );
     db.exec("UPDATE ff_exec_core SET attempt_index = 1");
     assert_eq!(
-        fails_unchanged(&mut db, |db| renew_lease(db, &renew_args())),
+        db.fails_unchanged(|db| renew_lease(db, &renew_args())),
         STALE
     );
 }
 
 #[test]
 fn renew_lease_lapsed_or_missing_expiry_is_expired() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     let args = RenewLeaseArgs {
         now: NOW + TTL as i64,
         ..renew_args()
     };
-    assert_eq!(
-        fails_unchanged(&mut db, |db| renew_lease(db, &args)),
-        EXPIRED
-    );
+    assert_eq!(db.fails_unchanged(|db| renew_lease(db, &args)), EXPIRED);
     db.exec("UPDATE ff_attempt SET lease_expires_at_ms = NULL");
     assert_eq!(
-        fails_unchanged(&mut db, |db| renew_lease(db, &renew_args())),
+        db.fails_unchanged(|db| renew_lease(db, &renew_args())),
         EXPIRED
     );
 }
 
 #[test]
 fn renew_lease_huge_ttl_saturates() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     let args = RenewLeaseArgs {
         lease_ttl_ms: u64::MAX,
         ..renew_args()
@@ -516,7 +453,7 @@ fn renew_lease_huge_ttl_saturates() {
 
 #[test]
 fn complete_execution_writes_attempt_execution_and_outbox() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     let started = exec_column(&db, "started_at_ms");
     complete_execution(&mut db, &complete_args()).expect("complete");
     assert_eq!(
@@ -537,13 +474,13 @@ fn complete_execution_writes_attempt_execution_and_outbox() {
     assert_eq!(completion_events(&db), format!("success:{LATER}"));
     assert_eq!(
         lease_events(&db),
-        format!("{},revoked:{LEASE_ID}:{LATER}", acquired())
+        format!("{},revoked:{LEASE}:{LATER}", acquired())
     );
 }
 
 #[test]
 fn complete_execution_without_payload_stores_null_and_no_encoding() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     let args = CompleteExecutionArgs {
         result_payload: None,
         result_encoding: None,
@@ -563,13 +500,13 @@ fn complete_execution_requires_a_fence_unless_an_operator_overrides() {
         CancelSource::SystemTimeout,
         CancelSource::Custom("x".into()),
     ] {
-        let mut db = leased();
+        let mut db = TestDb::leased();
         let args = CompleteExecutionArgs {
             fence: None,
             source: source.clone(),
             ..complete_args()
         };
-        let err = fails_unchanged(&mut db, |db| complete_execution(db, &args));
+        let err = db.fails_unchanged(|db| complete_execution(db, &args));
         assert_invalid_input(&err, Some("fence_required"));
     }
 }
@@ -598,12 +535,12 @@ fn complete_execution_by_an_operator_needs_no_fence_and_ignores_a_lapsed_lease()
 
 #[test]
 fn complete_execution_payload_over_the_limit_is_too_large() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     let args = CompleteExecutionArgs {
         result_payload: Some(vec![0; MAX_PAYLOAD_BYTES + 1]),
         ..complete_args()
     };
-    let err = fails_unchanged(&mut db, |db| complete_execution(db, &args));
+    let err = db.fails_unchanged(|db| complete_execution(db, &args));
     assert_payload_too_large(&err);
 }
 
@@ -611,37 +548,37 @@ fn complete_execution_payload_over_the_limit_is_too_large() {
 fn complete_execution_missing_execution_is_checked_before_the_attempt() {
     let mut db = TestDb::new();
     assert_eq!(
-        fails_unchanged(&mut db, |db| complete_execution(db, &complete_args())),
+        db.fails_unchanged(|db| complete_execution(db, &complete_args())),
         NO_EXECUTION
     );
 }
 
 #[test]
 fn complete_execution_revoked_ownership_is_lease_revoked() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     db.exec(
         "UPDATE ff_exec_core SET ownership_state = 'lease_revoked', lifecycle_phase = 'runnable'",
     );
     assert_eq!(
-        fails_unchanged(&mut db, |db| complete_execution(db, &complete_args())),
+        db.fails_unchanged(|db| complete_execution(db, &complete_args())),
         REVOKED
     );
 }
 
 #[test]
 fn complete_execution_replay_fails_as_not_active_and_writes_nothing() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     complete_execution(&mut db, &complete_args()).unwrap();
     assert_eq!(
-        fails_unchanged(&mut db, |db| complete_execution(db, &complete_args())),
-        not_active_err("success", "1", "terminal", ATTEMPT_ID)
+        db.fails_unchanged(|db| complete_execution(db, &complete_args())),
+        not_active_err("success", "1", "terminal", ATTEMPT)
     );
     assert_eq!(completion_events(&db), format!("success:{LATER}"));
 }
 
 #[test]
 fn complete_execution_not_active_wins_over_a_stale_fence() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     db.exec("UPDATE ff_exec_core SET lifecycle_phase = 'suspended'");
     let args = CompleteExecutionArgs {
         fence: Some(LeaseFence {
@@ -651,20 +588,20 @@ fn complete_execution_not_active_wins_over_a_stale_fence() {
         ..complete_args()
     };
     assert_eq!(
-        fails_unchanged(&mut db, |db| complete_execution(db, &args)),
-        not_active_err("none", "1", "suspended", ATTEMPT_ID)
+        db.fails_unchanged(|db| complete_execution(db, &args)),
+        not_active_err("none", "1", "suspended", ATTEMPT)
     );
 }
 
 #[test]
 fn complete_execution_missing_attempt_is_not_found() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     let args = CompleteExecutionArgs {
         attempt_index: 4,
         ..complete_args()
     };
     assert_eq!(
-        fails_unchanged(&mut db, |db| complete_execution(db, &args)),
+        db.fails_unchanged(|db| complete_execution(db, &args)),
         NO_ATTEMPT
     );
 }
@@ -672,7 +609,7 @@ fn complete_execution_missing_attempt_is_not_found() {
 #[test]
 fn complete_execution_stale_fence_is_refused_even_for_an_operator() {
     for source in [CancelSource::LeaseHolder, CancelSource::OperatorOverride] {
-        let mut db = leased();
+        let mut db = TestDb::leased();
         let args = CompleteExecutionArgs {
             fence: Some(LeaseFence {
                 lease_epoch: 8,
@@ -682,7 +619,7 @@ fn complete_execution_stale_fence_is_refused_even_for_an_operator() {
             ..complete_args()
         };
         assert_eq!(
-            fails_unchanged(&mut db, |db| complete_execution(db, &args)),
+            db.fails_unchanged(|db| complete_execution(db, &args)),
             STALE
         );
     }
@@ -690,27 +627,27 @@ fn complete_execution_stale_fence_is_refused_even_for_an_operator() {
 
 #[test]
 fn complete_execution_for_an_attempt_that_is_not_current_is_stale() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     db.exec(
         "INSERT INTO ff_attempt (partition_key, execution_id, attempt_index, lease_epoch) \
          SELECT 0, execution_id, 1, 1 FROM ff_exec_core",
     );
     db.exec("UPDATE ff_exec_core SET attempt_index = 1");
     assert_eq!(
-        fails_unchanged(&mut db, |db| complete_execution(db, &complete_args())),
+        db.fails_unchanged(|db| complete_execution(db, &complete_args())),
         STALE
     );
 }
 
 #[test]
 fn complete_execution_by_the_worker_after_the_lease_lapsed_is_expired() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     let args = CompleteExecutionArgs {
         now: NOW + TTL as i64,
         ..complete_args()
     };
     assert_eq!(
-        fails_unchanged(&mut db, |db| complete_execution(db, &args)),
+        db.fails_unchanged(|db| complete_execution(db, &args)),
         EXPIRED
     );
     // No recorded expiry is not a lapsed lease.
@@ -724,7 +661,7 @@ fn complete_execution_by_the_worker_after_the_lease_lapsed_is_expired() {
 
 #[test]
 fn fail_execution_without_a_policy_fails_terminally() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     let outcome = fail_execution(&mut db, &fail_args()).expect("fail");
     assert_eq!(outcome, FailOutcome::TerminalFailed);
     assert_eq!(
@@ -745,13 +682,13 @@ fn fail_execution_without_a_policy_fails_terminally() {
     assert_eq!(completion_events(&db), format!("failed:{LATER}"));
     assert_eq!(
         lease_events(&db),
-        format!("{},revoked:{LEASE_ID}:{LATER}", acquired())
+        format!("{},revoked:{LEASE}:{LATER}", acquired())
     );
 }
 
 #[test]
 fn fail_execution_schedules_a_retry_with_the_argument_policy() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     let args = FailExecutionArgs {
         retry_policy: Some(fixed(3, 500)),
         ..fail_args()
@@ -784,13 +721,13 @@ fn fail_execution_schedules_a_retry_with_the_argument_policy() {
     assert_eq!(completion_events(&db), "");
     assert_eq!(
         lease_events(&db),
-        format!("{},revoked:{LEASE_ID}:{LATER}", acquired())
+        format!("{},revoked:{LEASE}:{LATER}", acquired())
     );
 }
 
 #[test]
 fn fail_execution_retry_without_delay_is_claimable_at_once_as_the_next_attempt() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     let args = FailExecutionArgs {
         retry_policy: Some(fixed(1, 0)),
         ..fail_args()
@@ -807,7 +744,7 @@ fn fail_execution_retry_without_delay_is_claimable_at_once_as_the_next_attempt()
         "runnable|unowned|eligible_now|waiting|pending_retry_attempt|waiting_for_worker|0"
     );
     db.seed_grant(EXEC, "worker-1", LATER + 60_000);
-    let claimed = claim_execution(&mut db, &claim_args(1, OTHER_ID, OTHER_ID, LATER)).unwrap();
+    let claimed = claim_execution(&mut db, &next_attempt_claim_args()).unwrap();
     assert_eq!(claimed.attempt_type, AttemptType::Retry);
     assert_eq!(claimed.lease_epoch, 1);
     assert_eq!(exec_state(&db).rsplit('|').next(), Some("1"));
@@ -831,7 +768,7 @@ fn fail_execution_retry_without_delay_is_claimable_at_once_as_the_next_attempt()
 
 #[test]
 fn fail_execution_uses_the_stored_policy_and_the_current_retry_count() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     set_policy(
         &db,
         r#"{"retry_policy":{"max_retries":4,"backoff":{"type":"exponential","initial_delay_ms":100,"max_delay_ms":60000,"multiplier":3.0}}}"#,
@@ -849,7 +786,7 @@ fn fail_execution_uses_the_stored_policy_and_the_current_retry_count() {
 
 #[test]
 fn fail_execution_argument_policy_overrides_the_stored_one() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     set_policy(&db, r#"{"priority":0}"#);
     let args = FailExecutionArgs {
         retry_policy: Some(fixed(1, 7)),
@@ -863,7 +800,7 @@ fn fail_execution_argument_policy_overrides_the_stored_one() {
 
 #[test]
 fn fail_execution_with_the_budget_spent_fails_terminally() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     set_policy(&db, r#"{"retry_policy":{"max_retries":3}}"#);
     set_retry_count(&db, 3);
     assert_eq!(
@@ -877,7 +814,7 @@ fn fail_execution_with_the_budget_spent_fails_terminally() {
 #[test]
 fn fail_execution_stored_policy_without_retries_fails_terminally() {
     for policy in ["", r#"{"priority":3}"#, r#"{"retry_policy":null}"#] {
-        let mut db = leased();
+        let mut db = TestDb::leased();
         set_policy(&db, policy);
         assert_eq!(
             fail_execution(&mut db, &fail_args()).unwrap(),
@@ -889,12 +826,12 @@ fn fail_execution_stored_policy_without_retries_fails_terminally() {
 
 #[test]
 fn fail_execution_requires_a_fence_unless_an_operator_overrides() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     let args = FailExecutionArgs {
         fence: None,
         ..fail_args()
     };
-    let err = fails_unchanged(&mut db, |db| fail_execution(db, &args));
+    let err = db.fails_unchanged(|db| fail_execution(db, &args));
     assert_invalid_input(&err, Some("fence_required"));
     let operator = FailExecutionArgs {
         source: CancelSource::OperatorOverride,
@@ -906,31 +843,31 @@ fn fail_execution_requires_a_fence_unless_an_operator_overrides() {
     );
     assert_eq!(
         lease_events(&db),
-        format!("{},revoked:{LEASE_ID}:{LATER}", acquired())
+        format!("{},revoked:{LEASE}:{LATER}", acquired())
     );
 }
 
 #[test]
 fn fail_execution_missing_attempt_is_not_found_even_without_an_execution() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     let args = FailExecutionArgs {
         attempt_index: 2,
         ..fail_args()
     };
     assert_eq!(
-        fails_unchanged(&mut db, |db| fail_execution(db, &args)),
+        db.fails_unchanged(|db| fail_execution(db, &args)),
         NO_ATTEMPT
     );
     let mut empty = TestDb::new();
     assert_eq!(
-        fails_unchanged(&mut empty, |db| fail_execution(db, &fail_args())),
+        empty.fails_unchanged(|db| fail_execution(db, &fail_args())),
         NO_ATTEMPT
     );
 }
 
 #[test]
 fn fail_execution_stale_fence_wins_over_a_non_active_execution() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     db.exec("UPDATE ff_exec_core SET lifecycle_phase = 'terminal'");
     let args = FailExecutionArgs {
         fence: Some(LeaseFence {
@@ -939,63 +876,60 @@ fn fail_execution_stale_fence_wins_over_a_non_active_execution() {
         }),
         ..fail_args()
     };
-    assert_eq!(
-        fails_unchanged(&mut db, |db| fail_execution(db, &args)),
-        STALE
-    );
+    assert_eq!(db.fails_unchanged(|db| fail_execution(db, &args)), STALE);
 }
 
 #[test]
 fn fail_execution_missing_execution_is_not_found() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     db.exec("DELETE FROM ff_exec_core");
     assert_eq!(
-        fails_unchanged(&mut db, |db| fail_execution(db, &fail_args())),
+        db.fails_unchanged(|db| fail_execution(db, &fail_args())),
         NO_EXECUTION
     );
 }
 
 #[test]
 fn fail_execution_revoked_ownership_is_lease_revoked() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     db.exec("UPDATE ff_exec_core SET ownership_state = 'lease_revoked'");
     assert_eq!(
-        fails_unchanged(&mut db, |db| fail_execution(db, &fail_args())),
+        db.fails_unchanged(|db| fail_execution(db, &fail_args())),
         REVOKED
     );
 }
 
 #[test]
 fn fail_execution_replay_after_a_retry_is_not_active() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     let args = FailExecutionArgs {
         retry_policy: Some(fixed(3, 500)),
         ..fail_args()
     };
     fail_execution(&mut db, &args).unwrap();
     assert_eq!(
-        fails_unchanged(&mut db, |db| fail_execution(db, &args)),
-        not_active_err("none", "1", "runnable", ATTEMPT_ID)
+        db.fails_unchanged(|db| fail_execution(db, &args)),
+        not_active_err("none", "1", "runnable", ATTEMPT)
     );
 }
 
 #[test]
 fn fail_execution_for_an_attempt_that_is_not_current_is_stale() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     db.exec(
         "INSERT INTO ff_attempt (partition_key, execution_id, attempt_index, lease_epoch) \
          SELECT 0, execution_id, 1, 1 FROM ff_exec_core",
     );
     db.exec("UPDATE ff_exec_core SET attempt_index = 1");
     assert_eq!(
-        fails_unchanged(&mut db, |db| fail_execution(db, &fail_args())),
+        db.fails_unchanged(|db| fail_execution(db, &fail_args())),
         STALE
     );
 }
 
 #[test]
 fn fail_execution_after_the_lease_lapsed_still_reports_the_failure() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     let args = FailExecutionArgs {
         now: NOW + TTL as i64 + 5,
         ..fail_args()
@@ -1032,9 +966,9 @@ fn handle_ops() -> [(&'static str, HandleOp); 4] {
 /// with `expected` and write nothing.
 fn every_handle_op_fails(setup: impl Fn(&TestDb), lease: &HandleLease, expected: &EngineError) {
     for (name, op) in handle_ops() {
-        let mut db = leased();
+        let mut db = TestDb::leased();
         setup(&db);
-        let err = fails_unchanged(&mut db, |db| op(db, lease));
+        let err = db.fails_unchanged(|db| op(db, lease));
         assert_eq!(&err, expected, "{name}");
     }
 }
@@ -1082,12 +1016,12 @@ fn handle_ops_on_a_non_active_or_unleased_execution_are_not_active() {
     every_handle_op_fails(
         |db| db.exec("UPDATE ff_exec_core SET lifecycle_phase = 'terminal'"),
         &handle(),
-        &not_active_err("none", "1", "terminal", ATTEMPT_ID),
+        &not_active_err("none", "1", "terminal", ATTEMPT),
     );
     every_handle_op_fails(
         |db| db.exec("UPDATE ff_exec_core SET ownership_state = 'lease_expired_reclaimable'"),
         &handle(),
-        &not_active_err("none", "1", "active", ATTEMPT_ID),
+        &not_active_err("none", "1", "active", ATTEMPT),
     );
 }
 
@@ -1121,26 +1055,26 @@ fn handle_ops_accept_hand_seeded_rows_on_the_epoch_alone() {
 
 #[test]
 fn handle_renew_moves_only_the_expiry_and_records_renewed() {
-    let mut db = leased();
-    let exec_before = dump_table(&db, "ff_exec_core");
+    let mut db = TestDb::leased();
+    let exec_before = db.dump_table("ff_exec_core");
     assert_eq!(renew(&mut db, &handle(), LATER).unwrap(), LATER + 60_000);
     assert_eq!(
         attempt_row(&db, 0),
         format!("worker-1|wi-1|1|{}|{NOW}|NULL|NULL", LATER + 60_000)
     );
-    assert_eq!(dump_table(&db, "ff_exec_core"), exec_before);
+    assert_eq!(db.dump_table("ff_exec_core"), exec_before);
     assert_eq!(
         lease_events(&db),
-        format!("{},renewed:{LEASE_ID}:{LATER}", acquired())
+        format!("{},renewed:{LEASE}:{LATER}", acquired())
     );
 }
 
 #[test]
 fn handle_renew_of_a_lapsed_lease_is_expired() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     let at_expiry = NOW + TTL as i64;
     assert_eq!(
-        fails_unchanged(&mut db, |db| renew(db, &handle(), at_expiry)),
+        db.fails_unchanged(|db| renew(db, &handle(), at_expiry)),
         EXPIRED
     );
     // The lapsed lease is reported before the zero TTL.
@@ -1149,33 +1083,33 @@ fn handle_renew_of_a_lapsed_lease_is_expired() {
         ..handle()
     };
     assert_eq!(
-        fails_unchanged(&mut db, |db| renew(db, &zero, at_expiry)),
+        db.fails_unchanged(|db| renew(db, &zero, at_expiry)),
         EXPIRED
     );
 }
 
 #[test]
 fn handle_renew_zero_ttl_is_invalid_input() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     let zero = HandleLease {
         lease_ttl_ms: 0,
         ..handle()
     };
-    let err = fails_unchanged(&mut db, |db| renew(db, &zero, LATER));
+    let err = db.fails_unchanged(|db| renew(db, &zero, LATER));
     assert_invalid_input(&err, None);
 }
 
 #[test]
 fn handle_progress_writes_an_integer_percent_and_the_message() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     let state = exec_state(&db);
-    let events = dump_table(&db, "ff_lease_event");
+    let events = db.dump_table("ff_lease_event");
     progress(&mut db, &handle(), Some(42), Some("halfway"), LATER).unwrap();
     assert_eq!(raw(&db, "progress_pct"), "integer:42");
     assert_eq!(raw(&db, "progress_message"), "text:halfway");
     assert_eq!(raw(&db, "last_mutation_at"), format!("text:{LATER}"));
     assert_eq!(exec_state(&db), state);
-    assert_eq!(dump_table(&db, "ff_lease_event"), events);
+    assert_eq!(db.dump_table("ff_lease_event"), events);
     assert_eq!(completion_events(&db), "");
     assert_eq!(
         attempt_row(&db, 0),
@@ -1185,7 +1119,7 @@ fn handle_progress_writes_an_integer_percent_and_the_message() {
 
 #[test]
 fn handle_progress_partial_updates_keep_the_other_key() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     progress(&mut db, &handle(), Some(10), None, LATER).unwrap();
     assert_eq!(raw(&db, "progress_pct"), "integer:10");
     assert_eq!(raw(&db, "progress_message"), "absent");
@@ -1200,19 +1134,17 @@ fn handle_progress_partial_updates_keep_the_other_key() {
 
 #[test]
 fn handle_progress_with_nothing_to_report_changes_nothing() {
-    let mut db = leased();
-    let before = dump(&db);
+    let mut db = TestDb::leased();
+    let before = db.dump();
     progress(&mut db, &handle(), None, None, LATER).unwrap();
-    assert_eq!(dump(&db), before);
+    assert_eq!(db.dump(), before);
     assert_eq!(raw(&db, "progress_pct"), "absent");
 }
 
 #[test]
 fn handle_progress_over_100_percent_is_invalid_input() {
-    let mut db = leased();
-    let err = fails_unchanged(&mut db, |db| {
-        progress(db, &handle(), Some(101), Some("m"), LATER)
-    });
+    let mut db = TestDb::leased();
+    let err = db.fails_unchanged(|db| progress(db, &handle(), Some(101), Some("m"), LATER));
     assert_invalid_input(&err, None);
     // The lease is checked first.
     let stale = HandleLease {
@@ -1220,14 +1152,14 @@ fn handle_progress_over_100_percent_is_invalid_input() {
         ..handle()
     };
     assert_eq!(
-        fails_unchanged(&mut db, |db| progress(db, &stale, Some(101), None, LATER)),
+        db.fails_unchanged(|db| progress(db, &stale, Some(101), None, LATER)),
         CONFLICT
     );
 }
 
 #[test]
 fn handle_complete_writes_what_complete_execution_writes() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     complete(&mut db, &handle(), Some(b"done"), LATER).unwrap();
     assert_eq!(
         attempt_row(&db, 0),
@@ -1245,29 +1177,29 @@ fn handle_complete_writes_what_complete_execution_writes() {
     assert_eq!(completion_events(&db), format!("success:{LATER}"));
     assert_eq!(
         lease_events(&db),
-        format!("{},revoked:{LEASE_ID}:{LATER}", acquired())
+        format!("{},revoked:{LEASE}:{LATER}", acquired())
     );
 }
 
 #[test]
 fn handle_complete_payload_over_the_limit_is_too_large() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     let big = vec![0; MAX_PAYLOAD_BYTES + 1];
-    let err = fails_unchanged(&mut db, |db| complete(db, &handle(), Some(&big), LATER));
+    let err = db.fails_unchanged(|db| complete(db, &handle(), Some(&big), LATER));
     assert_payload_too_large(&err);
 }
 
 #[test]
 fn handle_replays_after_complete_are_refused_without_duplicate_outbox_rows() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     complete(&mut db, &handle(), None, LATER).unwrap();
-    let finished = not_active_err("success", "1", "terminal", ATTEMPT_ID);
+    let finished = not_active_err("success", "1", "terminal", ATTEMPT);
     assert_eq!(
-        fails_unchanged(&mut db, |db| complete(db, &handle(), None, LATER + 1)),
+        db.fails_unchanged(|db| complete(db, &handle(), None, LATER + 1)),
         finished
     );
     assert_eq!(
-        fails_unchanged(&mut db, |db| renew(db, &handle(), LATER + 1)),
+        db.fails_unchanged(|db| renew(db, &handle(), LATER + 1)),
         finished
     );
     assert_eq!(completion_events(&db), format!("success:{LATER}"));
@@ -1280,7 +1212,7 @@ fn handle_fail_permanent_timeout_and_cancelled_fail_terminally() {
         FailureClass::Timeout,
         FailureClass::Cancelled,
     ] {
-        let mut db = leased();
+        let mut db = TestDb::leased();
         assert_eq!(
             fail(&mut db, &handle(), "bad input", class, LATER).unwrap(),
             FailOutcome::TerminalFailed,
@@ -1302,7 +1234,7 @@ fn handle_fail_permanent_timeout_and_cancelled_fail_terminally() {
         assert_eq!(completion_events(&db), format!("failed:{LATER}"));
         assert_eq!(
             lease_events(&db),
-            format!("{},revoked:{LEASE_ID}:{LATER}", acquired())
+            format!("{},revoked:{LEASE}:{LATER}", acquired())
         );
     }
 }
@@ -1310,7 +1242,7 @@ fn handle_fail_permanent_timeout_and_cancelled_fail_terminally() {
 #[test]
 fn handle_fail_transient_retries_under_the_default_policy_without_a_stored_one() {
     for class in [FailureClass::Transient, FailureClass::InfraCrash] {
-        let mut db = leased();
+        let mut db = TestDb::leased();
         assert_eq!(
             fail(&mut db, &handle(), "flaky", class, LATER).unwrap(),
             FailOutcome::RetryScheduled(RetryScheduled {
@@ -1339,7 +1271,7 @@ fn handle_fail_transient_retries_under_the_default_policy_without_a_stored_one()
         assert_eq!(completion_events(&db), "");
         assert_eq!(
             lease_events(&db),
-            format!("{},revoked:{LEASE_ID}:{LATER}", acquired())
+            format!("{},revoked:{LEASE}:{LATER}", acquired())
         );
     }
 }
@@ -1347,7 +1279,7 @@ fn handle_fail_transient_retries_under_the_default_policy_without_a_stored_one()
 #[test]
 fn handle_fail_transient_grows_the_default_backoff_and_stops_after_three_retries() {
     for (retry_count, expected) in [(1, Some(2000)), (2, Some(4000)), (3, None)] {
-        let mut db = leased();
+        let mut db = TestDb::leased();
         set_retry_count(&db, retry_count);
         let outcome = fail(&mut db, &handle(), "flaky", FailureClass::Transient, LATER).unwrap();
         match expected {
@@ -1369,7 +1301,7 @@ fn handle_fail_transient_grows_the_default_backoff_and_stops_after_three_retries
 
 #[test]
 fn handle_fail_transient_follows_the_stored_policy() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     set_policy(
         &db,
         r#"{"retry_policy":{"max_retries":1,"backoff":{"type":"fixed","delay_ms":0}}}"#,
@@ -1386,7 +1318,7 @@ fn handle_fail_transient_follows_the_stored_policy() {
         "runnable|unowned|eligible_now|waiting|pending_retry_attempt|waiting_for_worker|0"
     );
     // A stored policy without a retry policy allows no retries.
-    let mut db = leased();
+    let mut db = TestDb::leased();
     set_policy(&db, r#"{"priority":0,"max_reclaim_count":100}"#);
     assert_eq!(
         fail(&mut db, &handle(), "flaky", FailureClass::Transient, LATER).unwrap(),
@@ -1396,7 +1328,7 @@ fn handle_fail_transient_follows_the_stored_policy() {
 
 #[test]
 fn an_old_handle_cannot_act_on_the_next_attempt() {
-    let mut db = leased();
+    let mut db = TestDb::leased();
     let args = FailExecutionArgs {
         retry_policy: Some(fixed(3, 0)),
         ..fail_args()
@@ -1404,15 +1336,15 @@ fn an_old_handle_cannot_act_on_the_next_attempt() {
     fail_execution(&mut db, &args).unwrap();
     // While the retry waits, the old handle finds the execution not active.
     assert_eq!(
-        fails_unchanged(&mut db, |db| complete(db, &handle(), None, LATER)),
-        not_active_err("none", "1", "runnable", ATTEMPT_ID)
+        db.fails_unchanged(|db| complete(db, &handle(), None, LATER)),
+        not_active_err("none", "1", "runnable", ATTEMPT)
     );
     db.seed_grant(EXEC, "worker-1", LATER + 60_000);
-    claim_execution(&mut db, &claim_args(1, OTHER_ID, OTHER_ID, LATER)).unwrap();
+    claim_execution(&mut db, &next_attempt_claim_args()).unwrap();
     // Attempt 0's row still carries epoch 1 and its ids, but it is no longer current.
     for (name, op) in handle_ops() {
         assert_eq!(
-            fails_unchanged(&mut db, |db| op(db, &handle())),
+            db.fails_unchanged(|db| op(db, &handle())),
             CONFLICT,
             "{name}"
         );

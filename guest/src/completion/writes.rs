@@ -5,7 +5,9 @@
 
 use crate::db::{Db, DbExt, int, text};
 use crate::engine::{EngineError, FailOutcome, RetryScheduled};
-use crate::exec::{StateVector, record_completion_event, record_lease_event, update_exec};
+use crate::exec::{
+    StateVector, clamp_u32, record_completion_event, record_lease_event, update_exec,
+};
 use crate::ids::ExecutionRef;
 use crate::sql::Value;
 
@@ -52,6 +54,19 @@ fn end_attempt(
     Ok(())
 }
 
+/// When `value` is given, bind it as the next extra parameter of [`update_exec`] (`params` holds
+/// the extra parameters, numbered from `?9`) and return the `json_set` pair storing it at
+/// `raw_fields.<key>` (starting with `, `); otherwise return nothing.
+fn optional_raw_field(params: &mut Vec<Value>, key: &str, value: Option<&str>) -> String {
+    match value {
+        Some(value) => {
+            params.push(text(value));
+            format!(", '$.{key}', ?{}", params.len() + 8)
+        }
+        None => String::new(),
+    }
+}
+
 /// Attempt `success`; execution COMPLETED with `terminal_at_ms = now`, `result` = `payload`
 /// (NULL when `None`), `raw_fields.terminal_outcome = "success"`, `last_mutation_at` and
 /// `result_encoding` (only when given); then CE(`success`), LE(`revoked`).
@@ -66,13 +81,7 @@ pub fn finish_successfully(
         int(lease.now),
         payload.map_or(Value::Null, |bytes| Value::Blob(bytes.to_vec())),
     ];
-    let encoding = match result_encoding {
-        Some(encoding) => {
-            params.push(text(encoding));
-            ", '$.result_encoding', ?11"
-        }
-        None => "",
-    };
+    let encoding = optional_raw_field(&mut params, "result_encoding", result_encoding);
     update_exec(
         db,
         lease.id,
@@ -114,13 +123,11 @@ pub fn schedule_retry(
         text(delay_until.to_string()),
         text(lease.now.to_string()),
     ];
-    let message = match failure.last_failure_message {
-        Some(message) => {
-            params.push(text(message));
-            ", '$.last_failure_message', ?14"
-        }
-        None => "",
-    };
+    let message = optional_raw_field(
+        &mut params,
+        "last_failure_message",
+        failure.last_failure_message,
+    );
     update_exec(
         db,
         lease.id,
@@ -133,10 +140,9 @@ pub fn schedule_retry(
         &params,
     )?;
     record_lease_event(db, lease.id, "revoked", lease.lease_id, lease.now)?;
-    let attempt = u32::try_from(lease.attempt_index).unwrap_or(u32::MAX);
     Ok(FailOutcome::RetryScheduled(RetryScheduled {
         delay_until,
-        next_attempt_index: attempt.saturating_add(1),
+        next_attempt_index: clamp_u32(lease.attempt_index).saturating_add(1),
     }))
 }
 
@@ -150,13 +156,11 @@ pub fn fail_terminally(
 ) -> Result<FailOutcome, EngineError> {
     end_attempt(db, lease, "failed")?;
     let mut params = vec![int(lease.now), text(failure.reason)];
-    let message = match failure.last_failure_message {
-        Some(message) => {
-            params.push(text(message));
-            ", '$.last_failure_message', ?11"
-        }
-        None => "",
-    };
+    let message = optional_raw_field(
+        &mut params,
+        "last_failure_message",
+        failure.last_failure_message,
+    );
     update_exec(
         db,
         lease.id,

@@ -1,7 +1,6 @@
 //! `cancel-execution` and `revoke-lease`: an operator (or the lease holder) takes the
 //! execution or its lease away. Validation tables: the parent module.
 
-use super::{lease_holder, revoke_synthetic_lease_id};
 use crate::db::{Db, DbExt, int, text};
 use crate::engine::{
     CancelExecutionArgs, CancelSource, EngineError, RevokeLeaseArgs, RevokeLeaseOutcome,
@@ -10,6 +9,11 @@ use crate::engine::{
 use crate::errors::invalid_input;
 use crate::exec::{Exec, StateVector, record_lease_event, update_exec};
 use crate::ids::ExecutionRef;
+
+/// Upstream's synthetic lease id for `revoke_lease` on rows that recorded no lease id.
+fn revoke_synthetic_lease_id(id: &ExecutionRef, attempt_index: i64, lease_epoch: i64) -> String {
+    format!("sqlite:{}:{attempt_index}:{lease_epoch}", id.bare_uuid())
+}
 
 /// The `cancelled_by` text of a cancel source (ff-core's `CancelSource::as_str`).
 fn source_literal(source: &CancelSource) -> &str {
@@ -38,7 +42,7 @@ pub fn cancel_execution(db: &mut impl Db, args: &CancelExecutionArgs) -> Result<
         )));
     }
 
-    let holder = lease_holder(db, &exec)?;
+    let holder = exec.lease_holder(db)?;
     if let Some(attempt) = &holder
         && args.source != CancelSource::OperatorOverride
     {
@@ -105,7 +109,7 @@ pub fn revoke_lease(
     let satisfied = |reason: &str| Ok(RevokeLeaseOutcome::AlreadySatisfied(reason.into()));
     let id = ExecutionRef::parse(&args.execution_id)?;
     let exec = Exec::require(db, &id)?;
-    let Some(attempt) = lease_holder(db, &exec)? else {
+    let Some(attempt) = exec.lease_holder(db)? else {
         return satisfied("no_active_lease");
     };
     if !args.worker_instance_id.is_empty()
@@ -156,8 +160,8 @@ pub fn revoke_lease(
 mod tests {
     use super::*;
     use crate::engine::{Entity, ValidationKind};
-    use crate::recovery::test_support::*;
-    use crate::testing::TestDb;
+    use crate::recovery::test_support::hand_leased;
+    use crate::testing::{ATTEMPT, EXEC, EXEC_UUID, Interloper, LEASE, NOW, TTL, TestDb};
 
     fn cancel_args(source: CancelSource, lease_epoch: Option<u64>) -> CancelExecutionArgs {
         CancelExecutionArgs {
@@ -205,38 +209,38 @@ mod tests {
     #[test]
     fn cancel_of_a_cancelled_execution_is_ok_and_writes_nothing() {
         for lifecycle in ["terminal", "cancelled"] {
-            let mut db = leased();
+            let mut db = TestDb::leased();
             cancel_execution(&mut db, &cancel_args(CancelSource::OperatorOverride, None))
                 .expect("first cancel");
             db.exec(&format!(
                 "UPDATE ff_exec_core SET lifecycle_phase = '{lifecycle}'"
             ));
-            let before = dump(&mut db);
+            let before = db.dump();
             let mut again = cancel_args(CancelSource::LeaseHolder, None);
             again.reason = "second".into();
             cancel_execution(&mut db, &again).expect("idempotent");
-            assert_eq!(before, dump(&mut db), "{lifecycle}");
+            assert_eq!(before, db.dump(), "{lifecycle}");
         }
     }
 
     #[test]
     fn cancel_of_another_terminal_state_is_invalid_input_and_writes_nothing() {
-        let mut db = leased();
+        let mut db = TestDb::leased();
         db.exec("UPDATE ff_exec_core SET lifecycle_phase = 'terminal', public_state = 'completed'");
-        let before = dump(&mut db);
+        let before = db.dump();
         let err = cancel_execution(&mut db, &cancel_args(CancelSource::OperatorOverride, None))
             .unwrap_err();
         assert_eq!(
             invalid_input_detail(err),
             format!("cancel_execution: execution_id={EXEC}: already terminal in state 'completed'")
         );
-        assert_eq!(before, dump(&mut db));
+        assert_eq!(before, db.dump());
     }
 
     #[test]
     fn cancel_by_a_non_operator_needs_the_lease_epoch() {
-        let mut db = leased();
-        let before = dump(&mut db);
+        let mut db = TestDb::leased();
+        let before = db.dump();
         let err =
             cancel_execution(&mut db, &cancel_args(CancelSource::LeaseHolder, None)).unwrap_err();
         assert_eq!(
@@ -246,7 +250,7 @@ mod tests {
                  operator_override and execution is active"
             )
         );
-        assert_eq!(before, dump(&mut db));
+        assert_eq!(before, db.dump());
     }
 
     #[test]
@@ -257,8 +261,8 @@ mod tests {
         let mut wrong_attempt = cancel_args(CancelSource::Custom("reaper".into()), Some(1));
         wrong_attempt.attempt_id = Some("99999999-2222-4222-8222-222222222222".into());
         for args in [wrong_epoch, wrong_lease, wrong_attempt] {
-            let mut db = leased();
-            let before = dump(&mut db);
+            let mut db = TestDb::leased();
+            let before = db.dump();
             assert!(
                 matches!(
                     cancel_execution(&mut db, &args),
@@ -266,13 +270,13 @@ mod tests {
                 ),
                 "{args:?}"
             );
-            assert_eq!(before, dump(&mut db));
+            assert_eq!(before, db.dump());
         }
     }
 
     #[test]
     fn cancel_with_the_full_fence_in_any_case_succeeds() {
-        let mut db = leased();
+        let mut db = TestDb::leased();
         let mut args = cancel_args(CancelSource::LeaseHolder, Some(1));
         args.lease_id = Some(LEASE.to_uppercase());
         args.attempt_id = Some(ATTEMPT.into());
@@ -302,7 +306,7 @@ mod tests {
 
     #[test]
     fn cancel_of_a_leased_execution_writes_exec_attempt_grants_and_one_revoked_event() {
-        let mut db = leased();
+        let mut db = TestDb::leased();
         db.seed_grant(EXEC, "worker-2", NOW + 60_000);
         db.exec(
             "INSERT INTO ff_claim_grant (partition_key, grant_id, execution_id, kind, worker_id, \
@@ -341,7 +345,7 @@ mod tests {
                  occurred_at_ms || ',' || namespace || ',' || instance_tag, ';') \
                  FROM (SELECT * FROM ff_lease_event ORDER BY event_id)"
             ),
-            format!("{BARE},acquired,{LEASE},{NOW},ns,inst;{BARE},revoked,{LEASE},{later},ns,inst")
+            format!("{EXEC_UUID},acquired,{LEASE},{NOW},ns,inst;{EXEC_UUID},revoked,{LEASE},{later},ns,inst")
         );
         assert_eq!(db.one("SELECT COUNT(*) FROM ff_completion_event"), "0");
     }
@@ -399,7 +403,7 @@ mod tests {
 
     #[test]
     fn a_lease_marked_expired_still_needs_the_fence_to_cancel() {
-        let mut db = leased();
+        let mut db = TestDb::leased();
         crate::recovery::mark_lease_expired_if_due(&mut db, EXEC, NOW + TTL as i64).unwrap();
         assert!(matches!(
             cancel_execution(&mut db, &cancel_args(CancelSource::LeaseHolder, None)),
@@ -427,12 +431,12 @@ mod tests {
     }
 
     fn assert_satisfied(db: &mut TestDb, args: &RevokeLeaseArgs, reason: &str) {
-        let before = dump(db);
+        let before = db.dump();
         assert_eq!(
             revoke_lease(db, args).unwrap(),
             RevokeLeaseOutcome::AlreadySatisfied(reason.into())
         );
-        assert_eq!(before, dump(db), "{reason}");
+        assert_eq!(before, db.dump(), "{reason}");
     }
 
     #[test]
@@ -441,22 +445,22 @@ mod tests {
         unclaimed.seed_runnable(EXEC);
         assert_satisfied(&mut unclaimed, &revoke_args("", None), "no_active_lease");
 
-        let mut no_instance = leased();
+        let mut no_instance = TestDb::leased();
         no_instance.exec("UPDATE ff_attempt SET worker_instance_id = ''");
         assert_satisfied(&mut no_instance, &revoke_args("", None), "no_active_lease");
 
-        let mut not_current = leased();
+        let mut not_current = TestDb::leased();
         not_current.exec("UPDATE ff_exec_core SET attempt_index = 1");
         assert_satisfied(&mut not_current, &revoke_args("", None), "no_active_lease");
 
-        let mut revoked = leased();
+        let mut revoked = TestDb::leased();
         revoked.exec("UPDATE ff_exec_core SET ownership_state = 'lease_revoked'");
         assert_satisfied(&mut revoked, &revoke_args("", None), "no_active_lease");
     }
 
     #[test]
     fn revoke_for_another_instance_or_lease_is_already_satisfied() {
-        let mut db = leased();
+        let mut db = TestDb::leased();
         assert_satisfied(
             &mut db,
             &revoke_args("wi-2", None),
@@ -477,7 +481,7 @@ mod tests {
 
     #[test]
     fn revoke_loses_the_race_when_the_epoch_moved() {
-        let mut db = leased();
+        let mut db = TestDb::leased();
         let mut interloper = Interloper {
             db: &mut db,
             trigger: "lease_epoch = lease_epoch + 1",
@@ -497,7 +501,7 @@ mod tests {
 
     #[test]
     fn revoke_clears_the_lease_and_makes_the_execution_waiting() {
-        let mut db = leased();
+        let mut db = TestDb::leased();
         let outcome = revoke_lease(&mut db, &revoke_args("", Some(&LEASE.to_uppercase()))).unwrap();
         assert_eq!(
             outcome,
@@ -538,7 +542,7 @@ mod tests {
     #[test]
     fn revoke_of_a_hand_seeded_lease_uses_upstreams_synthetic_lease_id() {
         let mut db = hand_leased();
-        let synthetic = format!("sqlite:{BARE}:0:3");
+        let synthetic = format!("sqlite:{EXEC_UUID}:0:3");
         assert_eq!(
             revoke_lease(&mut db, &revoke_args("wi-h", Some(&synthetic))).unwrap(),
             RevokeLeaseOutcome::Revoked(RevokedLease {

@@ -1,11 +1,10 @@
 //! Lease expiry: marking one execution's lapsed lease (`mark-lease-expired-if-due`) and
 //! listing lapsed leases (`list-expired-leases`). Validation rules: the parent module.
 
-use super::attempt_index_u32;
 use crate::db::{Db, DbExt, Row, int, text};
 use crate::engine::{EngineError, ExpiredLease, ListExpiredLeasesArgs};
 use crate::errors::corruption;
-use crate::exec::{Attempt, Exec, StateVector, record_lease_event, update_exec};
+use crate::exec::{Attempt, Exec, StateVector, clamp_u32, record_lease_event, update_exec};
 use crate::ids::ExecutionRef;
 use crate::sql::Value;
 
@@ -117,7 +116,7 @@ fn expired_lease(row: &Row) -> Result<ExpiredLease, EngineError> {
         lease_epoch: u64::try_from(lease_epoch).unwrap_or(0),
         worker_instance_id: row.text_or_empty(4),
         expires_at: row.integer(5).unwrap_or(0),
-        attempt_index: attempt_index_u32(attempt_index),
+        attempt_index: clamp_u32(attempt_index),
     })
 }
 
@@ -141,8 +140,7 @@ fn synthetic_lease_id(execution: uuid::Uuid, attempt_index: i64, lease_epoch: i6
 mod tests {
     use super::*;
     use crate::engine::{Entity, ExpiredLeaseCursor, ValidationKind};
-    use crate::recovery::test_support::*;
-    use crate::testing::TestDb;
+    use crate::testing::{EXEC, EXEC_UUID, LEASE, NOW, TTL, TestDb};
 
     const EXPIRES: i64 = NOW + TTL as i64;
 
@@ -181,17 +179,17 @@ mod tests {
             ),
         ];
         for (mutation, now) in cases {
-            let mut db = leased();
+            let mut db = TestDb::leased();
             db.exec(mutation);
-            let before = dump(&mut db);
+            let before = db.dump();
             mark_lease_expired_if_due(&mut db, EXEC, now).expect(mutation);
-            assert_eq!(before, dump(&mut db), "{mutation}");
+            assert_eq!(before, db.dump(), "{mutation}");
         }
     }
 
     #[test]
     fn mark_at_the_expiry_makes_the_lease_reclaimable() {
-        let mut db = leased();
+        let mut db = TestDb::leased();
         mark_lease_expired_if_due(&mut db, EXEC, EXPIRES).expect("mark");
         assert_eq!(
             db.one(
@@ -217,12 +215,12 @@ mod tests {
                 "SELECT execution_id || '|' || event_type || '|' || lease_id || '|' || occurred_at_ms || '|' || \
                  namespace FROM ff_lease_event ORDER BY event_id DESC LIMIT 1"
             ),
-            format!("{BARE}|expired|{LEASE}|{EXPIRES}|ns")
+            format!("{EXEC_UUID}|expired|{LEASE}|{EXPIRES}|ns")
         );
         // Marked once: a second call finds nothing to do.
-        let before = dump(&mut db);
+        let before = db.dump();
         mark_lease_expired_if_due(&mut db, EXEC, EXPIRES + 1).unwrap();
-        assert_eq!(before, dump(&mut db));
+        assert_eq!(before, db.dump());
     }
 
     // ---- list_expired_leases ----
@@ -244,7 +242,7 @@ mod tests {
     fn three_leases() -> TestDb {
         let mut db = TestDb::new();
         for id in [A, B] {
-            claim(&mut db, id);
+            db.claim(id);
         }
         db.seed_runnable(C);
         db.exec("UPDATE ff_exec_core SET partition_key = 1 WHERE hex(execution_id) LIKE '0CCC%'");
@@ -269,7 +267,7 @@ mod tests {
     #[test]
     fn lists_current_expired_leases_oldest_first_then_by_id() {
         let mut db = three_leases();
-        let before = dump(&mut db);
+        let before = db.dump();
         let all = list_expired_leases(&mut db, &list_args(EXPIRES + 5, 100)).unwrap();
         assert_eq!(ids(&all), [A, B, C]);
         assert_eq!(
@@ -283,7 +281,7 @@ mod tests {
                 attempt_index: 0,
             }
         );
-        assert_eq!(before, dump(&mut db), "read-only");
+        assert_eq!(before, db.dump(), "read-only");
 
         assert_eq!(
             ids(&list_expired_leases(&mut db, &list_args(EXPIRES + 4, 100)).unwrap()),

@@ -4,7 +4,8 @@
 //! first write, so an error leaves the database as it was. The first failing check decides the
 //! result. "Lease held" (used by cancel and revoke) means: the execution is `active`, its
 //! ownership is `leased` or `lease_expired_reclaimable`, and its CURRENT attempt
-//! (`ff_exec_core.attempt_index`) exists with a non-empty `worker_instance_id`. The "stored
+//! (`ff_exec_core.attempt_index`) exists with a non-empty `worker_instance_id`
+//! ([`Exec::lease_holder`](crate::exec::Exec::lease_holder)). The "stored
 //! lease id" is the current attempt's `raw_fields.lease_id`; lease events carry it (or `NULL`
 //! on rows seeded without one).
 //!
@@ -137,83 +138,3 @@ pub use cancel::{cancel_execution, revoke_lease};
 pub use expiry::{list_expired_leases, mark_lease_expired_if_due};
 pub use reclaim::{issue_reclaim_grant, reclaim_execution};
 pub use resume::{claim_from_resume_grant, claim_resumed_execution, resume_execution};
-
-use crate::db::{Db, DbExt, int};
-use crate::engine::{AttemptType, EngineError};
-use crate::errors::not_active;
-use crate::exec::{Attempt, Exec};
-use crate::ids::ExecutionRef;
-
-/// The current attempt if it holds a lease: the execution is `active`, owned by a lease
-/// (`leased`, or `lease_expired_reclaimable` until someone reclaims it), and the attempt row
-/// names a worker instance.
-fn lease_holder(db: &mut impl Db, exec: &Exec) -> Result<Option<Attempt>, EngineError> {
-    if exec.lifecycle_phase != "active"
-        || !matches!(
-            exec.ownership_state.as_str(),
-            "leased" | "lease_expired_reclaimable"
-        )
-    {
-        return Ok(None);
-    }
-    Ok(
-        Attempt::load(db, &exec.id, exec.attempt_index)?.filter(|attempt| {
-            attempt
-                .worker_instance_id
-                .as_deref()
-                .is_some_and(|instance| !instance.is_empty())
-        }),
-    )
-}
-
-/// `Contention(ExecutionNotActive)` with the observed state: the current attempt's epoch (or
-/// empty when there is no attempt row).
-fn not_active_error(exec: &Exec, attempt: Option<&Attempt>) -> EngineError {
-    not_active(
-        exec.terminal_outcome_or_none(),
-        attempt.map_or_else(String::new, |attempt| attempt.lease_epoch.to_string()),
-        exec.lifecycle_phase.clone(),
-        exec.current_attempt_id_or_empty(),
-    )
-}
-
-/// The bare lowercase UUID of an execution (the outbox form).
-fn bare_uuid(id: &ExecutionRef) -> String {
-    let canonical = id.canonical();
-    canonical
-        .split_once("}:")
-        .map_or_else(|| canonical.clone(), |(_, uuid)| uuid.to_string())
-}
-
-/// Upstream's synthetic lease id for `revoke_lease` on rows that recorded no lease id.
-fn revoke_synthetic_lease_id(id: &ExecutionRef, attempt_index: i64, lease_epoch: i64) -> String {
-    format!("sqlite:{}:{attempt_index}:{lease_epoch}", bare_uuid(id))
-}
-
-/// The attempt type recorded on an attempt row (`raw_fields.attempt_type`); `initial` when the
-/// row is missing or recorded none.
-fn stored_attempt_type(
-    db: &mut impl Db,
-    id: &ExecutionRef,
-    attempt_index: i64,
-) -> Result<AttemptType, EngineError> {
-    let literal = db
-        .first_row(
-            "SELECT json_extract(raw_fields, '$.attempt_type') FROM ff_attempt \
-             WHERE partition_key = ?1 AND execution_id = ?2 AND attempt_index = ?3",
-            &[id.partition(), id.blob(), int(attempt_index)],
-        )?
-        .and_then(|row| row.text(0));
-    Ok(match literal.as_deref() {
-        Some("retry") => AttemptType::Retry,
-        Some("reclaim") => AttemptType::Reclaim,
-        Some("replay") => AttemptType::Replay,
-        Some("fallback") => AttemptType::Fallback,
-        _ => AttemptType::Initial,
-    })
-}
-
-/// A stored attempt index as the WIT's `u32` (clamped; indexes are small in practice).
-fn attempt_index_u32(index: i64) -> u32 {
-    u32::try_from(index.max(0)).unwrap_or(u32::MAX)
-}

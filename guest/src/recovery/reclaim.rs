@@ -3,20 +3,19 @@
 //! new attempt with a higher epoch, or terminal failure once the reclaim cap is reached.
 //! Validation tables: the parent module.
 
-use super::attempt_index_u32;
 use crate::db::{Db, DbExt, int, text};
 use crate::engine::{
-    AttemptType, ClaimedExecution, EngineError, IssueReclaimGrantArgs, IssueReclaimGrantOutcome,
+    AttemptType, EngineError, IssueReclaimGrantArgs, IssueReclaimGrantOutcome,
     ReclaimExecutionArgs, ReclaimExecutionOutcome, ReclaimGrant,
 };
-use crate::errors::{corruption, invalid_input};
+use crate::errors::{invalid_input, require_positive};
 use crate::exec::{
-    Attempt, Exec, StateVector, lease_expiry, next_attempt_index, record_completion_event,
-    record_lease_event, update_exec,
+    Attempt, Exec, StateVector, clamp_u32, lease_expiry, next_attempt_index,
+    record_completion_event, record_lease_event, update_exec,
 };
-use crate::ids::ExecutionRef;
+use crate::ids::{ExecutionRef, random_uuid};
 use crate::json;
-use crate::lease::{LeaseRequest, acquire_lease};
+use crate::lease::{LeaseRequest, acquire_lease, claimant_of};
 use crate::sql::Value;
 
 /// ff-core's default `ExecutionPolicy::max_reclaim_count`.
@@ -42,28 +41,13 @@ fn not_reclaimable_detail(exec: &Exec) -> Option<String> {
     None
 }
 
-/// A fresh random version-4 UUID from SQLite's `randomblob` (the guest has no randomness).
-fn random_uuid(db: &mut impl Db) -> Result<uuid::Uuid, EngineError> {
-    let row = db
-        .first_row("SELECT randomblob(16)", &[])?
-        .ok_or_else(|| corruption("randomblob(16) returned no row"))?;
-    let bytes: [u8; 16] = match row.0.first() {
-        Some(Value::Blob(bytes)) => bytes.as_slice().try_into().ok(),
-        _ => None,
-    }
-    .ok_or_else(|| corruption("randomblob(16) did not return 16 bytes"))?;
-    Ok(uuid::Builder::from_random_bytes(bytes).into_uuid())
-}
-
 /// Grant `args.worker_id` the right to reclaim an execution whose lease expired or was
 /// revoked. See the module docs of [`crate::recovery`] for the rules.
 pub fn issue_reclaim_grant(
     db: &mut impl Db,
     args: &IssueReclaimGrantArgs,
 ) -> Result<IssueReclaimGrantOutcome, EngineError> {
-    if args.grant_ttl_ms == 0 {
-        return Err(invalid_input("grant_ttl_ms must be positive"));
-    }
+    require_positive("grant_ttl_ms", args.grant_ttl_ms)?;
     let id = ExecutionRef::parse(&args.execution_id)?;
     let exec = Exec::require(db, &id)?;
     if let Some(detail) = not_reclaimable_detail(&exec) {
@@ -133,9 +117,7 @@ pub fn reclaim_execution(
     db: &mut impl Db,
     args: &ReclaimExecutionArgs,
 ) -> Result<ReclaimExecutionOutcome, EngineError> {
-    if args.lease_ttl_ms == 0 {
-        return Err(invalid_input("lease_ttl_ms must be positive"));
-    }
+    require_positive("lease_ttl_ms", args.lease_ttl_ms)?;
     let id = ExecutionRef::parse(&args.execution_id)?;
     // Newest first; among grants issued in the same millisecond the last inserted wins.
     let Some(grant) = db.first_row(
@@ -198,27 +180,23 @@ pub fn reclaim_execution(
         )?;
         record_completion_event(db, &id, "failed", args.now)?;
         record_lease_event(db, &id, "revoked", prior_lease_id.as_deref(), args.now)?;
-        return Ok(ReclaimExecutionOutcome::ReclaimCapExceeded(
-            u32::try_from(exec.lease_reclaim_count).unwrap_or(u32::MAX),
-        ));
+        return Ok(ReclaimExecutionOutcome::ReclaimCapExceeded(clamp_u32(
+            exec.lease_reclaim_count,
+        )));
     }
 
     db.run(delete_grant, &[id.partition(), grant_id])?;
     let attempt_index = next_attempt_index(db, &id)?;
+    let claimant = claimant_of!(args);
     let acquired = acquire_lease(
         db,
         &id,
         &LeaseRequest {
+            claimant,
             attempt_index,
-            worker_id: &args.worker_id,
-            worker_instance_id: &args.worker_instance_id,
-            lease_id: &args.lease_id,
-            attempt_id: &args.attempt_id,
             attempt_type: AttemptType::Reclaim,
             attempt_policy_json: &args.attempt_policy_json,
             first_epoch: prior_epoch.saturating_add(1),
-            lease_ttl_ms: args.lease_ttl_ms,
-            now: args.now,
             execution_deadline_at: None,
             event: "reclaimed",
         },
@@ -228,24 +206,18 @@ pub fn reclaim_execution(
          WHERE partition_key = ?1 AND execution_id = ?2",
         &id.key(),
     )?;
-    Ok(ReclaimExecutionOutcome::Claimed(ClaimedExecution {
-        execution_id: id.canonical(),
-        lease_id: args.lease_id.clone(),
-        lease_epoch: acquired.lease_epoch,
-        attempt_index: attempt_index_u32(attempt_index),
-        attempt_id: args.attempt_id.clone(),
-        attempt_type: AttemptType::Reclaim,
-        lease_expires_at: acquired.lease_expires_at,
-    }))
+    Ok(ReclaimExecutionOutcome::Claimed(
+        acquired.claimed(id.canonical(), &claimant),
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Entity, ValidationKind};
+    use crate::engine::{ClaimedExecution, Entity, ValidationKind};
     use crate::recovery::mark_lease_expired_if_due;
-    use crate::recovery::test_support::*;
-    use crate::testing::TestDb;
+    use crate::recovery::test_support::hand_leased;
+    use crate::testing::{ATTEMPT, EXEC, EXEC_UUID, LEASE, NOW, TTL, TestDb};
 
     const EXPIRES: i64 = NOW + TTL as i64;
     const NEW_LEASE: &str = "55555555-5555-4555-8555-555555555555";
@@ -283,7 +255,7 @@ mod tests {
 
     /// [`EXEC`] leased, then its lease marked expired at `EXPIRES`.
     fn expired() -> TestDb {
-        let mut db = leased();
+        let mut db = TestDb::leased();
         mark_lease_expired_if_due(&mut db, EXEC, EXPIRES).unwrap();
         db
     }
@@ -307,7 +279,7 @@ mod tests {
     #[test]
     fn issue_validation_rows() {
         let mut db = expired();
-        let before = dump(&mut db);
+        let before = db.dump();
         let mut zero = grant_args("worker-2", EXPIRES);
         zero.grant_ttl_ms = 0;
         invalid_input_detail(issue_reclaim_grant(&mut db, &zero));
@@ -315,24 +287,24 @@ mod tests {
             issue_reclaim_grant(&mut TestDb::new(), &grant_args("worker-2", EXPIRES)),
             Err(EngineError::NotFound(Entity::Execution))
         ));
-        assert_eq!(before, dump(&mut db));
+        assert_eq!(before, db.dump());
     }
 
     #[test]
     fn issue_for_an_unreclaimable_execution_says_why_and_writes_nothing() {
         let mut runnable = TestDb::new();
         runnable.seed_runnable(EXEC);
-        let before = dump(&mut runnable);
+        let before = runnable.dump();
         assert_eq!(
             issue_reclaim_grant(&mut runnable, &grant_args("worker-2", NOW)).unwrap(),
             IssueReclaimGrantOutcome::NotReclaimable(
                 "lifecycle_phase=runnable (expected active)".into()
             )
         );
-        assert_eq!(before, dump(&mut runnable));
+        assert_eq!(before, runnable.dump());
 
-        let mut live = leased();
-        let before = dump(&mut live);
+        let mut live = TestDb::leased();
+        let before = live.dump();
         assert_eq!(
             issue_reclaim_grant(&mut live, &grant_args("worker-2", NOW)).unwrap(),
             IssueReclaimGrantOutcome::NotReclaimable(
@@ -340,7 +312,7 @@ mod tests {
                     .into()
             )
         );
-        assert_eq!(before, dump(&mut live));
+        assert_eq!(before, live.dump());
     }
 
     #[test]
@@ -367,7 +339,7 @@ mod tests {
                 "{}|reclaim|worker-2|worker-2-instance|lane-r|hash|[\"a\",\"b\\\"c\"]|{{\"route\":1}}|NULL|10000|{EXPIRES}|{}|0|{}",
                 grant.grant_id.replace('-', ""),
                 EXPIRES + 10_000,
-                BARE.replace('-', "")
+                EXEC_UUID.replace('-', "")
             )
         );
         // A second grant gets its own id; a revoked lease is reclaimable too.
@@ -402,20 +374,20 @@ mod tests {
     #[test]
     fn reclaim_zero_ttl_and_missing_grant() {
         let mut db = granted();
-        let before = dump(&mut db);
+        let before = db.dump();
         let mut zero = reclaim_args(None, EXPIRES + 1);
         zero.lease_ttl_ms = 0;
         invalid_input_detail(reclaim_execution(&mut db, &zero));
-        assert_eq!(before, dump(&mut db));
+        assert_eq!(before, db.dump());
 
         let mut db = expired();
         db.seed_grant(EXEC, "worker-2", 0); // a claim grant is not a reclaim grant
-        let before = dump(&mut db);
+        let before = db.dump();
         assert_eq!(
             reclaim_execution(&mut db, &reclaim_args(None, EXPIRES + 1)).unwrap(),
             ReclaimExecutionOutcome::GrantNotFound
         );
-        assert_eq!(before, dump(&mut db));
+        assert_eq!(before, db.dump());
     }
 
     #[test]
@@ -423,12 +395,12 @@ mod tests {
         let mut db = granted();
         // Issued later than worker-2's: this one decides.
         issue_reclaim_grant(&mut db, &grant_args("worker-3", EXPIRES + 1)).unwrap();
-        let before = dump(&mut db);
+        let before = db.dump();
         assert_eq!(
             invalid_input_detail(reclaim_execution(&mut db, &reclaim_args(None, EXPIRES + 2))),
             "reclaim_execution: grant worker_id=worker-3 mismatches caller worker-2"
         );
-        assert_eq!(before, dump(&mut db));
+        assert_eq!(before, db.dump());
     }
 
     #[test]
@@ -444,13 +416,13 @@ mod tests {
     #[test]
     fn an_expired_grant_is_deleted_and_reported_not_found() {
         let mut db = granted();
-        let mut expected = dump(&mut db);
+        let mut expected = db.dump();
         expected.retain(|row| !row.starts_with("ff_claim_grant:"));
         assert_eq!(
             reclaim_execution(&mut db, &reclaim_args(None, EXPIRES + 10_000)).unwrap(),
             ReclaimExecutionOutcome::GrantNotFound
         );
-        assert_eq!(expected, dump(&mut db), "only the grant is gone");
+        assert_eq!(expected, db.dump(), "only the grant is gone");
     }
 
     #[test]
@@ -460,15 +432,15 @@ mod tests {
             "INSERT INTO ff_claim_grant (partition_key, grant_id, execution_id, kind, worker_id, \
                  worker_instance_id, grant_ttl_ms, issued_at_ms, expires_at_ms) \
              VALUES (0, randomblob(16), X'{}', 'reclaim', 'worker-2', 'wi', 1, 0, {})",
-            BARE.replace('-', ""),
+            EXEC_UUID.replace('-', ""),
             EXPIRES + 10_000
         ));
-        let before = dump(&mut db);
+        let before = db.dump();
         assert!(matches!(
             reclaim_execution(&mut db, &reclaim_args(None, EXPIRES + 1)),
             Err(EngineError::NotFound(Entity::Execution))
         ));
-        assert_eq!(before, dump(&mut db));
+        assert_eq!(before, db.dump());
     }
 
     #[test]
@@ -485,12 +457,12 @@ mod tests {
         ] {
             let mut db = granted();
             db.exec(mutation);
-            let before = dump(&mut db);
+            let before = db.dump();
             assert_eq!(
                 reclaim_execution(&mut db, &reclaim_args(None, EXPIRES + 1)).unwrap(),
                 ReclaimExecutionOutcome::NotReclaimable(detail.into())
             );
-            assert_eq!(before, dump(&mut db));
+            assert_eq!(before, db.dump());
         }
     }
 
@@ -599,7 +571,7 @@ mod tests {
                 "SELECT lower(hex(execution_id)) || '|' || outcome || '|' || occurred_at_ms || '|' || namespace || '|' || \
                  instance_tag || '|' || COUNT(*) FROM ff_completion_event"
             ),
-            format!("{}|failed|{now}|ns|inst|1", BARE.replace('-', ""))
+            format!("{}|failed|{now}|ns|inst|1", EXEC_UUID.replace('-', ""))
         );
         assert_eq!(
             db.one(

@@ -2,64 +2,15 @@
 //! expired lease on the same attempt (`claim-from-resume-grant`). Validation tables: the
 //! parent module.
 
-use super::{attempt_index_u32, not_active_error, stored_attempt_type};
 use crate::db::{Db, DbExt, int};
 use crate::engine::{
-    ClaimResumedExecutionArgs, ClaimedExecution, ContentionKind, EngineError, Entity, PublicState,
+    ClaimResumedExecutionArgs, ClaimedExecution, ContentionKind, EngineError, PublicState,
     ResumeExecutionArgs, ResumeGrantClaimArgs, StateKind,
 };
-use crate::errors::{contention, invalid_input};
+use crate::errors::{contention, require_positive};
 use crate::exec::{Attempt, Exec, StateVector, lease_expiry, update_exec};
 use crate::ids::ExecutionRef;
-use crate::lease::{LeaseRequest, acquire_lease};
-
-/// The worker-chosen parts of a lease taken on the execution's current attempt.
-struct CurrentAttemptLease<'a> {
-    worker_id: &'a str,
-    worker_instance_id: &'a str,
-    lease_id: &'a str,
-    attempt_id: &'a str,
-    lease_ttl_ms: u64,
-    now: i64,
-    event: &'static str,
-}
-
-/// Lease the execution's current attempt (re-armed with its epoch + 1, or created with epoch
-/// 1), keeping the attempt's recorded type.
-fn lease_current_attempt(
-    db: &mut impl Db,
-    exec: &Exec,
-    lease: &CurrentAttemptLease<'_>,
-) -> Result<ClaimedExecution, EngineError> {
-    let attempt_type = stored_attempt_type(db, &exec.id, exec.attempt_index)?;
-    let acquired = acquire_lease(
-        db,
-        &exec.id,
-        &LeaseRequest {
-            attempt_index: exec.attempt_index,
-            worker_id: lease.worker_id,
-            worker_instance_id: lease.worker_instance_id,
-            lease_id: lease.lease_id,
-            attempt_id: lease.attempt_id,
-            attempt_type,
-            attempt_policy_json: "",
-            first_epoch: 1,
-            lease_ttl_ms: lease.lease_ttl_ms,
-            now: lease.now,
-            execution_deadline_at: None,
-            event: lease.event,
-        },
-    )?;
-    Ok(ClaimedExecution {
-        execution_id: exec.id.canonical(),
-        lease_id: lease.lease_id.to_string(),
-        lease_epoch: acquired.lease_epoch,
-        attempt_index: attempt_index_u32(exec.attempt_index),
-        attempt_id: lease.attempt_id.to_string(),
-        attempt_type,
-        lease_expires_at: acquired.lease_expires_at,
-    })
-}
+use crate::lease::{claimant_of, lease_current_attempt};
 
 /// Lease an execution whose suspension was satisfied (`public_state = 'resumable'`) on its
 /// current attempt. See the module docs of [`crate::recovery`] for the rules.
@@ -67,9 +18,7 @@ pub fn claim_resumed_execution(
     db: &mut impl Db,
     args: &ClaimResumedExecutionArgs,
 ) -> Result<ClaimedExecution, EngineError> {
-    if args.lease_ttl_ms == 0 {
-        return Err(invalid_input("lease_ttl_ms must be positive"));
-    }
+    require_positive("lease_ttl_ms", args.lease_ttl_ms)?;
     let id = ExecutionRef::parse(&args.execution_id)?;
     let exec = Exec::require(db, &id)?;
     if exec.public_state != "resumable" {
@@ -78,19 +27,9 @@ pub fn claim_resumed_execution(
     if exec.ownership_state != "unowned" {
         return Err(contention(ContentionKind::LeaseConflict));
     }
-    lease_current_attempt(
-        db,
-        &exec,
-        &CurrentAttemptLease {
-            worker_id: &args.worker_id,
-            worker_instance_id: &args.worker_instance_id,
-            lease_id: &args.lease_id,
-            attempt_id: &args.attempt_id,
-            lease_ttl_ms: args.lease_ttl_ms,
-            now: args.now,
-            event: "acquired",
-        },
-    )
+    let claimant = claimant_of!(args);
+    let lease = lease_current_attempt(db, &exec, &claimant, "acquired")?;
+    Ok(lease.claimed(id.canonical(), &claimant))
 }
 
 /// Resume a suspended execution, at once (`waiting`) or after `resume_delay_ms` (`delayed`,
@@ -154,41 +93,26 @@ pub fn claim_from_resume_grant(
     db: &mut impl Db,
     args: &ResumeGrantClaimArgs,
 ) -> Result<Option<ClaimedExecution>, EngineError> {
-    if args.lease_ttl_ms == 0 {
-        return Err(invalid_input("lease_ttl_ms must be positive"));
-    }
+    require_positive("lease_ttl_ms", args.lease_ttl_ms)?;
     let id = ExecutionRef::parse(&args.execution_id)?;
     let exec = Exec::require(db, &id)?;
-    let attempt = Attempt::load(db, &id, exec.attempt_index)?;
     if exec.lifecycle_phase != "active" {
-        return Err(not_active_error(&exec, attempt.as_ref()));
+        return Err(exec.not_active(db)?);
     }
-    let attempt = attempt.ok_or(EngineError::NotFound(Entity::Attempt))?;
+    let attempt = Attempt::require(db, &id, exec.attempt_index)?;
     if exec.ownership_state == "leased" && attempt.lease_live_at(args.now) {
         return Ok(None);
     }
-    lease_current_attempt(
-        db,
-        &exec,
-        &CurrentAttemptLease {
-            worker_id: &args.worker_id,
-            worker_instance_id: &args.worker_instance_id,
-            lease_id: &args.lease_id,
-            attempt_id: &args.attempt_id,
-            lease_ttl_ms: args.lease_ttl_ms,
-            now: args.now,
-            event: "reclaimed",
-        },
-    )
-    .map(Some)
+    let claimant = claimant_of!(args);
+    let lease = lease_current_attempt(db, &exec, &claimant, "reclaimed")?;
+    Ok(Some(lease.claimed(id.canonical(), &claimant)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{AttemptType, ExecutionNotActive};
-    use crate::recovery::test_support::*;
-    use crate::testing::TestDb;
+    use crate::engine::{AttemptType, Entity, ExecutionNotActive};
+    use crate::testing::{ATTEMPT, EXEC, LEASE, NOW, TTL, TestDb};
 
     const NEW_LEASE: &str = "33333333-3333-4333-8333-333333333333";
     const NEW_ATTEMPT: &str = "44444444-4444-4444-8444-444444444444";
@@ -262,10 +186,8 @@ mod tests {
         run: impl FnOnce(&mut TestDb) -> Result<(), EngineError>,
         expected: impl Fn(&EngineError) -> bool,
     ) {
-        let before = dump(db);
-        let err = run(db).expect_err("must fail");
+        let err = db.fails_unchanged(run);
         assert!(expected(&err), "{err:?}");
-        assert_eq!(before, dump(db));
     }
 
     // ---- claim_resumed_execution ----
@@ -455,7 +377,7 @@ mod tests {
         let mut zero = grant_args(NOW + TTL as i64);
         zero.lease_ttl_ms = 0;
         assert_error_writes_nothing(
-            &mut leased(),
+            &mut TestDb::leased(),
             |db| claim_from_resume_grant(db, &zero).map(drop),
             |e| matches!(e, EngineError::Validation(v) if v.kind == crate::engine::ValidationKind::InvalidInput),
         );
@@ -464,7 +386,7 @@ mod tests {
             |db| claim_from_resume_grant(db, &grant_args(NOW)).map(drop),
             |e| matches!(e, EngineError::NotFound(Entity::Execution)),
         );
-        let mut no_attempt = leased();
+        let mut no_attempt = TestDb::leased();
         no_attempt.exec("UPDATE ff_exec_core SET attempt_index = 1");
         assert_error_writes_nothing(
             &mut no_attempt,
@@ -475,7 +397,7 @@ mod tests {
 
     #[test]
     fn claim_from_resume_grant_refuses_inactive_executions_with_the_observed_state() {
-        let mut cancelled = leased();
+        let mut cancelled = TestDb::leased();
         crate::recovery::cancel_execution(
             &mut cancelled,
             &crate::engine::CancelExecutionArgs {
@@ -523,19 +445,19 @@ mod tests {
 
     #[test]
     fn claim_from_resume_grant_is_none_while_the_lease_is_live() {
-        let mut db = leased();
-        let before = dump(&mut db);
+        let mut db = TestDb::leased();
+        let before = db.dump();
         assert_eq!(
             claim_from_resume_grant(&mut db, &grant_args(NOW + TTL as i64 - 1)).unwrap(),
             None
         );
-        assert_eq!(before, dump(&mut db));
+        assert_eq!(before, db.dump());
     }
 
     #[test]
     fn claim_from_resume_grant_takes_over_an_expired_lease_on_the_same_attempt() {
         let expires = NOW + TTL as i64;
-        let mut db = leased();
+        let mut db = TestDb::leased();
         let claimed = claim_from_resume_grant(&mut db, &grant_args(expires))
             .unwrap()
             .expect("expired at now: taken over");
@@ -578,7 +500,7 @@ mod tests {
     #[test]
     fn claim_from_resume_grant_takes_over_a_lease_marked_expired_or_revoked() {
         for ownership in ["lease_expired_reclaimable", "lease_revoked"] {
-            let mut db = leased();
+            let mut db = TestDb::leased();
             db.exec(&format!(
                 "UPDATE ff_exec_core SET ownership_state = '{ownership}'"
             ));

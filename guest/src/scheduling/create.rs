@@ -3,18 +3,11 @@
 use std::collections::BTreeMap;
 
 use crate::db::{Db, DbExt, int, opt_int, text};
-use crate::engine::{
-    CreateExecutionArgs, CreateExecutionOutcome, EngineError, PublicState, ValidationError,
-    ValidationKind,
-};
-use crate::errors::invalid_input;
-use crate::exec::{MAX_PAYLOAD_BYTES, StateVector};
-use crate::ids::ExecutionRef;
+use crate::engine::{CreateExecutionArgs, CreateExecutionOutcome, EngineError, PublicState};
+use crate::exec::{StateVector, check_input_payload};
+use crate::ids::{ExecutionRef, validate_lane_id};
 use crate::json;
 use crate::sql::Value;
-
-/// The longest lane id ff-core's `LaneId::try_new` accepts, in bytes.
-const LANE_ID_MAX_BYTES: usize = 64;
 
 /// Create `args.execution_id` (idempotent on the id): waiting, or delayed until
 /// `args.delay_until` when that is in the future. See the module docs for the rules.
@@ -23,15 +16,7 @@ pub fn create_execution(
     args: &CreateExecutionArgs,
 ) -> Result<CreateExecutionOutcome, EngineError> {
     validate_lane_id(&args.lane_id)?;
-    if args.input_payload.len() > MAX_PAYLOAD_BYTES {
-        return Err(EngineError::Validation(ValidationError {
-            kind: ValidationKind::PayloadTooLarge,
-            detail: format!(
-                "input_payload is {} bytes (max {MAX_PAYLOAD_BYTES})",
-                args.input_payload.len()
-            ),
-        }));
-    }
+    check_input_payload(&args.input_payload)?;
     let id = ExecutionRef::parse(&args.execution_id)?;
 
     let delay_until = args.delay_until.filter(|until| *until > args.now);
@@ -94,25 +79,6 @@ pub fn create_execution(
     })
 }
 
-/// ff-core's `LaneId::try_new` rules: non-empty, at most 64 bytes, printable ASCII only.
-fn validate_lane_id(lane_id: &str) -> Result<(), EngineError> {
-    if lane_id.is_empty() {
-        return Err(invalid_input("lane_id must not be empty"));
-    }
-    if lane_id.len() > LANE_ID_MAX_BYTES {
-        return Err(invalid_input(format!(
-            "lane_id is {} bytes (max {LANE_ID_MAX_BYTES})",
-            lane_id.len()
-        )));
-    }
-    if let Some(index) = lane_id.bytes().position(|b| !(0x20..=0x7e).contains(&b)) {
-        return Err(invalid_input(format!(
-            "lane_id has a non-printable byte at index {index}"
-        )));
-    }
-    Ok(())
-}
-
 /// The initial `raw_fields` document, keys in alphabetical order as upstream's serde map
 /// writes them; tags sorted by key (a repeated key keeps its last value).
 fn raw_fields(args: &CreateExecutionArgs, delay_until: Option<i64>) -> String {
@@ -153,8 +119,9 @@ fn raw_fields(args: &CreateExecutionArgs, delay_until: Option<i64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduling::test_support::{EXEC, NOW, dump, hex};
-    use crate::testing::TestDb;
+    use crate::engine::ValidationKind;
+    use crate::exec::MAX_PAYLOAD_BYTES;
+    use crate::testing::{EXEC, NOW, TestDb, hex};
 
     fn args() -> CreateExecutionArgs {
         CreateExecutionArgs {
@@ -356,7 +323,7 @@ mod tests {
     fn a_second_create_is_duplicate_changes_nothing_but_registers_its_lane() {
         let mut db = TestDb::new();
         create_execution(&mut db, &args()).unwrap();
-        let before = dump(&mut db);
+        let before = db.dump();
 
         let mut again = args();
         again.priority = 1;
@@ -366,7 +333,7 @@ mod tests {
             create_execution(&mut db, &again).unwrap(),
             CreateExecutionOutcome::Duplicate
         );
-        assert_eq!(dump(&mut db), before);
+        assert_eq!(db.dump(), before);
 
         let mut other_lane = again.clone();
         other_lane.lane_id = "other".into();
@@ -427,14 +394,14 @@ mod tests {
         ];
         for (lane, expected) in cases {
             let mut db = TestDb::new();
-            let before = dump(&mut db);
+            let before = db.dump();
             let mut bad = args();
             bad.lane_id = lane.clone();
             match (create_execution(&mut db, &bad), expected) {
                 (Err(EngineError::Validation(v)), Some(detail)) => {
                     assert_eq!(v.kind, ValidationKind::InvalidInput, "{lane:?}");
                     assert_eq!(v.detail, detail, "{lane:?}");
-                    assert_eq!(dump(&mut db), before, "{lane:?}");
+                    assert_eq!(db.dump(), before, "{lane:?}");
                 }
                 (Ok(CreateExecutionOutcome::Created(_)), None) => {}
                 (other, _) => panic!("{lane:?}: {other:?}"),
@@ -445,14 +412,14 @@ mod tests {
     #[test]
     fn an_oversized_payload_is_payload_too_large_and_writes_nothing() {
         let mut db = TestDb::new();
-        let before = dump(&mut db);
+        let before = db.dump();
         let mut big = args();
         big.input_payload = vec![0; MAX_PAYLOAD_BYTES + 1];
         assert_eq!(
             validation_kind(create_execution(&mut db, &big)),
             ValidationKind::PayloadTooLarge
         );
-        assert_eq!(dump(&mut db), before);
+        assert_eq!(db.dump(), before);
 
         big.input_payload = vec![0; MAX_PAYLOAD_BYTES];
         create_execution(&mut db, &big).unwrap();
@@ -465,14 +432,14 @@ mod tests {
     #[test]
     fn a_malformed_id_is_invalid_input_and_writes_nothing() {
         let mut db = TestDb::new();
-        let before = dump(&mut db);
+        let before = db.dump();
         let mut bad = args();
         bad.execution_id = "{fp:0}:nope".into();
         assert_eq!(
             validation_kind(create_execution(&mut db, &bad)),
             ValidationKind::InvalidInput
         );
-        assert_eq!(dump(&mut db), before);
+        assert_eq!(db.dump(), before);
     }
 
     #[test]

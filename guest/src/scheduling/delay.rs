@@ -35,8 +35,7 @@ pub fn promote_delayed(db: &mut impl Db, execution_id: &str, now: i64) -> Result
 mod tests {
     use super::*;
     use crate::engine::{Entity, ValidationKind};
-    use crate::scheduling::test_support::{EXEC, NOW, dump};
-    use crate::testing::TestDb;
+    use crate::testing::{EXEC, NOW, TestDb};
 
     /// A runnable execution delayed until `until` in `attempt_state`.
     fn delayed(until: i64, attempt_state: &str) -> TestDb {
@@ -121,31 +120,31 @@ mod tests {
             if !mutation.is_empty() {
                 db.exec(&format!("UPDATE ff_exec_core SET {mutation}"));
             }
-            let before = dump(&mut db);
+            let before = db.dump();
             promote_delayed(&mut db, EXEC, NOW).unwrap();
-            assert_eq!(dump(&mut db), before, "{mutation}");
+            assert_eq!(db.dump(), before, "{mutation}");
         }
     }
 
     #[test]
     fn missing_execution_is_not_found() {
         let mut db = TestDb::new();
-        let before = dump(&mut db);
+        let before = db.dump();
         assert_eq!(
             promote_delayed(&mut db, EXEC, NOW),
             Err(EngineError::NotFound(Entity::Execution))
         );
-        assert_eq!(dump(&mut db), before);
+        assert_eq!(db.dump(), before);
     }
 
     #[test]
     fn a_malformed_id_is_invalid_input() {
         let mut db = delayed(NOW, "pending_first_attempt");
-        let before = dump(&mut db);
+        let before = db.dump();
         match promote_delayed(&mut db, "{fp:x}:y", NOW) {
             Err(EngineError::Validation(v)) => assert_eq!(v.kind, ValidationKind::InvalidInput),
             other => panic!("{other:?}"),
         }
-        assert_eq!(dump(&mut db), before);
+        assert_eq!(db.dump(), before);
     }
 }

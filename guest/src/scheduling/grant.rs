@@ -7,7 +7,7 @@ use crate::engine::{
     ConflictKind, ContentionKind, EngineError, IssueClaimGrantArgs, StateKind, ValidationError,
     ValidationKind,
 };
-use crate::errors::{contention, invalid_input};
+use crate::errors::{contention, require_positive};
 use crate::exec::{Exec, lease_expiry};
 use crate::ids::ExecutionRef;
 use crate::json;
@@ -16,9 +16,7 @@ use crate::sql::Value;
 /// Grant `args.execution_id` to `args.worker_id`, writing the claim grant
 /// [`crate::claim::claim_execution`] consumes. See the module docs for the rules.
 pub fn issue_claim_grant(db: &mut impl Db, args: &IssueClaimGrantArgs) -> Result<(), EngineError> {
-    if args.grant_ttl_ms == 0 {
-        return Err(invalid_input("grant_ttl_ms must be positive"));
-    }
+    require_positive("grant_ttl_ms", args.grant_ttl_ms)?;
     let id = ExecutionRef::parse(&args.execution_id)?;
     let exec = Exec::require(db, &id)?;
     if exec.lifecycle_phase != "runnable"
@@ -105,10 +103,7 @@ mod tests {
     use super::*;
     use crate::claim::claim_execution;
     use crate::engine::{ClaimExecutionArgs, Entity};
-    use crate::scheduling::test_support::{
-        ATTEMPT, EXEC, LEASE, NOW, fails_cleanly, hex, runnable,
-    };
-    use crate::testing::TestDb;
+    use crate::testing::{EXEC, NOW, TestDb, claim_args, hex};
 
     fn grant_args() -> IssueClaimGrantArgs {
         IssueClaimGrantArgs {
@@ -136,7 +131,7 @@ mod tests {
 
     #[test]
     fn grant_happy_path_writes_the_grant_row() {
-        let mut db = runnable();
+        let mut db = TestDb::runnable();
         require_caps(&db, &["gpu"]);
         issue_claim_grant(&mut db, &grant_args()).unwrap();
         assert_eq!(
@@ -162,7 +157,7 @@ mod tests {
 
     #[test]
     fn grant_optional_fields_are_null_and_ttl_saturates() {
-        let mut db = runnable();
+        let mut db = TestDb::runnable();
         let mut args = grant_args();
         args.capability_hash = None;
         args.route_snapshot_json = None;
@@ -182,23 +177,13 @@ mod tests {
 
     #[test]
     fn a_grant_issued_here_is_accepted_by_claim_execution() {
-        let mut db = runnable();
+        let mut db = TestDb::runnable();
         issue_claim_grant(&mut db, &grant_args()).unwrap();
         let claimed = claim_execution(
             &mut db,
             &ClaimExecutionArgs {
-                execution_id: EXEC.into(),
-                worker_id: "worker-1".into(),
-                worker_instance_id: "wi-1".into(),
-                lane_id: "default".into(),
-                lease_id: LEASE.into(),
-                lease_ttl_ms: 30_000,
-                attempt_id: ATTEMPT.into(),
-                expected_attempt_index: 0,
-                attempt_policy_json: String::new(),
-                attempt_timeout_ms: None,
-                execution_deadline_at: None,
                 now: NOW + 59_999,
+                ..claim_args(EXEC)
             },
         )
         .expect("claim with the issued grant");
@@ -209,10 +194,10 @@ mod tests {
 
     #[test]
     fn grant_zero_ttl_is_invalid_input() {
-        let mut db = runnable();
+        let mut db = TestDb::runnable();
         let mut args = grant_args();
         args.grant_ttl_ms = 0;
-        let err = fails_cleanly(&mut db, |db| issue_claim_grant(db, &args));
+        let err = db.fails_unchanged(|db| issue_claim_grant(db, &args));
         assert!(
             matches!(&err, EngineError::Validation(v) if v.kind == ValidationKind::InvalidInput),
             "{err:?}"
@@ -221,10 +206,10 @@ mod tests {
 
     #[test]
     fn grant_malformed_id_is_invalid_input() {
-        let mut db = runnable();
+        let mut db = TestDb::runnable();
         let mut args = grant_args();
         args.execution_id = "{fp:0}:x".into();
-        let err = fails_cleanly(&mut db, |db| issue_claim_grant(db, &args));
+        let err = db.fails_unchanged(|db| issue_claim_grant(db, &args));
         assert!(
             matches!(&err, EngineError::Validation(v) if v.kind == ValidationKind::InvalidInput),
             "{err:?}"
@@ -234,7 +219,7 @@ mod tests {
     #[test]
     fn grant_missing_execution_is_not_found() {
         let mut db = TestDb::new();
-        let err = fails_cleanly(&mut db, |db| issue_claim_grant(db, &grant_args()));
+        let err = db.fails_unchanged(|db| issue_claim_grant(db, &grant_args()));
         assert_eq!(err, EngineError::NotFound(Entity::Execution));
     }
 
@@ -254,9 +239,9 @@ mod tests {
             // Delayed without a recorded delay.
             "UPDATE ff_exec_core SET eligibility_state = 'not_eligible_until_time'",
         ] {
-            let mut db = runnable();
+            let mut db = TestDb::runnable();
             db.exec(mutation);
-            let err = fails_cleanly(&mut db, |db| issue_claim_grant(db, &grant_args()));
+            let err = db.fails_unchanged(|db| issue_claim_grant(db, &grant_args()));
             assert_eq!(
                 err,
                 EngineError::Contention(ContentionKind::ExecutionNotEligible),
@@ -267,7 +252,7 @@ mod tests {
 
     #[test]
     fn grant_on_a_due_delayed_execution_is_allowed() {
-        let mut db = runnable();
+        let mut db = TestDb::runnable();
         db.exec(&format!(
             "UPDATE ff_exec_core SET eligibility_state = 'not_eligible_until_time', \
              raw_fields = json_set(raw_fields, '$.delay_until', '{NOW}')"
@@ -278,9 +263,9 @@ mod tests {
 
     #[test]
     fn grant_running_attempt_is_active_attempt_exists() {
-        let mut db = runnable();
+        let mut db = TestDb::runnable();
         db.exec("UPDATE ff_exec_core SET attempt_state = 'running_attempt'");
-        let err = fails_cleanly(&mut db, |db| issue_claim_grant(db, &grant_args()));
+        let err = db.fails_unchanged(|db| issue_claim_grant(db, &grant_args()));
         assert_eq!(
             err,
             EngineError::Conflict(ConflictKind::ActiveAttemptExists)
@@ -289,9 +274,9 @@ mod tests {
 
     #[test]
     fn grant_interrupted_attempt_is_not_leaseable() {
-        let mut db = runnable();
+        let mut db = TestDb::runnable();
         db.exec("UPDATE ff_exec_core SET attempt_state = 'attempt_interrupted'");
-        let err = fails_cleanly(&mut db, |db| issue_claim_grant(db, &grant_args()));
+        let err = db.fails_unchanged(|db| issue_claim_grant(db, &grant_args()));
         assert_eq!(
             err,
             EngineError::Contention(ContentionKind::ExecutionNotLeaseable)
@@ -302,9 +287,9 @@ mod tests {
     fn grant_live_grant_is_grant_already_exists() {
         // Any unexpired claim grant blocks, whoever it is for; `== now` and `<= 0` are live.
         for expires_at in [NOW + 1, NOW, 0, -5] {
-            let mut db = runnable();
+            let mut db = TestDb::runnable();
             db.seed_grant(EXEC, "someone-else", expires_at);
-            let err = fails_cleanly(&mut db, |db| issue_claim_grant(db, &grant_args()));
+            let err = db.fails_unchanged(|db| issue_claim_grant(db, &grant_args()));
             assert_eq!(
                 err,
                 EngineError::State(StateKind::GrantAlreadyExists),
@@ -315,7 +300,7 @@ mod tests {
 
     #[test]
     fn grant_expired_grants_are_replaced_and_other_rows_kept() {
-        let mut db = runnable();
+        let mut db = TestDb::runnable();
         db.seed_grant(EXEC, "stale-1", NOW - 1);
         db.seed_grant(EXEC, "stale-2", 1);
         // A reclaim grant and another execution's expired grant are not ours to delete.
@@ -338,11 +323,11 @@ mod tests {
 
     #[test]
     fn grant_capability_mismatch_lists_the_missing_tokens_sorted() {
-        let mut db = runnable();
+        let mut db = TestDb::runnable();
         require_caps(&db, &["zeta", "gpu", "alpha", ""]);
         let mut args = grant_args();
         args.worker_capabilities = vec!["gpu".into()];
-        let err = fails_cleanly(&mut db, |db| issue_claim_grant(db, &args));
+        let err = db.fails_unchanged(|db| issue_claim_grant(db, &args));
         assert_eq!(
             err,
             EngineError::Validation(ValidationError {
@@ -354,7 +339,7 @@ mod tests {
 
     #[test]
     fn grant_empty_required_tokens_are_ignored() {
-        let mut db = runnable();
+        let mut db = TestDb::runnable();
         require_caps(&db, &[""]);
         let mut args = grant_args();
         args.worker_capabilities = Vec::new();
@@ -364,7 +349,7 @@ mod tests {
     #[test]
     fn grant_validation_order() {
         // Ineligible beats a live grant and a capability mismatch; a live grant beats a mismatch.
-        let mut db = runnable();
+        let mut db = TestDb::runnable();
         db.seed_grant(EXEC, "w", NOW + 1);
         require_caps(&db, &["missing"]);
         db.exec("UPDATE ff_exec_core SET attempt_state = 'attempt_interrupted'");

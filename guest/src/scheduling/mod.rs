@@ -93,12 +93,12 @@ pub use grant::issue_claim_grant;
 pub use operator::issue_grant_and_claim;
 pub use scan::claim;
 
-use crate::db::{Db, DbExt, int};
-use crate::engine::{AttemptType, EngineError};
-use crate::errors::not_active;
-use crate::exec::{Attempt, Exec, next_attempt_index};
-use crate::ids::ExecutionRef;
-use crate::lease::{AcquiredLease, LeaseRequest, acquire_lease, attempt_type_for};
+use crate::db::Db;
+use crate::engine::EngineError;
+use crate::exec::{Exec, next_attempt_index};
+use crate::lease::{
+    AcquiredLease, Claimant, LeaseRequest, acquire_lease, attempt_type_for, lease_current_attempt,
+};
 
 /// The `attempt_state` values from which a claim starts a new attempt: ours, and the legacy
 /// literals upstream's create path and tests store.
@@ -110,61 +110,6 @@ const NEW_ATTEMPT_STATES: [&str; 5] = [
     "pending_replay_attempt",
 ];
 
-/// `Contention(ExecutionNotActive)` for `exec`, with the lease epoch of its current attempt
-/// (empty when that attempt has no row).
-fn not_active_error(db: &mut impl Db, exec: &Exec) -> Result<EngineError, EngineError> {
-    let epoch = Attempt::load(db, &exec.id, exec.attempt_index)?
-        .map(|attempt| attempt.lease_epoch.to_string())
-        .unwrap_or_default();
-    Ok(not_active(
-        exec.terminal_outcome_or_none(),
-        epoch,
-        exec.lifecycle_phase.clone(),
-        exec.current_attempt_id_or_empty(),
-    ))
-}
-
-/// The type an existing attempt row recorded in `raw_fields.attempt_type`; `Initial` when the
-/// row, the key or a known literal is missing.
-fn recorded_attempt_type(
-    db: &mut impl Db,
-    id: &ExecutionRef,
-    index: i64,
-) -> Result<AttemptType, EngineError> {
-    let literal = db
-        .first_row(
-            "SELECT json_extract(raw_fields, '$.attempt_type') FROM ff_attempt \
-             WHERE partition_key = ?1 AND execution_id = ?2 AND attempt_index = ?3",
-            &[id.partition(), id.blob(), int(index)],
-        )?
-        .and_then(|row| row.text(0));
-    Ok(match literal.as_deref() {
-        Some("retry") => AttemptType::Retry,
-        Some("reclaim") => AttemptType::Reclaim,
-        Some("replay") => AttemptType::Replay,
-        Some("fallback") => AttemptType::Fallback,
-        _ => AttemptType::Initial,
-    })
-}
-
-/// Who takes the lease and on what terms (the parts of a [`LeaseRequest`] a scheduling claim
-/// chooses; the attempt is chosen by [`lease_claimable`]).
-struct Claimant<'a> {
-    worker_id: &'a str,
-    worker_instance_id: &'a str,
-    lease_id: &'a str,
-    attempt_id: &'a str,
-    lease_ttl_ms: u64,
-    now: i64,
-}
-
-/// A lease acquired on a claimable execution: which attempt and of what type.
-struct Leased {
-    attempt_index: i64,
-    attempt_type: AttemptType,
-    lease: AcquiredLease,
-}
-
 /// Lease an execution already checked to be claimable: an interrupted execution re-arms its
 /// current attempt (keeping the recorded attempt type); a pending one starts a new attempt at
 /// the next index. `None` when `attempt_state` is neither (the caller decides what that means).
@@ -172,113 +117,26 @@ fn lease_claimable(
     db: &mut impl Db,
     exec: &Exec,
     claimant: &Claimant<'_>,
-) -> Result<Option<Leased>, EngineError> {
-    let (attempt_index, attempt_type) = if exec.attempt_state == "attempt_interrupted" {
-        let index = exec.attempt_index;
-        (index, recorded_attempt_type(db, &exec.id, index)?)
-    } else if NEW_ATTEMPT_STATES.contains(&exec.attempt_state.as_str()) {
-        (
-            next_attempt_index(db, &exec.id)?,
-            attempt_type_for(&exec.attempt_state),
-        )
-    } else {
+) -> Result<Option<AcquiredLease>, EngineError> {
+    if exec.attempt_state == "attempt_interrupted" {
+        return lease_current_attempt(db, exec, claimant, "acquired").map(Some);
+    }
+    if !NEW_ATTEMPT_STATES.contains(&exec.attempt_state.as_str()) {
         return Ok(None);
-    };
-    let lease = acquire_lease(
+    }
+    let attempt_index = next_attempt_index(db, &exec.id)?;
+    acquire_lease(
         db,
         &exec.id,
         &LeaseRequest {
+            claimant: *claimant,
             attempt_index,
-            worker_id: claimant.worker_id,
-            worker_instance_id: claimant.worker_instance_id,
-            lease_id: claimant.lease_id,
-            attempt_id: claimant.attempt_id,
-            attempt_type,
+            attempt_type: attempt_type_for(&exec.attempt_state),
             attempt_policy_json: "",
             first_epoch: 1,
-            lease_ttl_ms: claimant.lease_ttl_ms,
-            now: claimant.now,
             execution_deadline_at: None,
             event: "acquired",
         },
-    )?;
-    Ok(Some(Leased {
-        attempt_index,
-        attempt_type,
-        lease,
-    }))
-}
-
-#[cfg(test)]
-mod test_support {
-    //! Seeding and inspection shared by the scheduling tests.
-
-    use crate::db::Db;
-    use crate::engine::EngineError;
-    use crate::testing::TestDb;
-
-    /// The execution most tests use.
-    pub const EXEC: &str = "{fp:0}:53ad96d2-6b08-4d0c-86e3-36598db2291c";
-    /// Its bare UUID text.
-    pub const EXEC_UUID: &str = "53ad96d2-6b08-4d0c-86e3-36598db2291c";
-    /// The time of the operation under test.
-    pub const NOW: i64 = 1_700_000_000_000;
-    /// The lease id claims in the tests mint.
-    pub const LEASE: &str = "11111111-1111-4111-8111-111111111111";
-    /// The attempt id claims in the tests mint.
-    pub const ATTEMPT: &str = "22222222-2222-4222-8222-222222222222";
-
-    /// A database holding [`EXEC`], runnable, unowned and eligible.
-    pub fn runnable() -> TestDb {
-        let db = TestDb::new();
-        db.seed_runnable(EXEC);
-        db
-    }
-
-    /// Run `op` on `db` expecting an error; assert that nothing changed and return the error.
-    pub fn fails_cleanly<T: std::fmt::Debug>(
-        db: &mut TestDb,
-        op: impl FnOnce(&mut TestDb) -> Result<T, EngineError>,
-    ) -> EngineError {
-        let before = dump(db);
-        let err = op(db).expect_err("expected an error");
-        assert_eq!(dump(db), before, "{err:?} changed the database");
-        err
-    }
-
-    /// Every row of every table, rendered and sorted: equal dumps mean an unchanged database.
-    pub fn dump(db: &mut TestDb) -> Vec<String> {
-        let tables = db
-            .query(
-                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
-                &[],
-            )
-            .expect("tables");
-        let mut out = Vec::new();
-        for table in tables.rows {
-            let crate::sql::Value::Text(name) = &table[0] else {
-                panic!("table name")
-            };
-            let rows = db
-                .query(&format!("SELECT * FROM \"{name}\""), &[])
-                .expect("rows");
-            let mut rendered: Vec<String> = rows
-                .rows
-                .iter()
-                .map(|row| format!("{name}: {row:?}"))
-                .collect();
-            rendered.sort();
-            out.extend(rendered);
-        }
-        out
-    }
-
-    /// The hex of the execution's UUID, for `X'..'` literals.
-    pub fn hex(execution_id: &str) -> String {
-        execution_id
-            .split_once("}:")
-            .expect("id")
-            .1
-            .replace('-', "")
-    }
+    )
+    .map(Some)
 }

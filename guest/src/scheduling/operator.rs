@@ -1,13 +1,14 @@
 //! `issue-grant-and-claim`; the rules are in the parent module's docs.
 
-use super::{Claimant, NEW_ATTEMPT_STATES, lease_claimable, not_active_error};
+use super::{NEW_ATTEMPT_STATES, lease_claimable};
 use crate::db::{Db, DbExt};
 use crate::engine::{
     ClaimGrantOutcome, ConflictKind, ContentionKind, EngineError, IssueGrantAndClaimArgs,
 };
-use crate::errors::{contention, corruption, invalid_input};
+use crate::errors::{contention, corruption, require_positive};
 use crate::exec::Exec;
 use crate::ids::ExecutionRef;
+use crate::lease::Claimant;
 
 /// The identity an operator claim leases under (worker and worker instance).
 const OPERATOR: &str = "operator";
@@ -18,17 +19,9 @@ pub fn issue_grant_and_claim(
     db: &mut impl Db,
     args: &IssueGrantAndClaimArgs,
 ) -> Result<ClaimGrantOutcome, EngineError> {
-    if args.lease_duration_ms == 0 {
-        return Err(invalid_input("lease_duration_ms must be positive"));
-    }
+    require_positive("lease_duration_ms", args.lease_duration_ms)?;
     let id = ExecutionRef::parse(&args.execution_id)?;
-    let exec = Exec::require(db, &id)?;
-    if exec.lifecycle_phase != "runnable" {
-        return Err(not_active_error(db, &exec)?);
-    }
-    if exec.ownership_state != "unowned" {
-        return Err(contention(ContentionKind::LeaseConflict));
-    }
+    let exec = Exec::require_runnable_unowned(db, &id)?;
     if !exec.is_claimable_at(args.now) && exec.eligibility_state != "pending_claim" {
         return Err(contention(ContentionKind::ExecutionNotLeaseable));
     }
@@ -66,7 +59,7 @@ pub fn issue_grant_and_claim(
     .ok_or_else(unrecognized)?;
     Ok(ClaimGrantOutcome {
         lease_id: args.lease_id.clone(),
-        lease_epoch: leased.lease.lease_epoch,
+        lease_epoch: leased.lease_epoch,
         attempt_index: u32::try_from(leased.attempt_index)
             .map_err(|_| corruption("attempt_index out of range"))?,
     })
@@ -76,10 +69,7 @@ pub fn issue_grant_and_claim(
 mod tests {
     use super::*;
     use crate::engine::{Entity, ValidationError, ValidationKind};
-    use crate::scheduling::test_support::{
-        ATTEMPT, EXEC, EXEC_UUID, LEASE, NOW, fails_cleanly, hex, runnable,
-    };
-    use crate::testing::TestDb;
+    use crate::testing::{ATTEMPT, EXEC, EXEC_UUID, LEASE, NOW, TestDb, hex};
 
     fn operator_args() -> IssueGrantAndClaimArgs {
         IssueGrantAndClaimArgs {
@@ -94,7 +84,7 @@ mod tests {
 
     #[test]
     fn operator_claim_happy_path_writes_attempt_exec_row_and_lease_event() {
-        let mut db = runnable();
+        let mut db = TestDb::runnable();
         db.seed_grant(EXEC, "worker-1", NOW + 60_000);
         let outcome = issue_grant_and_claim(&mut db, &operator_args()).unwrap();
         assert_eq!(
@@ -157,7 +147,7 @@ mod tests {
             ("eligible_now", "initial"),
             ("pending_claim", "pending_first_attempt"),
         ] {
-            let mut db = runnable();
+            let mut db = TestDb::runnable();
             db.exec(&format!(
                 "UPDATE ff_exec_core SET eligibility_state = '{eligibility}', attempt_state = '{attempt_state}'"
             ));
@@ -173,7 +163,7 @@ mod tests {
 
     #[test]
     fn operator_claim_of_a_retry_starts_the_next_attempt() {
-        let mut db = runnable();
+        let mut db = TestDb::runnable();
         db.exec(&format!(
             "INSERT INTO ff_attempt (partition_key, execution_id, attempt_index, lease_epoch, outcome) \
              VALUES (0, X'{}', 0, 3, 'failed'); \
@@ -198,7 +188,7 @@ mod tests {
 
     #[test]
     fn operator_claim_of_an_interrupted_execution_rearms_the_current_attempt() {
-        let mut db = runnable();
+        let mut db = TestDb::runnable();
         db.exec(&format!(
             "INSERT INTO ff_attempt (partition_key, execution_id, attempt_index, worker_id, worker_instance_id, \
                  lease_epoch, started_at_ms, raw_fields) \
@@ -225,7 +215,7 @@ mod tests {
 
     #[test]
     fn operator_claim_of_an_interrupted_execution_without_its_attempt_row_creates_it() {
-        let mut db = runnable();
+        let mut db = TestDb::runnable();
         db.exec("UPDATE ff_exec_core SET attempt_state = 'attempt_interrupted', attempt_index = 2");
         let outcome = issue_grant_and_claim(&mut db, &operator_args()).unwrap();
         assert_eq!((outcome.lease_epoch, outcome.attempt_index), (1, 2));
@@ -237,7 +227,7 @@ mod tests {
 
     #[test]
     fn operator_claim_supersedes_existing_claim_grants_only() {
-        let mut db = runnable();
+        let mut db = TestDb::runnable();
         db.seed_grant(EXEC, "worker-1", NOW + 60_000);
         db.seed_grant(EXEC, "worker-2", 0);
         db.exec(&format!(
@@ -255,7 +245,7 @@ mod tests {
 
     #[test]
     fn operator_claim_of_a_due_delayed_execution_is_allowed() {
-        let mut db = runnable();
+        let mut db = TestDb::runnable();
         db.exec(&format!(
             "UPDATE ff_exec_core SET eligibility_state = 'not_eligible_until_time', \
              raw_fields = json_set(raw_fields, '$.delay_until', '{NOW}')"
@@ -265,10 +255,10 @@ mod tests {
 
     #[test]
     fn operator_claim_zero_lease_is_invalid_input() {
-        let mut db = runnable();
+        let mut db = TestDb::runnable();
         let mut args = operator_args();
         args.lease_duration_ms = 0;
-        let err = fails_cleanly(&mut db, |db| issue_grant_and_claim(db, &args));
+        let err = db.fails_unchanged(|db| issue_grant_and_claim(db, &args));
         assert!(
             matches!(&err, EngineError::Validation(v) if v.kind == ValidationKind::InvalidInput),
             "{err:?}"
@@ -277,10 +267,10 @@ mod tests {
 
     #[test]
     fn operator_claim_malformed_id_is_invalid_input() {
-        let mut db = runnable();
+        let mut db = TestDb::runnable();
         let mut args = operator_args();
         args.execution_id = "nope".into();
-        let err = fails_cleanly(&mut db, |db| issue_grant_and_claim(db, &args));
+        let err = db.fails_unchanged(|db| issue_grant_and_claim(db, &args));
         assert!(
             matches!(&err, EngineError::Validation(v) if v.kind == ValidationKind::InvalidInput),
             "{err:?}"
@@ -291,13 +281,13 @@ mod tests {
     fn operator_claim_missing_execution_is_not_found() {
         let mut db = TestDb::new();
         db.seed_grant(EXEC, "worker-1", 0);
-        let err = fails_cleanly(&mut db, |db| issue_grant_and_claim(db, &operator_args()));
+        let err = db.fails_unchanged(|db| issue_grant_and_claim(db, &operator_args()));
         assert_eq!(err, EngineError::NotFound(Entity::Execution));
     }
 
     #[test]
     fn operator_claim_not_runnable_is_not_active_with_the_observed_state() {
-        let mut db = runnable();
+        let mut db = TestDb::runnable();
         db.seed_grant(EXEC, "worker-1", 0);
         db.exec(&format!(
             "INSERT INTO ff_attempt (partition_key, execution_id, attempt_index, lease_epoch) VALUES (0, X'{}', 0, 3); \
@@ -305,7 +295,7 @@ mod tests {
                  raw_fields = json_set(raw_fields, '$.terminal_outcome', 'success', '$.current_attempt_id', 'a-1')",
             hex(EXEC)
         ));
-        let err = fails_cleanly(&mut db, |db| issue_grant_and_claim(db, &operator_args()));
+        let err = db.fails_unchanged(|db| issue_grant_and_claim(db, &operator_args()));
         match err {
             EngineError::Contention(ContentionKind::ExecutionNotActive(n)) => {
                 assert_eq!(
@@ -324,9 +314,9 @@ mod tests {
 
     #[test]
     fn operator_claim_not_active_without_attempt_or_outcome_reports_defaults() {
-        let mut db = runnable();
+        let mut db = TestDb::runnable();
         db.exec("UPDATE ff_exec_core SET lifecycle_phase = 'cancelled'");
-        match fails_cleanly(&mut db, |db| issue_grant_and_claim(db, &operator_args())) {
+        match db.fails_unchanged(|db| issue_grant_and_claim(db, &operator_args())) {
             EngineError::Contention(ContentionKind::ExecutionNotActive(n)) => {
                 assert_eq!(
                     (
@@ -344,10 +334,10 @@ mod tests {
 
     #[test]
     fn operator_claim_owned_is_lease_conflict() {
-        let mut db = runnable();
+        let mut db = TestDb::runnable();
         // Checked for interrupted executions too (upstream skipped the checks for them).
         db.exec("UPDATE ff_exec_core SET ownership_state = 'leased', attempt_state = 'attempt_interrupted'");
-        let err = fails_cleanly(&mut db, |db| issue_grant_and_claim(db, &operator_args()));
+        let err = db.fails_unchanged(|db| issue_grant_and_claim(db, &operator_args()));
         assert_eq!(err, EngineError::Contention(ContentionKind::LeaseConflict));
     }
 
@@ -362,9 +352,9 @@ mod tests {
                 NOW + 1
             ),
         ] {
-            let mut db = runnable();
+            let mut db = TestDb::runnable();
             db.exec(mutation);
-            let err = fails_cleanly(&mut db, |db| issue_grant_and_claim(db, &operator_args()));
+            let err = db.fails_unchanged(|db| issue_grant_and_claim(db, &operator_args()));
             assert_eq!(
                 err,
                 EngineError::Contention(ContentionKind::ExecutionNotLeaseable),
@@ -375,9 +365,9 @@ mod tests {
 
     #[test]
     fn operator_claim_running_attempt_is_active_attempt_exists() {
-        let mut db = runnable();
+        let mut db = TestDb::runnable();
         db.exec("UPDATE ff_exec_core SET attempt_state = 'running_attempt'");
-        let err = fails_cleanly(&mut db, |db| issue_grant_and_claim(db, &operator_args()));
+        let err = db.fails_unchanged(|db| issue_grant_and_claim(db, &operator_args()));
         assert_eq!(
             err,
             EngineError::Conflict(ConflictKind::ActiveAttemptExists)
@@ -387,12 +377,12 @@ mod tests {
     #[test]
     fn operator_claim_unknown_attempt_state_is_corruption() {
         for state in ["attempt_terminal", "pending_claim", "weird"] {
-            let mut db = runnable();
+            let mut db = TestDb::runnable();
             db.seed_grant(EXEC, "worker-1", 0);
             db.exec(&format!(
                 "UPDATE ff_exec_core SET attempt_state = '{state}'"
             ));
-            let err = fails_cleanly(&mut db, |db| issue_grant_and_claim(db, &operator_args()));
+            let err = db.fails_unchanged(|db| issue_grant_and_claim(db, &operator_args()));
             assert_eq!(
                 err,
                 EngineError::Validation(ValidationError {
@@ -405,9 +395,9 @@ mod tests {
 
     #[test]
     fn operator_claim_twice_is_not_active() {
-        let mut db = runnable();
+        let mut db = TestDb::runnable();
         issue_grant_and_claim(&mut db, &operator_args()).unwrap();
-        match fails_cleanly(&mut db, |db| issue_grant_and_claim(db, &operator_args())) {
+        match db.fails_unchanged(|db| issue_grant_and_claim(db, &operator_args())) {
             EngineError::Contention(ContentionKind::ExecutionNotActive(n)) => {
                 assert_eq!(n.lifecycle_phase, "active");
                 assert_eq!(n.lease_epoch, "1");

@@ -1,12 +1,13 @@
 //! `claim`, the lane scanner; the rules are in the parent module's docs.
 
-use super::{Claimant, lease_claimable};
+use super::lease_claimable;
 use crate::db::{Db, DbExt, int, text};
 use crate::engine::{ClaimArgs, ClaimedExecution, EngineError};
-use crate::errors::{corruption, invalid_input};
+use crate::errors::{corruption, require_positive};
 use crate::exec::Exec;
 use crate::ids::ExecutionRef;
 use crate::json;
+use crate::lease::claimant_of;
 
 /// The best claimable execution of lane `?1` at time `?2` whose required capabilities are all
 /// in the JSON array `?3`; served by `ff_exec_core_claim_scan_idx` (migration 0002).
@@ -26,9 +27,7 @@ const SCAN: &str = "SELECT partition_key, lower(hex(execution_id)) FROM ff_exec_
 /// Lease the best claimable execution of `args.lane_id` that the worker's capabilities cover;
 /// `None` (nothing written) when there is none. See the module docs for the rules.
 pub fn claim(db: &mut impl Db, args: &ClaimArgs) -> Result<Option<ClaimedExecution>, EngineError> {
-    if args.lease_ttl_ms == 0 {
-        return Err(invalid_input("lease_ttl_ms must be positive"));
-    }
+    require_positive("lease_ttl_ms", args.lease_ttl_ms)?;
     let capabilities = json::string_array(args.capabilities.iter().map(String::as_str));
     let Some(row) = db.first_row(
         SCAN,
@@ -48,33 +47,18 @@ pub fn claim(db: &mut impl Db, args: &ClaimArgs) -> Result<Option<ClaimedExecuti
         _ => return Err(corruption("claim: execution key missing")),
     };
     let exec = Exec::require(db, &id)?;
-    let leased = lease_claimable(
-        db,
-        &exec,
-        &Claimant {
-            worker_id: &args.worker_id,
-            worker_instance_id: &args.worker_instance_id,
-            lease_id: &args.lease_id,
-            attempt_id: &args.attempt_id,
-            lease_ttl_ms: args.lease_ttl_ms,
-            now: args.now,
-        },
-    )?
-    .ok_or_else(|| {
+    let claimant = claimant_of!(args);
+    let leased = lease_claimable(db, &exec, &claimant)?.ok_or_else(|| {
         corruption(format!(
             "claim: unexpected attempt_state={}",
             exec.attempt_state
         ))
     })?;
+    let attempt_index = u32::try_from(leased.attempt_index)
+        .map_err(|_| corruption("attempt_index out of range"))?;
     Ok(Some(ClaimedExecution {
-        execution_id: id.canonical(),
-        lease_id: args.lease_id.clone(),
-        lease_epoch: leased.lease.lease_epoch,
-        attempt_index: u32::try_from(leased.attempt_index)
-            .map_err(|_| corruption("attempt_index out of range"))?,
-        attempt_id: args.attempt_id.clone(),
-        attempt_type: leased.attempt_type,
-        lease_expires_at: leased.lease.lease_expires_at,
+        attempt_index,
+        ..leased.claimed(id.canonical(), &claimant)
     }))
 }
 
@@ -82,9 +66,8 @@ pub fn claim(db: &mut impl Db, args: &ClaimArgs) -> Result<Option<ClaimedExecuti
 mod tests {
     use super::*;
     use crate::engine::{AttemptType, ValidationKind};
-    use crate::scheduling::test_support::{ATTEMPT, LEASE, NOW, dump};
     use crate::sql::Value;
-    use crate::testing::TestDb;
+    use crate::testing::{ATTEMPT, LEASE, NOW, TestDb};
 
     fn args(capabilities: &[&str]) -> ClaimArgs {
         ClaimArgs {
@@ -127,15 +110,9 @@ mod tests {
     }
 
     fn uuid_text(n: u8) -> String {
-        let hex = format!("{:032x}", n);
-        format!(
-            "{}-{}-{}-{}-{}",
-            &hex[0..8],
-            &hex[8..12],
-            &hex[12..16],
-            &hex[16..20],
-            &hex[20..]
-        )
+        uuid::Uuid::from_u128(u128::from(n))
+            .hyphenated()
+            .to_string()
     }
 
     fn claimed_id(db: &mut TestDb, args: &ClaimArgs) -> Option<String> {
@@ -211,23 +188,23 @@ mod tests {
         seed(&db, 1, 0, 0, 1, &["gpu"]);
         seed(&db, 2, 0, 0, 1, &[]);
         db.exec("UPDATE ff_exec_core SET lane_id = 'other' WHERE execution_id = X'00000000000000000000000000000002'");
-        let before = dump(&mut db);
+        let before = db.dump();
         assert_eq!(claim(&mut db, &args(&["cpu"])).unwrap(), None);
-        assert_eq!(dump(&mut db), before);
+        assert_eq!(db.dump(), before);
     }
 
     #[test]
     fn zero_ttl_is_invalid_input_and_writes_nothing() {
         let mut db = TestDb::new();
         seed(&db, 1, 0, 0, 1, &[]);
-        let before = dump(&mut db);
+        let before = db.dump();
         let mut zero = args(&[]);
         zero.lease_ttl_ms = 0;
         match claim(&mut db, &zero) {
             Err(EngineError::Validation(v)) => assert_eq!(v.kind, ValidationKind::InvalidInput),
             other => panic!("{other:?}"),
         }
-        assert_eq!(dump(&mut db), before);
+        assert_eq!(db.dump(), before);
     }
 
     #[test]

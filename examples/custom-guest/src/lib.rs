@@ -1,0 +1,1 @@
+//! Placeholder: the custom guest example is being written.

@@ -1,0 +1,136 @@
+//! Checking a guest component against the `engine-backend` world before anything runs it, so
+//! that a user's component that does not fit is refused at construction with every mismatch
+//! named (wasmtime's own type check stops at the first).
+//!
+//! A guest must export `flowfabric:backend/engine@0.1.0` with every function of the world, each
+//! with the world's signature, and may import only `flowfabric:backend/sql@0.1.0` and the WASI
+//! interfaces Rust's standard library uses (`wasi:io`, `wasi:cli`, `wasi:clocks`,
+//! `wasi:random`). Filesystem and socket interfaces, or anything else, are refused. The
+//! reference for signatures is the built-in guest, compiled from the same WIT.
+
+use wasmtime::component::types::{ComponentFunc, ComponentInstance, ComponentItem};
+use wasmtime::component::Component;
+
+use crate::error::{GuestMismatch, OpenError};
+use crate::guest::{builtin_component, shared_engine};
+
+/// The interface a guest exports.
+pub(crate) const ENGINE_INTERFACE: &str = "flowfabric:backend/engine@0.1.0";
+/// The interface the host provides.
+pub(crate) const SQL_INTERFACE: &str = "flowfabric:backend/sql@0.1.0";
+/// Import prefixes of the WASI interfaces a guest may use.
+const ALLOWED_WASI: &[&str] = &["wasi:io/", "wasi:cli/", "wasi:clocks/", "wasi:random/"];
+
+/// The WIT of the `engine-backend` world a guest implements.
+pub const GUEST_WIT: &str = concat!(include_str!("../../wit/sql.wit"), "\n", include_str!("../../wit/engine.wit"));
+
+/// Compile a component binary with the process's engine.
+pub(crate) fn compile(bytes: &[u8]) -> Result<Component, OpenError> {
+    Component::new(shared_engine(), bytes)
+        .map_err(|error| OpenError::Guest(format!("not a valid WebAssembly component: {error:#}")))
+}
+
+/// Check `bytes` against the `engine-backend` world without running anything: `Ok` if a
+/// backend would accept it, else the reason (a compile error, or every mismatch).
+pub fn check_guest_component(bytes: &[u8]) -> Result<(), OpenError> {
+    let component = compile(bytes)?;
+    check(&component).map_err(OpenError::GuestMismatch)
+}
+
+/// Compile and check a guest component ahead of time for this build's engine configuration,
+/// returning the artifact [`SqliteBackendBuilder::guest_precompiled_file`] loads.
+///
+/// [`SqliteBackendBuilder::guest_precompiled_file`]: crate::SqliteBackendBuilder::guest_precompiled_file
+pub fn precompile_guest_component(bytes: &[u8]) -> Result<Vec<u8>, OpenError> {
+    check_guest_component(bytes)?;
+    shared_engine()
+        .precompile_component(bytes)
+        .map_err(|error| OpenError::Guest(format!("cannot precompile the component: {error:#}")))
+}
+
+/// Load an artifact made by [`precompile_guest_component`]. wasmtime refuses artifacts from
+/// another wasmtime version or engine configuration, and anything that is not one.
+pub(crate) fn load_precompiled(artifact: &[u8]) -> Result<Component, OpenError> {
+    if wasmtime::Engine::detect_precompiled(artifact) != Some(wasmtime::Precompiled::Component) {
+        return Err(OpenError::Guest("not a precompiled component artifact".into()));
+    }
+    // SAFETY: `Component::deserialize` trusts the artifact's machine code. The artifact must come
+    // from `precompile_guest_component` (the caller vouches for the file; the header, the
+    // wasmtime version and the engine configuration are checked by wasmtime).
+    unsafe { Component::deserialize(shared_engine(), artifact) }
+        .map_err(|error| OpenError::Guest(format!("cannot load the precompiled component: {error:#}")))
+}
+
+/// Every way `component` does not fit the world.
+pub(crate) fn check(component: &Component) -> Result<(), GuestMismatch> {
+    let engine = shared_engine();
+    let reference = builtin_component().map_err(|error| GuestMismatch { problems: vec![error] })?.component_type();
+    let actual = component.component_type();
+    let mut problems = Vec::new();
+
+    for (name, item) in actual.imports(engine) {
+        if name == SQL_INTERFACE {
+            let expected = reference.get_import(engine, SQL_INTERFACE).map(|e| e.ty);
+            if let (ComponentItem::ComponentInstance(actual), Some(ComponentItem::ComponentInstance(expected))) =
+                (&item.ty, expected)
+            {
+                compare_functions(&format!("import `{SQL_INTERFACE}`"), &expected, actual, false, &mut problems);
+            }
+        } else if !ALLOWED_WASI.iter().any(|prefix| name.starts_with(prefix)) {
+            problems.push(format!(
+                "imports `{name}`, which the host does not provide (allowed: `{SQL_INTERFACE}`, wasi:io, wasi:cli, wasi:clocks, wasi:random)"
+            ));
+        }
+    }
+
+    let expected = match reference.get_export(engine, ENGINE_INTERFACE).map(|e| e.ty) {
+        Some(ComponentItem::ComponentInstance(instance)) => instance,
+        _ => unreachable!("the built-in guest exports the engine interface"),
+    };
+    match actual.get_export(engine, ENGINE_INTERFACE).map(|e| e.ty) {
+        None => problems.push(format!("does not export `{ENGINE_INTERFACE}`")),
+        Some(ComponentItem::ComponentInstance(instance)) => {
+            compare_functions(&format!("export `{ENGINE_INTERFACE}`"), &expected, &instance, true, &mut problems)
+        }
+        Some(_) => problems.push(format!("exports `{ENGINE_INTERFACE}`, but not as an interface instance")),
+    }
+
+    if problems.is_empty() { Ok(()) } else { Err(GuestMismatch { problems }) }
+}
+
+/// Compare the functions of `actual` with those of `expected`; with `require_all`, a function
+/// missing from `actual` is a problem too.
+fn compare_functions(
+    what: &str,
+    expected: &ComponentInstance,
+    actual: &ComponentInstance,
+    require_all: bool,
+    problems: &mut Vec<String>,
+) {
+    let engine = shared_engine();
+    for (name, item) in actual.exports(engine) {
+        let ComponentItem::ComponentFunc(actual_func) = item.ty else { continue };
+        match expected.get_export(engine, name).map(|e| e.ty) {
+            Some(ComponentItem::ComponentFunc(expected_func)) => {
+                if !same_signature(&expected_func, &actual_func) {
+                    problems.push(format!("{what}: function `{name}` has a different signature than the world's"));
+                }
+            }
+            _ => problems.push(format!("{what}: function `{name}` is not part of the world")),
+        }
+    }
+    if require_all {
+        for (name, item) in expected.exports(engine) {
+            if matches!(item.ty, ComponentItem::ComponentFunc(_)) && actual.get_export(engine, name).is_none() {
+                problems.push(format!("{what}: function `{name}` is missing"));
+            }
+        }
+    }
+}
+
+/// Same parameter and result types, in order (parameter names may differ).
+fn same_signature(expected: &ComponentFunc, actual: &ComponentFunc) -> bool {
+    expected.params().map(|(_, ty)| ty).eq(actual.params().map(|(_, ty)| ty))
+        && expected.results().eq(actual.results())
+        && expected.async_() == actual.async_()
+}

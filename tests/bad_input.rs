@@ -1,0 +1,3 @@
+//! Integration tests: bad_input.
+
+mod support;

@@ -1,0 +1,3 @@
+//! Integration tests: cli.
+
+mod support;

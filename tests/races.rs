@@ -1,0 +1,3 @@
+//! Integration tests: races.
+
+mod support;
