@@ -10,9 +10,10 @@ build-guest:
 test:
     cargo test --workspace --locked
 
-# The main job: executions through their whole lifecycle in the wasm guest.
-demo db="ffwasm-lifecycle.sqlite":
-    cargo run -p ff-backend-sqlite-wasm --example lifecycle -- {{db}}
+# The main job: `ffwasm demo` (the README's first command); flags pass through, e.g.
+# `just demo -n 1000 -w 16 --db big.sqlite`.
+demo *flags:
+    cargo run --release -p ff-backend-sqlite-wasm --bin ffwasm -- demo {{flags}}
 
 # Formatting and lints, warnings as errors.
 lint:

@@ -91,10 +91,9 @@ async fn a_file_database_uses_wal_and_keeps_its_data() {
         let synchronous: i64 = conn
             .query_row("PRAGMA synchronous", [], |r| r.get(0))
             .unwrap();
-        let busy: i64 = conn
-            .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!((mode.as_str(), synchronous, busy), ("wal", 2, 5000));
+        // Waiting for another process's lock is the host's own busy handler (polling every
+        // millisecond for up to 5 s), exercised by `processes.rs`.
+        assert_eq!((mode.as_str(), synchronous), ("wal", 2));
         seed_runnable(&conn);
     }
     // Another spelling of the same file reaches the same data after a reopen.

@@ -1,6 +1,8 @@
 //! `claim-execution`: consume a claim grant and lease the execution to the worker.
 //!
-//! Validation order (the first failing check decides the error):
+//! Validation order (the first failing check decides the error). Before anything is read:
+//! `lease_ttl_ms > 0`, then a non-empty `worker_id` (`Validation(InvalidInput, "worker_id must
+//! not be empty")`), then an execution id that parses, each `Validation(InvalidInput)`. Then:
 //!
 //! | # | check | error |
 //! |---|---|---|
@@ -26,7 +28,7 @@ use crate::db::{Db, DbExt, text};
 use crate::engine::{
     ClaimExecutionArgs, ClaimedExecution, ConflictKind, ContentionKind, EngineError,
 };
-use crate::errors::{contention, require_positive};
+use crate::errors::{contention, require_positive, require_worker_id};
 use crate::exec::Exec;
 use crate::ids::ExecutionRef;
 use crate::lease::{LeaseRequest, acquire_lease, attempt_type_for, claimant_of};
@@ -37,6 +39,7 @@ pub fn claim_execution(
     args: &ClaimExecutionArgs,
 ) -> Result<ClaimedExecution, EngineError> {
     require_positive("lease_ttl_ms", args.lease_ttl_ms)?;
+    require_worker_id(&args.worker_id)?;
     let id = ExecutionRef::parse(&args.execution_id)?;
     let exec = Exec::require_runnable_unowned(db, &id)?;
     if !exec.is_claimable_at(args.now) {
@@ -91,6 +94,7 @@ pub fn claim_execution(
 mod tests {
     use super::*;
     use crate::engine::{AttemptType, Entity, ExecutionNotActive};
+    use crate::errors::invalid_input;
     use crate::exec::lease_expiry;
     use crate::testing::{ATTEMPT, EXEC, LEASE, NOW, TestDb, claim_args};
 
@@ -264,6 +268,28 @@ mod tests {
         db.exec("UPDATE ff_exec_core SET deadline_at_ms = 7");
         claim_execution(&mut db, &claim_args(EXEC)).unwrap();
         assert_eq!(db.one("SELECT deadline_at_ms FROM ff_exec_core"), "7");
+    }
+
+    #[test]
+    fn empty_worker_id_is_invalid_input_and_writes_nothing() {
+        // Even a grant recorded for the empty worker does not make it a worker.
+        let mut db = runnable_with_grant(NOW + 60_000);
+        db.seed_grant(EXEC, "", NOW + 60_000);
+        let mut args = claim_args(EXEC);
+        args.worker_id = String::new();
+        let err = db.fails_unchanged(|db| claim_execution(db, &args));
+        assert_eq!(err, invalid_input("worker_id must not be empty"));
+        // After the TTL check, before the id is parsed.
+        args.execution_id = "bad".into();
+        assert_eq!(
+            claim_execution(&mut db, &args).unwrap_err(),
+            invalid_input("worker_id must not be empty")
+        );
+        args.lease_ttl_ms = 0;
+        assert_eq!(
+            claim_execution(&mut db, &args).unwrap_err(),
+            invalid_input("lease_ttl_ms must be positive")
+        );
     }
 
     #[test]

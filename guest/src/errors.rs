@@ -20,6 +20,15 @@ pub fn require_positive(name: &str, value: u64) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// `Validation(InvalidInput, "worker_id must not be empty")` when `worker_id` is empty: every
+/// operation that records a worker checks this before it writes.
+pub fn require_worker_id(worker_id: &str) -> Result<(), EngineError> {
+    if worker_id.is_empty() {
+        return Err(invalid_input("worker_id must not be empty"));
+    }
+    Ok(())
+}
+
 /// `Validation { kind: Corruption, detail }`: stored data the logic cannot make sense of.
 pub fn corruption(detail: impl Into<String>) -> EngineError {
     EngineError::Validation(ValidationError {

@@ -6,7 +6,8 @@
 //! the operation returns `Ok`.
 //!
 //! Layout:
-//! - `bindings`: the wit-bindgen glue (the `engine-backend` world's generated types);
+//! - [`bindings`]: the wit-bindgen glue (the `engine-backend` world's generated types and the
+//!   `export!` macro custom guests use);
 //! - [`db`], the small [`db::Db`] trait the logic talks to, and its implementation over the
 //!   host's `sql` import;
 //! - [`ids`], execution id parsing;
@@ -21,11 +22,15 @@
 //! The logic modules depend only on [`db::Db`], so they are unit-tested natively against a
 //! real SQLite database (see `tests` in each module).
 
-mod bindings {
+/// The wit-bindgen glue: the `engine-backend` world's generated types, and the `export!` macro
+/// a custom guest uses to export its own implementation of the world
+/// (`ff_engine_guest::bindings::export!(MyGuest with_types_in ff_engine_guest::bindings)`).
+pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
         world: "engine-backend",
         additional_derives: [PartialEq],
+        pub_export_macro: true,
     });
 }
 
@@ -49,8 +54,9 @@ pub use bindings::flowfabric::backend::sql;
 use db::HostDb;
 use engine::*;
 
-/// The component: each export forwards to the logic with the host's database.
-struct Component;
+/// The built-in component: each export forwards to the logic with the host's database. A custom
+/// guest can delegate to it (`<Component as Guest>::op(args)`) for every operation it keeps.
+pub struct Component;
 
 impl Guest for Component {
     fn claim_execution(args: ClaimExecutionArgs) -> Result<ClaimedExecution, EngineError> {
@@ -191,6 +197,7 @@ impl Guest for Component {
 }
 
 // Exported only when built as a component: the export names are not valid symbols for a
-// native shared library, and native builds exist only for unit tests and lints.
-#[cfg(target_family = "wasm")]
+// native shared library, and native builds exist only for unit tests and lints. Custom guests
+// turn the `export` feature off to export their own implementation instead.
+#[cfg(all(target_family = "wasm", feature = "export"))]
 bindings::export!(Component with_types_in bindings);

@@ -9,6 +9,7 @@
 use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::{Arc, MutexGuard};
+use std::time::Instant;
 
 use ff_core::capability::Version;
 use ff_core::engine_error::EngineError;
@@ -83,7 +84,13 @@ impl SqliteBackend {
         let guest = Arc::clone(&self.guest);
         let limits = self.limits;
         tokio::task::spawn_blocking(move || {
-            let session = Session { guest: &guest, policy: database.policy(), limits: &limits, op, tx };
+            let session = Session {
+                guest: &guest,
+                policy: database.policy(),
+                limits: &limits,
+                op,
+                tx,
+            };
             database.with_connection(|connection| session.run(connection, call))?
         })
         .await
@@ -131,16 +138,40 @@ impl Session<'_> {
     fn run<T>(
         &self,
         connection: Connection,
-        call: impl FnOnce(&GuestWorld, &mut Store<GuestState>) -> wasmtime::Result<Result<T, wit::EngineError>>,
+        call: impl FnOnce(
+            &GuestWorld,
+            &mut Store<GuestState>,
+        ) -> wasmtime::Result<Result<T, wit::EngineError>>,
     ) -> (Connection, Result<T, EngineError>) {
         let op = self.op;
         if let Err(source) = connection.execute_batch(self.tx.begin()) {
-            return (connection, Err(OperationFailure::Database { op, source }.into()));
+            return (
+                connection,
+                Err(OperationFailure::Database { op, source }.into()),
+            );
         }
         let read_only = self.tx == Tx::Read;
-        let mode = if read_only { SqlMode::GuestRead } else { SqlMode::GuestWrite };
-        let (connection, outcome) =
-            self.policy.with_mode(mode, || self.guest.invoke(op, connection, self.limits, read_only, call));
+        let mode = if read_only {
+            SqlMode::GuestRead
+        } else {
+            SqlMode::GuestWrite
+        };
+        let started = Instant::now();
+        let deadline = started + self.limits.operation_timeout;
+        let ((connection, outcome), interrupted) = self.policy.with_mode(mode, deadline, || {
+            self.guest
+                .invoke(op, connection, self.limits, read_only, call)
+        });
+        // A statement stopped at the deadline ends the operation as a timeout, whatever the guest
+        // made of the interruption.
+        let outcome = match outcome {
+            Ok(Ok(value)) if !interrupted => Ok(Ok(value)),
+            _ if interrupted => Err(OperationFailure::TimedOut {
+                op,
+                elapsed: started.elapsed(),
+            }),
+            other => other,
+        };
         let result = match outcome {
             Ok(Ok(value)) => connection
                 .execute_batch("COMMIT")
@@ -224,16 +255,23 @@ impl SqliteBackendBuilder {
             GuestSource::Builtin => GuestRuntime::builtin()?,
             GuestSource::Bytes(bytes) => GuestRuntime::from_component(&bytes)?,
             GuestSource::File(path) => GuestRuntime::from_component(&read_guest(&path)?)?,
-            GuestSource::PrecompiledFile(path) => GuestRuntime::from_precompiled(&read_guest(&path)?)?,
+            GuestSource::PrecompiledFile(path) => {
+                GuestRuntime::from_precompiled(&read_guest(&path)?)?
+            }
         };
         let database = Database::open_shared(&self.uri)?;
-        Ok(Arc::new(SqliteBackend { database, guest, limits: self.limits }))
+        Ok(Arc::new(SqliteBackend {
+            database,
+            guest,
+            limits: self.limits,
+        }))
     }
 }
 
 /// The bytes of a guest file.
 fn read_guest(path: &std::path::Path) -> Result<Vec<u8>, OpenError> {
-    std::fs::read(path).map_err(|error| OpenError::Guest(format!("cannot read {}: {error}", path.display())))
+    std::fs::read(path)
+        .map_err(|error| OpenError::Guest(format!("cannot read {}: {error}", path.display())))
 }
 
 /// The backend's connection, lent to a test by [`SqliteBackend::connection_for_test`].

@@ -8,8 +8,8 @@
 //! `wasi:random`). Filesystem and socket interfaces, or anything else, are refused. The
 //! reference for signatures is the built-in guest, compiled from the same WIT.
 
-use wasmtime::component::types::{ComponentFunc, ComponentInstance, ComponentItem};
 use wasmtime::component::Component;
+use wasmtime::component::types::{ComponentFunc, ComponentInstance, ComponentItem};
 
 use crate::error::{GuestMismatch, OpenError};
 use crate::guest::{builtin_component, shared_engine};
@@ -22,7 +22,11 @@ pub(crate) const SQL_INTERFACE: &str = "flowfabric:backend/sql@0.1.0";
 const ALLOWED_WASI: &[&str] = &["wasi:io/", "wasi:cli/", "wasi:clocks/", "wasi:random/"];
 
 /// The WIT of the `engine-backend` world a guest implements.
-pub const GUEST_WIT: &str = concat!(include_str!("../../wit/sql.wit"), "\n", include_str!("../../wit/engine.wit"));
+pub const GUEST_WIT: &str = concat!(
+    include_str!("../../wit/sql.wit"),
+    "\n",
+    include_str!("../../wit/engine.wit")
+);
 
 /// Compile a component binary with the process's engine.
 pub(crate) fn compile(bytes: &[u8]) -> Result<Component, OpenError> {
@@ -52,29 +56,44 @@ pub fn precompile_guest_component(bytes: &[u8]) -> Result<Vec<u8>, OpenError> {
 /// another wasmtime version or engine configuration, and anything that is not one.
 pub(crate) fn load_precompiled(artifact: &[u8]) -> Result<Component, OpenError> {
     if wasmtime::Engine::detect_precompiled(artifact) != Some(wasmtime::Precompiled::Component) {
-        return Err(OpenError::Guest("not a precompiled component artifact".into()));
+        return Err(OpenError::Guest(
+            "not a precompiled component artifact".into(),
+        ));
     }
     // SAFETY: `Component::deserialize` trusts the artifact's machine code. The artifact must come
     // from `precompile_guest_component` (the caller vouches for the file; the header, the
     // wasmtime version and the engine configuration are checked by wasmtime).
-    unsafe { Component::deserialize(shared_engine(), artifact) }
-        .map_err(|error| OpenError::Guest(format!("cannot load the precompiled component: {error:#}")))
+    unsafe { Component::deserialize(shared_engine(), artifact) }.map_err(|error| {
+        OpenError::Guest(format!("cannot load the precompiled component: {error:#}"))
+    })
 }
 
 /// Every way `component` does not fit the world.
 pub(crate) fn check(component: &Component) -> Result<(), GuestMismatch> {
     let engine = shared_engine();
-    let reference = builtin_component().map_err(|error| GuestMismatch { problems: vec![error] })?.component_type();
+    let reference = builtin_component()
+        .map_err(|error| GuestMismatch {
+            problems: vec![error],
+        })?
+        .component_type();
     let actual = component.component_type();
     let mut problems = Vec::new();
 
     for (name, item) in actual.imports(engine) {
         if name == SQL_INTERFACE {
             let expected = reference.get_import(engine, SQL_INTERFACE).map(|e| e.ty);
-            if let (ComponentItem::ComponentInstance(actual), Some(ComponentItem::ComponentInstance(expected))) =
-                (&item.ty, expected)
+            if let (
+                ComponentItem::ComponentInstance(actual),
+                Some(ComponentItem::ComponentInstance(expected)),
+            ) = (&item.ty, expected)
             {
-                compare_functions(&format!("import `{SQL_INTERFACE}`"), &expected, actual, false, &mut problems);
+                compare_functions(
+                    &format!("import `{SQL_INTERFACE}`"),
+                    &expected,
+                    actual,
+                    false,
+                    &mut problems,
+                );
             }
         } else if !ALLOWED_WASI.iter().any(|prefix| name.starts_with(prefix)) {
             problems.push(format!(
@@ -89,13 +108,23 @@ pub(crate) fn check(component: &Component) -> Result<(), GuestMismatch> {
     };
     match actual.get_export(engine, ENGINE_INTERFACE).map(|e| e.ty) {
         None => problems.push(format!("does not export `{ENGINE_INTERFACE}`")),
-        Some(ComponentItem::ComponentInstance(instance)) => {
-            compare_functions(&format!("export `{ENGINE_INTERFACE}`"), &expected, &instance, true, &mut problems)
-        }
-        Some(_) => problems.push(format!("exports `{ENGINE_INTERFACE}`, but not as an interface instance")),
+        Some(ComponentItem::ComponentInstance(instance)) => compare_functions(
+            &format!("export `{ENGINE_INTERFACE}`"),
+            &expected,
+            &instance,
+            true,
+            &mut problems,
+        ),
+        Some(_) => problems.push(format!(
+            "exports `{ENGINE_INTERFACE}`, but not as an interface instance"
+        )),
     }
 
-    if problems.is_empty() { Ok(()) } else { Err(GuestMismatch { problems }) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(GuestMismatch { problems })
+    }
 }
 
 /// Compare the functions of `actual` with those of `expected`; with `require_all`, a function
@@ -109,19 +138,27 @@ fn compare_functions(
 ) {
     let engine = shared_engine();
     for (name, item) in actual.exports(engine) {
-        let ComponentItem::ComponentFunc(actual_func) = item.ty else { continue };
+        let ComponentItem::ComponentFunc(actual_func) = item.ty else {
+            continue;
+        };
         match expected.get_export(engine, name).map(|e| e.ty) {
             Some(ComponentItem::ComponentFunc(expected_func)) => {
                 if !same_signature(&expected_func, &actual_func) {
-                    problems.push(format!("{what}: function `{name}` has a different signature than the world's"));
+                    problems.push(format!(
+                        "{what}: function `{name}` has a different signature than the world's"
+                    ));
                 }
             }
-            _ => problems.push(format!("{what}: function `{name}` is not part of the world")),
+            _ => problems.push(format!(
+                "{what}: function `{name}` is not part of the world"
+            )),
         }
     }
     if require_all {
         for (name, item) in expected.exports(engine) {
-            if matches!(item.ty, ComponentItem::ComponentFunc(_)) && actual.get_export(engine, name).is_none() {
+            if matches!(item.ty, ComponentItem::ComponentFunc(_))
+                && actual.get_export(engine, name).is_none()
+            {
                 problems.push(format!("{what}: function `{name}` is missing"));
             }
         }
@@ -130,7 +167,10 @@ fn compare_functions(
 
 /// Same parameter and result types, in order (parameter names may differ).
 fn same_signature(expected: &ComponentFunc, actual: &ComponentFunc) -> bool {
-    expected.params().map(|(_, ty)| ty).eq(actual.params().map(|(_, ty)| ty))
+    expected
+        .params()
+        .map(|(_, ty)| ty)
+        .eq(actual.params().map(|(_, ty)| ty))
         && expected.results().eq(actual.results())
         && expected.async_() == actual.async_()
 }

@@ -39,7 +39,11 @@ impl Database {
         }
         let connection = location.open(uri)?;
         let policy = SqlPolicy::install(&connection);
-        let database = Arc::new(Self { key: key.clone(), connection: Mutex::new(Some(connection)), policy });
+        let database = Arc::new(Self {
+            key: key.clone(),
+            connection: Mutex::new(Some(connection)),
+            policy,
+        });
         registry.insert(key, Arc::downgrade(&database));
         tracing::info!(database = %database.key, "opened SQLite database for the FlowFabric wasm backend (dev-only)");
         Ok(database)
@@ -77,6 +81,31 @@ impl Database {
 
 /// How long a statement waits for another process's lock before failing with `busy`.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_millis(5_000);
+
+/// How often a connection waiting for another process's lock tries again.
+const BUSY_POLL: Duration = Duration::from_millis(1);
+
+/// SQLite's busy handler: poll every [`BUSY_POLL`] until [`BUSY_TIMEOUT`] has passed since the
+/// first refusal. (SQLite's own `busy_timeout` backs off to 100 ms sleeps, so a process that
+/// commits back to back can starve another until its timeout; polling often takes the lock in
+/// the gaps between the other's transactions.)
+fn wait_for_lock(attempt: i32) -> bool {
+    thread_local! {
+        static WAITING_SINCE: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+    }
+    let now = std::time::Instant::now();
+    let since = WAITING_SINCE.with(|since| {
+        if attempt == 0 || since.get().is_none() {
+            since.set(Some(now));
+        }
+        since.get().unwrap_or(now)
+    });
+    if now.duration_since(since) >= BUSY_TIMEOUT {
+        return false;
+    }
+    std::thread::sleep(BUSY_POLL);
+    true
+}
 
 /// Where a database lives, parsed from the string given to `SqliteBackend::new`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,7 +181,7 @@ impl Location {
             Self::File { target, .. } => target,
         };
         let mut conn = Connection::open_with_flags(target, flags).map_err(open_error)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+        conn.busy_handler(Some(wait_for_lock)).map_err(open_error)?;
         if let Self::File { .. } = self {
             conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
                 .map_err(open_error)?;
@@ -160,8 +189,26 @@ impl Location {
                 .map_err(open_error)?;
         }
         conn.set_prepared_statement_cache_capacity(128);
+        limit_value_length(&conn);
         schema::migrate(&mut conn, given)?;
         Ok(conn)
+    }
+}
+
+/// The longest string or blob SQLite may build on this connection (64 MiB, down from 1 GB), so
+/// that a statement such as `SELECT zeroblob(1e9)` fails inside SQLite instead of allocating.
+/// Payloads are at most 8 MiB (`MAX_PAYLOAD_BYTES` in the guest).
+const MAX_VALUE_LENGTH: i32 = 64 << 20;
+
+fn limit_value_length(conn: &Connection) {
+    // SAFETY: `handle` is this open connection's own pointer, used for one `sqlite3_limit` call
+    // on the thread that owns the connection.
+    unsafe {
+        rusqlite::ffi::sqlite3_limit(
+            conn.handle(),
+            rusqlite::ffi::SQLITE_LIMIT_LENGTH,
+            MAX_VALUE_LENGTH,
+        );
     }
 }
 

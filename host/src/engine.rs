@@ -55,9 +55,14 @@ fn wall_clock() -> i64 {
     TimestampMs::now().0
 }
 
-/// `Validation { InvalidInput }` unless `partition` is the execution id's own partition.
+/// `Validation { InvalidInput }` unless `partition` is the execution id's own (flow/execution)
+/// partition.
 fn check_partition(partition: &Partition, execution_id: &ExecutionId) -> Result<(), EngineError> {
-    if partition.index == execution_id.partition() {
+    let execution_family = matches!(
+        partition.family,
+        PartitionFamily::Flow | PartitionFamily::Execution
+    );
+    if execution_family && partition.index == execution_id.partition() {
         Ok(())
     } else {
         Err(validation(
@@ -133,6 +138,7 @@ impl EngineBackend for SqliteBackend {
         &self,
         args: IssueClaimGrantArgs,
     ) -> Result<IssueClaimGrantOutcome, EngineError> {
+        check_partition(&args.partition, &args.execution_id)?;
         let guest_args = args::issue_claim_grant(&args);
         self.run("issue_claim_grant", Tx::Write, move |guest, store| {
             guest

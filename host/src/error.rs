@@ -169,10 +169,20 @@ impl OperationFailure {
 }
 
 impl From<OperationFailure> for EngineError {
+    /// Limits become ff-core's typed `Timeout` and `ResourceExhausted`; everything else is
+    /// `Transport` with the failure as its source.
     fn from(failure: OperationFailure) -> Self {
-        EngineError::Transport {
-            backend: BACKEND_LABEL,
-            source: Box::new(failure),
+        match failure {
+            OperationFailure::TimedOut { op, elapsed } => EngineError::Timeout { op, elapsed },
+            OperationFailure::MemoryExhausted { max_mib, .. } => EngineError::ResourceExhausted {
+                pool: "guest_memory",
+                max: max_mib,
+                retry_after_ms: None,
+            },
+            failure => EngineError::Transport {
+                backend: BACKEND_LABEL,
+                source: Box::new(failure),
+            },
         }
     }
 }

@@ -21,8 +21,9 @@ use crate::sql::{QueryLimits, SqlAccess};
 /// The guest component built from `guest/` by `build.rs`.
 const BUILTIN_GUEST: &[u8] = include_bytes!(env!("FF_GUEST_WASM"));
 
-/// How much of the guest's stderr one operation keeps.
-const STDERR_CAPACITY: usize = 64 * 1024;
+/// How much the guest may write to stderr in one operation (1 MiB); further writes fail, which
+/// a Rust guest's `eprintln!` turns into a trap.
+const STDERR_CAPACITY: usize = 1 << 20;
 
 /// How often the engine's epoch advances: the granularity of operation timeouts.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -54,7 +55,9 @@ pub(crate) fn shared_engine() -> &'static Engine {
 pub(crate) fn builtin_component() -> Result<&'static Component, String> {
     static BUILTIN: OnceLock<Result<Component, String>> = OnceLock::new();
     BUILTIN
-        .get_or_init(|| Component::new(shared_engine(), BUILTIN_GUEST).map_err(|error| format!("{error:#}")))
+        .get_or_init(|| {
+            Component::new(shared_engine(), BUILTIN_GUEST).map_err(|error| format!("{error:#}"))
+        })
         .as_ref()
         .map_err(Clone::clone)
 }
@@ -69,7 +72,10 @@ pub(crate) struct GuestState {
 
 impl WasiView for GuestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -85,7 +91,9 @@ impl GuestRuntime {
         BUILTIN
             .get_or_init(|| {
                 let component = builtin_component()?;
-                Self::link(component).map(Arc::new).map_err(|error| format!("{error:#}"))
+                Self::link(component)
+                    .map(Arc::new)
+                    .map_err(|error| format!("{error:#}"))
             })
             .clone()
             .map_err(OpenError::Guest)
@@ -96,7 +104,9 @@ impl GuestRuntime {
     pub fn from_component(bytes: &[u8]) -> Result<Arc<Self>, OpenError> {
         let component = component::compile(bytes)?;
         component::check(&component).map_err(OpenError::GuestMismatch)?;
-        Self::link(&component).map(Arc::new).map_err(|error| OpenError::Guest(format!("{error:#}")))
+        Self::link(&component)
+            .map(Arc::new)
+            .map_err(|error| OpenError::Guest(format!("{error:#}")))
     }
 
     /// A guest from an artifact of [`component::precompile_guest_component`]: loaded,
@@ -104,14 +114,21 @@ impl GuestRuntime {
     pub fn from_precompiled(artifact: &[u8]) -> Result<Arc<Self>, OpenError> {
         let component = component::load_precompiled(artifact)?;
         component::check(&component).map_err(OpenError::GuestMismatch)?;
-        Self::link(&component).map(Arc::new).map_err(|error| OpenError::Guest(format!("{error:#}")))
+        Self::link(&component)
+            .map(Arc::new)
+            .map_err(|error| OpenError::Guest(format!("{error:#}")))
     }
 
     fn link(component: &Component) -> wasmtime::Result<Self> {
         let mut linker = Linker::new(shared_engine());
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        GuestWorld::add_to_linker::<_, HasSelf<SqlAccess>>(&mut linker, |state: &mut GuestState| &mut state.sql)?;
-        Ok(Self { pre: GuestWorldPre::new(linker.instantiate_pre(component)?)? })
+        GuestWorld::add_to_linker::<_, HasSelf<SqlAccess>>(
+            &mut linker,
+            |state: &mut GuestState| &mut state.sql,
+        )?;
+        Ok(Self {
+            pre: GuestWorldPre::new(linker.instantiate_pre(component)?)?,
+        })
     }
 
     /// Run `call` on a fresh instance with `connection` bound to the guest's `sql` import,
@@ -125,7 +142,10 @@ impl GuestRuntime {
         call: impl FnOnce(&GuestWorld, &mut Store<GuestState>) -> wasmtime::Result<R>,
     ) -> (Connection, Result<R, OperationFailure>) {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
-        let query_limits = QueryLimits { max_rows: limits.query_rows, max_bytes: limits.query_bytes };
+        let query_limits = QueryLimits {
+            max_rows: limits.query_rows,
+            max_bytes: limits.query_bytes,
+        };
         let state = GuestState {
             sql: SqlAccess::new(connection, query_limits, read_only),
             wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
@@ -136,10 +156,15 @@ impl GuestRuntime {
         store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(deadline_ticks(limits.operation_timeout));
         let started = Instant::now();
-        let outcome = self.pre.instantiate(&mut store).and_then(|guest| call(&guest, &mut store));
+        let outcome = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|guest| call(&guest, &mut store));
         let elapsed = started.elapsed();
         let GuestState { sql, memory, .. } = store.into_data();
-        let connection = sql.into_connection().expect("only the host unbinds the connection");
+        let connection = sql
+            .into_connection()
+            .expect("only the host unbinds the connection");
 
         let stderr = String::from_utf8_lossy(&stderr.contents()).into_owned();
         if !stderr.is_empty() {
@@ -148,12 +173,18 @@ impl GuestRuntime {
         let outcome = outcome.map_err(|error| {
             let trap = error.downcast_ref::<wasmtime::Trap>().copied();
             if memory.exceeded() {
-                OperationFailure::MemoryExhausted { op, max_mib: memory.max_mib() }
+                OperationFailure::MemoryExhausted {
+                    op,
+                    max_mib: memory.max_mib(),
+                }
             } else if trap == Some(wasmtime::Trap::Interrupt) {
                 OperationFailure::TimedOut { op, elapsed }
             } else {
-                let detail =
-                    if stderr.is_empty() { format!("{error:#}") } else { format!("{error:#}; guest stderr: {stderr}") };
+                let detail = if stderr.is_empty() {
+                    format!("{error:#}")
+                } else {
+                    format!("{error:#}; guest stderr: {stderr}")
+                };
                 OperationFailure::GuestTrapped { op, trap, detail }
             }
         });

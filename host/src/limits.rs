@@ -79,7 +79,10 @@ const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 impl MemoryLimiter {
     pub fn new(max_bytes: usize) -> Self {
-        Self { max_bytes, exceeded: false }
+        Self {
+            max_bytes,
+            exceeded: false,
+        }
     }
 
     /// Whether the guest asked for more than the bound.
@@ -94,13 +97,23 @@ impl MemoryLimiter {
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let allowed = desired <= self.max_bytes;
         self.exceeded |= !allowed;
         Ok(allowed)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }
@@ -117,6 +130,10 @@ mod tests {
         assert!(!limiter.memory_growing(1 << 20, 3 << 20, None).unwrap());
         assert!(limiter.exceeded());
         assert_eq!(limiter.max_mib(), 2);
-        assert!(!limiter.table_growing(0, MAX_TABLE_ELEMENTS + 1, None).unwrap());
+        assert!(
+            !limiter
+                .table_growing(0, MAX_TABLE_ELEMENTS + 1, None)
+                .unwrap()
+        );
     }
 }

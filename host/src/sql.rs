@@ -33,7 +33,11 @@ impl SqlAccess {
     /// Bind `connection` (already inside the operation's transaction) for the guest's use; a
     /// `read_only` operation may only run statements that do not write.
     pub fn new(connection: Connection, limits: QueryLimits, read_only: bool) -> Self {
-        Self { connection: Some(connection), limits, read_only }
+        Self {
+            connection: Some(connection),
+            limits,
+            read_only,
+        }
     }
 
     /// Take the connection back once the guest returned or trapped.
@@ -50,7 +54,9 @@ impl SqlAccess {
     fn prepare(&self, statement: &str) -> Result<rusqlite::CachedStatement<'_>, SqlError> {
         let prepared = self.connection()?.prepare_cached(statement)?;
         if self.read_only && !prepared.readonly() {
-            return Err(SqlError::Denied("a read-only operation may not write".into()));
+            return Err(SqlError::Denied(
+                "a read-only operation may not write".into(),
+            ));
         }
         Ok(prepared)
     }
@@ -88,16 +94,22 @@ impl ToSql for Param<'_> {
     }
 }
 
-fn to_guest(value: ValueRef<'_>) -> (wit_sql::Value, usize) {
+/// What a value counts against [`QueryLimits::max_bytes`], known before it is copied.
+fn size_of(value: ValueRef<'_>) -> usize {
     match value {
-        ValueRef::Null => (wit_sql::Value::Null, 1),
-        ValueRef::Integer(value) => (wit_sql::Value::Integer(value), 8),
-        ValueRef::Real(value) => (wit_sql::Value::Real(value), 8),
-        ValueRef::Text(bytes) => (
-            wit_sql::Value::Text(String::from_utf8_lossy(bytes).into_owned()),
-            bytes.len(),
-        ),
-        ValueRef::Blob(bytes) => (wit_sql::Value::Blob(bytes.to_vec()), bytes.len()),
+        ValueRef::Null => 1,
+        ValueRef::Integer(_) | ValueRef::Real(_) => 8,
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.len(),
+    }
+}
+
+fn to_guest(value: ValueRef<'_>) -> wit_sql::Value {
+    match value {
+        ValueRef::Null => wit_sql::Value::Null,
+        ValueRef::Integer(value) => wit_sql::Value::Integer(value),
+        ValueRef::Real(value) => wit_sql::Value::Real(value),
+        ValueRef::Text(bytes) => wit_sql::Value::Text(String::from_utf8_lossy(bytes).into_owned()),
+        ValueRef::Blob(bytes) => wit_sql::Value::Blob(bytes.to_vec()),
     }
 }
 
@@ -144,15 +156,16 @@ impl wit_sql::Host for SqlAccess {
             }
             let mut values = Vec::with_capacity(width);
             for index in 0..width {
-                let (value, size) = to_guest(row.get_ref(index)?);
-                bytes += size;
-                values.push(value);
-            }
-            if bytes > limits.max_bytes {
-                return Err(SqlError::TooLarge(format!(
-                    "the limit of {} bytes",
-                    limits.max_bytes
-                )));
+                let value = row.get_ref(index)?;
+                // Count before copying, so an oversized value is refused without a host copy.
+                bytes = bytes.saturating_add(size_of(value));
+                if bytes > limits.max_bytes {
+                    return Err(SqlError::TooLarge(format!(
+                        "the limit of {} bytes",
+                        limits.max_bytes
+                    )));
+                }
+                values.push(to_guest(value));
             }
             out.push(values);
         }
@@ -177,6 +190,8 @@ fn classify(error: rusqlite::Error) -> wit_sql::Error {
             ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => wit_sql::Error::Busy,
             ErrorCode::ConstraintViolation => wit_sql::Error::Constraint(message),
             ErrorCode::AuthorizationForStatementDenied => wit_sql::Error::Denied(message),
+            // A function the authorizer refused is reported as a plain error.
+            _ if message.contains("not authorized") => wit_sql::Error::Denied(message),
             _ => wit_sql::Error::Failure(wit_sql::SqliteFailure {
                 code: failure.extended_code,
                 message,
@@ -194,7 +209,10 @@ mod tests {
     use super::*;
     use wit_sql::{Host as _, Value};
 
-    const LIMITS: QueryLimits = QueryLimits { max_rows: 10_000, max_bytes: 16 << 20 };
+    const LIMITS: QueryLimits = QueryLimits {
+        max_rows: 10_000,
+        max_bytes: 16 << 20,
+    };
 
     fn access(limits: QueryLimits) -> SqlAccess {
         let conn = Connection::open_in_memory().unwrap();
@@ -279,13 +297,22 @@ mod tests {
         sql.execute(insert.clone(), vec![]).unwrap();
         let mut read_only = SqlAccess::new(sql.into_connection().unwrap(), LIMITS, true);
         let error = read_only.execute(insert, vec![]).unwrap_err();
-        assert!(matches!(read_only.convert_error(error).unwrap(), wit_sql::Error::Denied(_)));
-        read_only.query("SELECT COUNT(*) FROM t".into(), vec![]).unwrap();
+        assert!(matches!(
+            read_only.convert_error(error).unwrap(),
+            wit_sql::Error::Denied(_)
+        ));
+        read_only
+            .query("SELECT COUNT(*) FROM t".into(), vec![])
+            .unwrap();
     }
 
     #[test]
     fn a_call_without_a_connection_traps() {
-        let mut sql = SqlAccess { connection: None, limits: LIMITS, read_only: false };
+        let mut sql = SqlAccess {
+            connection: None,
+            limits: LIMITS,
+            read_only: false,
+        };
         let error = sql.query("SELECT 1".into(), vec![]).unwrap_err();
         assert!(sql.convert_error(error).is_err());
     }

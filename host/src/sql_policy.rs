@@ -1,5 +1,10 @@
-//! What SQL a guest may run: a SQLite authorizer installed once on the connection, switched
-//! between the host's own statements (everything allowed) and the guest's.
+//! What SQL a guest may run, and for how long: a SQLite authorizer and a progress handler
+//! installed once on the connection, switched between the host's own statements (everything
+//! allowed, no deadline) and the guest's.
+//!
+//! The progress handler interrupts a guest's statement once the operation's deadline has passed
+//! (the epoch deadline only fires while guest code runs, not inside one long SQL call), so one
+//! statement cannot hold the database past the operation timeout.
 //!
 //! The authorizer decides when a statement is prepared, so a refused statement never runs and
 //! never enters the statement cache; switching modes costs one atomic store (installing and
@@ -12,8 +17,9 @@
 //! is also refused `INSERT`, `UPDATE` and `DELETE`. (`VACUUM` cannot run inside the host's
 //! transaction at all.) The guest sees `error::denied`.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use rusqlite::Connection;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
@@ -30,25 +36,72 @@ pub(crate) enum SqlMode {
     GuestRead = 2,
 }
 
-/// The switch the connection's authorizer reads.
+/// SQLite virtual-machine steps between two deadline checks.
+const PROGRESS_STEPS: i32 = 1_000;
+
+/// The switch the connection's authorizer and progress handler read.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct SqlPolicy(Arc<AtomicU8>);
+pub(crate) struct SqlPolicy(Arc<PolicyState>);
+
+#[derive(Debug, Default)]
+struct PolicyState {
+    mode: AtomicU8,
+    deadline: Mutex<Option<Instant>>,
+    interrupted: AtomicBool,
+}
+
+impl PolicyState {
+    /// Whether the running statement must stop: a guest is running and its deadline passed.
+    fn past_deadline(&self) -> bool {
+        if self.mode.load(Ordering::Acquire) == SqlMode::Host as u8 {
+            return false;
+        }
+        let deadline = *self.deadline.lock().unwrap_or_else(PoisonError::into_inner);
+        let past = deadline.is_some_and(|deadline| Instant::now() >= deadline);
+        if past {
+            self.interrupted.store(true, Ordering::Release);
+        }
+        past
+    }
+}
 
 impl SqlPolicy {
-    /// Install the authorizer on `connection`; it starts in [`SqlMode::Host`].
+    /// Install the authorizer and the progress handler on `connection`; they start in
+    /// [`SqlMode::Host`].
     pub fn install(connection: &Connection) -> Self {
         let policy = Self::default();
-        let mode = Arc::clone(&policy.0);
-        connection.authorizer(Some(move |context: AuthContext<'_>| decide(mode.load(Ordering::Acquire), &context.action)));
+        let state = Arc::clone(&policy.0);
+        connection.authorizer(Some(move |context: AuthContext<'_>| {
+            decide(state.mode.load(Ordering::Acquire), &context.action)
+        }));
+        let state = Arc::clone(&policy.0);
+        connection.progress_handler(PROGRESS_STEPS, Some(move || state.past_deadline()));
         policy
     }
 
-    /// Run `work` with the connection in `mode`, back in host mode afterwards.
-    pub fn with_mode<T>(&self, mode: SqlMode, work: impl FnOnce() -> T) -> T {
-        self.0.store(mode as u8, Ordering::Release);
+    /// Run `work` with the connection in `mode` until `deadline`, back in host mode afterwards.
+    /// Also returns whether a statement was interrupted because the deadline passed.
+    pub fn with_mode<T>(
+        &self,
+        mode: SqlMode,
+        deadline: Instant,
+        work: impl FnOnce() -> T,
+    ) -> (T, bool) {
+        *self
+            .0
+            .deadline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(deadline);
+        self.0.interrupted.store(false, Ordering::Release);
+        self.0.mode.store(mode as u8, Ordering::Release);
         let result = work();
-        self.0.store(SqlMode::Host as u8, Ordering::Release);
-        result
+        self.0.mode.store(SqlMode::Host as u8, Ordering::Release);
+        *self
+            .0
+            .deadline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+        (result, self.0.interrupted.swap(false, Ordering::AcqRel))
     }
 }
 
@@ -61,12 +114,20 @@ fn decide(mode: u8, action: &AuthAction<'_>) -> Authorization {
     let internal = |table: &str| table.starts_with("sqlite_");
     let allowed = match action {
         AuthAction::Select | AuthAction::Read { .. } | AuthAction::Recursive => true,
-        AuthAction::Function { function_name } => !function_name.eq_ignore_ascii_case("load_extension"),
-        AuthAction::Insert { table_name } | AuthAction::Delete { table_name } => !read_only && !internal(table_name),
+        AuthAction::Function { function_name } => {
+            !function_name.eq_ignore_ascii_case("load_extension")
+        }
+        AuthAction::Insert { table_name } | AuthAction::Delete { table_name } => {
+            !read_only && !internal(table_name)
+        }
         AuthAction::Update { table_name, .. } => !read_only && !internal(table_name),
         _ => false,
     };
-    if allowed { Authorization::Allow } else { Authorization::Deny }
+    if allowed {
+        Authorization::Allow
+    } else {
+        Authorization::Deny
+    }
 }
 
 #[cfg(test)]
@@ -75,7 +136,9 @@ mod tests {
 
     fn connection() -> (Connection, SqlPolicy) {
         let connection = Connection::open_in_memory().unwrap();
-        connection.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        connection
+            .execute_batch("CREATE TABLE t (x INTEGER)")
+            .unwrap();
         let policy = SqlPolicy::install(&connection);
         (connection, policy)
     }
@@ -90,7 +153,8 @@ mod tests {
     #[test]
     fn guests_may_read_and_write_rows_but_nothing_else() {
         let (connection, policy) = connection();
-        policy.with_mode(SqlMode::GuestWrite, || {
+        let far = Instant::now() + std::time::Duration::from_secs(60);
+        policy.with_mode(SqlMode::GuestWrite, far, || {
             connection.execute_batch("INSERT INTO t VALUES (1); UPDATE t SET x = 2; SELECT json_extract('{}', '$'); DELETE FROM t").unwrap();
             for sql in [
                 "BEGIN",
@@ -105,8 +169,8 @@ mod tests {
             ] {
                 assert!(denied(&connection, sql), "{sql} must be denied");
             }
-            // SQLite refuses these itself before asking (no `load_extension` in the bundled build;
-            // the schema table is read-only); the policy denies them too if it is asked.
+            // These fail whatever the policy says (extension loading is disabled at run time, the
+            // schema table is read-only); the policy denies them too when SQLite asks.
             for sql in ["SELECT load_extension('x')", "DELETE FROM sqlite_master"] {
                 assert!(connection.execute_batch(sql).is_err(), "{sql} must fail");
             }
@@ -121,10 +185,31 @@ mod tests {
     #[test]
     fn read_only_guests_may_not_write_and_the_host_may_do_anything() {
         let (connection, policy) = connection();
-        policy.with_mode(SqlMode::GuestRead, || {
+        let far = Instant::now() + std::time::Duration::from_secs(60);
+        policy.with_mode(SqlMode::GuestRead, far, || {
             connection.execute_batch("SELECT * FROM t").unwrap();
             assert!(denied(&connection, "INSERT INTO t VALUES (1)"));
         });
-        connection.execute_batch("BEGIN; CREATE TABLE u (x); PRAGMA user_version = 3; COMMIT").unwrap();
+        connection
+            .execute_batch("BEGIN; CREATE TABLE u (x); PRAGMA user_version = 3; COMMIT")
+            .unwrap();
+    }
+
+    #[test]
+    fn a_guest_statement_is_interrupted_at_the_deadline_and_the_host_is_not() {
+        let (connection, policy) = connection();
+        let slow = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n";
+        let started = Instant::now();
+        let deadline = started + std::time::Duration::from_millis(50);
+        let (result, interrupted) = policy.with_mode(SqlMode::GuestWrite, deadline, || {
+            connection.execute_batch(slow)
+        });
+        assert!(
+            matches!(result, Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::OperationInterrupted)
+        );
+        assert!(interrupted);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // In host mode nothing interrupts (a bounded query here, to finish).
+        connection.execute_batch("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000) SELECT count(*) FROM n").unwrap();
     }
 }

@@ -575,3 +575,37 @@ pub fn count_rows(conn: &Connection, table: &str) -> i64 {
 pub fn outbox_rows(conn: &Connection) -> i64 {
     count_rows(conn, "ff_lease_event") + count_rows(conn, "ff_completion_event")
 }
+
+// ── Scratch directories (races.rs, processes.rs) ────────────────────────────────────────────
+
+/// A fresh directory under `std::env::temp_dir()` for database files, removed with everything
+/// in it when dropped (drop the backends using it first).
+pub struct ScratchDir(std::path::PathBuf);
+
+impl ScratchDir {
+    /// Create `<temp>/ffwasm-<prefix>-<pid>-<uuid>`.
+    pub fn new(prefix: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "ffwasm-{prefix}-{}-{}",
+            std::process::id(),
+            Uuid::new_v4()
+        ));
+        std::fs::create_dir_all(&path).expect("create a scratch directory");
+        Self(path)
+    }
+
+    /// The path of `name` inside the directory, as the string `SqliteBackend::new` takes.
+    pub fn file(&self, name: &str) -> String {
+        self.0
+            .join(name)
+            .to_str()
+            .expect("a UTF-8 temp path")
+            .to_owned()
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

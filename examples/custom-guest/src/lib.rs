@@ -1,1 +1,161 @@
-//! Placeholder: the custom guest example is being written.
+//! A custom guest component: FlowFabric's built-in engine logic with one policy changed. The
+//! lane scanner (`claim`) hands out the **oldest** claimable execution of the lane first,
+//! ignoring priority; the built-in guest takes the highest priority first. Every other
+//! operation delegates to the built-in guest ([`ff_engine_guest::Component`]).
+//!
+//! Build it with `cargo build -p ff-custom-guest-example --target wasm32-wasip2 --release` and
+//! run it with `ffwasm demo --guest <path to ff_custom_guest_example.wasm>` or
+//! `SqliteBackend::builder(uri).guest_file(path)`; see `README.md` beside this crate.
+
+pub mod oldest_first;
+
+use ff_engine_guest::Component as Builtin;
+use ff_engine_guest::db::HostDb;
+use ff_engine_guest::engine::*;
+
+/// The component: the built-in guest, with [`oldest_first::claim`] as the lane scanner.
+pub struct OldestFirst;
+
+impl Guest for OldestFirst {
+    fn claim(args: ClaimArgs) -> Result<Option<ClaimedExecution>, EngineError> {
+        oldest_first::claim(&mut HostDb, &args)
+    }
+
+    // Everything below is the built-in guest's behaviour.
+
+    fn claim_execution(args: ClaimExecutionArgs) -> Result<ClaimedExecution, EngineError> {
+        Builtin::claim_execution(args)
+    }
+
+    fn create_execution(args: CreateExecutionArgs) -> Result<CreateExecutionOutcome, EngineError> {
+        Builtin::create_execution(args)
+    }
+
+    fn issue_claim_grant(args: IssueClaimGrantArgs) -> Result<(), EngineError> {
+        Builtin::issue_claim_grant(args)
+    }
+
+    fn issue_grant_and_claim(
+        args: IssueGrantAndClaimArgs,
+    ) -> Result<ClaimGrantOutcome, EngineError> {
+        Builtin::issue_grant_and_claim(args)
+    }
+
+    fn promote_delayed(execution_id: String, now: TimestampMs) -> Result<(), EngineError> {
+        Builtin::promote_delayed(execution_id, now)
+    }
+
+    fn renew_lease(args: RenewLeaseArgs) -> Result<TimestampMs, EngineError> {
+        Builtin::renew_lease(args)
+    }
+
+    fn complete_execution(args: CompleteExecutionArgs) -> Result<(), EngineError> {
+        Builtin::complete_execution(args)
+    }
+
+    fn fail_execution(args: FailExecutionArgs) -> Result<FailOutcome, EngineError> {
+        Builtin::fail_execution(args)
+    }
+
+    fn renew(lease: HandleLease, now: TimestampMs) -> Result<TimestampMs, EngineError> {
+        Builtin::renew(lease, now)
+    }
+
+    fn progress(
+        lease: HandleLease,
+        percent: Option<u8>,
+        message: Option<String>,
+        now: TimestampMs,
+    ) -> Result<(), EngineError> {
+        Builtin::progress(lease, percent, message, now)
+    }
+
+    fn complete(
+        lease: HandleLease,
+        payload: Option<Vec<u8>>,
+        now: TimestampMs,
+    ) -> Result<(), EngineError> {
+        Builtin::complete(lease, payload, now)
+    }
+
+    fn fail(
+        lease: HandleLease,
+        message: String,
+        class: FailureClass,
+        now: TimestampMs,
+    ) -> Result<FailOutcome, EngineError> {
+        Builtin::fail(lease, message, class, now)
+    }
+
+    fn cancel_execution(args: CancelExecutionArgs) -> Result<(), EngineError> {
+        Builtin::cancel_execution(args)
+    }
+
+    fn revoke_lease(args: RevokeLeaseArgs) -> Result<RevokeLeaseOutcome, EngineError> {
+        Builtin::revoke_lease(args)
+    }
+
+    fn claim_resumed_execution(
+        args: ClaimResumedExecutionArgs,
+    ) -> Result<ClaimedExecution, EngineError> {
+        Builtin::claim_resumed_execution(args)
+    }
+
+    fn resume_execution(args: ResumeExecutionArgs) -> Result<PublicState, EngineError> {
+        Builtin::resume_execution(args)
+    }
+
+    fn mark_lease_expired_if_due(
+        execution_id: String,
+        now: TimestampMs,
+    ) -> Result<(), EngineError> {
+        Builtin::mark_lease_expired_if_due(execution_id, now)
+    }
+
+    fn list_expired_leases(args: ListExpiredLeasesArgs) -> Result<Vec<ExpiredLease>, EngineError> {
+        Builtin::list_expired_leases(args)
+    }
+
+    fn issue_reclaim_grant(
+        args: IssueReclaimGrantArgs,
+    ) -> Result<IssueReclaimGrantOutcome, EngineError> {
+        Builtin::issue_reclaim_grant(args)
+    }
+
+    fn reclaim_execution(
+        args: ReclaimExecutionArgs,
+    ) -> Result<ReclaimExecutionOutcome, EngineError> {
+        Builtin::reclaim_execution(args)
+    }
+
+    fn claim_from_resume_grant(
+        args: ResumeGrantClaimArgs,
+    ) -> Result<Option<ClaimedExecution>, EngineError> {
+        Builtin::claim_from_resume_grant(args)
+    }
+
+    fn read_execution(
+        execution_id: String,
+        now: TimestampMs,
+    ) -> Result<Option<ExecutionView>, EngineError> {
+        Builtin::read_execution(execution_id, now)
+    }
+
+    fn get_execution_result(execution_id: String) -> Result<Option<Vec<u8>>, EngineError> {
+        Builtin::get_execution_result(execution_id)
+    }
+
+    fn read_execution_context(
+        execution_id: String,
+    ) -> Result<Option<ExecutionContext>, EngineError> {
+        Builtin::read_execution_context(execution_id)
+    }
+
+    fn ping() -> Result<(), EngineError> {
+        Builtin::ping()
+    }
+}
+
+// Only a component build exports: the export names are not valid native symbols.
+#[cfg(target_family = "wasm")]
+ff_engine_guest::bindings::export!(OldestFirst with_types_in ff_engine_guest::bindings);

@@ -45,9 +45,10 @@
 //! | # | check | result |
 //! |---|---|---|
 //! | 1 | `lease_ttl_ms > 0` | `Validation(InvalidInput)` |
-//! | 2 | the execution id parses / exists | `Validation(InvalidInput)` / `NotFound(execution)` |
-//! | 3 | `public_state = 'resumable'` | `Contention(NotAResumedExecution)` |
-//! | 4 | `ownership_state = 'unowned'` | `Contention(LeaseConflict)` |
+//! | 2 | `worker_id` is not empty | `Validation(InvalidInput, "worker_id must not be empty")` |
+//! | 3 | the execution id parses / exists | `Validation(InvalidInput)` / `NotFound(execution)` |
+//! | 4 | `public_state = 'resumable'` | `Contention(NotAResumedExecution)` |
+//! | 5 | `ownership_state = 'unowned'` | `Contention(LeaseConflict)` |
 //!
 //! Writes: [`crate::lease::acquire_lease`] on the current attempt (re-armed with epoch + 1, or
 //! created with epoch 1), keeping the attempt's type; event `acquired`.
@@ -88,9 +89,10 @@
 //! | # | check | result |
 //! |---|---|---|
 //! | 1 | `grant_ttl_ms > 0` | `Validation(InvalidInput)` |
-//! | 2 | the execution id parses / exists | `Validation(InvalidInput)` / `NotFound(execution)` |
-//! | 3 | `lifecycle_phase = 'active'` | `NotReclaimable("lifecycle_phase=<x> (expected active)")` |
-//! | 4 | ownership `lease_expired_reclaimable` or `lease_revoked` | `NotReclaimable("ownership_state=<x> (expected lease_expired_reclaimable \| lease_revoked)")` |
+//! | 2 | `worker_id` is not empty | `Validation(InvalidInput, "worker_id must not be empty")` |
+//! | 3 | the execution id parses / exists | `Validation(InvalidInput)` / `NotFound(execution)` |
+//! | 4 | `lifecycle_phase = 'active'` | `NotReclaimable("lifecycle_phase=<x> (expected active)")` |
+//! | 5 | ownership `lease_expired_reclaimable` or `lease_revoked` | `NotReclaimable("ownership_state=<x> (expected lease_expired_reclaimable \| lease_revoked)")` |
 //!
 //! Writes: one `reclaim` grant (random version-4 grant id, expiry `now + ttl`).
 //!
@@ -99,13 +101,14 @@
 //! | # | check | result |
 //! |---|---|---|
 //! | 1 | `lease_ttl_ms > 0` | `Validation(InvalidInput)` |
-//! | 2 | the execution id parses | `Validation(InvalidInput)` |
-//! | 3 | a `reclaim` grant exists (the newest by `issued_at_ms` decides) | `GrantNotFound` |
-//! | 4 | the grant names this worker | `Validation(InvalidInput, "reclaim_execution: grant worker_id=<g> mismatches caller <w>")` |
-//! | 5 | the grant has not expired (`expires_at_ms > now`) | the grant is deleted, `GrantNotFound` |
-//! | 6 | the execution exists | `NotFound(execution)` |
-//! | 7 | reclaimable (as `issue-reclaim-grant` 3–4) | `NotReclaimable(..)`, nothing written |
-//! | 8 | `lease_reclaim_count < cap` (argument, else the policy's `max_reclaim_count`, else 100) | cap exceeded (below) |
+//! | 2 | `worker_id` is not empty | `Validation(InvalidInput, "worker_id must not be empty")` |
+//! | 3 | the execution id parses | `Validation(InvalidInput)` |
+//! | 4 | a `reclaim` grant exists (the newest by `issued_at_ms` decides) | `GrantNotFound` |
+//! | 5 | the grant names this worker | `Validation(InvalidInput, "reclaim_execution: grant worker_id=<g> mismatches caller <w>")` |
+//! | 6 | the grant has not expired (`expires_at_ms > now`) | the grant is deleted, `GrantNotFound` |
+//! | 7 | the execution exists | `NotFound(execution)` |
+//! | 8 | reclaimable (as `issue-reclaim-grant` 4–5) | `NotReclaimable(..)`, nothing written |
+//! | 9 | `lease_reclaim_count < cap` (argument, else the policy's `max_reclaim_count`, else 100) | cap exceeded (below) |
 //!
 //! Cap exceeded: the execution becomes `FAILED` (`terminal_outcome = 'failed'`, `failure_reason
 //! = 'reclaim cap exceeded'`), the current attempt ends `interrupted_reclaimed` without a lease,
@@ -119,10 +122,11 @@
 //! | # | check | result |
 //! |---|---|---|
 //! | 1 | `lease_ttl_ms > 0` | `Validation(InvalidInput)` |
-//! | 2 | the execution id parses / exists | `Validation(InvalidInput)` / `NotFound(execution)` |
-//! | 3 | `lifecycle_phase = 'active'` | `Contention(ExecutionNotActive)` |
-//! | 4 | the current attempt exists | `NotFound(attempt)` |
-//! | 5 | not (`leased` and the lease live at `now`) | `Ok(None)`, nothing written |
+//! | 2 | `worker_id` is not empty | `Validation(InvalidInput, "worker_id must not be empty")` |
+//! | 3 | the execution id parses / exists | `Validation(InvalidInput)` / `NotFound(execution)` |
+//! | 4 | `lifecycle_phase = 'active'` | `Contention(ExecutionNotActive)` |
+//! | 5 | the current attempt exists | `NotFound(attempt)` |
+//! | 6 | not (`leased` and the lease live at `now`) | `Ok(None)`, nothing written |
 //!
 //! Writes: the same attempt re-armed through [`crate::lease::acquire_lease`] (epoch + 1,
 //! attempt type kept), event `reclaimed`.

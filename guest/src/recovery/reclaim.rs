@@ -8,7 +8,7 @@ use crate::engine::{
     AttemptType, EngineError, IssueReclaimGrantArgs, IssueReclaimGrantOutcome,
     ReclaimExecutionArgs, ReclaimExecutionOutcome, ReclaimGrant,
 };
-use crate::errors::{invalid_input, require_positive};
+use crate::errors::{invalid_input, require_positive, require_worker_id};
 use crate::exec::{
     Attempt, Exec, StateVector, clamp_u32, lease_expiry, next_attempt_index,
     record_completion_event, record_lease_event, update_exec,
@@ -48,6 +48,7 @@ pub fn issue_reclaim_grant(
     args: &IssueReclaimGrantArgs,
 ) -> Result<IssueReclaimGrantOutcome, EngineError> {
     require_positive("grant_ttl_ms", args.grant_ttl_ms)?;
+    require_worker_id(&args.worker_id)?;
     let id = ExecutionRef::parse(&args.execution_id)?;
     let exec = Exec::require(db, &id)?;
     if let Some(detail) = not_reclaimable_detail(&exec) {
@@ -118,6 +119,7 @@ pub fn reclaim_execution(
     args: &ReclaimExecutionArgs,
 ) -> Result<ReclaimExecutionOutcome, EngineError> {
     require_positive("lease_ttl_ms", args.lease_ttl_ms)?;
+    require_worker_id(&args.worker_id)?;
     let id = ExecutionRef::parse(&args.execution_id)?;
     // Newest first; among grants issued in the same millisecond the last inserted wins.
     let Some(grant) = db.first_row(
@@ -291,6 +293,13 @@ mod tests {
     }
 
     #[test]
+    fn issue_empty_worker_id_is_invalid_input_and_writes_nothing() {
+        let empty = grant_args("", EXPIRES);
+        let err = expired().fails_unchanged(|db| issue_reclaim_grant(db, &empty));
+        assert_eq!(err, invalid_input("worker_id must not be empty"));
+    }
+
+    #[test]
     fn issue_for_an_unreclaimable_execution_says_why_and_writes_nothing() {
         let mut runnable = TestDb::new();
         runnable.seed_runnable(EXEC);
@@ -370,6 +379,17 @@ mod tests {
     }
 
     // ---- reclaim_execution ----
+
+    #[test]
+    fn reclaim_empty_worker_id_is_invalid_input_and_writes_nothing() {
+        // Even a reclaim grant recorded for the empty worker does not make it a worker.
+        let mut db = granted();
+        db.exec("UPDATE ff_claim_grant SET worker_id = '' WHERE kind = 'reclaim'");
+        let mut empty = reclaim_args(None, EXPIRES + 1);
+        empty.worker_id = String::new();
+        let err = db.fails_unchanged(|db| reclaim_execution(db, &empty));
+        assert_eq!(err, invalid_input("worker_id must not be empty"));
+    }
 
     #[test]
     fn reclaim_zero_ttl_and_missing_grant() {

@@ -7,7 +7,7 @@ use crate::engine::{
     ClaimResumedExecutionArgs, ClaimedExecution, ContentionKind, EngineError, PublicState,
     ResumeExecutionArgs, ResumeGrantClaimArgs, StateKind,
 };
-use crate::errors::{contention, require_positive};
+use crate::errors::{contention, require_positive, require_worker_id};
 use crate::exec::{Attempt, Exec, StateVector, lease_expiry, update_exec};
 use crate::ids::ExecutionRef;
 use crate::lease::{claimant_of, lease_current_attempt};
@@ -19,6 +19,7 @@ pub fn claim_resumed_execution(
     args: &ClaimResumedExecutionArgs,
 ) -> Result<ClaimedExecution, EngineError> {
     require_positive("lease_ttl_ms", args.lease_ttl_ms)?;
+    require_worker_id(&args.worker_id)?;
     let id = ExecutionRef::parse(&args.execution_id)?;
     let exec = Exec::require(db, &id)?;
     if exec.public_state != "resumable" {
@@ -94,6 +95,7 @@ pub fn claim_from_resume_grant(
     args: &ResumeGrantClaimArgs,
 ) -> Result<Option<ClaimedExecution>, EngineError> {
     require_positive("lease_ttl_ms", args.lease_ttl_ms)?;
+    require_worker_id(&args.worker_id)?;
     let id = ExecutionRef::parse(&args.execution_id)?;
     let exec = Exec::require(db, &id)?;
     if exec.lifecycle_phase != "active" {
@@ -112,6 +114,7 @@ pub fn claim_from_resume_grant(
 mod tests {
     use super::*;
     use crate::engine::{AttemptType, Entity, ExecutionNotActive};
+    use crate::errors::invalid_input;
     use crate::testing::{ATTEMPT, EXEC, LEASE, NOW, TTL, TestDb};
 
     const NEW_LEASE: &str = "33333333-3333-4333-8333-333333333333";
@@ -226,6 +229,14 @@ mod tests {
             |db| claim_resumed_execution(db, &resumed_args()).map(drop),
             |e| matches!(e, EngineError::Contention(ContentionKind::LeaseConflict)),
         );
+    }
+
+    #[test]
+    fn claim_resumed_empty_worker_id_is_invalid_input_and_writes_nothing() {
+        let mut empty = resumed_args();
+        empty.worker_id = String::new();
+        let err = resumable().fails_unchanged(|db| claim_resumed_execution(db, &empty));
+        assert_eq!(err, invalid_input("worker_id must not be empty"));
     }
 
     #[test]
@@ -393,6 +404,15 @@ mod tests {
             |db| claim_from_resume_grant(db, &grant_args(NOW)).map(drop),
             |e| matches!(e, EngineError::NotFound(Entity::Attempt)),
         );
+    }
+
+    #[test]
+    fn claim_from_resume_grant_empty_worker_id_is_invalid_input_and_writes_nothing() {
+        // The lease has lapsed: with a worker id, this claim would take it over.
+        let mut empty = grant_args(NOW + TTL as i64);
+        empty.worker_id = String::new();
+        let err = TestDb::leased().fails_unchanged(|db| claim_from_resume_grant(db, &empty));
+        assert_eq!(err, invalid_input("worker_id must not be empty"));
     }
 
     #[test]

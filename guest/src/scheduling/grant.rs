@@ -7,7 +7,7 @@ use crate::engine::{
     ConflictKind, ContentionKind, EngineError, IssueClaimGrantArgs, StateKind, ValidationError,
     ValidationKind,
 };
-use crate::errors::{contention, require_positive};
+use crate::errors::{contention, require_positive, require_worker_id};
 use crate::exec::{Exec, lease_expiry};
 use crate::ids::ExecutionRef;
 use crate::json;
@@ -17,6 +17,7 @@ use crate::sql::Value;
 /// [`crate::claim::claim_execution`] consumes. See the module docs for the rules.
 pub fn issue_claim_grant(db: &mut impl Db, args: &IssueClaimGrantArgs) -> Result<(), EngineError> {
     require_positive("grant_ttl_ms", args.grant_ttl_ms)?;
+    require_worker_id(&args.worker_id)?;
     let id = ExecutionRef::parse(&args.execution_id)?;
     let exec = Exec::require(db, &id)?;
     if exec.lifecycle_phase != "runnable"
@@ -103,6 +104,7 @@ mod tests {
     use super::*;
     use crate::claim::claim_execution;
     use crate::engine::{ClaimExecutionArgs, Entity};
+    use crate::errors::invalid_input;
     use crate::testing::{EXEC, NOW, TestDb, claim_args, hex};
 
     fn grant_args() -> IssueClaimGrantArgs {
@@ -201,6 +203,20 @@ mod tests {
         assert!(
             matches!(&err, EngineError::Validation(v) if v.kind == ValidationKind::InvalidInput),
             "{err:?}"
+        );
+    }
+
+    #[test]
+    fn grant_empty_worker_id_is_invalid_input_and_writes_nothing() {
+        let mut db = TestDb::runnable();
+        let mut args = grant_args();
+        args.worker_id = String::new();
+        let err = db.fails_unchanged(|db| issue_claim_grant(db, &args));
+        assert_eq!(err, invalid_input("worker_id must not be empty"));
+        args.execution_id = "bad".into();
+        assert_eq!(
+            issue_claim_grant(&mut db, &args).unwrap_err(),
+            invalid_input("worker_id must not be empty")
         );
     }
 

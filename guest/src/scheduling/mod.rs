@@ -22,13 +22,14 @@
 //! | # | check | error |
 //! |---|---|---|
 //! | 1 | `grant_ttl_ms > 0` | `Validation(InvalidInput)` |
-//! | 2 | `execution_id` parses | `Validation(InvalidInput)` |
-//! | 3 | the execution exists | `NotFound(execution)` |
-//! | 4 | `runnable`, `unowned` and claimable now ([`Exec::is_claimable_at`]) | `Contention(ExecutionNotEligible)` |
-//! | 5 | `attempt_state != 'running_attempt'` | `Conflict(ActiveAttemptExists)` |
-//! | 6 | `attempt_state != 'attempt_interrupted'` | `Contention(ExecutionNotLeaseable)` |
-//! | 7 | no unexpired `claim` grant exists (expired: `0 < expires_at_ms < now`) | `State(GrantAlreadyExists)` |
-//! | 8 | every required capability (empty tokens ignored) is in `worker_capabilities` | `Validation(CapabilityMismatch)`, detail = sorted, comma-separated missing tokens |
+//! | 2 | `worker_id` is not empty | `Validation(InvalidInput, "worker_id must not be empty")` |
+//! | 3 | `execution_id` parses | `Validation(InvalidInput)` |
+//! | 4 | the execution exists | `NotFound(execution)` |
+//! | 5 | `runnable`, `unowned` and claimable now ([`Exec::is_claimable_at`]) | `Contention(ExecutionNotEligible)` |
+//! | 6 | `attempt_state != 'running_attempt'` | `Conflict(ActiveAttemptExists)` |
+//! | 7 | `attempt_state != 'attempt_interrupted'` | `Contention(ExecutionNotLeaseable)` |
+//! | 8 | no unexpired `claim` grant exists (expired: `0 < expires_at_ms < now`) | `State(GrantAlreadyExists)` |
+//! | 9 | every required capability (empty tokens ignored) is in `worker_capabilities` | `Validation(CapabilityMismatch)`, detail = sorted, comma-separated missing tokens |
 //!
 //! Writes: the execution's expired claim grants are deleted, then one `ff_claim_grant` row
 //! (`kind = 'claim'`, random `grant_id`, `expires_at_ms = now + grant_ttl_ms` saturating) is
@@ -58,6 +59,7 @@
 //! | # | check | error |
 //! |---|---|---|
 //! | 1 | `lease_ttl_ms > 0` | `Validation(InvalidInput)` |
+//! | 2 | `worker_id` is not empty | `Validation(InvalidInput, "worker_id must not be empty")` |
 //!
 //! One query finds the best candidate of the lane in every partition: `runnable`, `unowned`,
 //! claimable now (eligible, or delayed with the delay passed), `attempt_state` one of the

@@ -3,7 +3,7 @@
 use super::lease_claimable;
 use crate::db::{Db, DbExt, int, text};
 use crate::engine::{ClaimArgs, ClaimedExecution, EngineError};
-use crate::errors::{corruption, require_positive};
+use crate::errors::{corruption, require_positive, require_worker_id};
 use crate::exec::Exec;
 use crate::ids::ExecutionRef;
 use crate::json;
@@ -28,6 +28,7 @@ const SCAN: &str = "SELECT partition_key, lower(hex(execution_id)) FROM ff_exec_
 /// `None` (nothing written) when there is none. See the module docs for the rules.
 pub fn claim(db: &mut impl Db, args: &ClaimArgs) -> Result<Option<ClaimedExecution>, EngineError> {
     require_positive("lease_ttl_ms", args.lease_ttl_ms)?;
+    require_worker_id(&args.worker_id)?;
     let capabilities = json::string_array(args.capabilities.iter().map(String::as_str));
     let Some(row) = db.first_row(
         SCAN,
@@ -205,6 +206,19 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(db.dump(), before);
+    }
+
+    #[test]
+    fn empty_worker_id_is_invalid_input_and_writes_nothing() {
+        let mut db = TestDb::new();
+        seed(&db, 1, 0, 0, 1, &[]);
+        let mut empty = args(&[]);
+        empty.worker_id = String::new();
+        let err = db.fails_unchanged(|db| claim(db, &empty));
+        assert_eq!(
+            err,
+            crate::errors::invalid_input("worker_id must not be empty")
+        );
     }
 
     #[test]

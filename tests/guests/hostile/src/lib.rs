@@ -1,13 +1,30 @@
 //! A guest that implements the `engine-backend` world but misbehaves on request: the claim's
-//! `worker-id` names the misbehaviour. The host must contain every one of them.
+//! `worker-id` names the misbehaviour. The host must contain every one of them; the sandbox
+//! tests (`tests/sandbox.rs`, `tests/guest_containment.rs`) check that it does.
 //!
 //! | worker-id | what the guest does |
 //! |---|---|
 //! | `panic-after-write` | damages rows, then panics (a trap) |
 //! | `error-after-write` | damages rows, then returns an engine error |
+//! | `infinite-loop` | damages rows, then spins forever (CPU limit) |
+//! | `stack-overflow` | damages rows, then recurses without bound (wasm stack limit) |
+//! | `memory-bomb` | damages rows, then grows a `Vec` without bound (memory limit) |
+//! | `drop-table`, `attach`, `detach`, `begin`, `commit`, `rollback`, `savepoint`, `release`, `pragma`, `pragma-function`, `create-table`, `create-temp-table`, `create-trigger`, `create-index`, `alter-table`, `vacuum`, `reindex`, `analyze`, `write-schema`, `load-extension` | damages rows, then runs that statement ([`FORBIDDEN_SQL`]); a refused statement's error is passed back as `storage`, one the host let through is reported as `validation(invalid-input)` naming it |
+//! | `huge-result` | queries a recursive CTE of 10 million rows (row limit) |
+//! | `huge-bytes` | queries 10 million 64 KiB blobs (byte limit) |
+//! | `huge-value` | queries one zero blob of `attempt-policy-json` bytes (default 256 MiB): one value over the byte limit |
+//! | `slow-sql` | runs one statement that counts `attempt-policy-json` CTE rows (default 2 million), then returns an engine error: a single slow SQL call |
+//! | `wasi-probe` | reports what WASI gives it (environment, arguments, stdin, stdout, the clocks) as a `validation(invalid-input)` detail; touches nothing |
+//! | `stderr-flood` | damages rows, then writes 2 MiB to stderr; a refused write comes back as `validation(invalid-input)` |
+//! | `garbage-success` | overwrites every other execution's state columns with nonsense and returns `ok` with a plausible claimed execution it never wrote |
 //! | anything else | returns `not-found(execution)` without touching the database |
 //!
-//! Every other export answers `not-found(execution)` and touches nothing.
+//! `read-execution` (behind `describe_execution`, `read_execution_state`, ...) always tries to
+//! update every execution, and passes the refusal back as `storage`.
+//!
+//! `attach` attaches the path given in the claim's `attempt-policy-json` (a default path when
+//! empty), so a test can check that no file appeared. `ping` answers `ok` (a fresh instance
+//! serves normally); every other export answers `not-found(execution)` and touches nothing.
 
 mod bindings {
     wit_bindgen::generate!({ path: "../../../wit", world: "engine-backend" });
@@ -28,6 +45,223 @@ fn damage_rows() {
     }
 }
 
+/// The statements the host must refuse, by the worker-id that runs them.
+const FORBIDDEN_SQL: &[(&str, &str)] = &[
+    ("drop-table", "DROP TABLE ff_exec_core"),
+    ("attach", "ATTACH DATABASE ?1 AS stolen"),
+    ("detach", "DETACH DATABASE stolen"),
+    ("begin", "BEGIN"),
+    ("commit", "COMMIT"),
+    ("rollback", "ROLLBACK"),
+    ("savepoint", "SAVEPOINT hostile"),
+    ("release", "RELEASE hostile"),
+    ("pragma", "PRAGMA user_version = 99"),
+    (
+        "pragma-function",
+        "SELECT name FROM pragma_table_info('ff_exec_core')",
+    ),
+    ("create-table", "CREATE TABLE hostile_stash (x)"),
+    ("create-temp-table", "CREATE TEMP TABLE hostile_stash (x)"),
+    (
+        "create-trigger",
+        "CREATE TRIGGER hostile_backdoor AFTER INSERT ON ff_exec_core \
+         BEGIN DELETE FROM ff_claim_grant; END",
+    ),
+    (
+        "create-index",
+        "CREATE INDEX hostile_index ON ff_exec_core (priority)",
+    ),
+    (
+        "alter-table",
+        "ALTER TABLE ff_exec_core ADD COLUMN hostile TEXT",
+    ),
+    ("vacuum", "VACUUM"),
+    ("reindex", "REINDEX"),
+    ("analyze", "ANALYZE"),
+    ("write-schema", "UPDATE sqlite_master SET sql = 'garbage'"),
+    (
+        "load-extension",
+        "SELECT load_extension('/nonexistent/hostile-extension')",
+    ),
+];
+
+/// Where `attach` points when the claim names no path.
+const DEFAULT_ATTACH_PATH: &str = "hostile-attached.sqlite";
+
+/// Ten million rows, more than any query limit allows.
+const TEN_MILLION_ROWS: &str =
+    "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n LIMIT 10000000)";
+
+/// How many rows `slow-sql` counts when the claim names no number.
+const DEFAULT_SLOW_ROWS: i64 = 2_000_000;
+
+/// `validation(invalid-input, detail)`.
+fn invalid_input(detail: String) -> EngineError {
+    EngineError::Validation(ValidationError {
+        kind: ValidationKind::InvalidInput,
+        detail,
+    })
+}
+
+/// Damage rows, then run a statement the host must refuse: its refusal comes back as
+/// `storage`; if the host lets it through, the guest says so.
+fn forbidden_sql(statement: &str, args: &ClaimExecutionArgs) -> EngineError {
+    damage_rows();
+    let params = if statement.contains("?1") {
+        let path = match args.attempt_policy_json.as_str() {
+            "" => DEFAULT_ATTACH_PATH,
+            path => path,
+        };
+        vec![sql::Value::Text(path.into())]
+    } else {
+        Vec::new()
+    };
+    match sql::execute(statement, &params) {
+        Err(error) => EngineError::Storage(error),
+        Ok(_) => invalid_input(format!("hostile guest: the host allowed `{statement}`")),
+    }
+}
+
+/// Query `statement`, which returns more than the host's limits allow: the refusal comes back
+/// as `storage`; rows that got through are reported.
+fn oversized_query(statement: &str) -> EngineError {
+    damage_rows();
+    match sql::query(statement, &[]) {
+        Err(error) => EngineError::Storage(error),
+        Ok(rows) => invalid_input(format!(
+            "hostile guest: the host returned {} rows",
+            rows.rows.len()
+        )),
+    }
+}
+
+/// Spin until the host stops us.
+fn spin_forever() -> ! {
+    let mut counter = 0u64;
+    loop {
+        counter = std::hint::black_box(counter.wrapping_add(1));
+    }
+}
+
+/// Recurse without bound (each frame keeps a buffer alive so none can be optimized away).
+#[allow(unconditional_recursion)] // the point
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 64]);
+    std::hint::black_box(recurse(depth + 1)) + frame[0]
+}
+
+/// Allocate until the host refuses to grow memory (the allocator then aborts: a trap).
+fn exhaust_memory() -> ! {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(vec![0xAB; 1 << 20]);
+        std::hint::black_box(&hoard);
+    }
+}
+
+/// How large a blob `huge-value` asks for when the claim names no size.
+const DEFAULT_VALUE_BYTES: i64 = 256 << 20;
+
+/// Query one blob of `attempt-policy-json` bytes (one value, far over the byte limit).
+fn oversized_value(args: &ClaimExecutionArgs) -> EngineError {
+    damage_rows();
+    let size = args
+        .attempt_policy_json
+        .parse()
+        .unwrap_or(DEFAULT_VALUE_BYTES);
+    match sql::query("SELECT zeroblob(?1)", &[sql::Value::Integer(size)]) {
+        Err(error) => EngineError::Storage(error),
+        Ok(_) => invalid_input(format!("hostile guest: got a {size}-byte value")),
+    }
+}
+
+/// One slow statement (counting `rows` CTE rows), then an error value.
+fn slow_statement(args: &ClaimExecutionArgs) -> EngineError {
+    damage_rows();
+    let rows = args
+        .attempt_policy_json
+        .parse()
+        .unwrap_or(DEFAULT_SLOW_ROWS);
+    let counted = sql::query(
+        "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n LIMIT ?1) \
+         SELECT count(*) FROM n",
+        &[sql::Value::Integer(rows)],
+    );
+    match counted {
+        Err(error) => EngineError::Storage(error),
+        Ok(_) => invalid_input(format!("hostile guest: counted {rows} rows")),
+    }
+}
+
+/// Overwrite the state columns of every execution but `args.execution_id` with values no
+/// engine writes, then claim to have leased `args.execution_id` without writing anything.
+fn garbage_success(args: &ClaimExecutionArgs) -> Result<ClaimedExecution, EngineError> {
+    let own_hex = args
+        .execution_id
+        .split_once("}:")
+        .map(|(_, uuid)| uuid.replace('-', "").to_lowercase())
+        .unwrap_or_default();
+    sql::execute(
+        "UPDATE ff_exec_core SET lifecycle_phase = 'garbage', ownership_state = 'garbage', \
+             eligibility_state = 'garbage', public_state = 'nonsense', attempt_state = 'garbage' \
+         WHERE lower(hex(execution_id)) <> ?1",
+        &[sql::Value::Text(own_hex)],
+    )
+    .map_err(EngineError::Storage)?;
+    Ok(ClaimedExecution {
+        execution_id: args.execution_id.clone(),
+        lease_id: args.lease_id.clone(),
+        lease_epoch: 1,
+        attempt_index: args.expected_attempt_index,
+        attempt_id: args.attempt_id.clone(),
+        attempt_type: AttemptType::Initial,
+        lease_expires_at: args
+            .now
+            .saturating_add(i64::try_from(args.lease_ttl_ms).unwrap_or(i64::MAX)),
+    })
+}
+
+/// What WASI gives the guest: environment, arguments, stdin, stdout, stderr and the clocks,
+/// reported as an error value (`key=value` pairs).
+fn probe_wasi() -> EngineError {
+    use std::io::{Read, Write};
+    let env = std::env::vars().count();
+    let args = std::env::args().count();
+    let mut input = Vec::new();
+    let stdin = match std::io::stdin().read_to_end(&mut input) {
+        Ok(read) => read.to_string(),
+        Err(_) => "error".into(),
+    };
+    let stdout = std::io::stdout()
+        .write_all(b"hostile guest: stdout\n")
+        .is_ok();
+    eprintln!("hostile guest: stderr");
+    let wall_clock_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis());
+    let started = std::time::Instant::now();
+    let monotonic = started.elapsed() < std::time::Duration::from_secs(1);
+    invalid_input(format!(
+        "env={env} args={args} stdin={stdin} stdout={stdout} wall_clock_ms={wall_clock_ms} \
+         monotonic={monotonic}"
+    ))
+}
+
+/// Write 2 MiB to stderr, 1 KiB at a time; a refused write is reported as an error value.
+fn flood_stderr() -> EngineError {
+    use std::io::Write;
+    damage_rows();
+    let line = [b'x'; 1024];
+    for written in 0..2048 {
+        if let Err(error) = std::io::stderr().write_all(&line) {
+            return invalid_input(format!(
+                "hostile guest: stderr refused after {written} KiB: {error}"
+            ));
+        }
+    }
+    invalid_input("hostile guest: wrote 2 MiB to stderr".into())
+}
+
 /// The answer of every export that does not misbehave.
 const NOT_FOUND: EngineError = EngineError::NotFound(Entity::Execution);
 
@@ -42,12 +276,38 @@ impl Guest for Hostile {
             }
             "error-after-write" => {
                 damage_rows();
-                Err(EngineError::Validation(ValidationError {
-                    kind: ValidationKind::InvalidInput,
-                    detail: "hostile guest: failing after writing".into(),
-                }))
+                Err(invalid_input("hostile guest: failing after writing".into()))
             }
-            _ => Err(NOT_FOUND),
+            "infinite-loop" => {
+                damage_rows();
+                spin_forever()
+            }
+            "stack-overflow" => {
+                damage_rows();
+                Err(invalid_input(format!(
+                    "hostile guest: recursed {} deep",
+                    recurse(0)
+                )))
+            }
+            "memory-bomb" => {
+                damage_rows();
+                exhaust_memory()
+            }
+            "huge-result" => Err(oversized_query(&format!(
+                "{TEN_MILLION_ROWS} SELECT x FROM n"
+            ))),
+            "huge-bytes" => Err(oversized_query(&format!(
+                "{TEN_MILLION_ROWS} SELECT zeroblob(65536) FROM n"
+            ))),
+            "huge-value" => Err(oversized_value(&args)),
+            "slow-sql" => Err(slow_statement(&args)),
+            "garbage-success" => garbage_success(&args),
+            "wasi-probe" => Err(probe_wasi()),
+            "stderr-flood" => Err(flood_stderr()),
+            worker => match FORBIDDEN_SQL.iter().find(|(name, _)| *name == worker) {
+                Some((_, statement)) => Err(forbidden_sql(statement, &args)),
+                None => Err(NOT_FOUND),
+            },
         }
     }
 
@@ -131,7 +391,13 @@ impl Guest for Hostile {
         Err(NOT_FOUND)
     }
     fn read_execution(_: String, _: TimestampMs) -> Result<Option<ExecutionView>, EngineError> {
-        Err(NOT_FOUND)
+        // Every read tries to write; the host runs reads read-only.
+        match sql::execute("UPDATE ff_exec_core SET lifecycle_phase = 'hacked'", &[]) {
+            Err(error) => Err(EngineError::Storage(error)),
+            Ok(_) => Err(invalid_input(
+                "hostile guest: a read operation wrote".into(),
+            )),
+        }
     }
     fn get_execution_result(_: String) -> Result<Option<Vec<u8>>, EngineError> {
         Err(NOT_FOUND)
@@ -140,7 +406,7 @@ impl Guest for Hostile {
         Err(NOT_FOUND)
     }
     fn ping() -> Result<(), EngineError> {
-        Err(NOT_FOUND)
+        Ok(())
     }
 }
 

@@ -1,0 +1,164 @@
+//! `ffwasm demo`: the whole system on one database file. It creates executions across a few
+//! lanes, then a scheduler issues claim grants to a fleet of worker tasks that claim, renew,
+//! complete and fail them (retries come back on their own once their backoff ends), all through
+//! the public `EngineBackend` API of a [`SqliteBackend`] and so through the guest. It ends with
+//! every execution's state read back and a summary table.
+
+mod fleet;
+mod plan;
+mod summary;
+mod worker;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use ff_backend_sqlite_wasm::SqliteBackend;
+use ff_core::engine_backend::EngineBackend;
+use ff_core::types::AttemptIndex;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::args::{DEFAULT_DB, DemoArgs, GuestChoice};
+use crate::database::{self, Found};
+use crate::table::fields;
+use crate::{format, output};
+
+pub use plan::LANE_NAMES;
+use plan::Plan;
+use worker::Job;
+
+/// Run the demo as `args` say and print its summary.
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let given = &args.database.db;
+    let found = database::examine(given, true)?;
+    let path = std::path::absolute(given)
+        .with_context(|| format!("cannot resolve the path {}", given.display()))?;
+    if found == Found::Missing
+        && let Some(directory) = path.parent()
+        && !directory.is_dir()
+    {
+        anyhow::bail!(
+            "cannot create {}: the directory {} does not exist",
+            given.display(),
+            directory.display()
+        );
+    }
+    let plan = Arc::new(Plan::new(&args));
+    output::println(&intro(&plan))?;
+
+    let opening = Instant::now();
+    let spinner =
+        ProgressBar::new_spinner().with_message("starting the engine (loading the guest)");
+    spinner.enable_steady_tick(Duration::from_millis(100));
+    let engine = open_backend(&path, &args.guest).await;
+    spinner.finish_and_clear();
+    let engine: Arc<dyn EngineBackend> = engine
+        .with_context(|| format!("cannot start the engine backend on {}", given.display()))?;
+    output::println(&setup(&args, &found, opening.elapsed()))?;
+
+    let jobs = create(engine.as_ref(), &plan).await?;
+    let report = fleet::run(Arc::clone(&engine), Arc::clone(&plan), jobs).await?;
+    let states = summary::read_back(engine.as_ref(), &plan.lanes, &report).await?;
+    output::println(&states.render(&report))?;
+    output::println(&inspect_hint(&args.database.db, &report))?;
+    Ok(())
+}
+
+/// Open the backend on `path` with the chosen guest.
+async fn open_backend(path: &Path, guest: &GuestChoice) -> anyhow::Result<Arc<SqliteBackend>> {
+    let uri = path
+        .to_str()
+        .with_context(|| format!("the database path {} is not valid UTF-8", path.display()))?;
+    let builder = SqliteBackend::builder(uri);
+    let builder = match (&guest.guest, &guest.guest_precompiled) {
+        (Some(file), _) => builder.guest_file(file),
+        (_, Some(file)) => builder.guest_precompiled_file(file),
+        (None, None) => builder,
+    };
+    Ok(builder.open().await?)
+}
+
+/// What the run is about to do.
+fn intro(plan: &Plan) -> String {
+    let lanes: Vec<&str> = plan.lanes.iter().map(|lane| lane.as_str()).collect();
+    format!(
+        "ffwasm demo: {} executions on {} lane{} ({}), {} workers, failure rate {}%, up to {} retries (seed {})",
+        plan.executions,
+        lanes.len(),
+        if lanes.len() == 1 { "" } else { "s" },
+        lanes.join(", "),
+        plan.workers,
+        (plan.failure_rate * 1000.0).round() / 10.0,
+        plan.max_retries,
+        plan.seed,
+    )
+}
+
+/// The database and the guest the run uses.
+fn setup(args: &DemoArgs, found: &Found, opened_in: Duration) -> String {
+    let database = match found {
+        Found::Missing => "created",
+        Found::Empty => "empty file, schema created",
+        Found::FlowFabric { .. } => "reused: earlier runs' executions stay, this run adds its own",
+    };
+    let guest = match (&args.guest.guest, &args.guest.guest_precompiled) {
+        (Some(file), _) => format!("{} (custom)", file.display()),
+        (_, Some(file)) => format!("{} (precompiled)", file.display()),
+        (None, None) => "built-in".to_owned(),
+    };
+    fields(&[
+        (
+            "database",
+            format!("{} ({database})", args.database.db.display()),
+        ),
+        (
+            "guest",
+            format!("{guest}, engine ready in {}", format::duration(opened_in)),
+        ),
+    ])
+}
+
+/// Create the plan's executions; returns their first attempts.
+async fn create(engine: &dyn EngineBackend, plan: &Plan) -> anyhow::Result<Vec<Job>> {
+    let progress = ProgressBar::new(u64::from(plan.executions)).with_style(
+        ProgressStyle::with_template("{spinner} creating [{bar:32}] {pos}/{len}")
+            .expect("a valid progress template")
+            .progress_chars("=> "),
+    );
+    let mut jobs = Vec::with_capacity(plan.executions as usize);
+    for index in 0..plan.executions {
+        let (id, lane) = plan.execution(index);
+        engine
+            .create_execution(plan.create_args(index, id.clone(), lane.clone()))
+            .await
+            .with_context(|| format!("creating execution {id}"))?;
+        jobs.push(Job {
+            index,
+            id,
+            lane,
+            attempt: AttemptIndex::new(0),
+        });
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    Ok(jobs)
+}
+
+/// How to look at what the run wrote.
+fn inspect_hint(db: &Path, report: &fleet::Report) -> String {
+    let db = if db == Path::new(DEFAULT_DB) {
+        String::new()
+    } else {
+        format!(" --db {}", db.display())
+    };
+    let example = report
+        .records
+        .iter()
+        .max_by_key(|record| record.attempts)
+        .map_or_else(
+            || "<execution-id>".to_owned(),
+            |record| record.job.id.to_string(),
+        );
+    format!("Inspect it: ffwasm executions{db} | ffwasm stats{db} | ffwasm show{db} '{example}'")
+}

@@ -1,0 +1,91 @@
+//! `ffwasm guest wit | check | compile`: the world a guest implements, checking a component
+//! against it, and precompiling one.
+
+use std::path::Path;
+
+use anyhow::Context;
+use ff_backend_sqlite_wasm::{
+    GUEST_WIT, OpenError, check_guest_component, precompile_guest_component,
+};
+
+use crate::args::GuestCommand;
+use crate::{format, output};
+
+/// Run a `guest` subcommand.
+pub fn run(command: &GuestCommand) -> anyhow::Result<()> {
+    match command {
+        GuestCommand::Wit => output::print(GUEST_WIT),
+        GuestCommand::Check { file } => check(file),
+        GuestCommand::Compile { file, output } => compile(file, output),
+    }
+}
+
+/// Check `file` against the world; every mismatch is printed on its own line.
+fn check(file: &Path) -> anyhow::Result<()> {
+    let bytes = read(file)?;
+    match check_guest_component(&bytes) {
+        Ok(()) => output::println(&format!(
+            "ok: {} fits the engine-backend world",
+            file.display()
+        )),
+        Err(OpenError::GuestMismatch(mismatch)) => {
+            output::println(&format!(
+                "{} does not fit the engine-backend world:",
+                file.display()
+            ))?;
+            for problem in &mismatch.problems {
+                output::println(&format!("  - {problem}"))?;
+            }
+            anyhow::bail!(
+                "{} does not fit the engine-backend world ({} problem{})",
+                file.display(),
+                mismatch.problems.len(),
+                if mismatch.problems.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            )
+        }
+        Err(other) => {
+            Err(other).with_context(|| format!("{} is not a usable guest", file.display()))
+        }
+    }
+}
+
+/// Check and precompile `file` into `path`.
+fn compile(file: &Path, path: &Path) -> anyhow::Result<()> {
+    let bytes = read(file)?;
+    let artifact = precompile_guest_component(&bytes)
+        .with_context(|| format!("cannot precompile {}", file.display()))?;
+    write_atomically(path, &artifact)?;
+    output::println(&format!(
+        "wrote {} ({}); run it with: ffwasm demo --guest-precompiled {}",
+        path.display(),
+        format::bytes(artifact.len() as u64),
+        path.display()
+    ))
+}
+
+fn read(file: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))
+}
+
+/// Write `bytes` to a temporary file beside `path`, then rename it over `path`: a failed write
+/// never leaves a half-written artifact.
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} is not a file name", path.display()))?;
+    let temporary = path.with_file_name(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    std::fs::write(&temporary, bytes)
+        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    std::fs::rename(&temporary, path).map_err(|error| {
+        let _ = std::fs::remove_file(&temporary);
+        anyhow::Error::new(error).context(format!("cannot write {}", path.display()))
+    })
+}

@@ -1,0 +1,199 @@
+//! `ffwasm show <execution-id>`: one execution, its attempts and its lease history.
+
+use anyhow::{Context, bail};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::args::ShowArgs;
+use crate::database;
+use crate::ids::{ExecutionKey, execution_id};
+use crate::table::{Table, fields};
+use crate::{format, output};
+
+/// Print the execution `args` name.
+pub fn run(args: &ShowArgs) -> anyhow::Result<()> {
+    let connection = database::open_read_only(&args.database.db)?;
+    let db = args.database.db.display();
+    let partition =
+        find(&connection, &args.execution).with_context(|| format!("cannot read {db}"))?;
+    let Some(partition) = partition else {
+        bail!("no execution {} in {db}", args.execution);
+    };
+    let text = show(&connection, partition, &args.execution)
+        .with_context(|| format!("cannot read {db}"))?;
+    output::print(&text)
+}
+
+/// The partition of the execution `key` names, if it exists.
+fn find(connection: &Connection, key: &ExecutionKey) -> anyhow::Result<Option<i64>> {
+    let mut statement = connection.prepare(
+        "SELECT partition_key FROM ff_exec_core WHERE execution_id = ?1 AND (?2 IS NULL OR partition_key = ?2)",
+    )?;
+    let partitions: Vec<i64> = statement
+        .query_map(params![key.uuid.as_bytes(), key.partition], |row| {
+            row.get(0)
+        })?
+        .collect::<Result<_, _>>()?;
+    match partitions.as_slice() {
+        [] => Ok(None),
+        [partition] => Ok(Some(*partition)),
+        several => bail!(
+            "{} names executions in partitions {several:?}; give it as {{fp:N}}:{}",
+            key.uuid,
+            key.uuid
+        ),
+    }
+}
+
+/// The execution, its attempts, its lease history and its completion events.
+fn show(connection: &Connection, partition: i64, key: &ExecutionKey) -> anyhow::Result<String> {
+    let blob = key.uuid.as_bytes().as_slice();
+    Ok(format!(
+        "{}\nAttempts\n{}\nLease history\n{}\nCompletion events\n{}",
+        execution(connection, partition, blob)?,
+        attempts(connection, partition, blob)?,
+        lease_history(connection, partition, &key.uuid.to_string())?,
+        completions(connection, partition, blob)?
+    ))
+}
+
+/// The execution's row as `label  value` lines.
+fn execution(connection: &Connection, partition: i64, blob: &[u8]) -> anyhow::Result<String> {
+    let row = connection
+        .query_row(
+            "SELECT lane_id, json_extract(raw_fields, '$.execution_kind'), json_extract(raw_fields, '$.namespace'), \
+                 priority, public_state, lifecycle_phase, ownership_state, eligibility_state, attempt_state, \
+                 created_at_ms, started_at_ms, terminal_at_ms, attempt_index, \
+                 CAST(json_extract(raw_fields, '$.total_attempt_count') AS INTEGER), \
+                 COALESCE(CAST(json_extract(raw_fields, '$.retry_count') AS INTEGER), 0), \
+                 json_extract(raw_fields, '$.failure_reason'), json_extract(raw_fields, '$.tags'), payload, result \
+             FROM ff_exec_core WHERE partition_key = ?1 AND execution_id = ?2",
+            params![partition, blob],
+            |row| {
+                let text = |i| row.get::<_, Option<String>>(i).map(Option::unwrap_or_default);
+                Ok(vec![
+                    ("execution", execution_id(partition, blob)),
+                    ("lane", text(0)?),
+                    ("kind", text(1)?),
+                    ("namespace", text(2)?),
+                    ("priority", row.get::<_, i64>(3)?.to_string()),
+                    ("state", text(4)?),
+                    (
+                        "state vector",
+                        format!(
+                            "lifecycle {}, ownership {}, eligibility {}, attempt {}",
+                            text(5)?,
+                            text(6)?,
+                            text(7)?,
+                            text(8)?
+                        ),
+                    ),
+                    ("created", format::timestamp(row.get(9)?)),
+                    ("started", format::maybe_timestamp(row.get(10)?)),
+                    ("ended", format::maybe_timestamp(row.get(11)?)),
+                    (
+                        "attempts",
+                        format!(
+                            "{} (current: #{})",
+                            row.get::<_, Option<i64>>(13)?.unwrap_or(0),
+                            row.get::<_, i64>(12)?
+                        ),
+                    ),
+                    ("retries", row.get::<_, i64>(14)?.to_string()),
+                    ("last failure", text(15)?),
+                    ("tags", text(16)?),
+                    ("payload", format::payload(row.get::<_, Option<Vec<u8>>>(17)?.as_deref())),
+                    ("result", format::payload(row.get::<_, Option<Vec<u8>>>(18)?.as_deref())),
+                ])
+            },
+        )
+        .optional()?
+        .context("the execution vanished while reading it")?;
+    let shown: Vec<(&str, String)> = row
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .collect();
+    Ok(fields(&shown))
+}
+
+/// The execution's attempts, oldest first.
+fn attempts(connection: &Connection, partition: i64, blob: &[u8]) -> anyhow::Result<String> {
+    let mut statement = connection.prepare(
+        "SELECT attempt_index, COALESCE(json_extract(raw_fields, '$.attempt_type'), ''), \
+             COALESCE(worker_id, ''), COALESCE(worker_instance_id, ''), lease_epoch, started_at_ms, \
+             terminal_at_ms, COALESCE(outcome, ''), COALESCE(json_extract(raw_fields, '$.lease_id'), '') \
+         FROM ff_attempt WHERE partition_key = ?1 AND execution_id = ?2 ORDER BY attempt_index",
+    )?;
+    let mut table = Table::new(&[
+        "#",
+        "type",
+        "worker",
+        "instance",
+        "epoch",
+        "started (UTC)",
+        "took",
+        "outcome",
+        "lease id",
+    ])
+    .right(&[0, 4, 6]);
+    let mut rows = statement.query(params![partition, blob])?;
+    while let Some(row) = rows.next()? {
+        let started: Option<i64> = row.get(5)?;
+        table.row(vec![
+            row.get::<_, i64>(0)?.to_string(),
+            row.get(1)?,
+            row.get(2)?,
+            row.get(3)?,
+            row.get::<_, i64>(4)?.to_string(),
+            format::maybe_timestamp(started),
+            format::elapsed_ms(started, row.get(6)?),
+            row.get(7)?,
+            row.get(8)?,
+        ]);
+    }
+    Ok(or_none(&table))
+}
+
+/// The execution's lease events, oldest first.
+fn lease_history(connection: &Connection, partition: i64, uuid: &str) -> anyhow::Result<String> {
+    let mut statement = connection.prepare(
+        "SELECT occurred_at_ms, event_type, COALESCE(lease_id, '') FROM ff_lease_event \
+         WHERE partition_key = ?1 AND execution_id = ?2 ORDER BY event_id",
+    )?;
+    let mut table = Table::new(&["time (UTC)", "event", "lease id"]);
+    let mut rows = statement.query(params![partition, uuid])?;
+    while let Some(row) = rows.next()? {
+        table.row(vec![
+            format::timestamp(row.get(0)?),
+            row.get(1)?,
+            row.get(2)?,
+        ]);
+    }
+    Ok(or_none(&table))
+}
+
+/// The execution's completion events, oldest first.
+fn completions(connection: &Connection, partition: i64, blob: &[u8]) -> anyhow::Result<String> {
+    let mut statement = connection.prepare(
+        "SELECT occurred_at_ms, outcome, dispatched_at_ms FROM ff_completion_event \
+         WHERE partition_key = ?1 AND execution_id = ?2 ORDER BY event_id",
+    )?;
+    let mut table = Table::new(&["time (UTC)", "outcome", "dispatched (UTC)"]);
+    let mut rows = statement.query(params![partition, blob])?;
+    while let Some(row) = rows.next()? {
+        table.row(vec![
+            format::timestamp(row.get(0)?),
+            row.get(1)?,
+            format::maybe_timestamp(row.get(2)?),
+        ]);
+    }
+    Ok(or_none(&table))
+}
+
+/// The rendered table, or `(none)`.
+fn or_none(table: &Table) -> String {
+    if table.is_empty() {
+        "(none)\n".to_owned()
+    } else {
+        table.render()
+    }
+}

@@ -1,0 +1,493 @@
+//! The `ffwasm` binary, driven as a user would: the demo in an empty directory (twice), the
+//! inspection commands on what it wrote, bad arguments, missing and damaged database files, and
+//! the guest commands. The custom guest example is driven through the binary in `tests/cli.rs`.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// The binary under test; cargo builds it for this package's integration tests.
+const FFWASM: &str = env!("CARGO_BIN_EXE_ffwasm");
+
+/// The built-in guest component (set by the host's build script).
+const BUILTIN_GUEST: &str = env!("FF_GUEST_WASM");
+
+/// A WebAssembly core module, not a component.
+const CORE_MODULE: &[u8] = b"\0asm\x01\0\0\0";
+
+/// A valid component with no imports and no exports.
+const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";
+
+/// A directory of its own for one test, removed afterwards.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("ffwasm-cli-{name}-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// Run `ffwasm args…` in this directory, without `FF_DEV_MODE` or `RUST_LOG` in its
+    /// environment (ffwasm sets the first itself).
+    fn ffwasm(&self, args: &[&str]) -> Run {
+        self.ffwasm_with(args, &[])
+    }
+
+    fn ffwasm_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut command = Command::new(FFWASM);
+        command
+            .args(args)
+            .current_dir(&self.0)
+            .env_remove("FF_DEV_MODE")
+            .env_remove("RUST_LOG");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Run(command.output().expect("ffwasm runs"))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A finished `ffwasm` process.
+struct Run(Output);
+
+impl Run {
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+
+    /// Assert the exit status, showing the output when it differs.
+    fn status(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.0.status.code(),
+            Some(code),
+            "exit status\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
+    /// Assert a failure whose one-line message on stderr contains `text`.
+    fn fails_with(&self, text: &str) {
+        self.status(1);
+        let stderr = self.stderr();
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains(text),
+            "stderr: {stderr}"
+        );
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "one line, no backtrace: {stderr}"
+        );
+    }
+}
+
+/// The cells of the summary's `total` row: executions, completed, failed, attempts, retries.
+fn summary_totals(stdout: &str) -> Vec<u64> {
+    let line = stdout
+        .lines()
+        .find(|line| line.starts_with("total "))
+        .unwrap_or_else(|| panic!("no total row in:\n{stdout}"));
+    line.split_whitespace()
+        .skip(1)
+        .map(|cell| cell.parse().unwrap())
+        .collect()
+}
+
+/// The execution ids in the first column of an `executions` table.
+fn listed_ids(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter(|line| line.starts_with("{fp:"))
+        .map(|line| line.split_whitespace().next().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_demo_runs_twice_in_one_directory_and_the_inspection_commands_read_what_it_wrote() {
+    let dir = Scratch::new("demo");
+    // Every attempt fails and is retried once: 30 terminal failures after 60 attempts.
+    let first = dir.ffwasm(&[
+        "demo",
+        "-n",
+        "30",
+        "-w",
+        "4",
+        "--failure-rate",
+        "1",
+        "--max-retries",
+        "1",
+    ]);
+    let stdout = first.status(0).stdout();
+    assert!(stdout.contains("ffwasm-demo.sqlite (created)"), "{stdout}");
+    assert!(stdout.contains("Executions by final state"), "{stdout}");
+    assert!(
+        stdout.contains("lane     executions  completed  failed  attempts  retries"),
+        "{stdout}"
+    );
+    assert_eq!(summary_totals(&stdout), [30, 0, 30, 60, 30]);
+    assert!(
+        stdout.contains("claim latency  p50 ") && stdout.contains(" p99 "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("executions/s"), "{stdout}");
+    assert!(dir.path("ffwasm-demo.sqlite").is_file());
+
+    // Again in the same directory: the file is reused and this run is summarized on its own.
+    let second = dir.ffwasm(&["demo", "-n", "30", "-w", "4", "--failure-rate", "0"]);
+    let stdout = second.status(0).stdout();
+    assert!(stdout.contains("(reused"), "{stdout}");
+    assert_eq!(summary_totals(&stdout), [30, 30, 0, 30, 0]);
+
+    let stats = dir.ffwasm(&["stats"]).status(0).stdout();
+    assert!(stats.contains("executions         60"), "{stats}");
+    assert!(
+        stats.contains("attempts           90 (30 retries)"),
+        "{stats}"
+    );
+    let total = stats
+        .lines()
+        .find(|line| line.starts_with("total "))
+        .unwrap();
+    assert_eq!(
+        total.split_whitespace().collect::<Vec<_>>(),
+        ["total", "30", "30", "60"],
+        "{stats}"
+    );
+
+    let all = dir
+        .ffwasm(&["executions", "--limit", "0"])
+        .status(0)
+        .stdout();
+    assert_eq!(listed_ids(&all).len(), 60, "{all}");
+    let some = dir.ffwasm(&["executions"]).status(0).stdout();
+    assert!(
+        some.contains("50 of 60 executions, most recent first"),
+        "{some}"
+    );
+    let failed = dir
+        .ffwasm(&["executions", "--state", "failed", "--limit", "0"])
+        .status(0)
+        .stdout();
+    assert_eq!(listed_ids(&failed).len(), 30, "{failed}");
+    let email = dir
+        .ffwasm(&[
+            "executions",
+            "--lane",
+            "email",
+            "--state",
+            "completed",
+            "--limit",
+            "0",
+        ])
+        .status(0)
+        .stdout();
+    assert_eq!(listed_ids(&email).len(), 10, "{email}");
+    assert!(
+        email
+            .lines()
+            .skip(2)
+            .all(|line| line.contains(" email ") && line.contains(" completed "))
+    );
+    let none = dir
+        .ffwasm(&["executions", "--lane", "no-such-lane"])
+        .status(0)
+        .stdout();
+    assert_eq!(none.trim(), "No executions in lane no-such-lane.");
+
+    // A failed execution in full: both attempts and the lease history of each.
+    let id = &listed_ids(&failed)[0];
+    let shown = dir.ffwasm(&["show", id]).status(0).stdout();
+    assert!(shown.contains(&format!("execution     {id}")), "{shown}");
+    assert!(shown.contains("state         failed"), "{shown}");
+    assert!(shown.contains("attempts      2 (current: #1)"), "{shown}");
+    let attempts = shown.split("\nAttempts\n").nth(1).unwrap();
+    assert!(
+        attempts
+            .lines()
+            .any(|line| line.starts_with("0  initial") && line.contains(" retry ")),
+        "{shown}"
+    );
+    assert!(
+        attempts
+            .lines()
+            .any(|line| line.starts_with("1  retry") && line.contains(" failed ")),
+        "{shown}"
+    );
+    let history = shown.split("\nLease history\n").nth(1).unwrap();
+    assert_eq!(history.matches(" acquired ").count(), 2, "{shown}");
+    assert_eq!(history.matches(" renewed ").count(), 2, "{shown}");
+    // The bare UUID finds it too.
+    let uuid = id.split_once("}:").unwrap().1;
+    assert!(
+        dir.ffwasm(&["show", uuid])
+            .status(0)
+            .stdout()
+            .contains(id.as_str())
+    );
+    dir.ffwasm(&["show", "53ad96d2-6b08-4d0c-86e3-36598db2291c"])
+        .fails_with("no execution 53ad96d2");
+}
+
+#[test]
+fn a_precompiled_guest_runs_the_demo_and_logs_follow_rust_log() {
+    let dir = Scratch::new("precompiled");
+    let artifact = dir.path("guest.cwasm");
+    let compiled = dir.ffwasm(&[
+        "guest",
+        "compile",
+        BUILTIN_GUEST,
+        "-o",
+        artifact.to_str().unwrap(),
+    ]);
+    assert!(compiled.status(0).stdout().contains("--guest-precompiled"));
+    assert!(artifact.is_file());
+
+    let run = dir.ffwasm_with(
+        &[
+            "demo",
+            "-n",
+            "10",
+            "-w",
+            "2",
+            "--lanes",
+            "2",
+            "--db",
+            "other.sqlite",
+            "--guest-precompiled",
+            "guest.cwasm",
+        ],
+        &[("RUST_LOG", "info"), ("FF_DEV_MODE", "0")],
+    );
+    let stdout = run.status(0).stdout();
+    assert!(stdout.contains("guest.cwasm (precompiled)"), "{stdout}");
+    assert_eq!(summary_totals(&stdout)[0], 10, "{stdout}");
+    assert!(
+        stdout.contains("ffwasm stats --db other.sqlite"),
+        "{stdout}"
+    );
+    assert!(
+        run.stderr().contains("opened SQLite database"),
+        "RUST_LOG=info shows the backend's logs: {}",
+        run.stderr()
+    );
+    assert!(
+        !dir.path("ffwasm-demo.sqlite").exists(),
+        "--db chose the file"
+    );
+}
+
+#[test]
+fn invalid_arguments_exit_with_status_2_and_a_usage_message() {
+    let dir = Scratch::new("arguments");
+    for args in [
+        &[][..],
+        &["frobnicate"],
+        &["demo", "--executions", "0"],
+        &["demo", "--failure-rate", "1.5"],
+        &["demo", "--workers", "many"],
+        &[
+            "demo",
+            "--guest",
+            "a.wasm",
+            "--guest-precompiled",
+            "b.cwasm",
+        ],
+        &["demo", "--no-such-flag"],
+        &["executions", "--state", "finished"],
+        &["show"],
+        &["show", "not-an-id"],
+        &["guest", "compile", "a.wasm"],
+    ] {
+        let run = dir.ffwasm(args);
+        run.status(2);
+        let stderr = run.stderr();
+        assert!(
+            stderr.contains("Usage: ffwasm")
+                || stderr.contains("For more information, try '--help'"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(
+        !dir.path("ffwasm-demo.sqlite").exists(),
+        "nothing was created"
+    );
+}
+
+#[test]
+fn every_command_has_help() {
+    let dir = Scratch::new("help");
+    for command in [
+        &[][..],
+        &["demo"],
+        &["executions"],
+        &["show"],
+        &["stats"],
+        &["guest"],
+        &["guest", "wit"],
+        &["guest", "check"],
+        &["guest", "compile"],
+    ] {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let help = dir.ffwasm(&args).status(0).stdout();
+        assert!(help.contains("Usage: ffwasm"), "{args:?}: {help}");
+        assert!(
+            help.contains("FF_DEV_MODE=1"),
+            "{args:?} says ffwasm sets FF_DEV_MODE: {help}"
+        );
+    }
+    let demo = dir.ffwasm(&["demo", "--help"]).stdout();
+    for flag in [
+        "--executions",
+        "--workers",
+        "--failure-rate",
+        "--db",
+        "--guest",
+        "--guest-precompiled",
+    ] {
+        assert!(demo.contains(flag), "{flag}: {demo}");
+    }
+    assert!(
+        demo.contains("reuses it"),
+        "running twice is documented: {demo}"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_flowfabric_database_is_refused_and_left_unchanged() {
+    let dir = Scratch::new("damaged");
+    let mut damaged = b"SQLite format 3\0".to_vec();
+    damaged.extend(std::iter::repeat_n(0xA5, 8192));
+    let foreign = dir.path("foreign.sqlite");
+    rusqlite::Connection::open(&foreign)
+        .unwrap()
+        .execute_batch("CREATE TABLE notes (body TEXT);")
+        .unwrap();
+    let newer = dir.path("newer.sqlite");
+    rusqlite::Connection::open(&newer)
+        .unwrap()
+        .execute_batch("CREATE TABLE ff_exec_core (x); PRAGMA user_version = 999;")
+        .unwrap();
+    std::fs::write(dir.path("text.sqlite"), b"not a database at all\n").unwrap();
+    std::fs::write(dir.path("damaged.sqlite"), &damaged).unwrap();
+
+    for (file, message) in [
+        (
+            "text.sqlite",
+            "text.sqlite is not a SQLite database; it was left untouched",
+        ),
+        (
+            "damaged.sqlite",
+            "damaged.sqlite is a damaged SQLite database",
+        ),
+        (
+            "foreign.sqlite",
+            "foreign.sqlite is a SQLite database but not a FlowFabric one (its tables: notes)",
+        ),
+        (
+            "newer.sqlite",
+            "newer.sqlite has FlowFabric schema version 999",
+        ),
+    ] {
+        let before = std::fs::read(dir.path(file)).unwrap();
+        dir.ffwasm(&["demo", "-n", "3", "--db", file])
+            .fails_with(message);
+        for command in [
+            &["stats"][..],
+            &["executions"],
+            &["show", "53ad96d2-6b08-4d0c-86e3-36598db2291c"],
+        ] {
+            let mut args = command.to_vec();
+            args.extend(["--db", file]);
+            dir.ffwasm(&args).fails_with(message);
+        }
+        assert_eq!(
+            std::fs::read(dir.path(file)).unwrap(),
+            before,
+            "{file} is byte-for-byte unchanged"
+        );
+    }
+}
+
+#[test]
+fn inspection_commands_report_a_missing_database_without_creating_it() {
+    let dir = Scratch::new("missing");
+    for command in [
+        &["stats"][..],
+        &["executions"],
+        &["show", "53ad96d2-6b08-4d0c-86e3-36598db2291c"],
+    ] {
+        dir.ffwasm(command)
+            .fails_with("no database at ffwasm-demo.sqlite (run `ffwasm demo`");
+    }
+    assert_eq!(
+        std::fs::read_dir(&dir.0).unwrap().count(),
+        0,
+        "nothing was created"
+    );
+    dir.ffwasm(&["demo", "--db", "no-such-directory/x.sqlite"])
+        .fails_with("the directory");
+}
+
+#[test]
+fn guest_commands_print_check_and_compile() {
+    let dir = Scratch::new("guest");
+    let wit = dir.ffwasm(&["guest", "wit"]).status(0).stdout();
+    assert_eq!(wit, ff_backend_sqlite_wasm::GUEST_WIT);
+    assert!(wit.contains("world engine-backend"));
+
+    let ok = dir
+        .ffwasm(&["guest", "check", BUILTIN_GUEST])
+        .status(0)
+        .stdout();
+    assert!(
+        ok.starts_with("ok: ") && ok.contains("fits the engine-backend world"),
+        "{ok}"
+    );
+
+    std::fs::write(dir.path("core.wasm"), CORE_MODULE).unwrap();
+    dir.ffwasm(&["guest", "check", "core.wasm"])
+        .fails_with("not a valid WebAssembly component");
+
+    std::fs::write(dir.path("empty.wasm"), EMPTY_COMPONENT).unwrap();
+    let mismatch = dir.ffwasm(&["guest", "check", "empty.wasm"]);
+    assert!(
+        mismatch
+            .stdout()
+            .contains("  - does not export `flowfabric:backend/engine@0.1.0`"),
+        "every mismatch is listed: {}",
+        mismatch.stdout()
+    );
+    mismatch.fails_with("empty.wasm does not fit the engine-backend world (1 problem)");
+
+    dir.ffwasm(&["guest", "compile", "empty.wasm", "-o", "empty.cwasm"])
+        .fails_with("cannot precompile empty.wasm");
+    assert!(
+        !dir.path("empty.cwasm").exists(),
+        "no artifact for a component that does not fit"
+    );
+    dir.ffwasm(&["guest", "check", "missing.wasm"])
+        .fails_with("cannot read missing.wasm");
+    dir.ffwasm(&["demo", "--guest", "empty.wasm"])
+        .fails_with("does not export `flowfabric:backend/engine@0.1.0`");
+    assert!(
+        !dir.path("ffwasm-demo.sqlite").exists(),
+        "a guest that does not load creates no database"
+    );
+}
