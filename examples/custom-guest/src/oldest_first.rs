@@ -6,12 +6,11 @@
 use ff_engine_guest::db::{Db, DbExt, int, text};
 use ff_engine_guest::engine::{ClaimArgs, ClaimedExecution, EngineError};
 use ff_engine_guest::errors::{corruption, require_positive, require_worker_id};
-use ff_engine_guest::exec::{Exec, next_attempt_index};
+use ff_engine_guest::exec::Exec;
 use ff_engine_guest::ids::ExecutionRef;
 use ff_engine_guest::json;
-use ff_engine_guest::lease::{
-    AcquiredLease, Claimant, LeaseRequest, acquire_lease, attempt_type_for, lease_current_attempt,
-};
+use ff_engine_guest::lease::Claimant;
+use ff_engine_guest::scheduling::lease_claimable;
 
 /// The oldest claimable execution of lane `?1` at time `?2` whose required capabilities are
 /// all in the JSON array `?3`: the built-in scanner's filter, ordered by creation time only.
@@ -58,32 +57,12 @@ pub fn claim(db: &mut impl Db, args: &ClaimArgs) -> Result<Option<ClaimedExecuti
         lease_ttl_ms: args.lease_ttl_ms,
         now: args.now,
     };
-    let leased = lease(db, &exec, &claimant)?;
+    // The query only returns executions in a state the built-in lease path handles.
+    let leased = lease_claimable(db, &exec, &claimant)?.ok_or_else(|| {
+        corruption(format!(
+            "claim: {} is in no claimable attempt state",
+            id.canonical()
+        ))
+    })?;
     Ok(Some(leased.claimed(id.canonical(), &claimant)))
-}
-
-/// Lease an execution the query found claimable, as the built-in scanner does: an interrupted
-/// execution re-arms its current attempt, a pending one starts the next attempt.
-fn lease(
-    db: &mut impl Db,
-    exec: &Exec,
-    claimant: &Claimant<'_>,
-) -> Result<AcquiredLease, EngineError> {
-    if exec.attempt_state == "attempt_interrupted" {
-        return lease_current_attempt(db, exec, claimant, "acquired");
-    }
-    let attempt_index = next_attempt_index(db, &exec.id)?;
-    acquire_lease(
-        db,
-        &exec.id,
-        &LeaseRequest {
-            claimant: *claimant,
-            attempt_index,
-            attempt_type: attempt_type_for(&exec.attempt_state),
-            attempt_policy_json: "",
-            first_epoch: 1,
-            execution_deadline_at: None,
-            event: "acquired",
-        },
-    )
 }

@@ -115,7 +115,8 @@ const NEW_ATTEMPT_STATES: [&str; 5] = [
 /// Lease an execution already checked to be claimable: an interrupted execution re-arms its
 /// current attempt (keeping the recorded attempt type); a pending one starts a new attempt at
 /// the next index. `None` when `attempt_state` is neither (the caller decides what that means).
-fn lease_claimable(
+/// Public for custom guests that change which execution is claimed but not how.
+pub fn lease_claimable(
     db: &mut impl Db,
     exec: &Exec,
     claimant: &Claimant<'_>,
