@@ -70,20 +70,19 @@ pub struct Exec {
     pub retry_count: i64,
 }
 
-const EXEC_COLUMNS: &str = "lane_id, lifecycle_phase, ownership_state, eligibility_state, public_state, \
+/// The query every operation starts with; a constant, so no operation formats SQL to load a row.
+const LOAD_EXEC: &str = "SELECT lane_id, lifecycle_phase, ownership_state, eligibility_state, public_state, \
      attempt_state, blocking_reason, attempt_index, lease_reclaim_count, \
      json_extract(raw_fields, '$.terminal_outcome'), json_extract(raw_fields, '$.current_attempt_id'), \
      CAST(json_extract(raw_fields, '$.delay_until') AS INTEGER), \
-     CAST(json_extract(raw_fields, '$.retry_count') AS INTEGER)";
+     CAST(json_extract(raw_fields, '$.retry_count') AS INTEGER) \
+     FROM ff_exec_core WHERE partition_key = ?1 AND execution_id = ?2";
 
 impl Exec {
     /// Load the execution, or `None` if it does not exist.
     pub fn load(db: &mut impl Db, id: &ExecutionRef) -> Result<Option<Exec>, EngineError> {
-        let statement = format!(
-            "SELECT {EXEC_COLUMNS} FROM ff_exec_core WHERE partition_key = ?1 AND execution_id = ?2"
-        );
         Ok(db
-            .first_row(&statement, &id.key())?
+            .first_row(LOAD_EXEC, &id.key())?
             .map(|row| Exec::from_row(id.clone(), &row)))
     }
 
