@@ -1,10 +1,12 @@
 //! [`SqliteBackend`]: the `EngineBackend` callers hold.
 //!
-//! Every operation runs on a blocking thread (`spawn_blocking`): it locks the backend's one
-//! connection, opens `BEGIN IMMEDIATE`, calls the guest on a fresh instance, and commits only
-//! when the guest returned `Ok`. An error value, a trap or a failed `COMMIT` rolls back.
-//! Operations on one backend are therefore serialized in-process, so no `SQLITE_BUSY` or
-//! `SQLITE_LOCKED` can arise between them; across processes SQLite's busy timeout applies.
+//! Every operation is a job for its database's writer thread ([`crate::writer`]): the guest
+//! call runs in its own savepoint of a transaction shared with whatever other operations were
+//! queued (group commit), and its result reaches the caller only after that transaction
+//! committed. An error value, a trap or a timeout rolls back the operation's own writes; a
+//! failed `COMMIT` fails the whole batch. Operations on one database are serialized in-process,
+//! so no `SQLITE_BUSY` or `SQLITE_LOCKED` can arise between them; across processes SQLite's busy
+//! timeout applies.
 
 use std::ops::Deref;
 use std::path::PathBuf;
@@ -17,11 +19,13 @@ use rusqlite::Connection;
 use wasmtime::Store;
 
 use crate::bindings::{GuestWorld, errors, wit};
+use crate::compiled_cache::CompiledCache;
 use crate::database::Database;
 use crate::error::{OpenError, OperationFailure};
 use crate::guest::{GuestRuntime, GuestState};
 use crate::limits::GuestLimits;
 use crate::sql_policy::{SqlMode, SqlPolicy};
+use crate::writer::{BatchFailure, Job};
 
 /// FlowFabric's SQLite engine backend, with the engine logic in a WebAssembly guest.
 ///
@@ -54,6 +58,7 @@ impl SqliteBackend {
             uri: uri.into(),
             guest: GuestSource::Builtin,
             limits: GuestLimits::default(),
+            cache: CacheChoice::Default,
         }
     }
 
@@ -64,7 +69,9 @@ impl SqliteBackend {
         ConnectionForTest(self.database.lock())
     }
 
-    /// Run one guest operation in its own transaction on a blocking thread.
+    /// Run one guest operation on the database's writer thread, in its own savepoint of the
+    /// next batch's transaction; answered once that transaction committed (see
+    /// [`crate::writer`]).
     pub(crate) async fn run<T, F>(
         &self,
         op: &'static str,
@@ -80,76 +87,73 @@ impl SqliteBackend {
             + Send
             + 'static,
     {
-        let database = Arc::clone(&self.database);
-        let guest = Arc::clone(&self.guest);
-        let limits = self.limits;
-        tokio::task::spawn_blocking(move || {
-            let session = Session {
-                guest: &guest,
-                policy: database.policy(),
-                limits: &limits,
-                op,
-                tx,
-            };
-            database.with_connection(|connection| session.run(connection, call))?
-        })
-        .await
-        .unwrap_or_else(|join| {
-            Err(OperationFailure::TaskFailed {
-                op,
-                detail: join.to_string(),
-            }
-            .into())
-        })
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = GuestJob {
+            op,
+            tx,
+            guest: Arc::clone(&self.guest),
+            limits: self.limits,
+            call: Some(call),
+            result: None,
+            reply,
+        };
+        if self.database.submit(Box::new(job)).is_err() {
+            return Err(writer_gone(op));
+        }
+        answer.await.unwrap_or_else(|_| Err(writer_gone(op)))
     }
 }
 
-/// How an operation's transaction begins.
+/// The error of an operation whose writer thread stopped (it panicked).
+fn writer_gone(op: &'static str) -> EngineError {
+    OperationFailure::TaskFailed {
+        op,
+        detail: "the database's writer thread stopped".into(),
+    }
+    .into()
+}
+
+/// What an operation's transaction may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Tx {
-    /// `BEGIN IMMEDIATE`: takes the write lock up front, so the operation's reads and writes
-    /// see one state and cannot deadlock with another writer half-way.
+    /// Reads and writes.
     Write,
-    /// `BEGIN DEFERRED`: a consistent snapshot for reads.
+    /// Reads only: the guest's SQL is refused any write.
     Read,
 }
 
-impl Tx {
-    fn begin(self) -> &'static str {
-        match self {
-            Tx::Write => "BEGIN IMMEDIATE",
-            Tx::Read => "BEGIN DEFERRED",
-        }
-    }
-}
-
-/// One operation's guest, SQL rights, limits and transaction.
-struct Session<'a> {
-    guest: &'a GuestRuntime,
-    policy: &'a SqlPolicy,
-    limits: &'a GuestLimits,
+/// One guest call queued for the writer thread, with the caller's reply channel.
+struct GuestJob<T, F> {
     op: &'static str,
     tx: Tx,
+    guest: Arc<GuestRuntime>,
+    limits: GuestLimits,
+    call: Option<F>,
+    result: Option<Result<T, EngineError>>,
+    reply: tokio::sync::oneshot::Sender<Result<T, EngineError>>,
 }
 
-impl Session<'_> {
-    /// `BEGIN`, the guest call under the guest's SQL rights, then `COMMIT` on `Ok` or
-    /// `ROLLBACK` on anything else.
-    fn run<T>(
-        &self,
-        connection: Connection,
-        call: impl FnOnce(
-            &GuestWorld,
-            &mut Store<GuestState>,
-        ) -> wasmtime::Result<Result<T, wit::EngineError>>,
-    ) -> (Connection, Result<T, EngineError>) {
+impl<T, F> Job for GuestJob<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&GuestWorld, &mut Store<GuestState>) -> wasmtime::Result<Result<T, wit::EngineError>>
+        + Send
+        + 'static,
+{
+    fn op(&self) -> &'static str {
+        self.op
+    }
+
+    fn writes(&self) -> bool {
+        self.tx == Tx::Write
+    }
+
+    /// The guest call under the guest's SQL rights and this backend's limits.
+    fn run(&mut self, connection: Connection, policy: &SqlPolicy) -> (Connection, bool) {
         let op = self.op;
-        if let Err(source) = connection.execute_batch(self.tx.begin()) {
-            return (
-                connection,
-                Err(OperationFailure::Database { op, source }.into()),
-            );
-        }
+        let Some(call) = self.call.take() else {
+            return (connection, false);
+        };
         let read_only = self.tx == Tx::Read;
         let mode = if read_only {
             SqlMode::GuestRead
@@ -158,35 +162,40 @@ impl Session<'_> {
         };
         let started = Instant::now();
         let deadline = started + self.limits.operation_timeout;
-        let ((connection, outcome), interrupted) = self.policy.with_mode(mode, deadline, || {
+        let ((connection, outcome), interrupted) = policy.with_mode(mode, deadline, || {
             self.guest
-                .invoke(op, connection, self.limits, read_only, call)
+                .invoke(op, connection, &self.limits, read_only, call)
         });
         // A statement stopped at the deadline ends the operation as a timeout, whatever the guest
         // made of the interruption.
-        let outcome = match outcome {
-            Ok(Ok(value)) if !interrupted => Ok(Ok(value)),
+        let result = match outcome {
             _ if interrupted => Err(OperationFailure::TimedOut {
                 op,
                 elapsed: started.elapsed(),
-            }),
-            other => other,
-        };
-        let result = match outcome {
-            Ok(Ok(value)) => connection
-                .execute_batch("COMMIT")
-                .map(|()| value)
-                .map_err(|source| OperationFailure::Database { op, source }.into()),
+            }
+            .into()),
+            Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(errors::engine_error(op, error)),
             Err(failure) => Err(failure.into()),
         };
-        // Anything but a successful COMMIT leaves the transaction open: undo it all.
-        if !connection.is_autocommit()
-            && let Err(error) = connection.execute_batch("ROLLBACK")
-        {
-            tracing::error!(op, %error, "rollback failed");
-        }
-        (connection, result)
+        let succeeded = result.is_ok();
+        self.result = Some(result);
+        (connection, succeeded)
+    }
+
+    fn fail(&mut self, failure: OperationFailure) {
+        self.result = Some(Err(failure.into()));
+    }
+
+    fn answer(self: Box<Self>, batch: Option<&BatchFailure>) {
+        let result = match (self.result, batch) {
+            (Some(Err(error)), _) => Err(error),
+            (_, Some(failure)) => Err(failure.for_op(self.op).into()),
+            (Some(Ok(value)), None) => Ok(value),
+            (None, None) => Err(writer_gone(self.op)),
+        };
+        // The caller may have stopped waiting; then nobody needs the answer.
+        let _ = self.reply.send(result);
     }
 }
 
@@ -198,12 +207,23 @@ enum GuestSource {
     PrecompiledFile(PathBuf),
 }
 
+/// Where compiled guest components are cached.
+enum CacheChoice {
+    /// [`CompiledCache::default_location`].
+    Default,
+    /// This directory.
+    Dir(PathBuf),
+    /// Nowhere: compile in every new process.
+    Off,
+}
+
 /// Configures a [`SqliteBackend`]; made by [`SqliteBackend::builder`].
 #[must_use = "a builder does nothing until `open` is called"]
 pub struct SqliteBackendBuilder {
     uri: String,
     guest: GuestSource,
     limits: GuestLimits,
+    cache: CacheChoice,
 }
 
 impl SqliteBackendBuilder {
@@ -236,6 +256,22 @@ impl SqliteBackendBuilder {
         self
     }
 
+    /// Keep compiled guest components in `dir` (default: `$XDG_CACHE_HOME/ff-backend-sqlite-wasm`
+    /// or `~/.cache/ff-backend-sqlite-wasm`). A new process then loads the guest's machine code
+    /// instead of compiling it. Entries are keyed by the component's and the engine's hashes and
+    /// checked against a digest; a damaged or foreign entry is ignored and rewritten. The
+    /// directory must be writable only by you: its files are code this process runs.
+    pub fn compiled_cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache = CacheChoice::Dir(dir.into());
+        self
+    }
+
+    /// Compile the guest in every new process; read and write no cache.
+    pub fn no_compiled_cache(mut self) -> Self {
+        self.cache = CacheChoice::Off;
+        self
+    }
+
     /// Check `FF_DEV_MODE=1`, load the guest, open and migrate the database.
     pub async fn open(self) -> Result<Arc<SqliteBackend>, OpenError> {
         if std::env::var("FF_DEV_MODE").as_deref() != Ok("1") {
@@ -251,12 +287,18 @@ impl SqliteBackendBuilder {
     }
 
     fn open_blocking(self) -> Result<Arc<SqliteBackend>, OpenError> {
+        let cache = match self.cache {
+            CacheChoice::Default => CompiledCache::default_location(),
+            CacheChoice::Dir(dir) => Some(CompiledCache::new(dir)),
+            CacheChoice::Off => None,
+        };
+        let cache = cache.as_ref();
         let guest = match self.guest {
-            GuestSource::Builtin => GuestRuntime::builtin()?,
-            GuestSource::Bytes(bytes) => GuestRuntime::from_component(&bytes)?,
-            GuestSource::File(path) => GuestRuntime::from_component(&read_guest(&path)?)?,
+            GuestSource::Builtin => GuestRuntime::builtin(cache)?,
+            GuestSource::Bytes(bytes) => GuestRuntime::from_component(&bytes, cache)?,
+            GuestSource::File(path) => GuestRuntime::from_component(&read_guest(&path)?, cache)?,
             GuestSource::PrecompiledFile(path) => {
-                GuestRuntime::from_precompiled(&read_guest(&path)?)?
+                GuestRuntime::from_precompiled(&read_guest(&path)?, cache)?
             }
         };
         let database = Database::open_shared(&self.uri)?;

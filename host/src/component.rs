@@ -11,6 +11,7 @@
 use wasmtime::component::Component;
 use wasmtime::component::types::{ComponentFunc, ComponentInstance, ComponentItem};
 
+use crate::compiled_cache::CompiledCache;
 use crate::error::{GuestMismatch, OpenError};
 use crate::guest::{builtin_component, shared_engine};
 
@@ -28,17 +29,25 @@ pub const GUEST_WIT: &str = concat!(
     include_str!("../../wit/engine.wit")
 );
 
-/// Compile a component binary with the process's engine.
-pub(crate) fn compile(bytes: &[u8]) -> Result<Component, OpenError> {
-    Component::new(shared_engine(), bytes)
+/// Compile a component binary with the process's engine, or load it from `cache`.
+pub(crate) fn compile(bytes: &[u8], cache: Option<&CompiledCache>) -> Result<Component, OpenError> {
+    let engine = shared_engine();
+    let compiled = match cache {
+        Some(cache) => cache.component(engine, bytes).map(|(component, origin)| {
+            tracing::debug!(cache = %cache.dir().display(), ?origin, "guest component ready");
+            component
+        }),
+        None => Component::new(engine, bytes),
+    };
+    compiled
         .map_err(|error| OpenError::Guest(format!("not a valid WebAssembly component: {error:#}")))
 }
 
 /// Check `bytes` against the `engine-backend` world without running anything: `Ok` if a
 /// backend would accept it, else the reason (a compile error, or every mismatch).
 pub fn check_guest_component(bytes: &[u8]) -> Result<(), OpenError> {
-    let component = compile(bytes)?;
-    check(&component).map_err(OpenError::GuestMismatch)
+    let component = compile(bytes, None)?;
+    check(&component, CompiledCache::default_location().as_ref()).map_err(OpenError::GuestMismatch)
 }
 
 /// Compile and check a guest component ahead of time for this build's engine configuration,
@@ -68,10 +77,14 @@ pub(crate) fn load_precompiled(artifact: &[u8]) -> Result<Component, OpenError> 
     })
 }
 
-/// Every way `component` does not fit the world.
-pub(crate) fn check(component: &Component) -> Result<(), GuestMismatch> {
+/// Every way `component` does not fit the world (the reference, the built-in guest, is loaded
+/// through `cache`).
+pub(crate) fn check(
+    component: &Component,
+    cache: Option<&CompiledCache>,
+) -> Result<(), GuestMismatch> {
     let engine = shared_engine();
-    let reference = builtin_component()
+    let reference = builtin_component(cache)
         .map_err(|error| GuestMismatch {
             problems: vec![error],
         })?

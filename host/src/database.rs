@@ -1,5 +1,6 @@
 //! Opening SQLite: which strings mean a file and which an in-memory database, the connection
-//! settings, and the per-process registry that gives each database exactly one connection.
+//! settings, and the per-process registry that gives each database exactly one connection and
+//! one writer thread.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -8,19 +9,42 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::error::{OpenError, OperationFailure};
+use crate::error::OpenError;
 use crate::schema;
 use crate::sql_policy::SqlPolicy;
+use crate::writer::{Job, Writer};
 
-/// One open database: its registry key and its connection.
-///
-/// The connection sits in an `Option` so that an operation can move it into the guest's
-/// `Store` and back; it is `None` only while an operation runs (with the mutex held), or for
-/// good if a host thread panicked in between.
+/// One open database: its registry key, its connection and the writer thread that runs every
+/// operation on it ([`crate::writer`]).
 pub(crate) struct Database {
     key: String,
+    slot: Arc<ConnectionSlot>,
+    writer: Writer,
+}
+
+/// The database's one connection and the switch between the host's and the guest's SQL rights
+/// on it.
+///
+/// The connection sits in an `Option` so that an operation can move it into the guest's
+/// `Store` and back; it is `None` only while a batch runs (with the mutex held), or for good if
+/// the writer thread panicked in between.
+pub(crate) struct ConnectionSlot {
     connection: Mutex<Option<Connection>>,
     policy: SqlPolicy,
+}
+
+impl ConnectionSlot {
+    /// Lock the connection (the writer thread and test access take turns on it).
+    pub fn lock(&self) -> MutexGuard<'_, Option<Connection>> {
+        self.connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The switch between the host's and the guest's SQL rights on this connection.
+    pub fn policy(&self) -> &SqlPolicy {
+        &self.policy
+    }
 }
 
 /// Open databases by key; entries die with the last backend using them.
@@ -39,19 +63,21 @@ impl Database {
         }
         let connection = location.open(uri)?;
         let policy = SqlPolicy::install(&connection);
-        let database = Arc::new(Self {
-            key: key.clone(),
+        let slot = Arc::new(ConnectionSlot {
             connection: Mutex::new(Some(connection)),
             policy,
+        });
+        let writer = Writer::start(Arc::clone(&slot)).map_err(|error| {
+            OpenError::Guest(format!("cannot start the writer thread: {error}"))
+        })?;
+        let database = Arc::new(Self {
+            key: key.clone(),
+            slot,
+            writer,
         });
         registry.insert(key, Arc::downgrade(&database));
         tracing::info!(database = %database.key, "opened SQLite database for the FlowFabric wasm backend (dev-only)");
         Ok(database)
-    }
-
-    /// The switch between the host's and the guest's SQL rights on this connection.
-    pub fn policy(&self) -> &SqlPolicy {
-        &self.policy
     }
 
     /// The registry key: the absolute file path, or the in-memory URI.
@@ -59,23 +85,14 @@ impl Database {
         &self.key
     }
 
-    /// Lock the connection slot (operations and test access take turns on it).
+    /// Lock the connection between batches (for tests that seed and inspect rows).
     pub fn lock(&self) -> MutexGuard<'_, Option<Connection>> {
-        self.connection
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.slot.lock()
     }
 
-    /// Run `work` with the connection moved out of the slot, putting back what it returns.
-    pub fn with_connection<T>(
-        &self,
-        work: impl FnOnce(Connection) -> (Connection, T),
-    ) -> Result<T, OperationFailure> {
-        let mut slot = self.lock();
-        let connection = slot.take().ok_or(OperationFailure::ConnectionLost)?;
-        let (connection, result) = work(connection);
-        *slot = Some(connection);
-        Ok(result)
+    /// Queue an operation for the writer thread; gives it back if the thread is gone.
+    pub fn submit(&self, job: Box<dyn Job>) -> Result<(), Box<dyn Job>> {
+        self.writer.submit(job)
     }
 }
 

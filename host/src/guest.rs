@@ -1,22 +1,24 @@
 //! The wasmtime side: one `Engine` per process (with an epoch ticker), guests compiled and
-//! pre-instantiated once, a fresh `Store` per operation (a trap poisons its store, so it never
-//! affects the next operation). WASI grants nothing: no files, no environment, no network,
-//! stdin closed, stdout discarded, stderr captured for the logs and trap reports.
+//! pre-instantiated once, instances reused across operations until one fails (a trap poisons
+//! its store, so the next operation gets a fresh one). WASI grants nothing: no files, no
+//! environment, no network, stdin closed, stdout discarded, stderr captured per operation for
+//! the logs and trap reports.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{GuestWorld, GuestWorldPre};
+use crate::compiled_cache::CompiledCache;
 use crate::component;
 use crate::error::{OpenError, OperationFailure};
 use crate::limits::{GuestLimits, MemoryLimiter};
 use crate::sql::{QueryLimits, SqlAccess};
+use crate::stderr::StderrCapture;
 
 /// The guest component built from `guest/` by `build.rs`.
 const BUILTIN_GUEST: &[u8] = include_bytes!(env!("FF_GUEST_WASM"));
@@ -51,23 +53,37 @@ pub(crate) fn shared_engine() -> &'static Engine {
     })
 }
 
-/// The built-in guest, compiled once per process.
-pub(crate) fn builtin_component() -> Result<&'static Component, String> {
+/// The built-in guest, compiled (or loaded from `cache`) once per process.
+pub(crate) fn builtin_component(
+    cache: Option<&CompiledCache>,
+) -> Result<&'static Component, String> {
     static BUILTIN: OnceLock<Result<Component, String>> = OnceLock::new();
     BUILTIN
-        .get_or_init(|| {
-            Component::new(shared_engine(), BUILTIN_GUEST).map_err(|error| format!("{error:#}"))
-        })
+        .get_or_init(|| component::compile(BUILTIN_GUEST, cache).map_err(|error| error.to_string()))
         .as_ref()
         .map_err(Clone::clone)
 }
 
-/// Store data for one operation.
+/// Store data of one guest instance. The connection is bound only while an operation runs.
 pub(crate) struct GuestState {
     sql: SqlAccess,
     wasi: WasiCtx,
     table: ResourceTable,
     memory: MemoryLimiter,
+    stderr: StderrCapture,
+}
+
+impl GuestState {
+    fn new() -> Self {
+        let stderr = StderrCapture::new(STDERR_CAPACITY);
+        Self {
+            sql: SqlAccess::unbound(),
+            wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
+            table: ResourceTable::new(),
+            memory: MemoryLimiter::new(0),
+            stderr,
+        }
+    }
 }
 
 impl WasiView for GuestState {
@@ -79,18 +95,32 @@ impl WasiView for GuestState {
     }
 }
 
-/// A compiled, linked and type-checked guest, ready to instantiate.
+/// An instantiated guest between operations.
+struct IdleInstance {
+    store: Store<GuestState>,
+    world: GuestWorld,
+}
+
+/// A compiled, linked and type-checked guest, ready to instantiate, and its idle instances.
+///
+/// An instance serves one operation at a time and is kept for the next one as long as every
+/// call on it returned (an `Ok` or an engine error value). After a trap, a timeout or a memory
+/// refusal its `Store` is dropped and the next operation gets a fresh instance, so a failure
+/// never leaks into another operation. Guest memory therefore persists between the operations an
+/// instance serves; the host binds the database, limits and stderr anew for each.
 pub(crate) struct GuestRuntime {
     pre: GuestWorldPre<GuestState>,
+    idle: Mutex<Vec<IdleInstance>>,
 }
 
 impl GuestRuntime {
-    /// The built-in guest, compiled on first use and shared by every backend in the process.
-    pub fn builtin() -> Result<Arc<Self>, OpenError> {
+    /// The built-in guest, compiled (or loaded from `cache`) on first use and shared by every
+    /// backend in the process.
+    pub fn builtin(cache: Option<&CompiledCache>) -> Result<Arc<Self>, OpenError> {
         static BUILTIN: OnceLock<Result<Arc<GuestRuntime>, String>> = OnceLock::new();
         BUILTIN
             .get_or_init(|| {
-                let component = builtin_component()?;
+                let component = builtin_component(cache)?;
                 Self::link(component)
                     .map(Arc::new)
                     .map_err(|error| format!("{error:#}"))
@@ -101,9 +131,12 @@ impl GuestRuntime {
 
     /// A guest from a component binary: compiled, checked against the `engine-backend` world
     /// (every mismatch named), linked and type-checked.
-    pub fn from_component(bytes: &[u8]) -> Result<Arc<Self>, OpenError> {
-        let component = component::compile(bytes)?;
-        component::check(&component).map_err(OpenError::GuestMismatch)?;
+    pub fn from_component(
+        bytes: &[u8],
+        cache: Option<&CompiledCache>,
+    ) -> Result<Arc<Self>, OpenError> {
+        let component = component::compile(bytes, cache)?;
+        component::check(&component, cache).map_err(OpenError::GuestMismatch)?;
         Self::link(&component)
             .map(Arc::new)
             .map_err(|error| OpenError::Guest(format!("{error:#}")))
@@ -111,9 +144,12 @@ impl GuestRuntime {
 
     /// A guest from an artifact of [`component::precompile_guest_component`]: loaded,
     /// checked against the world, linked.
-    pub fn from_precompiled(artifact: &[u8]) -> Result<Arc<Self>, OpenError> {
+    pub fn from_precompiled(
+        artifact: &[u8],
+        cache: Option<&CompiledCache>,
+    ) -> Result<Arc<Self>, OpenError> {
         let component = component::load_precompiled(artifact)?;
-        component::check(&component).map_err(OpenError::GuestMismatch)?;
+        component::check(&component, cache).map_err(OpenError::GuestMismatch)?;
         Self::link(&component)
             .map(Arc::new)
             .map_err(|error| OpenError::Guest(format!("{error:#}")))
@@ -128,11 +164,29 @@ impl GuestRuntime {
         )?;
         Ok(Self {
             pre: GuestWorldPre::new(linker.instantiate_pre(component)?)?,
+            idle: Mutex::new(Vec::new()),
         })
     }
 
-    /// Run `call` on a fresh instance with `connection` bound to the guest's `sql` import,
-    /// within `limits`, and hand the connection back whatever the guest did.
+    /// An idle instance whose memory is within `memory_bytes`, if there is one.
+    fn take_idle(&self, memory_bytes: usize) -> Option<IdleInstance> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(instance) = idle.pop() {
+            if instance.store.data().memory.granted_bytes() <= memory_bytes {
+                return Some(instance);
+            }
+        }
+        None
+    }
+
+    fn new_store(&self) -> Store<GuestState> {
+        let mut store = Store::new(self.pre.engine(), GuestState::new());
+        store.limiter(|state| &mut state.memory);
+        store
+    }
+
+    /// Run `call` with `connection` bound to the guest's `sql` import, within `limits`, on an
+    /// idle instance or a new one, and hand the connection back whatever the guest did.
     pub fn invoke<R>(
         &self,
         op: &'static str,
@@ -141,54 +195,79 @@ impl GuestRuntime {
         read_only: bool,
         call: impl FnOnce(&GuestWorld, &mut Store<GuestState>) -> wasmtime::Result<R>,
     ) -> (Connection, Result<R, OperationFailure>) {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let (mut store, world) = match self.take_idle(limits.memory_bytes) {
+            Some(IdleInstance { store, world }) => (store, Some(world)),
+            None => (self.new_store(), None),
+        };
         let query_limits = QueryLimits {
             max_rows: limits.query_rows,
             max_bytes: limits.query_bytes,
         };
-        let state = GuestState {
-            sql: SqlAccess::new(connection, query_limits, read_only),
-            wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
-            table: ResourceTable::new(),
-            memory: MemoryLimiter::new(limits.memory_bytes),
-        };
-        let mut store = Store::new(self.pre.engine(), state);
-        store.limiter(|state| &mut state.memory);
+        let state = store.data_mut();
+        state.sql.bind(connection, query_limits, read_only);
+        state.memory.arm(limits.memory_bytes);
         store.set_epoch_deadline(deadline_ticks(limits.operation_timeout));
-        let started = Instant::now();
-        let outcome = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|guest| call(&guest, &mut store));
-        let elapsed = started.elapsed();
-        let GuestState { sql, memory, .. } = store.into_data();
-        let connection = sql
-            .into_connection()
-            .expect("only the host unbinds the connection");
 
-        let stderr = String::from_utf8_lossy(&stderr.contents()).into_owned();
+        let started = Instant::now();
+        let outcome = match world {
+            Some(world) => Ok(world),
+            None => self.pre.instantiate(&mut store),
+        }
+        .and_then(|world| call(&world, &mut store).map(|value| (world, value)));
+        let elapsed = started.elapsed();
+
+        let state = store.data_mut();
+        let connection = state
+            .sql
+            .unbind()
+            .expect("only the host unbinds the connection");
+        let stderr = state.stderr.take();
         if !stderr.is_empty() {
             tracing::warn!(target: "ff_backend_sqlite_wasm::guest", op, "guest stderr: {}", stderr.trim_end());
         }
-        let outcome = outcome.map_err(|error| {
-            let trap = error.downcast_ref::<wasmtime::Trap>().copied();
-            if memory.exceeded() {
-                OperationFailure::MemoryExhausted {
-                    op,
-                    max_mib: memory.max_mib(),
-                }
-            } else if trap == Some(wasmtime::Trap::Interrupt) {
-                OperationFailure::TimedOut { op, elapsed }
-            } else {
-                let detail = if stderr.is_empty() {
-                    format!("{error:#}")
-                } else {
-                    format!("{error:#}; guest stderr: {stderr}")
-                };
-                OperationFailure::GuestTrapped { op, trap, detail }
+        let outcome = match outcome {
+            Ok((world, value)) => {
+                self.idle
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(IdleInstance { store, world });
+                Ok(value)
             }
-        });
+            Err(error) => Err(classify_failure(
+                op,
+                &error,
+                &store.data().memory,
+                elapsed,
+                &stderr,
+            )),
+        };
         (connection, outcome)
+    }
+}
+
+/// What a failed guest call was: a memory refusal, a timeout, or a trap (with the guest's stderr).
+fn classify_failure(
+    op: &'static str,
+    error: &wasmtime::Error,
+    memory: &MemoryLimiter,
+    elapsed: Duration,
+    stderr: &str,
+) -> OperationFailure {
+    let trap = error.downcast_ref::<wasmtime::Trap>().copied();
+    if memory.exceeded() {
+        OperationFailure::MemoryExhausted {
+            op,
+            max_mib: memory.max_mib(),
+        }
+    } else if trap == Some(wasmtime::Trap::Interrupt) {
+        OperationFailure::TimedOut { op, elapsed }
+    } else {
+        let detail = if stderr.is_empty() {
+            format!("{error:#}")
+        } else {
+            format!("{error:#}; guest stderr: {stderr}")
+        };
+        OperationFailure::GuestTrapped { op, trap, detail }
     }
 }
 

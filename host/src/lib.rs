@@ -39,8 +39,13 @@
 //! - `backend`: [`SqliteBackend`], its construction and the transaction around each guest call;
 //! - `engine`: the `EngineBackend` implementation, one method per operation;
 //! - `bindings`: the generated WIT bindings and the conversions to and from ff-core types;
-//! - `guest`: the wasmtime engine, the pre-instantiated component, one `Store` per operation;
+//! - `writer`: each database's writer thread, which runs operations in shared transactions
+//!   (group commit, a savepoint per operation);
+//! - `guest`: the wasmtime engine, the pre-instantiated component, instances reused until one
+//!   fails;
+//! - `stderr`: the guest's stderr, captured per operation;
 //! - `component`: checking a user's guest component against the world;
+//! - `compiled_cache`: compiled guests kept on disk, keyed by engine and component hashes;
 //! - `limits`: what one guest operation may use ([`GuestLimits`]);
 //! - `sql_policy`: the SQLite authorizer that keeps guest SQL to rows;
 //! - `sql`: the `sql` interface the guest imports, over rusqlite;
@@ -54,6 +59,7 @@
 
 mod backend;
 mod bindings;
+mod compiled_cache;
 mod component;
 mod database;
 mod engine;
@@ -63,6 +69,8 @@ mod limits;
 mod schema;
 mod sql;
 mod sql_policy;
+mod stderr;
+mod writer;
 
 pub use backend::{ConnectionForTest, SqliteBackend, SqliteBackendBuilder};
 pub use component::{GUEST_WIT, check_guest_component, precompile_guest_component};

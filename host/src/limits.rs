@@ -67,11 +67,14 @@ impl GuestLimits {
 }
 
 /// Refuses linear-memory growth beyond a bound and remembers that it did, so that the trap that
-/// usually follows (the guest's allocator aborts) can be reported as exhaustion.
+/// usually follows (the guest's allocator aborts) can be reported as exhaustion. The bound is
+/// set per operation ([`MemoryLimiter::arm`]); the largest memory granted is kept, so that an
+/// instance already bigger than the next operation's bound is not used for it.
 #[derive(Debug)]
 pub(crate) struct MemoryLimiter {
     max_bytes: usize,
     exceeded: bool,
+    granted_bytes: usize,
 }
 
 /// Table elements one instance may have (function tables of ordinary guests hold hundreds).
@@ -82,7 +85,19 @@ impl MemoryLimiter {
         Self {
             max_bytes,
             exceeded: false,
+            granted_bytes: 0,
         }
+    }
+
+    /// Start an operation bounded by `max_bytes`.
+    pub fn arm(&mut self, max_bytes: usize) {
+        self.max_bytes = max_bytes;
+        self.exceeded = false;
+    }
+
+    /// The largest linear memory this instance was granted so far.
+    pub fn granted_bytes(&self) -> usize {
+        self.granted_bytes
     }
 
     /// Whether the guest asked for more than the bound.
@@ -105,6 +120,9 @@ impl ResourceLimiter for MemoryLimiter {
     ) -> wasmtime::Result<bool> {
         let allowed = desired <= self.max_bytes;
         self.exceeded |= !allowed;
+        if allowed {
+            self.granted_bytes = self.granted_bytes.max(desired);
+        }
         Ok(allowed)
     }
 
@@ -130,6 +148,11 @@ mod tests {
         assert!(!limiter.memory_growing(1 << 20, 3 << 20, None).unwrap());
         assert!(limiter.exceeded());
         assert_eq!(limiter.max_mib(), 2);
+        assert_eq!(limiter.granted_bytes(), 1 << 20);
+        limiter.arm(4 << 20);
+        assert!(!limiter.exceeded());
+        assert!(limiter.memory_growing(1 << 20, 3 << 20, None).unwrap());
+        assert_eq!(limiter.granted_bytes(), 3 << 20);
         assert!(
             !limiter
                 .table_growing(0, MAX_TABLE_ELEMENTS + 1, None)

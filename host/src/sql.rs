@@ -22,7 +22,8 @@ pub(crate) struct QueryLimits {
     pub max_bytes: usize,
 }
 
-/// The database as the guest sees it during one operation.
+/// The database as the guest sees it: the connection bound to the operation in progress, if
+/// any. An instance outlives its operations; between them nothing is bound and every call fails.
 pub(crate) struct SqlAccess {
     connection: Option<Connection>,
     limits: QueryLimits,
@@ -30,19 +31,29 @@ pub(crate) struct SqlAccess {
 }
 
 impl SqlAccess {
-    /// Bind `connection` (already inside the operation's transaction) for the guest's use; a
-    /// `read_only` operation may only run statements that do not write.
-    pub fn new(connection: Connection, limits: QueryLimits, read_only: bool) -> Self {
+    /// Nothing bound yet.
+    pub fn unbound() -> Self {
         Self {
-            connection: Some(connection),
-            limits,
-            read_only,
+            connection: None,
+            limits: QueryLimits {
+                max_rows: 0,
+                max_bytes: 0,
+            },
+            read_only: true,
         }
     }
 
+    /// Bind `connection` (already inside the operation's transaction) for one operation; a
+    /// `read_only` operation may only run statements that do not write.
+    pub fn bind(&mut self, connection: Connection, limits: QueryLimits, read_only: bool) {
+        self.connection = Some(connection);
+        self.limits = limits;
+        self.read_only = read_only;
+    }
+
     /// Take the connection back once the guest returned or trapped.
-    pub fn into_connection(self) -> Option<Connection> {
-        self.connection
+    pub fn unbind(&mut self) -> Option<Connection> {
+        self.connection.take()
     }
 
     fn connection(&self) -> Result<&Connection, SqlError> {
@@ -218,7 +229,9 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE, data BLOB)")
             .unwrap();
-        SqlAccess::new(conn, limits, false)
+        let mut access = SqlAccess::unbound();
+        access.bind(conn, limits, false);
+        access
     }
 
     #[test]
@@ -295,7 +308,13 @@ mod tests {
         let mut sql = access(LIMITS);
         let insert = "INSERT INTO t (name) VALUES ('w')".to_string();
         sql.execute(insert.clone(), vec![]).unwrap();
-        let mut read_only = SqlAccess::new(sql.into_connection().unwrap(), LIMITS, true);
+        let conn = sql.unbind().unwrap();
+        assert!(matches!(
+            sql.execute("SELECT 1".into(), vec![]),
+            Err(SqlError::Unbound)
+        ));
+        let mut read_only = SqlAccess::unbound();
+        read_only.bind(conn, LIMITS, true);
         let error = read_only.execute(insert, vec![]).unwrap_err();
         assert!(matches!(
             read_only.convert_error(error).unwrap(),

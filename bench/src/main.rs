@@ -1,0 +1,291 @@
+//! `ffbench`: claim throughput, latency, lifecycle throughput, construction time and memory of
+//! ff-backend-sqlite-wasm, each beside a native baseline that runs the same engine logic (the
+//! guest crate compiled for the host) directly on rusqlite, one transaction per operation.
+//!
+//! ```text
+//! cargo run --release -p ff-bench            # the full table (several minutes)
+//! cargo run --release -p ff-bench -- --quick # a smaller run
+//! ```
+//!
+//! Progress goes to stderr; the table (Markdown) to stdout.
+
+mod child;
+mod native;
+mod scenarios;
+mod stats;
+mod workload;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use clap::Parser;
+use ff_backend_sqlite_wasm::SqliteBackend;
+
+use crate::scenarios::Work;
+use crate::stats::{Run, Table, show_duration, show_rate};
+use crate::workload::{execution_ids, seed};
+
+/// Benchmark ff-backend-sqlite-wasm against the same engine logic run natively on rusqlite.
+#[derive(Debug, Parser)]
+#[command(name = "ffbench")]
+struct Cli {
+    /// Claims per throughput row (the file rows with 8 and 64 tasks use twice as many).
+    #[arg(long, default_value_t = 3_000)]
+    claims: usize,
+    /// Executions in the database for the latency-at-scale rows, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1000,100000,1000000")]
+    scale: Vec<usize>,
+    /// Claims measured at each scale.
+    #[arg(long, default_value_t = 1_000)]
+    scale_claims: usize,
+    /// A short run: 300 claims per row, scales 1k and 10k.
+    #[arg(long)]
+    quick: bool,
+    /// Where the database files and the compiled-component caches go (default: a new
+    /// directory under the system's temp directory, removed afterwards).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    #[command(subcommand)]
+    child: Option<child::ChildCommand>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // SAFETY: set before any thread starts; the backend refuses to open without it.
+    unsafe { std::env::set_var("FF_DEV_MODE", "1") };
+    if let Some(command) = cli.child {
+        return child::run(command);
+    }
+    let (claims, scales, scale_claims) = if cli.quick {
+        (300, vec![1_000, 10_000], 200)
+    } else {
+        (cli.claims, cli.scale.clone(), cli.scale_claims)
+    };
+    let dir = match &cli.dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("ffbench-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let bench = Bench { dir: dir.clone() };
+    let mut table = Table::default();
+    let started = Instant::now();
+    let outcome = runtime.block_on(bench.all(&mut table, claims, &scales, scale_claims));
+    if cli.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    outcome?;
+    eprintln!("done in {:.0} s", started.elapsed().as_secs_f64());
+    println!("{}", table.render());
+    Ok(())
+}
+
+/// Where a row's database lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Storage {
+    /// A shared-cache in-memory database.
+    Memory,
+    /// A file in WAL mode with `synchronous=FULL`.
+    File,
+}
+
+struct Bench {
+    dir: PathBuf,
+}
+
+impl Bench {
+    async fn all(
+        &self,
+        table: &mut Table,
+        claims: usize,
+        scales: &[usize],
+        scale_claims: usize,
+    ) -> anyhow::Result<()> {
+        let rows = [
+            ("claims, memory, sequential", Storage::Memory, 1, claims),
+            ("claims, file, sequential", Storage::File, 1, claims / 3),
+            ("claims, file, 8 tasks", Storage::File, 8, claims),
+            ("claims, file, 64 tasks", Storage::File, 64, claims * 2),
+        ];
+        for (what, storage, tasks, count) in rows {
+            let (ours, native) = self
+                .compare(what, storage, tasks, count, Work::Claim)
+                .await?;
+            let comparison = if tasks == 1 && storage == Storage::Memory {
+                format!(
+                    "{:.2}× native time per claim",
+                    ours.micros_per_op() / native.micros_per_op()
+                )
+            } else {
+                format!("{:.2}× native throughput", ours.rate() / native.rate())
+            };
+            let target = match (storage, tasks) {
+                (Storage::Memory, _) => "≤ 1.3× time",
+                (Storage::File, 1) => "—",
+                (Storage::File, _) => "≥ 5× throughput",
+            };
+            table.row(
+                what,
+                throughput(&ours),
+                throughput(&native),
+                comparison,
+                target,
+            );
+        }
+
+        let lifecycles = [
+            ("lifecycle ops, memory, sequential", Storage::Memory, 1),
+            ("lifecycle ops, file, 8 tasks", Storage::File, 8),
+        ];
+        for (what, storage, tasks) in lifecycles {
+            let count = claims / 4;
+            let (ours, native) = self
+                .compare(what, storage, tasks, count, Work::Lifecycle)
+                .await?;
+            table.row(
+                format!("{what} (grant→claim→renew→complete)"),
+                show_rate(ours.rate()),
+                show_rate(native.rate()),
+                format!("{:.2}× native throughput", ours.rate() / native.rate()),
+                "—",
+            );
+        }
+
+        self.scale_rows(table, scales, scale_claims).await?;
+        child::construction_rows(table, &self.dir)?;
+        Ok(())
+    }
+
+    /// Run `work` on `count` fresh executions through the backend and natively.
+    async fn compare(
+        &self,
+        what: &str,
+        storage: Storage,
+        tasks: usize,
+        count: usize,
+        work: Work,
+    ) -> anyhow::Result<(Run, Run)> {
+        let grant = work == Work::Claim;
+        let tag = what.replace([',', ' ', '(', ')'], "");
+
+        let backend = self.backend(storage, &format!("wasm-{tag}")).await?;
+        let ids = execution_ids(count);
+        let warm_up = execution_ids(20);
+        {
+            let conn = backend.connection_for_test();
+            seed(&conn, &ids, grant)?;
+            seed(&conn, &warm_up, grant)?;
+        }
+        eprintln!("{what}: sqlite-wasm, {} operations ...", count * work.ops());
+        scenarios::through_backend(&backend, warm_up, 1, work).await;
+        let ours = scenarios::through_backend(&backend, ids, tasks, work).await;
+        drop(backend);
+
+        let conn = self.native_connection(storage, &format!("native-{tag}"))?;
+        let ids = execution_ids(count);
+        let warm_up = execution_ids(20);
+        seed(&conn, &ids, grant)?;
+        seed(&conn, &warm_up, grant)?;
+        eprintln!("{what}: native, {} operations ...", count * work.ops());
+        let conn = Mutex::new(conn);
+        let native = tokio::task::block_in_place(|| {
+            scenarios::native(&conn, warm_up, 1, work);
+            scenarios::native(&conn, ids, tasks, work)
+        });
+        Ok((ours, native))
+    }
+
+    /// Claim latency with 1k, 100k, 1M … executions in a memory database.
+    async fn scale_rows(
+        &self,
+        table: &mut Table,
+        scales: &[usize],
+        claims: usize,
+    ) -> anyhow::Result<()> {
+        let backend = self.backend(Storage::Memory, "wasm-scale").await?;
+        let native = Mutex::new(self.native_connection(Storage::Memory, "native-scale")?);
+        let mut seeded = 0;
+        let mut first: Option<(Run, Run)> = None;
+        for &size in scales {
+            let extra = size.saturating_sub(seeded + claims);
+            eprintln!("latency at {size} executions: seeding {extra} more on each side ...");
+            seed(&backend.connection_for_test(), &execution_ids(extra), false)?;
+            seed(&native.lock().expect("lock"), &execution_ids(extra), false)?;
+            seeded += extra + claims;
+            let ours_ids = execution_ids(claims);
+            let native_ids = execution_ids(claims);
+            seed(&backend.connection_for_test(), &ours_ids, true)?;
+            seed(&native.lock().expect("lock"), &native_ids, true)?;
+            eprintln!("latency at {size} executions: {claims} claims on each side ...");
+            let ours = scenarios::through_backend(&backend, ours_ids, 1, Work::Claim).await;
+            let theirs = tokio::task::block_in_place(|| {
+                scenarios::native(&native, native_ids, 1, Work::Claim)
+            });
+            let base = first.get_or_insert_with(|| (ours.clone(), theirs.clone()));
+            let growth = |run: &Run, base: &Run| {
+                run.percentile(0.5).as_secs_f64() / base.percentile(0.5).as_secs_f64()
+            };
+            table.row(
+                format!("claim latency, memory, {} executions", count_label(size)),
+                latency(&ours),
+                latency(&theirs),
+                format!(
+                    "p50 {:.2}× ours at {} (native {:.2}×)",
+                    growth(&ours, &base.0),
+                    count_label(scales[0]),
+                    growth(&theirs, &base.1)
+                ),
+                "≤ 1.5× growth",
+            );
+        }
+        Ok(())
+    }
+
+    async fn backend(&self, storage: Storage, name: &str) -> anyhow::Result<Arc<SqliteBackend>> {
+        Ok(SqliteBackend::new(&self.uri(storage, name)).await?)
+    }
+
+    fn native_connection(
+        &self,
+        storage: Storage,
+        name: &str,
+    ) -> anyhow::Result<rusqlite::Connection> {
+        native::open(&self.uri(storage, name), storage == Storage::File)
+    }
+
+    fn uri(&self, storage: Storage, name: &str) -> String {
+        match storage {
+            Storage::Memory => format!(
+                "file:ffbench-{name}-{}?mode=memory&cache=shared",
+                std::process::id()
+            ),
+            Storage::File => native::file_uri(&self.dir.join(format!("{name}.sqlite"))),
+        }
+    }
+}
+
+/// `12345/s · p50 80 µs · p99 210 µs`.
+fn throughput(run: &Run) -> String {
+    format!("{} · {}", show_rate(run.rate()), latency(run))
+}
+
+/// `p50 80 µs · p99 210 µs`.
+fn latency(run: &Run) -> String {
+    format!(
+        "p50 {} · p99 {}",
+        show_duration(run.percentile(0.5)),
+        show_duration(run.percentile(0.99))
+    )
+}
+
+/// `1k`, `100k`, `1M`.
+fn count_label(count: usize) -> String {
+    match count {
+        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
+        n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
+        n => n.to_string(),
+    }
+}
