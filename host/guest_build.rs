@@ -111,4 +111,9 @@ fn emit_rerun_from_dep_info(dep_info: &Path, workspace: &Path) {
         "cargo:rerun-if-changed={}",
         workspace.join("guest").join("Cargo.toml").display()
     );
+    // The `guest` profile lives in the workspace manifest.
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace.join("Cargo.toml").display()
+    );
 }

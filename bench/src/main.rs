@@ -42,6 +42,10 @@ struct Cli {
     /// A short run: 300 claims per row, scales 1k and 10k.
     #[arg(long)]
     quick: bool,
+    /// Run only the rows whose description contains this text (e.g. `memory`, `64 tasks`,
+    /// `lifecycle`, `latency`, `construction`).
+    #[arg(long)]
+    only: Option<String>,
     /// Where the database files and the compiled-component caches go (default: a new
     /// directory under the system's temp directory, removed afterwards).
     #[arg(long)]
@@ -70,7 +74,10 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let bench = Bench { dir: dir.clone() };
+    let bench = Bench {
+        dir: dir.clone(),
+        only: cli.only.clone(),
+    };
     let mut table = Table::default();
     let started = Instant::now();
     let outcome = runtime.block_on(bench.all(&mut table, claims, &scales, scale_claims));
@@ -92,11 +99,20 @@ enum Storage {
     File,
 }
 
+/// Rounds each comparison alternates between the two sides.
+const ROUNDS: usize = 20;
+
 struct Bench {
     dir: PathBuf,
+    only: Option<String>,
 }
 
 impl Bench {
+    /// Whether the row described as `what` is to run.
+    fn wanted(&self, what: &str) -> bool {
+        self.only.as_deref().is_none_or(|only| what.contains(only))
+    }
+
     async fn all(
         &self,
         table: &mut Table,
@@ -111,6 +127,9 @@ impl Bench {
             ("claims, file, 64 tasks", Storage::File, 64, claims * 2),
         ];
         for (what, storage, tasks, count) in rows {
+            if !self.wanted(what) {
+                continue;
+            }
             let (ours, native) = self
                 .compare(what, storage, tasks, count, Work::Claim)
                 .await?;
@@ -141,6 +160,9 @@ impl Bench {
             ("lifecycle ops, file, 8 tasks", Storage::File, 8),
         ];
         for (what, storage, tasks) in lifecycles {
+            if !self.wanted(what) {
+                continue;
+            }
             let count = claims / 4;
             let (ours, native) = self
                 .compare(what, storage, tasks, count, Work::Lifecycle)
@@ -154,12 +176,18 @@ impl Bench {
             );
         }
 
-        self.scale_rows(table, scales, scale_claims).await?;
-        child::construction_rows(table, &self.dir)?;
+        if self.wanted("claim latency at scale") {
+            self.scale_rows(table, scales, scale_claims).await?;
+        }
+        if self.wanted("construction and peak RSS") {
+            child::construction_rows(table, &self.dir)?;
+        }
         Ok(())
     }
 
-    /// Run `work` on `count` fresh executions through the backend and natively.
+    /// Run `work` on `count` fresh executions through the backend and natively, in
+    /// [`ROUNDS`] alternating rounds (so that both sides see the same machine: this one has two
+    /// cores and neighbours), after a warm-up on each side.
     async fn compare(
         &self,
         what: &str,
@@ -170,32 +198,38 @@ impl Bench {
     ) -> anyhow::Result<(Run, Run)> {
         let grant = work == Work::Claim;
         let tag = what.replace([',', ' ', '(', ')'], "");
-
         let backend = self.backend(storage, &format!("wasm-{tag}")).await?;
-        let ids = execution_ids(count);
-        let warm_up = execution_ids(20);
-        {
-            let conn = backend.connection_for_test();
-            seed(&conn, &ids, grant)?;
-            seed(&conn, &warm_up, grant)?;
-        }
-        eprintln!("{what}: sqlite-wasm, {} operations ...", count * work.ops());
-        scenarios::through_backend(&backend, warm_up, 1, work).await;
-        let ours = scenarios::through_backend(&backend, ids, tasks, work).await;
-        drop(backend);
-
-        let conn = self.native_connection(storage, &format!("native-{tag}"))?;
-        let ids = execution_ids(count);
-        let warm_up = execution_ids(20);
-        seed(&conn, &ids, grant)?;
-        seed(&conn, &warm_up, grant)?;
-        eprintln!("{what}: native, {} operations ...", count * work.ops());
-        let conn = Mutex::new(conn);
-        let native = tokio::task::block_in_place(|| {
-            scenarios::native(&conn, warm_up, 1, work);
-            scenarios::native(&conn, ids, tasks, work)
+        let native = Mutex::new(self.native_connection(storage, &format!("native-{tag}"))?);
+        let warm_up = 20;
+        let ours_ids = execution_ids(count + warm_up);
+        let native_ids = execution_ids(count + warm_up);
+        eprintln!(
+            "{what}: seeding {} executions on each side ...",
+            count + warm_up
+        );
+        seed(&backend.connection_for_test(), &ours_ids, grant)?;
+        seed(&native.lock().expect("lock"), &native_ids, grant)?;
+        let (ours_warm_up, ours_ids) = ours_ids.split_at(warm_up);
+        let (native_warm_up, native_ids) = native_ids.split_at(warm_up);
+        scenarios::through_backend(&backend, ours_warm_up.to_vec(), 1, work).await;
+        tokio::task::block_in_place(|| {
+            scenarios::native(&native, native_warm_up.to_vec(), 1, work)
         });
-        Ok((ours, native))
+
+        eprintln!(
+            "{what}: {} operations on each side, {ROUNDS} alternating rounds ...",
+            count * work.ops()
+        );
+        let mut ours = Vec::new();
+        let mut theirs = Vec::new();
+        let round = count.div_ceil(ROUNDS).max(1);
+        for (ours_chunk, native_chunk) in ours_ids.chunks(round).zip(native_ids.chunks(round)) {
+            ours.push(scenarios::through_backend(&backend, ours_chunk.to_vec(), tasks, work).await);
+            theirs.push(tokio::task::block_in_place(|| {
+                scenarios::native(&native, native_chunk.to_vec(), tasks, work)
+            }));
+        }
+        Ok((Run::combine(ours), Run::combine(theirs)))
     }
 
     /// Claim latency with 1k, 100k, 1M … executions in a memory database.

@@ -11,6 +11,9 @@ use ff_engine_guest::sql::{Error as SqlError, ExecResult, Rows, SqliteFailure, V
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, ToSql};
 
+/// The backend's page cache setting (64 MiB).
+const PAGE_CACHE_KIB: i64 = -65_536;
+
 /// The host's migrations, in order (the baseline's schema is the backend's).
 const MIGRATIONS: &[&str] = &[
     include_str!("../../host/migrations/0001_hot_path.sql"),
@@ -31,6 +34,8 @@ pub fn open(uri: &str, file: bool) -> anyhow::Result<Connection> {
         conn.pragma_update(None, "synchronous", "FULL")?;
     }
     conn.set_prepared_statement_cache_capacity(128);
+    conn.pragma_update(None, "cache_size", PAGE_CACHE_KIB)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     for migration in MIGRATIONS {
         conn.execute_batch(migration)?;
     }

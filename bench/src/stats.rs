@@ -25,6 +25,13 @@ impl Run {
         }
     }
 
+    /// Several runs as one: their operations and wall times added up.
+    pub fn combine(runs: Vec<Run>) -> Self {
+        let elapsed = runs.iter().map(|run| run.elapsed).sum();
+        let latencies = runs.into_iter().flat_map(|run| run.latencies).collect();
+        Self::new(elapsed, latencies)
+    }
+
     /// Operations per second over the whole run.
     pub fn rate(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64()

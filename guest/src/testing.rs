@@ -276,3 +276,48 @@ impl Db for Interloper<'_> {
         self.db.query(statement, params)
     }
 }
+
+/// A [`Db`] that keeps every statement it runs (with its parameters), so that a test can check
+/// each one's query plan.
+pub struct Recording<'a> {
+    /// The database underneath.
+    pub db: &'a mut TestDb,
+    /// What ran, in order.
+    pub statements: Vec<(String, Vec<Value>)>,
+}
+
+impl Recording<'_> {
+    /// Every plan step of every recorded statement that reads a whole table (`SCAN <table>`) or
+    /// sorts through a temporary b-tree, with the statement: empty when indexes serve them all.
+    pub fn unindexed_steps(&mut self) -> Vec<String> {
+        let mut found = Vec::new();
+        for (statement, params) in &self.statements {
+            let plan = self
+                .db
+                .run(&format!("EXPLAIN QUERY PLAN {statement}"), params)
+                .expect("explain");
+            for row in plan.rows {
+                if let Some(Value::Text(detail)) = row.last()
+                    && (detail.starts_with("SCAN ") || detail.contains("TEMP B-TREE"))
+                {
+                    found.push(format!("{detail}: {statement}"));
+                }
+            }
+        }
+        found
+    }
+}
+
+impl Db for Recording<'_> {
+    fn execute(&mut self, statement: &str, params: &[Value]) -> Result<ExecResult, SqlError> {
+        self.statements
+            .push((statement.to_owned(), params.to_vec()));
+        self.db.execute(statement, params)
+    }
+
+    fn query(&mut self, statement: &str, params: &[Value]) -> Result<Rows, SqlError> {
+        self.statements
+            .push((statement.to_owned(), params.to_vec()));
+        self.db.query(statement, params)
+    }
+}

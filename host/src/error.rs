@@ -145,6 +145,18 @@ pub enum OperationFailure {
         #[source]
         source: rusqlite::Error,
     },
+    /// The operation's batch committed, but syncing the WAL failed: the outcome is in the
+    /// database file's WAL yet may not survive a power loss. Read the state back before
+    /// retrying.
+    #[error(
+        "{op} committed, but the WAL could not be synced ({detail}); its durability is unknown"
+    )]
+    SyncFailed {
+        /// The engine operation.
+        op: &'static str,
+        /// The I/O error.
+        detail: String,
+    },
     /// The connection was lost when an earlier operation's host thread panicked.
     #[error("the database connection was lost by an earlier failed operation; open a new backend")]
     ConnectionLost,

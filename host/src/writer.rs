@@ -1,19 +1,28 @@
-//! Group commit: each database has one writer thread that runs every operation of every backend
-//! on it, in batches that share one transaction.
+//! Group commit: each database file has one writer thread that runs every operation of every
+//! backend on it, in batches that share one transaction, and one sync thread that makes each
+//! committed batch durable before its callers are answered.
 //!
-//! The thread takes whatever operations are queued (at most [`MAX_BATCH`]), opens one
+//! The writer takes whatever operations are queued (at most [`MAX_BATCH`]), opens one
 //! transaction (`BEGIN IMMEDIATE`, or `BEGIN DEFERRED` when the batch only reads), runs each
 //! operation inside its own `SAVEPOINT` (released when the operation succeeds, rolled back to
-//! when it fails, so a failure undoes only its own writes), then commits once. Callers are
-//! answered only after the `COMMIT` returned, so nobody sees success before the transaction is
-//! durable (with `synchronous=FULL`, `COMMIT` returns after the WAL is synced). If the batch's
+//! when it fails, so a failure undoes only its own writes), then commits once. If the batch's
 //! transaction cannot begin or commit, every operation in it fails with that error and nothing
 //! of the batch is kept.
 //!
-//! Operations that arrive while a batch runs form the next one, so under load one `fsync` serves
-//! many operations; alone, an operation is a batch of one and runs without a savepoint.
+//! The connection runs with `synchronous=NORMAL`, so `COMMIT` appends the batch to the WAL
+//! without waiting for the disk. The committed batch then goes to the sync thread, which
+//! `fdatasync`s the WAL file once for every batch that arrived since its last sync, and only
+//! then answers their callers: nobody sees success (nor reads data) before it is durable,
+//! exactly as with `synchronous=FULL`, but the writer runs the next batch while the disk works.
+//! Batches are answered in commit order. A failed sync fails every operation of the batches it
+//! covered with [`OperationFailure::SyncFailed`].
+//!
+//! Operations that arrive while a batch runs form the next one, so under load one `fsync`
+//! serves many operations; alone, an operation is a batch of one and runs without a savepoint.
 
-use std::sync::mpsc;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
@@ -54,6 +63,8 @@ pub(crate) enum BatchFailure {
     ConnectionLost,
     /// `BEGIN`, `COMMIT` or a savepoint statement failed.
     Database(rusqlite::Error),
+    /// The batch committed, but the WAL could not be synced: it may not survive a power loss.
+    SyncFailed(String),
 }
 
 impl BatchFailure {
@@ -64,6 +75,10 @@ impl BatchFailure {
             BatchFailure::Database(error) => OperationFailure::Database {
                 op,
                 source: copy_error(error),
+            },
+            BatchFailure::SyncFailed(detail) => OperationFailure::SyncFailed {
+                op,
+                detail: detail.clone(),
             },
         }
     }
@@ -83,34 +98,39 @@ fn copy_error(error: &rusqlite::Error) -> rusqlite::Error {
     }
 }
 
-/// The writer thread of one database; dropping this stops it (after the queued batches) and
-/// waits for it.
+/// The writer and sync threads of one database; dropping this stops them (after the queued
+/// batches are answered) and waits for them.
 pub(crate) struct Writer {
     queue: Option<mpsc::Sender<Box<dyn Job>>>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Writer {
-    /// Start the writer thread for `slot`.
-    pub fn start(slot: std::sync::Arc<ConnectionSlot>) -> std::io::Result<Self> {
+    /// Start the writer thread for `slot`, and the sync thread for the WAL file at `wal`.
+    pub fn start(slot: Arc<ConnectionSlot>, wal: PathBuf) -> std::io::Result<Self> {
         let (queue, receiver) = mpsc::channel::<Box<dyn Job>>();
-        let thread = std::thread::Builder::new()
+        let (committed, to_sync) = mpsc::channel::<Settled>();
+        let syncer = std::thread::Builder::new()
+            .name("ff-sqlite-sync".into())
+            .spawn(move || sync_loop(&to_sync, &WalFile::new(wal)))?;
+        let writer = std::thread::Builder::new()
             .name("ff-sqlite-writer".into())
             .spawn(move || {
                 while let Ok(first) = receiver.recv() {
                     let mut batch = vec![first];
-                    while batch.len() < MAX_BATCH {
-                        match receiver.try_recv() {
-                            Ok(job) => batch.push(job),
-                            Err(_) => break,
-                        }
+                    batch.extend(receiver.try_iter().take(MAX_BATCH - 1));
+                    let settled = run_batch(&slot, batch);
+                    if let Err(mpsc::SendError(settled)) = committed.send(settled) {
+                        // The sync thread is gone (it panicked): nothing can be made durable.
+                        settled.answer(Some(&BatchFailure::SyncFailed(
+                            "the sync thread stopped".into(),
+                        )));
                     }
-                    run_batch(&slot, batch);
                 }
             })?;
         Ok(Self {
             queue: Some(queue),
-            thread: Some(thread),
+            threads: vec![writer, syncer],
         })
     }
 
@@ -126,44 +146,120 @@ impl Writer {
 impl Drop for Writer {
     fn drop(&mut self) {
         drop(self.queue.take());
-        if let Some(thread) = self.thread.take()
-            && thread.thread().id() != std::thread::current().id()
-        {
-            let _ = thread.join();
+        for thread in self.threads.drain(..) {
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
         }
     }
 }
 
-/// Run `batch` in one transaction and answer every job (see the module docs).
-fn run_batch(slot: &ConnectionSlot, mut batch: Vec<Box<dyn Job>>) {
+/// A batch whose transaction has ended, waiting to be answered.
+pub(crate) struct Settled {
+    jobs: Vec<Box<dyn Job>>,
+    /// Why the whole batch failed, if it did.
+    failure: Option<BatchFailure>,
+    /// Whether the batch committed writes that must reach the disk before it is answered.
+    committed: bool,
+}
+
+impl Settled {
+    /// Answer every job: with the batch's own failure, else with `sync_failure`, else with its
+    /// own result.
+    pub fn answer(self, sync_failure: Option<&BatchFailure>) {
+        let failure = self.failure.as_ref().or(sync_failure);
+        for job in self.jobs {
+            job.answer(failure);
+        }
+    }
+}
+
+/// The WAL file, opened on first sync (SQLite creates it with the first write).
+struct WalFile {
+    path: PathBuf,
+    file: std::cell::RefCell<Option<File>>,
+}
+
+impl WalFile {
+    fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            file: std::cell::RefCell::new(None),
+        }
+    }
+
+    /// `fdatasync` the WAL: every frame written before this call is on disk when it returns.
+    fn sync(&self) -> std::io::Result<()> {
+        let mut file = self.file.borrow_mut();
+        if file.is_none() {
+            *file = Some(File::open(&self.path)?);
+        }
+        file.as_ref().map_or(Ok(()), File::sync_data)
+    }
+}
+
+/// The sync thread: answer settled batches in order, after one sync for all that committed.
+fn sync_loop(to_sync: &mpsc::Receiver<Settled>, wal: &WalFile) {
+    while let Ok(first) = to_sync.recv() {
+        let mut settled = vec![first];
+        settled.extend(to_sync.try_iter());
+        let sync_failure = if settled.iter().any(|batch| batch.committed) {
+            wal.sync().err().map(|error| {
+                tracing::error!(wal = %wal.path.display(), %error, "cannot sync the WAL; failing the committed operations");
+                BatchFailure::SyncFailed(format!("{}: {error}", wal.path.display()))
+            })
+        } else {
+            None
+        };
+        for batch in settled {
+            let failure = if batch.committed {
+                sync_failure.as_ref()
+            } else {
+                None
+            };
+            batch.answer(failure);
+        }
+    }
+}
+
+/// Run `batch` in one transaction (see the module docs); its jobs are answered by
+/// [`Settled::answer`].
+pub(crate) fn run_batch(slot: &ConnectionSlot, mut jobs: Vec<Box<dyn Job>>) -> Settled {
     let mut guard = slot.lock();
     let Some(connection) = guard.take() else {
-        drop(guard);
-        for job in batch {
-            job.answer(Some(&BatchFailure::ConnectionLost));
-        }
-        return;
+        return Settled {
+            jobs,
+            failure: Some(BatchFailure::ConnectionLost),
+            committed: false,
+        };
     };
-    let (connection, failure) = run_in_transaction(connection, slot.policy(), &mut batch);
+    let (connection, outcome) = run_in_transaction(connection, slot.policy(), &mut jobs);
     *guard = Some(connection);
-    drop(guard);
-    for job in batch {
-        job.answer(failure.as_ref());
+    let (failure, committed) = match outcome {
+        Ok(committed) => (None, committed),
+        Err(failure) => (Some(failure), false),
+    };
+    Settled {
+        jobs,
+        failure,
+        committed,
     }
 }
 
+/// `Ok(true)` if the batch committed, `Ok(false)` if it had nothing to commit (every operation
+/// failed), `Err` if the whole batch was rolled back.
 fn run_in_transaction(
     mut connection: Connection,
     policy: &SqlPolicy,
     batch: &mut [Box<dyn Job>],
-) -> (Connection, Option<BatchFailure>) {
+) -> (Connection, Result<bool, BatchFailure>) {
     let begin = if batch.iter().any(|job| job.writes()) {
         "BEGIN IMMEDIATE"
     } else {
         "BEGIN DEFERRED"
     };
     if let Err(error) = connection.execute_batch(begin) {
-        return (connection, Some(BatchFailure::Database(error)));
+        return (connection, Err(BatchFailure::Database(error)));
     }
     let alone = batch.len() == 1;
     let mut failure = None;
@@ -195,6 +291,7 @@ fn run_in_transaction(
             break;
         }
     }
+    let writes = begin == "BEGIN IMMEDIATE";
     if failure.is_none()
         && any_succeeded
         && let Err(error) = connection.execute_batch("COMMIT")
@@ -207,5 +304,9 @@ fn run_in_transaction(
     {
         tracing::error!(%error, "rollback failed");
     }
-    (connection, failure)
+    let outcome = match failure {
+        Some(failure) => Err(failure),
+        None => Ok(writes && any_succeeded),
+    };
+    (connection, outcome)
 }
