@@ -92,8 +92,13 @@ async fn a_file_database_uses_wal_and_keeps_its_data() {
             .query_row("PRAGMA synchronous", [], |r| r.get(0))
             .unwrap();
         // Waiting for another process's lock is the host's own busy handler (polling every
-        // millisecond for up to 5 s), exercised by `processes.rs`.
-        assert_eq!((mode.as_str(), synchronous), ("wal", 2));
+        // millisecond for up to 5 s), exercised by `processes.rs`. `synchronous=NORMAL`: the
+        // writer syncs the WAL itself before answering (`group_commit.rs`).
+        assert_eq!((mode.as_str(), synchronous), ("wal", 1));
+        let temp_store: i64 = conn
+            .query_row("PRAGMA temp_store", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(temp_store, 2, "savepoint journals stay in memory");
         seed_runnable(&conn);
     }
     // Another spelling of the same file reaches the same data after a reopen.

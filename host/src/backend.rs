@@ -20,12 +20,13 @@ use wasmtime::Store;
 
 use crate::bindings::{GuestWorld, errors, wit};
 use crate::compiled_cache::CompiledCache;
-use crate::database::Database;
+use crate::database::{CommitStats, Database};
 use crate::error::{OpenError, OperationFailure};
 use crate::guest::{GuestRuntime, GuestState};
 use crate::limits::GuestLimits;
 use crate::sql_policy::{SqlMode, SqlPolicy};
 use crate::writer::{BatchFailure, Job};
+use tokio::sync::oneshot::error::TryRecvError;
 
 /// FlowFabric's SQLite engine backend, with the engine logic in a WebAssembly guest.
 ///
@@ -62,6 +63,13 @@ impl SqliteBackend {
         }
     }
 
+    /// How many transactions this backend's database committed, carrying how many operations'
+    /// writes (all backends on the database count). With concurrent callers on a file, group
+    /// commit makes `operations` exceed `transactions`.
+    pub fn commit_stats(&self) -> CommitStats {
+        self.database.commit_stats()
+    }
+
     /// Lend the backend's connection to a test, for seeding and inspecting rows with raw SQL
     /// (upstream's `pool_for_test()`). Operations wait while the guard is held.
     #[doc(hidden)]
@@ -87,7 +95,7 @@ impl SqliteBackend {
             + Send
             + 'static,
     {
-        let (reply, answer) = tokio::sync::oneshot::channel();
+        let (reply, mut answer) = tokio::sync::oneshot::channel();
         let job = GuestJob {
             op,
             tx,
@@ -100,9 +108,27 @@ impl SqliteBackend {
         if self.database.submit(Box::new(job)).is_err() {
             return Err(writer_gone(op));
         }
+        if self.database.is_memory() {
+            // An operation on a memory database takes tens of microseconds: watch for its answer
+            // for a moment instead of parking this thread (a park and a wake-up cost as much).
+            let until = Instant::now() + SPIN_FOR_ANSWER;
+            loop {
+                match answer.try_recv() {
+                    Ok(result) => return result,
+                    Err(TryRecvError::Closed) => return Err(writer_gone(op)),
+                    Err(TryRecvError::Empty) if Instant::now() < until => {
+                        std::hint::spin_loop();
+                    }
+                    Err(TryRecvError::Empty) => break,
+                }
+            }
+        }
         answer.await.unwrap_or_else(|_| Err(writer_gone(op)))
     }
 }
+
+/// How long a caller on a memory database polls for its answer before it awaits it.
+const SPIN_FOR_ANSWER: std::time::Duration = std::time::Duration::from_micros(200);
 
 /// The error of an operation whose writer thread stopped (it panicked).
 fn writer_gone(op: &'static str) -> EngineError {

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
@@ -12,15 +13,15 @@ use rusqlite::{Connection, OpenFlags};
 use crate::error::OpenError;
 use crate::schema;
 use crate::sql_policy::SqlPolicy;
-use crate::writer::{self, Job, Writer};
+use crate::writer::{Job, Writer};
 
 /// One open database: its registry key, its connection and the writer thread that runs every
 /// operation on it ([`crate::writer`]).
 pub(crate) struct Database {
     key: String,
     slot: Arc<ConnectionSlot>,
-    /// `None` for in-memory databases, whose operations run on the caller's thread.
-    writer: Option<Writer>,
+    writer: Writer,
+    memory: bool,
 }
 
 /// The database's one connection and the switch between the host's and the guest's SQL rights
@@ -32,9 +33,18 @@ pub(crate) struct Database {
 pub(crate) struct ConnectionSlot {
     connection: Mutex<Option<Connection>>,
     policy: SqlPolicy,
+    transactions: AtomicU64,
+    operations: AtomicU64,
 }
 
 impl ConnectionSlot {
+    /// Count one committed transaction carrying the writes of `operations` operations.
+    pub fn count_commit(&self, operations: usize) {
+        self.transactions.fetch_add(1, Ordering::Relaxed);
+        self.operations
+            .fetch_add(u64::try_from(operations).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
     /// Lock the connection (the writer thread and test access take turns on it).
     pub fn lock(&self) -> MutexGuard<'_, Option<Connection>> {
         self.connection
@@ -46,6 +56,17 @@ impl ConnectionSlot {
     pub fn policy(&self) -> &SqlPolicy {
         &self.policy
     }
+}
+
+/// How much group commit saved on one database: `operations` writing operations committed in
+/// `transactions` transactions (each one `fsync` on a file), since the database was opened by
+/// this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CommitStats {
+    /// Transactions committed.
+    pub transactions: u64,
+    /// Operations whose writes those transactions carried.
+    pub operations: u64,
 }
 
 /// Open databases by key; entries die with the last backend using them.
@@ -67,22 +88,25 @@ impl Database {
         let slot = Arc::new(ConnectionSlot {
             connection: Mutex::new(Some(connection)),
             policy,
+            transactions: AtomicU64::new(0),
+            operations: AtomicU64::new(0),
         });
-        let writer = match &location {
+        let wal = match &location {
             Location::Memory { .. } => None,
             Location::File { path, .. } => {
                 let mut wal = path.clone().into_os_string();
                 wal.push("-wal");
-                let writer = Writer::start(Arc::clone(&slot), wal.into()).map_err(|error| {
-                    OpenError::Guest(format!("cannot start the writer thread: {error}"))
-                })?;
-                Some(writer)
+                Some(wal.into())
             }
         };
+        let writer = Writer::start(Arc::clone(&slot), wal).map_err(|error| {
+            OpenError::Guest(format!("cannot start the writer thread: {error}"))
+        })?;
         let database = Arc::new(Self {
             key: key.clone(),
             slot,
             writer,
+            memory: matches!(location, Location::Memory { .. }),
         });
         registry.insert(key, Arc::downgrade(&database));
         tracing::info!(database = %database.key, "opened SQLite database for the FlowFabric wasm backend (dev-only)");
@@ -94,22 +118,27 @@ impl Database {
         &self.key
     }
 
+    /// What this database's transactions committed so far.
+    pub fn commit_stats(&self) -> CommitStats {
+        CommitStats {
+            transactions: self.slot.transactions.load(Ordering::Relaxed),
+            operations: self.slot.operations.load(Ordering::Relaxed),
+        }
+    }
+
     /// Lock the connection between batches (for tests that seed and inspect rows).
     pub fn lock(&self) -> MutexGuard<'_, Option<Connection>> {
         self.slot.lock()
     }
 
-    /// Run an operation: on a file, queue it for the writer thread (gives it back if the thread
-    /// is gone); in memory, run it at once on this thread, as a batch of one (nothing waits
-    /// for a disk, so a thread hop would cost more than the operation).
+    /// Queue an operation for the writer thread; gives it back if the thread is gone.
     pub fn submit(&self, job: Box<dyn Job>) -> Result<(), Box<dyn Job>> {
-        match &self.writer {
-            Some(writer) => writer.submit(job),
-            None => {
-                writer::run_batch(&self.slot, vec![job]).answer(None);
-                Ok(())
-            }
-        }
+        self.writer.submit(job)
+    }
+
+    /// Whether the database lives in memory (its operations never wait for a disk).
+    pub fn is_memory(&self) -> bool {
+        self.memory
     }
 }
 

@@ -74,6 +74,7 @@ mod writer;
 
 pub use backend::{ConnectionForTest, SqliteBackend, SqliteBackendBuilder};
 pub use component::{GUEST_WIT, check_guest_component, precompile_guest_component};
+pub use database::CommitStats;
 pub use error::{GuestMismatch, OpenError, OperationFailure};
 pub use limits::GuestLimits;
 

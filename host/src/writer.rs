@@ -24,6 +24,7 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
@@ -34,6 +35,9 @@ use crate::sql_policy::SqlPolicy;
 /// The most operations one transaction carries: bounds how long a batch holds the write lock
 /// and how long its first caller waits.
 pub(crate) const MAX_BATCH: usize = 128;
+
+/// How long the writer polls for the next operation before it sleeps.
+const SPIN_FOR_JOB: Duration = Duration::from_micros(50);
 
 /// The savepoint around each operation of a batch.
 const SAVEPOINT: &str = "SAVEPOINT ff_operation";
@@ -106,31 +110,49 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Start the writer thread for `slot`, and the sync thread for the WAL file at `wal`.
-    pub fn start(slot: Arc<ConnectionSlot>, wal: PathBuf) -> std::io::Result<Self> {
+    /// Start the writer thread for `slot`. With `wal` (a database file), committed batches go
+    /// to a sync thread that syncs that WAL file before answering; without (an in-memory
+    /// database, nothing to make durable), the writer answers right after the commit.
+    pub fn start(slot: Arc<ConnectionSlot>, wal: Option<PathBuf>) -> std::io::Result<Self> {
         let (queue, receiver) = mpsc::channel::<Box<dyn Job>>();
-        let (committed, to_sync) = mpsc::channel::<Settled>();
-        let syncer = std::thread::Builder::new()
-            .name("ff-sqlite-sync".into())
-            .spawn(move || sync_loop(&to_sync, &WalFile::new(wal)))?;
+        let mut threads = Vec::new();
+        let committed = match wal {
+            Some(wal) => {
+                let (committed, to_sync) = mpsc::channel::<Settled>();
+                threads.push(
+                    std::thread::Builder::new()
+                        .name("ff-sqlite-sync".into())
+                        .spawn(move || sync_loop(&to_sync, &WalFile::new(wal)))?,
+                );
+                Some(committed)
+            }
+            None => None,
+        };
         let writer = std::thread::Builder::new()
             .name("ff-sqlite-writer".into())
             .spawn(move || {
-                while let Ok(first) = receiver.recv() {
+                while let Some(first) = next_job(&receiver) {
                     let mut batch = vec![first];
                     batch.extend(receiver.try_iter().take(MAX_BATCH - 1));
                     let settled = run_batch(&slot, batch);
-                    if let Err(mpsc::SendError(settled)) = committed.send(settled) {
-                        // The sync thread is gone (it panicked): nothing can be made durable.
-                        settled.answer(Some(&BatchFailure::SyncFailed(
-                            "the sync thread stopped".into(),
-                        )));
+                    match &committed {
+                        None => settled.answer(None),
+                        Some(committed) => {
+                            if let Err(mpsc::SendError(settled)) = committed.send(settled) {
+                                // The sync thread is gone (it panicked): nothing can be made
+                                // durable.
+                                settled.answer(Some(&BatchFailure::SyncFailed(
+                                    "the sync thread stopped".into(),
+                                )));
+                            }
+                        }
                     }
                 }
             })?;
+        threads.insert(0, writer);
         Ok(Self {
             queue: Some(queue),
-            threads: vec![writer, syncer],
+            threads,
         })
     }
 
@@ -139,6 +161,21 @@ impl Writer {
         match &self.queue {
             Some(queue) => queue.send(job).map_err(|mpsc::SendError(job)| job),
             None => Err(job),
+        }
+    }
+}
+
+/// The next queued job: polled for [`SPIN_FOR_JOB`] first (a caller that was just answered
+/// usually sends its next operation within microseconds, and falling asleep and being woken
+/// costs more than that), then waited for. `None` once every backend is gone.
+fn next_job(receiver: &mpsc::Receiver<Box<dyn Job>>) -> Option<Box<dyn Job>> {
+    let until = Instant::now() + SPIN_FOR_JOB;
+    loop {
+        match receiver.try_recv() {
+            Ok(job) => return Some(job),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+            Err(mpsc::TryRecvError::Empty) if Instant::now() < until => std::hint::spin_loop(),
+            Err(mpsc::TryRecvError::Empty) => return receiver.recv().ok(),
         }
     }
 }
@@ -224,7 +261,7 @@ fn sync_loop(to_sync: &mpsc::Receiver<Settled>, wal: &WalFile) {
 
 /// Run `batch` in one transaction (see the module docs); its jobs are answered by
 /// [`Settled::answer`].
-pub(crate) fn run_batch(slot: &ConnectionSlot, mut jobs: Vec<Box<dyn Job>>) -> Settled {
+fn run_batch(slot: &ConnectionSlot, mut jobs: Vec<Box<dyn Job>>) -> Settled {
     let mut guard = slot.lock();
     let Some(connection) = guard.take() else {
         return Settled {
@@ -236,7 +273,11 @@ pub(crate) fn run_batch(slot: &ConnectionSlot, mut jobs: Vec<Box<dyn Job>>) -> S
     let (connection, outcome) = run_in_transaction(connection, slot.policy(), &mut jobs);
     *guard = Some(connection);
     let (failure, committed) = match outcome {
-        Ok(committed) => (None, committed),
+        Ok(0) => (None, false),
+        Ok(operations) => {
+            slot.count_commit(operations);
+            (None, true)
+        }
         Err(failure) => (Some(failure), false),
     };
     Settled {
@@ -246,13 +287,13 @@ pub(crate) fn run_batch(slot: &ConnectionSlot, mut jobs: Vec<Box<dyn Job>>) -> S
     }
 }
 
-/// `Ok(true)` if the batch committed, `Ok(false)` if it had nothing to commit (every operation
-/// failed), `Err` if the whole batch was rolled back.
+/// `Ok(n)`: the batch committed the writes of `n` operations (0: nothing to commit, because
+/// every operation failed or the batch only read); `Err`: the whole batch was rolled back.
 fn run_in_transaction(
     mut connection: Connection,
     policy: &SqlPolicy,
     batch: &mut [Box<dyn Job>],
-) -> (Connection, Result<bool, BatchFailure>) {
+) -> (Connection, Result<usize, BatchFailure>) {
     let begin = if batch.iter().any(|job| job.writes()) {
         "BEGIN IMMEDIATE"
     } else {
@@ -263,7 +304,7 @@ fn run_in_transaction(
     }
     let alone = batch.len() == 1;
     let mut failure = None;
-    let mut any_succeeded = false;
+    let mut succeeded_ops = 0;
     for job in batch.iter_mut() {
         if !alone && let Err(error) = connection.execute_batch(SAVEPOINT) {
             job.fail(OperationFailure::Database {
@@ -274,7 +315,7 @@ fn run_in_transaction(
         }
         let (returned, succeeded) = job.run(connection, policy);
         connection = returned;
-        any_succeeded |= succeeded;
+        succeeded_ops += usize::from(succeeded);
         if alone {
             continue;
         }
@@ -293,7 +334,7 @@ fn run_in_transaction(
     }
     let writes = begin == "BEGIN IMMEDIATE";
     if failure.is_none()
-        && any_succeeded
+        && succeeded_ops > 0
         && let Err(error) = connection.execute_batch("COMMIT")
     {
         failure = Some(BatchFailure::Database(error));
@@ -306,7 +347,8 @@ fn run_in_transaction(
     }
     let outcome = match failure {
         Some(failure) => Err(failure),
-        None => Ok(writes && any_succeeded),
+        None if writes => Ok(succeeded_ops),
+        None => Ok(0),
     };
     (connection, outcome)
 }

@@ -1,0 +1,152 @@
+//! Group commit on a database file: concurrent operations share transactions, each stays atomic
+//! on its own (a failing operation undoes only its own writes, even inside a shared
+//! transaction), and an operation is answered only once its transaction is durable.
+
+mod support;
+
+use ff_backend_sqlite_wasm::{OperationFailure, SqliteBackend};
+use ff_core::engine_backend::EngineBackend;
+use ff_core::engine_error::EngineError;
+use serial_test::serial;
+use std::path::PathBuf;
+use std::sync::Arc;
+use support::*;
+
+const HOSTILE_GUEST: &str = env!("FF_HOSTILE_GUEST_WASM");
+
+/// A fresh directory for one test's database file.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ffwasm-{name}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial(ff_dev_mode)]
+async fn concurrent_operations_share_commits_and_failures_undo_only_themselves() {
+    dev_mode();
+    let dir = temp_dir("group-commit");
+    let path = dir.join("engine.sqlite");
+    let uri = path.to_str().unwrap().to_owned();
+    let builtin = SqliteBackend::new(&uri).await.unwrap();
+    // The hostile guest on the same file shares the writer thread, so its operations land in the
+    // same transactions as the real ones.
+    let hostile = SqliteBackend::builder(&uri)
+        .guest_file(HOSTILE_GUEST)
+        .open()
+        .await
+        .unwrap();
+    const CLAIMS: usize = 96;
+    let executions: Vec<_> = {
+        let conn = builtin.connection_for_test();
+        (0..CLAIMS)
+            .map(|_| seed_granted(&conn, "worker-1").1)
+            .collect()
+    };
+    let before = builtin.commit_stats();
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, eid) in executions.iter().enumerate() {
+        let builtin = Arc::clone(&builtin);
+        let eid = eid.clone();
+        tasks.spawn(async move {
+            (true, builtin.claim_execution(claim_args(eid, "worker-1")).await)
+        });
+        // Every third operation is a hostile one that damages every row, then fails.
+        if n % 3 == 0 {
+            let hostile = Arc::clone(&hostile);
+            let eid = executions[0].clone();
+            let how = if n % 2 == 0 { "error-after-write" } else { "panic-after-write" };
+            tasks.spawn(async move { (false, hostile.claim_execution(claim_args(eid, how)).await) });
+        }
+    }
+    let mut claimed_count = 0;
+    while let Some(joined) = tasks.join_next().await {
+        match joined.unwrap() {
+            (true, result) => {
+                claimed(result.expect("every real claim succeeds"));
+                claimed_count += 1;
+            }
+            (false, result) => assert!(result.is_err(), "hostile operations fail: {result:?}"),
+        }
+    }
+    assert_eq!(claimed_count, CLAIMS);
+
+    let conn = builtin.connection_for_test();
+    for eid in &executions {
+        assert_eq!(exec_column(&conn, eid, "lifecycle_phase"), "active");
+    }
+    assert_eq!(count_rows(&conn, "ff_claim_grant"), 0, "each claim consumed its grant");
+    let forged: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM ff_lease_event WHERE execution_id = 'forged'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(forged, 0, "no hostile write survived");
+    drop(conn);
+
+    let after = builtin.commit_stats();
+    let operations = after.operations - before.operations;
+    let transactions = after.transactions - before.transactions;
+    assert_eq!(operations, CLAIMS as u64, "only the real claims committed writes");
+    assert!(
+        transactions < operations,
+        "concurrent claims shared commits: {transactions} transactions for {operations} operations"
+    );
+    drop((builtin, hostile));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+#[serial(ff_dev_mode)]
+async fn a_commit_that_cannot_be_made_durable_is_not_reported_as_success() {
+    dev_mode();
+    let dir = temp_dir("unsyncable");
+    let path = dir.join("engine.sqlite");
+    let backend = SqliteBackend::new(path.to_str().unwrap()).await.unwrap();
+    let (_, eid) = seed_granted(&backend.connection_for_test(), "worker-1");
+    // SQLite keeps writing to its open WAL, but the writer can no longer reach the file to sync
+    // it: the claim commits, yet its durability cannot be established.
+    std::fs::remove_file(dir.join("engine.sqlite-wal")).unwrap();
+    let error = backend
+        .claim_execution(claim_args(eid, "worker-1"))
+        .await
+        .expect_err("no success without a synced WAL");
+    let EngineError::Transport { source, .. } = &error else {
+        panic!("expected a transport error, got {error:?}");
+    };
+    assert!(
+        matches!(
+            source.downcast_ref::<OperationFailure>(),
+            Some(OperationFailure::SyncFailed {
+                op: "claim_execution",
+                ..
+            })
+        ),
+        "{error:?}"
+    );
+    drop(backend);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+#[serial(ff_dev_mode)]
+async fn sequential_operations_on_a_memory_database_commit_one_by_one() {
+    let backend = fresh_backend("memory-commits").await;
+    let (_, eid) = seed_granted(&backend.connection_for_test(), "worker-1");
+    let before = backend.commit_stats();
+    claimed(
+        backend
+            .claim_execution(claim_args(eid.clone(), "worker-1"))
+            .await
+            .unwrap(),
+    );
+    // A failed operation commits nothing.
+    let again = backend.claim_execution(claim_args(eid, "worker-1")).await;
+    assert!(again.is_err());
+    let after = backend.commit_stats();
+    assert_eq!(after.transactions - before.transactions, 1);
+    assert_eq!(after.operations - before.operations, 1);
+}
