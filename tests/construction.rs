@@ -189,3 +189,80 @@ async fn label_capabilities_and_unbuilt_operations_tell_the_truth() {
         })
     ));
 }
+
+/// The `.cwasm` entries in a compiled-component cache directory.
+fn cache_entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "cwasm"))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[tokio::test]
+#[serial(ff_dev_mode)]
+async fn the_compiled_cache_is_filled_once_and_damaged_entries_are_rebuilt_not_loaded() {
+    dev_mode();
+    const GUEST: &str = env!("FF_HOSTILE_GUEST_WASM");
+    let cache = std::env::temp_dir().join(format!("ffwasm-cache-{}", uuid::Uuid::new_v4()));
+    let open = || async {
+        let backend = SqliteBackend::builder(memory_uri("cache"))
+            .guest_file(GUEST)
+            .compiled_cache_dir(&cache)
+            .open()
+            .await
+            .expect("the guest loads whatever the cache holds");
+        // The guest runs: its ordinary answer to a claim of an unknown execution.
+        let (_, eid) = seed_granted(&backend.connection_for_test(), "worker-1");
+        assert_execution_not_found(
+            backend
+                .claim_execution(claim_args(eid, "anyone"))
+                .await
+                .unwrap_err(),
+        );
+    };
+
+    open().await;
+    let entries = cache_entries(&cache);
+    assert_eq!(entries.len(), 1, "one entry per component: {entries:?}");
+    let entry = entries[0].clone();
+    let good = std::fs::read(&entry).unwrap();
+    open().await;
+    assert_eq!(
+        std::fs::read(&entry).unwrap(),
+        good,
+        "a valid entry is reused as is"
+    );
+
+    // A flipped byte in the machine code, a truncated file, and another component's entry under
+    // this name: each is refused by its digest or key, compiled again and rewritten.
+    let mut flipped = good.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x40;
+    let mut foreign = good.clone();
+    foreign[20] ^= 0x01;
+    for damaged in [flipped, good[..good.len() / 3].to_vec(), foreign] {
+        std::fs::write(&entry, &damaged).unwrap();
+        open().await;
+        assert_eq!(
+            std::fs::read(&entry).unwrap(),
+            good,
+            "the entry was rebuilt"
+        );
+    }
+    assert_eq!(cache_entries(&cache).len(), 1);
+
+    // Without a cache nothing is written (the last cache setting wins).
+    let unused = cache.join("unused");
+    SqliteBackend::builder(memory_uri("no-cache"))
+        .guest_file(GUEST)
+        .compiled_cache_dir(&unused)
+        .no_compiled_cache()
+        .open()
+        .await
+        .unwrap();
+    assert!(cache_entries(&unused).is_empty());
+    std::fs::remove_dir_all(&cache).unwrap();
+}

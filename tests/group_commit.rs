@@ -50,14 +50,22 @@ async fn concurrent_operations_share_commits_and_failures_undo_only_themselves()
         let builtin = Arc::clone(&builtin);
         let eid = eid.clone();
         tasks.spawn(async move {
-            (true, builtin.claim_execution(claim_args(eid, "worker-1")).await)
+            (
+                true,
+                builtin.claim_execution(claim_args(eid, "worker-1")).await,
+            )
         });
         // Every third operation is a hostile one that damages every row, then fails.
         if n % 3 == 0 {
             let hostile = Arc::clone(&hostile);
             let eid = executions[0].clone();
-            let how = if n % 2 == 0 { "error-after-write" } else { "panic-after-write" };
-            tasks.spawn(async move { (false, hostile.claim_execution(claim_args(eid, how)).await) });
+            let how = if n % 2 == 0 {
+                "error-after-write"
+            } else {
+                "panic-after-write"
+            };
+            tasks
+                .spawn(async move { (false, hostile.claim_execution(claim_args(eid, how)).await) });
         }
     }
     let mut claimed_count = 0;
@@ -76,7 +84,11 @@ async fn concurrent_operations_share_commits_and_failures_undo_only_themselves()
     for eid in &executions {
         assert_eq!(exec_column(&conn, eid, "lifecycle_phase"), "active");
     }
-    assert_eq!(count_rows(&conn, "ff_claim_grant"), 0, "each claim consumed its grant");
+    assert_eq!(
+        count_rows(&conn, "ff_claim_grant"),
+        0,
+        "each claim consumed its grant"
+    );
     let forged: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM ff_lease_event WHERE execution_id = 'forged'",
@@ -90,7 +102,10 @@ async fn concurrent_operations_share_commits_and_failures_undo_only_themselves()
     let after = builtin.commit_stats();
     let operations = after.operations - before.operations;
     let transactions = after.transactions - before.transactions;
-    assert_eq!(operations, CLAIMS as u64, "only the real claims committed writes");
+    assert_eq!(
+        operations, CLAIMS as u64,
+        "only the real claims committed writes"
+    );
     assert!(
         transactions < operations,
         "concurrent claims shared commits: {transactions} transactions for {operations} operations"

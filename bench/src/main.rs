@@ -23,7 +23,7 @@ use clap::Parser;
 use ff_backend_sqlite_wasm::SqliteBackend;
 
 use crate::scenarios::Work;
-use crate::stats::{Run, Table, show_duration, show_rate};
+use crate::stats::{Comparison, Run, Table, show_duration, show_rate};
 use crate::workload::{execution_ids, seed};
 
 /// Benchmark ff-backend-sqlite-wasm against the same engine logic run natively on rusqlite.
@@ -130,17 +130,18 @@ impl Bench {
             if !self.wanted(what) {
                 continue;
             }
-            let (ours, native) = self
+            let compared = self
                 .compare(what, storage, tasks, count, Work::Claim)
                 .await?;
             let comparison = if tasks == 1 && storage == Storage::Memory {
                 format!(
                     "{:.2}× native time per claim",
-                    ours.micros_per_op() / native.micros_per_op()
+                    1.0 / compared.median_speedup()
                 )
             } else {
-                format!("{:.2}× native throughput", ours.rate() / native.rate())
+                format!("{:.2}× native throughput", compared.median_speedup())
             };
+            let (ours, native) = (compared.ours(), compared.native());
             let target = match (storage, tasks) {
                 (Storage::Memory, _) => "≤ 1.3× time",
                 (Storage::File, 1) => "—",
@@ -148,8 +149,8 @@ impl Bench {
             };
             table.row(
                 what,
-                throughput(&ours),
-                throughput(&native),
+                throughput(ours),
+                throughput(native),
                 comparison,
                 target,
             );
@@ -164,14 +165,14 @@ impl Bench {
                 continue;
             }
             let count = claims / 4;
-            let (ours, native) = self
+            let compared = self
                 .compare(what, storage, tasks, count, Work::Lifecycle)
                 .await?;
             table.row(
                 format!("{what} (grant→claim→renew→complete)"),
-                show_rate(ours.rate()),
-                show_rate(native.rate()),
-                format!("{:.2}× native throughput", ours.rate() / native.rate()),
+                show_rate(compared.ours().rate()),
+                show_rate(compared.native().rate()),
+                format!("{:.2}× native throughput", compared.median_speedup()),
                 "—",
             );
         }
@@ -195,7 +196,7 @@ impl Bench {
         tasks: usize,
         count: usize,
         work: Work,
-    ) -> anyhow::Result<(Run, Run)> {
+    ) -> anyhow::Result<Comparison> {
         let grant = work == Work::Claim;
         let tag = what.replace([',', ' ', '(', ')'], "");
         let backend = self.backend(storage, &format!("wasm-{tag}")).await?;
@@ -229,7 +230,7 @@ impl Bench {
                 scenarios::native(&native, native_chunk.to_vec(), tasks, work)
             }));
         }
-        Ok((Run::combine(ours), Run::combine(theirs)))
+        Ok(Comparison::new(ours, theirs))
     }
 
     /// Claim latency with 1k, 100k, 1M … executions in a memory database.
@@ -254,10 +255,18 @@ impl Bench {
             seed(&backend.connection_for_test(), &ours_ids, true)?;
             seed(&native.lock().expect("lock"), &native_ids, true)?;
             eprintln!("latency at {size} executions: {claims} claims on each side ...");
-            let ours = scenarios::through_backend(&backend, ours_ids, 1, Work::Claim).await;
-            let theirs = tokio::task::block_in_place(|| {
-                scenarios::native(&native, native_ids, 1, Work::Claim)
-            });
+            let mut ours = Vec::new();
+            let mut theirs = Vec::new();
+            let round = claims.div_ceil(ROUNDS).max(1);
+            for (ours_chunk, native_chunk) in ours_ids.chunks(round).zip(native_ids.chunks(round)) {
+                ours.push(
+                    scenarios::through_backend(&backend, ours_chunk.to_vec(), 1, Work::Claim).await,
+                );
+                theirs.push(tokio::task::block_in_place(|| {
+                    scenarios::native(&native, native_chunk.to_vec(), 1, Work::Claim)
+                }));
+            }
+            let (ours, theirs) = (Run::combine(ours), Run::combine(theirs));
             let base = first.get_or_insert_with(|| (ours.clone(), theirs.clone()));
             let growth = |run: &Run, base: &Run| {
                 run.percentile(0.5).as_secs_f64() / base.percentile(0.5).as_secs_f64()

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use ff_engine_guest::db::Db;
 use ff_engine_guest::engine::EngineError;
-use ff_engine_guest::sql::{Error as SqlError, ExecResult, Rows, SqliteFailure, Value};
+use ff_engine_guest::sql::{Error as SqlError, ExecResult, SqliteFailure, Value};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, ToSql};
 
@@ -51,14 +51,9 @@ pub fn file_uri(path: &Path) -> String {
 pub struct NativeDb<'a>(pub &'a Connection);
 
 impl NativeDb<'_> {
-    fn run(&self, statement: &str, params: &[Value]) -> rusqlite::Result<Rows> {
+    fn run(&self, statement: &str, params: &[Value]) -> rusqlite::Result<Vec<Vec<Value>>> {
         let mut prepared = self.0.prepare_cached(statement)?;
-        let columns: Vec<String> = prepared
-            .column_names()
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        let width = columns.len();
+        let width = prepared.column_count();
         let mut rows = prepared.query(rusqlite::params_from_iter(params.iter().map(Param)))?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
@@ -68,7 +63,7 @@ impl NativeDb<'_> {
             }
             out.push(values);
         }
-        Ok(Rows { columns, rows: out })
+        Ok(out)
     }
 }
 
@@ -85,7 +80,7 @@ impl Db for NativeDb<'_> {
         })
     }
 
-    fn query(&mut self, statement: &str, params: &[Value]) -> Result<Rows, SqlError> {
+    fn query(&mut self, statement: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, SqlError> {
         self.run(statement, params).map_err(sql_error)
     }
 }

@@ -37,11 +37,6 @@ impl Run {
         self.ops as f64 / self.elapsed.as_secs_f64()
     }
 
-    /// Wall time per operation in microseconds (the inverse of [`Run::rate`]).
-    pub fn micros_per_op(&self) -> f64 {
-        self.elapsed.as_secs_f64() * 1e6 / self.ops as f64
-    }
-
     /// The latency below which `fraction` of the operations finished.
     pub fn percentile(&self, fraction: f64) -> Duration {
         if self.latencies.is_empty() {
@@ -49,6 +44,53 @@ impl Run {
         }
         let rank = ((self.latencies.len() as f64) * fraction).ceil() as usize;
         self.latencies[rank.clamp(1, self.latencies.len()) - 1]
+    }
+}
+
+/// The two sides of one comparison, measured in alternating rounds.
+#[derive(Debug)]
+pub struct Comparison {
+    ours: Run,
+    native: Run,
+    /// Per round: our throughput over the native throughput.
+    speedups: Vec<f64>,
+}
+
+impl Comparison {
+    /// Rounds `ours[i]` and `native[i]` ran back to back.
+    pub fn new(ours: Vec<Run>, native: Vec<Run>) -> Self {
+        let speedups = ours
+            .iter()
+            .zip(&native)
+            .map(|(ours, native)| ours.rate() / native.rate())
+            .collect();
+        Self {
+            ours: Run::combine(ours),
+            native: Run::combine(native),
+            speedups,
+        }
+    }
+
+    /// All of our rounds as one run.
+    pub fn ours(&self) -> &Run {
+        &self.ours
+    }
+
+    /// All of the native rounds as one run.
+    pub fn native(&self) -> &Run {
+        &self.native
+    }
+
+    /// The median over rounds of our throughput divided by the native throughput: a round
+    /// pair shares the machine's mood, and the median ignores the rounds a neighbour spoiled.
+    pub fn median_speedup(&self) -> f64 {
+        let mut speedups = self.speedups.clone();
+        speedups.sort_by(f64::total_cmp);
+        match speedups.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => speedups[n / 2],
+            n => (speedups[n / 2 - 1] + speedups[n / 2]) / 2.0,
+        }
     }
 }
 
@@ -151,6 +193,17 @@ mod tests {
         assert_eq!(run.percentile(0.5), Duration::from_millis(50));
         assert_eq!(run.percentile(0.99), Duration::from_millis(99));
         assert_eq!(run.rate(), 100.0);
+    }
+
+    #[test]
+    fn the_speedup_is_the_median_of_the_round_ratios() {
+        let run = |ms: u64| Run::new(Duration::from_millis(ms), vec![Duration::ZERO; 10]);
+        let compared = Comparison::new(
+            vec![run(10), run(10), run(100)],
+            vec![run(20), run(30), run(10)],
+        );
+        assert_eq!(compared.median_speedup(), 2.0);
+        assert_eq!(compared.ours().ops, 30);
     }
 
     #[test]

@@ -4,14 +4,14 @@
 //! the component ([`HostDb`]) and against a native SQLite connection in unit tests.
 
 use crate::engine::EngineError;
-use crate::sql::{Error as SqlError, ExecResult, Rows, Value};
+use crate::sql::{Error as SqlError, ExecResult, Value};
 
 /// A SQL connection inside an open transaction.
 pub trait Db {
     /// Run a statement for its effect.
     fn execute(&mut self, statement: &str, params: &[Value]) -> Result<ExecResult, SqlError>;
-    /// Run a statement and return its rows.
-    fn query(&mut self, statement: &str, params: &[Value]) -> Result<Rows, SqlError>;
+    /// Run a statement and return its rows, each a list of values in column order.
+    fn query(&mut self, statement: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, SqlError>;
 }
 
 /// The host's `sql` import: the database bound to the operation in progress.
@@ -22,8 +22,8 @@ impl Db for HostDb {
         crate::sql::execute(statement, params)
     }
 
-    fn query(&mut self, statement: &str, params: &[Value]) -> Result<Rows, SqlError> {
-        crate::sql::query(statement, params)
+    fn query(&mut self, statement: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, SqlError> {
+        crate::sql::query_values(statement, params)
     }
 }
 
@@ -42,7 +42,7 @@ pub trait DbExt: Db {
         let rows = self
             .query(statement, params)
             .map_err(EngineError::Storage)?;
-        Ok(rows.rows.into_iter().next().map(Row))
+        Ok(rows.into_iter().next().map(Row))
     }
 }
 

@@ -143,7 +143,6 @@ fn read_tags(db: &mut impl Db, id: &ExecutionRef) -> Result<Vec<(String, String)
         )
         .map_err(EngineError::Storage)?;
     Ok(rows
-        .rows
         .into_iter()
         .map(Row)
         .map(|row| (row.text_or_empty(0), row.text_or_empty(1)))

@@ -207,8 +207,10 @@ impl Db for TestDb {
         })
     }
 
-    fn query(&mut self, statement: &str, params: &[Value]) -> Result<Rows, SqlError> {
-        self.run(statement, params).map_err(to_sql_error)
+    fn query(&mut self, statement: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, SqlError> {
+        self.run(statement, params)
+            .map(|rows| rows.rows)
+            .map_err(to_sql_error)
     }
 }
 
@@ -271,7 +273,7 @@ impl Db for Interloper<'_> {
         self.db.execute(statement, params)
     }
 
-    fn query(&mut self, statement: &str, params: &[Value]) -> Result<Rows, SqlError> {
+    fn query(&mut self, statement: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, SqlError> {
         self.maybe_fire(statement);
         self.db.query(statement, params)
     }
@@ -315,7 +317,7 @@ impl Db for Recording<'_> {
         self.db.execute(statement, params)
     }
 
-    fn query(&mut self, statement: &str, params: &[Value]) -> Result<Rows, SqlError> {
+    fn query(&mut self, statement: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, SqlError> {
         self.statements
             .push((statement.to_owned(), params.to_vec()));
         self.db.query(statement, params)

@@ -41,8 +41,10 @@ impl ConnectionSlot {
     /// Count one committed transaction carrying the writes of `operations` operations.
     pub fn count_commit(&self, operations: usize) {
         self.transactions.fetch_add(1, Ordering::Relaxed);
-        self.operations
-            .fetch_add(u64::try_from(operations).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.operations.fetch_add(
+            u64::try_from(operations).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     /// Lock the connection (the writer thread and test access take turns on it).

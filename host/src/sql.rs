@@ -147,14 +147,24 @@ impl wit_sql::Host for SqlAccess {
         statement: String,
         params: Vec<wit_sql::Value>,
     ) -> Result<wit_sql::Rows, SqlError> {
-        let limits = self.limits;
-        let mut prepared = self.prepare(&statement)?;
-        let columns: Vec<String> = prepared
+        let columns: Vec<String> = self
+            .prepare(&statement)?
             .column_names()
             .into_iter()
             .map(str::to_owned)
             .collect();
-        let width = columns.len();
+        let rows = self.query_values(statement, params)?;
+        Ok(wit_sql::Rows { columns, rows })
+    }
+
+    fn query_values(
+        &mut self,
+        statement: String,
+        params: Vec<wit_sql::Value>,
+    ) -> Result<Vec<Vec<wit_sql::Value>>, SqlError> {
+        let limits = self.limits;
+        let mut prepared = self.prepare(&statement)?;
+        let width = prepared.column_count();
         let mut rows = prepared.query(rusqlite::params_from_iter(params.iter().map(Param)))?;
         let mut out = Vec::new();
         let mut bytes = 0usize;
@@ -180,7 +190,7 @@ impl wit_sql::Host for SqlAccess {
             }
             out.push(values);
         }
-        Ok(wit_sql::Rows { columns, rows: out })
+        Ok(out)
     }
 
     fn convert_error(&mut self, error: SqlError) -> wasmtime::Result<wit_sql::Error> {
@@ -256,6 +266,14 @@ mod tests {
             [row] if matches!(&row[..], [Value::Integer(1), Value::Text(n), Value::Blob(b), Value::Real(r), Value::Null]
                 if n == "a" && b == &[1, 2, 3] && *r == 1.5)
         ));
+        let values = sql
+            .query_values(
+                "SELECT id, name, data, 1.5, NULL FROM t WHERE name = ?1".into(),
+                vec![Value::Text("a".into())],
+            )
+            .unwrap();
+        // `query-values` is `query` without the names.
+        assert_eq!(format!("{values:?}"), format!("{:?}", rows.rows));
     }
 
     #[test]

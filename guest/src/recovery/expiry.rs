@@ -92,8 +92,7 @@ pub fn list_expired_leases(
             ],
         )
         .map_err(EngineError::Storage)?;
-    rows.rows
-        .into_iter()
+    rows.into_iter()
         .map(|values| expired_lease(&Row(values)))
         .collect()
 }

@@ -58,7 +58,6 @@ pub fn issue_claim_grant(db: &mut impl Db, args: &IssueClaimGrantArgs) -> Result
         )
         .map_err(EngineError::Storage)?;
     let missing: BTreeSet<String> = required
-        .rows
         .into_iter()
         .filter_map(|row| crate::db::Row(row).text(0))
         .filter(|capability| !worker.contains(capability.as_str()))

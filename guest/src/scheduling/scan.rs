@@ -363,7 +363,6 @@ mod tests {
             )
             .unwrap();
         let detail: Vec<String> = plan
-            .rows
             .iter()
             .filter_map(|row| match row.last() {
                 Some(Value::Text(detail)) => Some(detail.clone()),
