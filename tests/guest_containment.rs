@@ -95,3 +95,45 @@ async fn an_error_value_after_writes_rolls_back() {
     let detail = invalid_input_detail(error);
     assert!(detail.contains("hostile"), "{detail}");
 }
+
+/// The call number the hostile guest's `count-calls` claim reports.
+async fn call_number(backend: &SqliteBackend, eid: &ff_core::types::ExecutionId) -> String {
+    let error = backend
+        .claim_execution(claim_args(eid.clone(), "count-calls"))
+        .await
+        .unwrap_err();
+    invalid_input_detail(error)
+}
+
+#[tokio::test]
+#[serial(ff_dev_mode)]
+async fn an_instance_serves_operations_until_it_traps_unless_each_gets_a_fresh_one() {
+    let reused = hostile_backend(&memory_uri("reuse")).await;
+    let (_, eid) = seed_granted(&reused.connection_for_test(), "worker-1");
+    assert!(call_number(&reused, &eid).await.contains("call 1 "));
+    assert!(
+        call_number(&reused, &eid).await.contains("call 2 "),
+        "memory survived"
+    );
+    // A trap drops the instance: the next operation starts from a fresh one.
+    reused
+        .claim_execution(claim_args(eid.clone(), "panic-after-write"))
+        .await
+        .unwrap_err();
+    assert!(call_number(&reused, &eid).await.contains("call 1 "));
+
+    dev_mode();
+    let fresh = SqliteBackend::builder(memory_uri("fresh"))
+        .guest_file(HOSTILE_GUEST)
+        .fresh_instance_per_operation()
+        .open()
+        .await
+        .unwrap();
+    let (_, eid) = seed_granted(&fresh.connection_for_test(), "worker-1");
+    for _ in 0..3 {
+        assert!(
+            call_number(&fresh, &eid).await.contains("call 1 "),
+            "nothing survives"
+        );
+    }
+}

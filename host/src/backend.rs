@@ -39,6 +39,7 @@ pub struct SqliteBackend {
     database: Arc<Database>,
     guest: Arc<GuestRuntime>,
     limits: GuestLimits,
+    reuse_instances: bool,
 }
 
 impl SqliteBackend {
@@ -60,6 +61,7 @@ impl SqliteBackend {
             guest: GuestSource::Builtin,
             limits: GuestLimits::default(),
             cache: CacheChoice::Default,
+            reuse_instances: true,
         }
     }
 
@@ -101,6 +103,7 @@ impl SqliteBackend {
             tx,
             guest: Arc::clone(&self.guest),
             limits: self.limits,
+            reuse_instance: self.reuse_instances,
             call: Some(call),
             result: None,
             reply,
@@ -154,6 +157,7 @@ struct GuestJob<T, F> {
     tx: Tx,
     guest: Arc<GuestRuntime>,
     limits: GuestLimits,
+    reuse_instance: bool,
     call: Option<F>,
     result: Option<Result<T, EngineError>>,
     reply: tokio::sync::oneshot::Sender<Result<T, EngineError>>,
@@ -189,8 +193,14 @@ where
         let started = Instant::now();
         let deadline = started + self.limits.operation_timeout;
         let ((connection, outcome), interrupted) = policy.with_mode(mode, deadline, || {
-            self.guest
-                .invoke(op, connection, &self.limits, read_only, call)
+            self.guest.invoke(
+                op,
+                connection,
+                &self.limits,
+                read_only,
+                self.reuse_instance,
+                call,
+            )
         });
         // A statement stopped at the deadline ends the operation as a timeout, whatever the guest
         // made of the interruption.
@@ -250,6 +260,7 @@ pub struct SqliteBackendBuilder {
     guest: GuestSource,
     limits: GuestLimits,
     cache: CacheChoice,
+    reuse_instances: bool,
 }
 
 impl SqliteBackendBuilder {
@@ -289,6 +300,15 @@ impl SqliteBackendBuilder {
     /// directory must be writable only by you: its files are code this process runs.
     pub fn compiled_cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cache = CacheChoice::Dir(dir.into());
+        self
+    }
+
+    /// Give every operation a fresh guest instance, dropped when it returns, so that nothing a
+    /// guest keeps in memory (globals, heap) outlives the operation. By default an instance
+    /// serves one operation after another until one fails (a trap, a timeout, a memory refusal),
+    /// which saves instantiating the guest on every call.
+    pub fn fresh_instance_per_operation(mut self) -> Self {
+        self.reuse_instances = false;
         self
     }
 
@@ -332,6 +352,7 @@ impl SqliteBackendBuilder {
             database,
             guest,
             limits: self.limits,
+            reuse_instances: self.reuse_instances,
         }))
     }
 }

@@ -186,16 +186,23 @@ impl GuestRuntime {
     }
 
     /// Run `call` with `connection` bound to the guest's `sql` import, within `limits`, on an
-    /// idle instance or a new one, and hand the connection back whatever the guest did.
+    /// idle instance or a new one (always a new one, and dropped afterwards, unless `reuse`),
+    /// and hand the connection back whatever the guest did.
     pub fn invoke<R>(
         &self,
         op: &'static str,
         connection: Connection,
         limits: &GuestLimits,
         read_only: bool,
+        reuse: bool,
         call: impl FnOnce(&GuestWorld, &mut Store<GuestState>) -> wasmtime::Result<R>,
     ) -> (Connection, Result<R, OperationFailure>) {
-        let (mut store, world) = match self.take_idle(limits.memory_bytes) {
+        let idle = if reuse {
+            self.take_idle(limits.memory_bytes)
+        } else {
+            None
+        };
+        let (mut store, world) = match idle {
             Some(IdleInstance { store, world }) => (store, Some(world)),
             None => (self.new_store(), None),
         };
@@ -227,10 +234,12 @@ impl GuestRuntime {
         }
         let outcome = match outcome {
             Ok((world, value)) => {
-                self.idle
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(IdleInstance { store, world });
+                if reuse {
+                    self.idle
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(IdleInstance { store, world });
+                }
                 Ok(value)
             }
             Err(error) => Err(classify_failure(

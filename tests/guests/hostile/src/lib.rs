@@ -262,6 +262,14 @@ fn flood_stderr() -> EngineError {
     invalid_input("hostile guest: wrote 2 MiB to stderr".into())
 }
 
+/// How many `count-calls` claims this instance has served, reported in the error: shows
+/// whether guest memory survives from one operation to the next.
+fn count_calls() -> EngineError {
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let calls = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    invalid_input(format!("hostile guest: call {calls} on this instance"))
+}
+
 /// The answer of every export that does not misbehave.
 const NOT_FOUND: EngineError = EngineError::NotFound(Entity::Execution);
 
@@ -304,6 +312,7 @@ impl Guest for Hostile {
             "garbage-success" => garbage_success(&args),
             "wasi-probe" => Err(probe_wasi()),
             "stderr-flood" => Err(flood_stderr()),
+            "count-calls" => Err(count_calls()),
             worker => match FORBIDDEN_SQL.iter().find(|(name, _)| *name == worker) {
                 Some((_, statement)) => Err(forbidden_sql(statement, &args)),
                 None => Err(NOT_FOUND),
