@@ -392,7 +392,17 @@ async fn detach_is_denied() {
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn transaction_control_is_denied() {
-    for statement in ["begin", "commit", "rollback", "savepoint", "release"] {
+    for statement in [
+        "begin",
+        "commit",
+        "rollback",
+        "savepoint",
+        "release",
+        "host-begin",
+        "host-savepoint",
+        "host-release",
+        "host-rollback-to",
+    ] {
         assert_denied(&provoke(statement, "").await);
     }
 }

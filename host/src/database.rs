@@ -13,7 +13,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::error::OpenError;
 use crate::schema;
 use crate::sql_policy::SqlPolicy;
-use crate::writer::{Job, Writer};
+use crate::writer::{DatabaseFile, Job, Writer};
 
 /// One open database: its registry key, its connection and the writer thread that runs every
 /// operation on it ([`crate::writer`]).
@@ -93,15 +93,18 @@ impl Database {
             transactions: AtomicU64::new(0),
             operations: AtomicU64::new(0),
         });
-        let wal = match &location {
+        let file = match &location {
             Location::Memory { .. } => None,
-            Location::File { path, .. } => {
+            Location::File { path, target } => {
                 let mut wal = path.clone().into_os_string();
                 wal.push("-wal");
-                Some(wal.into())
+                Some(DatabaseFile {
+                    target: target.clone(),
+                    wal: wal.into(),
+                })
             }
         };
-        let writer = Writer::start(Arc::clone(&slot), wal).map_err(|error| {
+        let writer = Writer::start(Arc::clone(&slot), file).map_err(|error| {
             OpenError::Guest(format!("cannot start the writer thread: {error}"))
         })?;
         let database = Arc::new(Self {
@@ -257,6 +260,9 @@ impl Location {
             // Durability comes from the writer's explicit WAL sync before each answer (see
             // `writer`), which equals `FULL` for every answered operation.
             conn.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(open_error)?;
+            // Checkpoints run on the writer's sync thread (see `writer::Checkpointer`).
+            conn.pragma_update(None, "wal_autocheckpoint", 0)
                 .map_err(open_error)?;
         }
         conn.set_prepared_statement_cache_capacity(128);

@@ -12,6 +12,7 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, ToSql};
 
 use crate::bindings::wit_sql;
+use crate::writer::HOST_STATEMENTS;
 
 /// Bounds on what one `query` may return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +64,11 @@ impl SqlAccess {
     /// Prepare (or reuse) `statement`. The authorizer ruled on it when it was first prepared;
     /// a cached statement that writes is refused here when the operation is read-only.
     fn prepare(&self, statement: &str) -> Result<rusqlite::CachedStatement<'_>, SqlError> {
+        if HOST_STATEMENTS.contains(&statement) {
+            return Err(SqlError::Denied(
+                "transaction control belongs to the host".into(),
+            ));
+        }
         let prepared = self.connection()?.prepare_cached(statement)?;
         if self.read_only && !prepared.readonly() {
             return Err(SqlError::Denied(

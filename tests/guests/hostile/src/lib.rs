@@ -55,6 +55,11 @@ const FORBIDDEN_SQL: &[(&str, &str)] = &[
     ("rollback", "ROLLBACK"),
     ("savepoint", "SAVEPOINT hostile"),
     ("release", "RELEASE hostile"),
+    // The host's own statements, word for word (it keeps them prepared).
+    ("host-begin", "BEGIN IMMEDIATE"),
+    ("host-savepoint", "SAVEPOINT ff_operation"),
+    ("host-release", "RELEASE ff_operation"),
+    ("host-rollback-to", "ROLLBACK TO ff_operation"),
     ("pragma", "PRAGMA user_version = 99"),
     (
         "pragma-function",
