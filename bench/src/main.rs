@@ -99,6 +99,9 @@ enum Storage {
     File,
 }
 
+/// Unmeasured claims on each side after seeding a scale step.
+const SCALE_WARM_UP: usize = 50;
+
 /// Rounds each comparison alternates between the two sides.
 const ROUNDS: usize = 20;
 
@@ -245,15 +248,24 @@ impl Bench {
         let mut seeded = 0;
         let mut first: Option<(Run, Run)> = None;
         for &size in scales {
-            let extra = size.saturating_sub(seeded + claims);
+            let extra = size.saturating_sub(seeded + claims + SCALE_WARM_UP);
             eprintln!("latency at {size} executions: seeding {extra} more on each side ...");
-            seed(&backend.connection_for_test(), &execution_ids(extra), false)?;
-            seed(&native.lock().expect("lock"), &execution_ids(extra), false)?;
-            seeded += extra + claims;
-            let ours_ids = execution_ids(claims);
-            let native_ids = execution_ids(claims);
+            // The executions to claim first, then the rest, so that the claimed ones are not
+            // the most recently written (whose pages a side might still have in its caches).
+            let ours_ids = execution_ids(claims + SCALE_WARM_UP);
+            let native_ids = execution_ids(claims + SCALE_WARM_UP);
             seed(&backend.connection_for_test(), &ours_ids, true)?;
             seed(&native.lock().expect("lock"), &native_ids, true)?;
+            seed(&backend.connection_for_test(), &execution_ids(extra), false)?;
+            seed(&native.lock().expect("lock"), &execution_ids(extra), false)?;
+            seeded += extra + claims + SCALE_WARM_UP;
+            // After seeding, a few unmeasured claims on each side.
+            let (ours_warm_up, ours_ids) = ours_ids.split_at(SCALE_WARM_UP);
+            let (native_warm_up, native_ids) = native_ids.split_at(SCALE_WARM_UP);
+            scenarios::through_backend(&backend, ours_warm_up.to_vec(), 1, Work::Claim).await;
+            tokio::task::block_in_place(|| {
+                scenarios::native(&native, native_warm_up.to_vec(), 1, Work::Claim)
+            });
             eprintln!("latency at {size} executions: {claims} claims on each side ...");
             let mut ours = Vec::new();
             let mut theirs = Vec::new();

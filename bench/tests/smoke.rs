@@ -7,7 +7,14 @@ use std::process::Command;
 fn a_tiny_run_prints_every_row_of_the_table() {
     let dir = std::env::temp_dir().join(format!("ffbench-smoke-{}", std::process::id()));
     let output = Command::new(env!("CARGO_BIN_EXE_ffbench"))
-        .args(["--claims", "60", "--scale", "100,300", "--scale-claims", "20"])
+        .args([
+            "--claims",
+            "60",
+            "--scale",
+            "100,300",
+            "--scale-claims",
+            "20",
+        ])
         .arg("--dir")
         .arg(&dir)
         .output()
@@ -31,5 +38,8 @@ fn a_tiny_run_prints_every_row_of_the_table() {
     ] {
         assert!(stdout.contains(row), "missing row {row:?}:\n{stdout}");
     }
-    assert!(stderr.contains("done in"), "progress goes to stderr: {stderr}");
+    assert!(
+        stderr.contains("done in"),
+        "progress goes to stderr: {stderr}"
+    );
 }
