@@ -5,11 +5,9 @@
 
 use std::path::Path;
 
-use ff_engine_guest::db::Db;
 use ff_engine_guest::engine::EngineError;
-use ff_engine_guest::sql::{Error as SqlError, ExecResult, SqliteFailure, Value};
-use rusqlite::types::{ToSqlOutput, ValueRef};
-use rusqlite::{Connection, OpenFlags, ToSql};
+pub use ff_engine_guest::native_db::NativeDb;
+use rusqlite::{Connection, OpenFlags};
 
 /// The backend's page cache setting (64 MiB).
 const PAGE_CACHE_KIB: i64 = -65_536;
@@ -47,44 +45,6 @@ pub fn file_uri(path: &Path) -> String {
     path.display().to_string()
 }
 
-/// The engine logic's [`Db`] over a borrowed rusqlite connection.
-pub struct NativeDb<'a>(pub &'a Connection);
-
-impl NativeDb<'_> {
-    fn run(&self, statement: &str, params: &[Value]) -> rusqlite::Result<Vec<Vec<Value>>> {
-        let mut prepared = self.0.prepare_cached(statement)?;
-        let width = prepared.column_count();
-        let mut rows = prepared.query(rusqlite::params_from_iter(params.iter().map(Param)))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let mut values = Vec::with_capacity(width);
-            for index in 0..width {
-                values.push(from_sql(row.get_ref(index)?));
-            }
-            out.push(values);
-        }
-        Ok(out)
-    }
-}
-
-impl Db for NativeDb<'_> {
-    fn execute(&mut self, statement: &str, params: &[Value]) -> Result<ExecResult, SqlError> {
-        let mut prepared = self.0.prepare_cached(statement).map_err(sql_error)?;
-        let mut rows = prepared
-            .query(rusqlite::params_from_iter(params.iter().map(Param)))
-            .map_err(sql_error)?;
-        while rows.next().map_err(sql_error)?.is_some() {}
-        Ok(ExecResult {
-            changes: self.0.changes(),
-            last_insert_rowid: self.0.last_insert_rowid(),
-        })
-    }
-
-    fn query(&mut self, statement: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, SqlError> {
-        self.run(statement, params).map_err(sql_error)
-    }
-}
-
 /// Run `operation` in its own `BEGIN IMMEDIATE … COMMIT` (rolled back on an error), as a
 /// native backend without group commit would.
 pub fn in_transaction<T>(
@@ -102,39 +62,4 @@ pub fn in_transaction<T>(
             anyhow::bail!("native operation failed: {error:?}")
         }
     }
-}
-
-struct Param<'a>(&'a Value);
-
-impl ToSql for Param<'_> {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::Borrowed(match self.0 {
-            Value::Null => ValueRef::Null,
-            Value::Integer(value) => ValueRef::Integer(*value),
-            Value::Real(value) => ValueRef::Real(*value),
-            Value::Text(value) => ValueRef::Text(value.as_bytes()),
-            Value::Blob(value) => ValueRef::Blob(value),
-        }))
-    }
-}
-
-fn from_sql(value: ValueRef<'_>) -> Value {
-    match value {
-        ValueRef::Null => Value::Null,
-        ValueRef::Integer(value) => Value::Integer(value),
-        ValueRef::Real(value) => Value::Real(value),
-        ValueRef::Text(bytes) => Value::Text(String::from_utf8_lossy(bytes).into_owned()),
-        ValueRef::Blob(bytes) => Value::Blob(bytes.to_vec()),
-    }
-}
-
-fn sql_error(error: rusqlite::Error) -> SqlError {
-    let code = match &error {
-        rusqlite::Error::SqliteFailure(failure, _) => failure.extended_code,
-        _ => 1,
-    };
-    SqlError::Failure(SqliteFailure {
-        code,
-        message: error.to_string(),
-    })
 }

@@ -92,38 +92,30 @@ async fn backend_work(
     work: Work,
     latencies: &mut Vec<Duration>,
 ) {
-    let claim = async |latencies: &mut Vec<Duration>| {
-        let started = Instant::now();
-        let result = backend.claim_execution(claim_args(id)).await;
-        latencies.push(started.elapsed());
-        claimed(result.expect("claim_execution"))
-    };
-    match work {
-        Work::Claim => {
-            claim(latencies).await;
-        }
-        Work::Lifecycle => {
-            let started = Instant::now();
-            backend
-                .issue_claim_grant(grant_args(id))
-                .await
-                .expect("issue_claim_grant");
-            latencies.push(started.elapsed());
-            let lease = claim(latencies).await;
-            let started = Instant::now();
-            backend
-                .renew_lease(renew_args(id, &lease))
-                .await
-                .expect("renew_lease");
-            latencies.push(started.elapsed());
-            let started = Instant::now();
-            backend
-                .complete_execution(complete_args(id, &lease))
-                .await
-                .expect("complete_execution");
-            latencies.push(started.elapsed());
-        }
+    if work == Work::Lifecycle {
+        let granted = timed_async(latencies, backend.issue_claim_grant(grant_args(id))).await;
+        granted.expect("issue_claim_grant");
     }
+    let claim = timed_async(latencies, backend.claim_execution(claim_args(id))).await;
+    let lease = claimed(claim.expect("claim_execution"));
+    if work == Work::Lifecycle {
+        let renewed = timed_async(latencies, backend.renew_lease(renew_args(id, &lease))).await;
+        renewed.expect("renew_lease");
+        let completed = timed_async(
+            latencies,
+            backend.complete_execution(complete_args(id, &lease)),
+        )
+        .await;
+        completed.expect("complete_execution");
+    }
+}
+
+/// Await `operation` and keep its latency.
+async fn timed_async<T>(latencies: &mut Vec<Duration>, operation: impl Future<Output = T>) -> T {
+    let started = Instant::now();
+    let value = operation.await;
+    latencies.push(started.elapsed());
+    value
 }
 
 /// `work` on every execution in `ids` with the engine logic run natively on `conn`, from

@@ -17,7 +17,9 @@
 //! - [`scheduling`], creating executions, granting, the lane scanner, delays;
 //! - [`completion`], the lease holder's operations: renew, complete, fail, progress;
 //! - [`recovery`], cancel, revoke, suspension resume, lease expiry and reclaim;
-//! - [`reads`], what the read operations report.
+//! - [`reads`], what the read operations report;
+//! - `native_db` (feature `native-db`), the logic's [`db::Db`] over rusqlite, to run it
+//!   natively.
 //!
 //! The logic modules depend only on [`db::Db`], so they are unit-tested natively against a
 //! real SQLite database (see `tests` in each module).
@@ -42,6 +44,8 @@ pub mod exec;
 pub mod ids;
 pub mod json;
 pub mod lease;
+#[cfg(feature = "native-db")]
+pub mod native_db;
 pub mod reads;
 pub mod recovery;
 pub mod scheduling;

@@ -8,8 +8,9 @@ use std::fmt::Debug;
 use crate::claim::claim_execution;
 use crate::db::Db;
 use crate::engine::{ClaimExecutionArgs, ClaimedExecution, EngineError};
-use crate::sql::{Error as SqlError, ExecResult, Rows, SqliteFailure, Value};
-use rusqlite::types::{ToSqlOutput, Value as SqliteValue, ValueRef};
+use crate::native_db::NativeDb;
+use crate::sql::{Error as SqlError, ExecResult, Value};
+use rusqlite::types::Value as SqliteValue;
 
 /// The host's migrations, applied in order to every test database.
 const MIGRATIONS: &[&str] = &[
@@ -139,14 +140,9 @@ impl TestDb {
 
     /// Every row of `table`, rendered as `table: [values]` and sorted.
     pub fn dump_table(&self, table: &str) -> Vec<String> {
-        let rows = self
-            .run(&format!("SELECT * FROM \"{table}\""), &[])
-            .expect("rows");
-        let mut rendered: Vec<String> = rows
-            .rows
-            .iter()
-            .map(|row| format!("{table}: {row:?}"))
-            .collect();
+        let rows = self.rows(&format!("SELECT * FROM \"{table}\""), &[]);
+        let mut rendered: Vec<String> =
+            rows.iter().map(|row| format!("{table}: {row:?}")).collect();
         rendered.sort();
         rendered
     }
@@ -154,14 +150,11 @@ impl TestDb {
     /// Every row of every table (`sqlite_sequence` included), table by table: equal dumps
     /// mean an unchanged database.
     pub fn dump(&self) -> Vec<String> {
-        let tables = self
-            .run(
-                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
-                &[],
-            )
-            .expect("tables");
+        let tables = self.rows(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+            &[],
+        );
         tables
-            .rows
             .iter()
             .flat_map(|table| match table.first() {
                 Some(Value::Text(name)) => self.dump_table(name),
@@ -181,68 +174,22 @@ impl TestDb {
         err
     }
 
-    fn run(&self, statement: &str, params: &[Value]) -> rusqlite::Result<Rows> {
-        let mut stmt = self.0.prepare(statement)?;
-        let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
-        let bound: Vec<ToSqlOutput<'_>> = params.iter().map(to_sql).collect();
-        let mut rows = stmt.query(rusqlite::params_from_iter(bound))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let mut values = Vec::with_capacity(columns.len());
-            for index in 0..columns.len() {
-                values.push(from_sql(row.get_ref(index)?));
-            }
-            out.push(values);
-        }
-        Ok(Rows { columns, rows: out })
+    /// The rows `statement` returns (panics on a SQL error: for the tests' own statements).
+    pub fn rows(&self, statement: &str, params: &[Value]) -> Vec<Vec<Value>> {
+        NativeDb(&self.0)
+            .query(statement, params)
+            .unwrap_or_else(|error| panic!("{statement}: {error:?}"))
     }
 }
 
 impl Db for TestDb {
     fn execute(&mut self, statement: &str, params: &[Value]) -> Result<ExecResult, SqlError> {
-        self.run(statement, params).map_err(to_sql_error)?;
-        Ok(ExecResult {
-            changes: self.0.changes(),
-            last_insert_rowid: self.0.last_insert_rowid(),
-        })
+        NativeDb(&self.0).execute(statement, params)
     }
 
     fn query(&mut self, statement: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, SqlError> {
-        self.run(statement, params)
-            .map(|rows| rows.rows)
-            .map_err(to_sql_error)
+        NativeDb(&self.0).query(statement, params)
     }
-}
-
-fn to_sql(value: &Value) -> ToSqlOutput<'_> {
-    ToSqlOutput::Borrowed(match value {
-        Value::Null => ValueRef::Null,
-        Value::Integer(i) => ValueRef::Integer(*i),
-        Value::Real(r) => ValueRef::Real(*r),
-        Value::Text(t) => ValueRef::Text(t.as_bytes()),
-        Value::Blob(b) => ValueRef::Blob(b),
-    })
-}
-
-fn from_sql(value: ValueRef<'_>) -> Value {
-    match value {
-        ValueRef::Null => Value::Null,
-        ValueRef::Integer(i) => Value::Integer(i),
-        ValueRef::Real(r) => Value::Real(r),
-        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
-    }
-}
-
-fn to_sql_error(error: rusqlite::Error) -> SqlError {
-    let code = match &error {
-        rusqlite::Error::SqliteFailure(failure, _) => failure.extended_code,
-        _ => 1,
-    };
-    SqlError::Failure(SqliteFailure {
-        code,
-        message: error.to_string(),
-    })
 }
 
 /// A [`Db`] that runs `sql` on the database right before the first statement containing
@@ -296,9 +243,8 @@ impl Recording<'_> {
         for (statement, params) in &self.statements {
             let plan = self
                 .db
-                .run(&format!("EXPLAIN QUERY PLAN {statement}"), params)
-                .expect("explain");
-            for row in plan.rows {
+                .rows(&format!("EXPLAIN QUERY PLAN {statement}"), params);
+            for row in plan {
                 if let Some(Value::Text(detail)) = row.last()
                     && (detail.starts_with("SCAN ") || detail.contains("TEMP B-TREE"))
                 {
