@@ -64,6 +64,15 @@ impl Row {
         }
     }
 
+    /// [`Row::text`], moving a text value out of the row instead of copying it (an empty text
+    /// is left in its place).
+    pub fn take_text(&mut self, index: usize) -> Option<String> {
+        match self.0.get_mut(index)? {
+            Value::Text(text) => Some(std::mem::take(text)),
+            _ => self.text(index),
+        }
+    }
+
     /// The value at `index` as text, or the empty string.
     pub fn text_or_empty(&self, index: usize) -> String {
         self.text(index).unwrap_or_default()

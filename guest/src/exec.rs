@@ -83,7 +83,7 @@ impl Exec {
     pub fn load(db: &mut impl Db, id: &ExecutionRef) -> Result<Option<Exec>, EngineError> {
         Ok(db
             .first_row(LOAD_EXEC, &id.key())?
-            .map(|row| Exec::from_row(id.clone(), &row)))
+            .map(|row| Exec::from_row(id.clone(), row)))
     }
 
     /// Load the execution, or fail with `NotFound(execution)`.
@@ -107,20 +107,20 @@ impl Exec {
         Ok(exec)
     }
 
-    fn from_row(id: ExecutionRef, row: &Row) -> Exec {
+    fn from_row(id: ExecutionRef, mut row: Row) -> Exec {
         Exec {
             id,
-            lane_id: row.text_or_empty(0),
-            lifecycle_phase: row.text_or_empty(1),
-            ownership_state: row.text_or_empty(2),
-            eligibility_state: row.text_or_empty(3),
-            public_state: row.text_or_empty(4),
-            attempt_state: row.text_or_empty(5),
-            blocking_reason: row.text(6),
+            lane_id: row.take_text(0).unwrap_or_default(),
+            lifecycle_phase: row.take_text(1).unwrap_or_default(),
+            ownership_state: row.take_text(2).unwrap_or_default(),
+            eligibility_state: row.take_text(3).unwrap_or_default(),
+            public_state: row.take_text(4).unwrap_or_default(),
+            attempt_state: row.take_text(5).unwrap_or_default(),
+            blocking_reason: row.take_text(6),
             attempt_index: row.integer(7).unwrap_or(0).max(0),
             lease_reclaim_count: row.integer(8).unwrap_or(0).max(0),
-            terminal_outcome: row.text(9),
-            current_attempt_id: row.text(10),
+            terminal_outcome: row.take_text(9),
+            current_attempt_id: row.take_text(10),
             delay_until: row.integer(11),
             retry_count: row.integer(12).unwrap_or(0).max(0),
         }
@@ -424,23 +424,70 @@ impl StateVector {
 
 /// `UPDATE ff_exec_core SET <state>[, <extra>] WHERE <key>`: `extra_assignments` (starting
 /// with `, `) may use parameters from `?9` on, bound from `extra_params`. Returns the number of
-/// rows changed.
+/// rows changed. The statement is built once per call site (see [`update_exec_formatted`] for
+/// assignments built at run time).
 pub fn update_exec(
+    db: &mut impl Db,
+    id: &ExecutionRef,
+    state: &StateVector,
+    extra_assignments: &'static str,
+    extra_params: &[Value],
+) -> Result<u64, EngineError> {
+    let statement = update_exec_statement(extra_assignments);
+    run_update_exec(db, id, state, statement, extra_params)
+}
+
+/// [`update_exec`] with assignments built at run time: the statement is formatted every call.
+pub fn update_exec_formatted(
     db: &mut impl Db,
     id: &ExecutionRef,
     state: &StateVector,
     extra_assignments: &str,
     extra_params: &[Value],
 ) -> Result<u64, EngineError> {
-    let statement = format!(
-        "UPDATE ff_exec_core SET {}{extra_assignments} WHERE partition_key = ?1 AND execution_id = ?2",
-        StateVector::ASSIGN
-    );
+    let statement = format_update_exec(extra_assignments);
+    run_update_exec(db, id, state, &statement, extra_params)
+}
+
+fn run_update_exec(
+    db: &mut impl Db,
+    id: &ExecutionRef,
+    state: &StateVector,
+    statement: &str,
+    extra_params: &[Value],
+) -> Result<u64, EngineError> {
     let mut params = Vec::with_capacity(8 + extra_params.len());
     params.extend(id.key());
     params.extend(state.params());
     params.extend_from_slice(extra_params);
-    db.run(&statement, &params)
+    db.run(statement, &params)
+}
+
+fn format_update_exec(extra_assignments: &str) -> String {
+    format!(
+        "UPDATE ff_exec_core SET {}{extra_assignments} WHERE partition_key = ?1 AND execution_id = ?2",
+        StateVector::ASSIGN
+    )
+}
+
+/// The statement [`update_exec`] runs for the literal `extra_assignments`, built the first time
+/// a call site runs and kept for the life of the instance (looked up by the literal's address:
+/// comparing texts byte by byte would cost as much as formatting them).
+fn update_exec_statement(extra_assignments: &'static str) -> &'static str {
+    thread_local! {
+        static BUILT: std::cell::RefCell<Vec<(&'static str, &'static str)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUILT.with_borrow_mut(|built| {
+        let same = |extra: &&'static str| std::ptr::eq(*extra, extra_assignments);
+        if let Some((_, statement)) = built.iter().find(|(extra, _)| same(extra)) {
+            return *statement;
+        }
+        let statement: &'static str =
+            Box::leak(format_update_exec(extra_assignments).into_boxed_str());
+        built.push((extra_assignments, statement));
+        statement
+    })
 }
 
 /// The index a new attempt of this execution gets: one past the highest attempt row, or 0.
@@ -504,4 +551,28 @@ pub fn record_completion_event(
         &[id.partition(), id.blob(), text(outcome), int(now)],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn update_statements_are_built_once_per_text() {
+        let first = update_exec_statement(", priority = ?9");
+        assert_eq!(
+            first,
+            format!(
+                "UPDATE ff_exec_core SET {}, priority = ?9 WHERE partition_key = ?1 AND execution_id = ?2",
+                StateVector::ASSIGN
+            )
+        );
+        let again = update_exec_statement(", priority = ?9");
+        assert!(std::ptr::eq(first, again), "reused, not rebuilt");
+        assert_eq!(
+            update_exec_statement(""),
+            format_update_exec(""),
+            "another call site, another statement"
+        );
+    }
 }

@@ -6,7 +6,7 @@
 use crate::db::{Db, DbExt, int, text};
 use crate::engine::{EngineError, FailOutcome, RetryScheduled};
 use crate::exec::{
-    StateVector, clamp_u32, record_completion_event, record_lease_event, update_exec,
+    StateVector, clamp_u32, record_completion_event, record_lease_event, update_exec_formatted,
 };
 use crate::ids::ExecutionRef;
 use crate::sql::Value;
@@ -82,7 +82,7 @@ pub fn finish_successfully(
         payload.map_or(Value::Null, |bytes| Value::Blob(bytes.to_vec())),
     ];
     let encoding = optional_raw_field(&mut params, "result_encoding", result_encoding);
-    update_exec(
+    update_exec_formatted(
         db,
         lease.id,
         &StateVector::COMPLETED,
@@ -128,7 +128,7 @@ pub fn schedule_retry(
         "last_failure_message",
         failure.last_failure_message,
     );
-    update_exec(
+    update_exec_formatted(
         db,
         lease.id,
         &state,
@@ -161,7 +161,7 @@ pub fn fail_terminally(
         "last_failure_message",
         failure.last_failure_message,
     );
-    update_exec(
+    update_exec_formatted(
         db,
         lease.id,
         &StateVector::FAILED,

@@ -8,7 +8,7 @@ use crate::engine::{
     ResumeExecutionArgs, ResumeGrantClaimArgs, StateKind,
 };
 use crate::errors::{contention, require_positive, require_worker_id};
-use crate::exec::{Attempt, Exec, StateVector, lease_expiry, update_exec};
+use crate::exec::{Attempt, Exec, StateVector, lease_expiry, update_exec_formatted};
 use crate::ids::ExecutionRef;
 use crate::lease::{claimant_of, lease_current_attempt};
 
@@ -57,7 +57,7 @@ pub fn resume_execution(
     let cleared = "'$.current_suspension_id', '', '$.current_waitpoint_id', '', \
                    '$.last_mutation_at', CAST(?9 AS TEXT)";
     let public_state = if args.resume_delay_ms > 0 {
-        update_exec(
+        update_exec_formatted(
             db,
             &id,
             &StateVector::INTERRUPTED_DELAYED,
@@ -71,7 +71,7 @@ pub fn resume_execution(
         )?;
         PublicState::Delayed
     } else {
-        update_exec(
+        update_exec_formatted(
             db,
             &id,
             &StateVector::INTERRUPTED,
