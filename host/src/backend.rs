@@ -47,8 +47,8 @@ impl SqliteBackend {
     /// the built-in guest.
     ///
     /// `uri` is a file path, `:memory:`, or a SQLite URI such as
-    /// `file:name?mode=memory&cache=shared`. Files get WAL journaling, `synchronous=FULL` and a
-    /// 5 s busy timeout. The schema is migrated to this build's version. Requires the
+    /// `file:name?mode=memory&cache=shared`. Files get WAL journaling (every answer waits for the
+    /// WAL to be synced: the durability of `synchronous=FULL`) and a 5 s busy timeout. The schema is migrated to this build's version. Requires the
     /// environment variable `FF_DEV_MODE=1`, as upstream's SQLite backend does.
     pub async fn new(uri: &str) -> Result<Arc<Self>, OpenError> {
         Self::builder(uri).open().await

@@ -2,10 +2,12 @@
 //! engine logic in a sandboxed WebAssembly component.
 //!
 //! [`SqliteBackend`] looks like any other backend to its callers (`Arc<dyn EngineBackend>`).
-//! Inside, every operation runs in one SQLite write transaction that this crate opens; the
-//! decisions (validation, state transitions, the SQL) are made by a guest component that
-//! reaches the database only through the `flowfabric:backend/sql` interface (`wit/`). The host
-//! commits when the guest returns `Ok` and rolls back on an error value or a trap.
+//! Inside, every operation runs in a SQLite transaction that this crate opens (in its own
+//! savepoint when concurrent operations share one: group commit); the decisions (validation,
+//! state transitions, the SQL) are made by a guest component that reaches the database only
+//! through the `flowfabric:backend/sql` interface (`wit/`). The host keeps an operation's
+//! writes when the guest returns `Ok` and rolls them back on an error value or a trap, and
+//! answers only once the transaction is durable.
 //!
 //! ```
 //! use ff_backend_sqlite_wasm::SqliteBackend;
