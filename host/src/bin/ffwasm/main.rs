@@ -7,7 +7,7 @@
 //!
 //! Modules, one concept each: [`args`] (the command line), [`demo`], [`inspect`], [`guest`]
 //! (the commands), [`database`] (checking a file before use, read-only access), [`ids`]
-//! (execution ids), [`table`], [`format`] and [`output`] (what a command prints), [`errors`] (what
+//! (execution ids), [`table`], [`mod@format`] and [`output`] (what a command prints), [`errors`] (what
 //! a failure prints).
 
 mod args;
