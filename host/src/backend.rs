@@ -296,7 +296,8 @@ impl SqliteBackendBuilder {
     /// Keep compiled guest components in `dir` (default: `$XDG_CACHE_HOME/ff-backend-sqlite-wasm`
     /// or `~/.cache/ff-backend-sqlite-wasm`). A new process then loads the guest's machine code
     /// instead of compiling it. Entries are keyed by the component's and the engine's hashes and
-    /// checked against a digest; a damaged or foreign entry is ignored and rewritten. The
+    /// checked against a digest; a damaged or foreign entry is ignored and rewritten; the 16 most
+    /// recently written entries are kept. The
     /// directory must be writable only by you: its files are code this process runs.
     pub fn compiled_cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cache = CacheChoice::Dir(dir.into());

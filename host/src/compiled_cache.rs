@@ -6,7 +6,8 @@
 //! SHA-256 of the artifact it holds. An entry is used only if its key is the one asked for and
 //! its artifact matches the recorded digest; anything else (a truncated, corrupt or foreign file)
 //! is ignored, reported in the logs, and replaced by a fresh compilation. Entries are written
-//! to a temporary file and renamed into place, so a reader never sees half an entry.
+//! to a temporary file and renamed into place, so a reader never sees half an entry; a
+//! directory keeps the [`MAX_ENTRIES`] most recently written.
 //!
 //! The files contain machine code that the process will run: the directory must be writable only
 //! by the user running the backend. The default directory is created with mode 0700.
@@ -24,6 +25,9 @@ use wasmtime::{Engine, Precompiled};
 const MAGIC: &[u8; 8] = b"FFWASMC\x01";
 /// Magic, key, artifact digest.
 const HEADER_LEN: usize = 8 + 32 + 32;
+/// Entries a cache directory keeps; storing one more removes the least recently written (every
+/// rebuilt guest is a new component, so a developer's cache would otherwise only grow).
+const MAX_ENTRIES: usize = 16;
 
 /// A directory of compiled components.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,8 +148,30 @@ impl CompiledCache {
         })();
         if written.is_err() {
             let _ = fs::remove_file(&temporary);
+        } else {
+            self.prune();
         }
         written
+    }
+
+    /// Remove the oldest entries beyond [`MAX_ENTRIES`] (best effort).
+    fn prune(&self) {
+        let Ok(listing) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut entries: Vec<(std::time::SystemTime, PathBuf)> = listing
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "cwasm"))
+            .filter_map(|path| Some((fs::metadata(&path).ok()?.modified().ok()?, path)))
+            .collect();
+        if entries.len() <= MAX_ENTRIES {
+            return;
+        }
+        entries.sort();
+        for (_, path) in &entries[..entries.len() - MAX_ENTRIES] {
+            let _ = fs::remove_file(path);
+        }
     }
 }
 
@@ -287,6 +313,36 @@ mod tests {
             entry_key(engine, EMPTY_COMPONENT),
             entry_key(engine, EMPTY_COMPONENT)
         );
+    }
+
+    #[test]
+    fn the_oldest_entries_beyond_the_bound_are_removed() {
+        let cache = temp_cache("prune");
+        fs::create_dir_all(cache.dir()).unwrap();
+        let stale = |n: usize| cache.dir().join(format!("{n:064}.cwasm"));
+        for n in 0..MAX_ENTRIES {
+            fs::write(stale(n), b"old").unwrap();
+            let age = std::time::Duration::from_secs(1_000 - n as u64);
+            let when = std::time::SystemTime::now() - age;
+            fs::File::options()
+                .write(true)
+                .open(stale(n))
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+        }
+        let unrelated = cache.dir().join("notes.txt");
+        fs::write(&unrelated, b"kept").unwrap();
+        cache.component(shared_engine(), EMPTY_COMPONENT).unwrap();
+        assert!(!stale(0).exists(), "the oldest entry made room");
+        assert!(stale(1).exists() && stale(MAX_ENTRIES - 1).exists());
+        assert!(
+            cache
+                .entry_path(&entry_key(shared_engine(), EMPTY_COMPONENT))
+                .exists()
+        );
+        assert!(unrelated.exists(), "only entries are pruned");
+        fs::remove_dir_all(cache.dir()).unwrap();
     }
 
     #[cfg(unix)]
