@@ -165,3 +165,58 @@ async fn sequential_operations_on_a_memory_database_commit_one_by_one() {
     assert_eq!(after.transactions - before.transactions, 1);
     assert_eq!(after.operations - before.operations, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial(ff_dev_mode)]
+async fn an_operation_that_times_out_in_a_shared_transaction_undoes_only_itself() {
+    dev_mode();
+    let dir = temp_dir("group-timeout");
+    let uri = dir.join("engine.sqlite").to_str().unwrap().to_owned();
+    let builtin = SqliteBackend::new(&uri).await.unwrap();
+    let hostile = SqliteBackend::builder(&uri)
+        .guest_file(HOSTILE_GUEST)
+        .limits(
+            ff_backend_sqlite_wasm::GuestLimits::default()
+                .with_operation_timeout(std::time::Duration::from_millis(100)),
+        )
+        .open()
+        .await
+        .unwrap();
+    let executions: Vec<_> = {
+        let conn = builtin.connection_for_test();
+        (0..24).map(|_| seed_granted(&conn, "worker-1").1).collect()
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for eid in &executions {
+        let builtin = Arc::clone(&builtin);
+        let eid = eid.clone();
+        tasks.spawn(async move {
+            builtin
+                .claim_execution(claim_args(eid, "worker-1"))
+                .await
+                .map(|_| ())
+        });
+    }
+    // Damages every row, then spins until the deadline, in the middle of the claims' batches.
+    let spinner = {
+        let hostile = Arc::clone(&hostile);
+        let eid = executions[0].clone();
+        tokio::spawn(async move {
+            hostile
+                .claim_execution(claim_args(eid, "infinite-loop"))
+                .await
+        })
+    };
+    while let Some(joined) = tasks.join_next().await {
+        joined.unwrap().expect("every real claim succeeds");
+    }
+    let error = spinner.await.unwrap().expect_err("the spinner times out");
+    assert!(matches!(error, EngineError::Timeout { .. }), "{error:?}");
+    let conn = builtin.connection_for_test();
+    for eid in &executions {
+        assert_eq!(exec_column(&conn, eid, "lifecycle_phase"), "active");
+    }
+    drop(conn);
+    drop((builtin, hostile));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
