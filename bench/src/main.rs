@@ -24,7 +24,7 @@ use ff_backend_sqlite_wasm::SqliteBackend;
 
 use crate::scenarios::Work;
 use crate::stats::{Comparison, Run, Table, show_duration, show_rate};
-use crate::workload::{execution_ids, seed};
+use crate::workload::{execution_ids, seed, seed_through_backend};
 
 /// Benchmark ff-backend-sqlite-wasm against the same engine logic run natively on rusqlite.
 #[derive(Debug, Parser)]
@@ -98,6 +98,9 @@ enum Storage {
     /// A file in WAL mode with `synchronous=FULL`.
     File,
 }
+
+/// Concurrent tasks seeding the backend for the scale rows.
+const SEED_TASKS: usize = 16;
 
 /// Unmeasured claims on each side after seeding a scale step.
 const SCALE_WARM_UP: usize = 50;
@@ -254,9 +257,11 @@ impl Bench {
             // the most recently written (whose pages a side might still have in its caches).
             let ours_ids = execution_ids(claims + SCALE_WARM_UP);
             let native_ids = execution_ids(claims + SCALE_WARM_UP);
-            seed(&backend.connection_for_test(), &ours_ids, true)?;
+            // Each side writes its rows from the thread that later claims them: the backend
+            // through its own API (its writer thread), the baseline on this thread.
+            seed_through_backend(&backend, &ours_ids, true, SEED_TASKS).await?;
             seed(&native.lock().expect("lock"), &native_ids, true)?;
-            seed(&backend.connection_for_test(), &execution_ids(extra), false)?;
+            seed_through_backend(&backend, &execution_ids(extra), false, SEED_TASKS).await?;
             seed(&native.lock().expect("lock"), &execution_ids(extra), false)?;
             seeded += extra + claims + SCALE_WARM_UP;
             // After seeding, a few unmeasured claims on each side.

@@ -119,10 +119,19 @@ async fn timed_async<T>(latencies: &mut Vec<Duration>, operation: impl Future<Ou
 }
 
 /// `work` on every execution in `ids` with the engine logic run natively on `conn`, from
-/// `threads` threads taking turns on the one connection, one transaction per operation.
+/// `threads` threads taking turns on the one connection (the calling thread alone when
+/// `threads` is 1), one transaction per operation.
 pub fn native(conn: &Mutex<Connection>, ids: Vec<ExecutionId>, threads: usize, work: Work) -> Run {
     let queue = Queue::new(ids);
     let started = Instant::now();
+    if threads == 1 {
+        // Sequential: on the calling thread, like a program using rusqlite directly.
+        let mut latencies = Vec::new();
+        while let Some(id) = queue.take() {
+            native_work(conn, id, work, &mut latencies);
+        }
+        return Run::new(started.elapsed(), latencies);
+    }
     let latencies = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {

@@ -4,12 +4,12 @@
 
 use ff_core::contracts::{
     ClaimExecutionArgs, ClaimExecutionResult, ClaimedExecution, CompleteExecutionArgs,
-    IssueClaimGrantArgs, RenewLeaseArgs,
+    CreateExecutionArgs, IssueClaimGrantArgs, RenewLeaseArgs,
 };
 use ff_core::partition::{Partition, PartitionFamily};
 use ff_core::types::{
-    AttemptId, AttemptIndex, CancelSource, ExecutionId, LaneId, LeaseFence, LeaseId, TimestampMs,
-    WorkerId, WorkerInstanceId,
+    AttemptId, AttemptIndex, CancelSource, ExecutionId, LaneId, LeaseFence, LeaseId, Namespace,
+    TimestampMs, WorkerId, WorkerInstanceId,
 };
 use ff_engine_guest::engine as guest;
 use rusqlite::Connection;
@@ -60,7 +60,59 @@ pub fn seed(conn: &Connection, ids: &[ExecutionId], grant: bool) -> anyhow::Resu
     Ok(())
 }
 
+/// [`seed`] through the backend's own API (`create_execution`, then `issue_claim_grant` with
+/// `grant`), from `tasks` concurrent tasks: the rows are written by the backend's writer
+/// thread, as a native program writes its rows from its own thread.
+pub async fn seed_through_backend(
+    backend: &std::sync::Arc<ff_backend_sqlite_wasm::SqliteBackend>,
+    ids: &[ExecutionId],
+    grant: bool,
+    tasks: usize,
+) -> anyhow::Result<()> {
+    use ff_core::engine_backend::EngineBackend;
+    let chunk = ids.len().div_ceil(tasks.max(1)).max(1);
+    let mut workers = tokio::task::JoinSet::new();
+    for part in ids.chunks(chunk) {
+        let backend = std::sync::Arc::clone(backend);
+        let part = part.to_vec();
+        workers.spawn(async move {
+            for id in &part {
+                backend.create_execution(create_args(id)).await?;
+                if grant {
+                    backend.issue_claim_grant(grant_args(id)).await?;
+                }
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(joined) = workers.join_next().await {
+        joined??;
+    }
+    Ok(())
+}
+
 // ── ff-core arguments (the backend) ─────────────────────────────────────────────────────────
+
+/// Create `id` on lane [`LANE`], runnable now (what [`guest_create`] is for the baseline).
+pub fn create_args(id: &ExecutionId) -> CreateExecutionArgs {
+    CreateExecutionArgs {
+        execution_id: id.clone(),
+        namespace: Namespace::new("bench"),
+        lane_id: LaneId::new(LANE),
+        execution_kind: "bench".into(),
+        input_payload: b"{\"n\":1}".to_vec(),
+        payload_encoding: Some("json".into()),
+        priority: 0,
+        creator_identity: "ffbench".into(),
+        idempotency_key: None,
+        tags: Default::default(),
+        policy: None,
+        delay_until: None,
+        execution_deadline_at: None,
+        partition_id: id.partition(),
+        now: TimestampMs::now(),
+    }
+}
 
 /// Claim `id` for [`WORKER`] as attempt 0.
 pub fn claim_args(id: &ExecutionId) -> ClaimExecutionArgs {
