@@ -14,15 +14,18 @@
 //! `fdatasync`s the WAL file once for every batch that arrived since its last sync, and only
 //! then answers their callers: nobody sees success (nor reads data) before it is durable,
 //! exactly as with `synchronous=FULL`, but the writer runs the next batch while the disk works.
-//! Batches are answered in commit order. A failed sync fails every operation of the batches it
-//! covered with [`OperationFailure::SyncFailed`].
+//! When nothing else is queued and no batch waits for the sync thread, the writer syncs and
+//! answers itself (a lone caller then pays no thread hand-off). Batches are answered in commit
+//! order. A failed sync fails every operation of the batches it covered with
+//! [`OperationFailure::SyncFailed`].
 //!
 //! Operations that arrive while a batch runs form the next one, so under load one `fsync`
 //! serves many operations; alone, an operation is a batch of one and runs without a savepoint.
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::{Arc, mpsc};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -144,40 +147,44 @@ impl Writer {
     pub fn start(slot: Arc<ConnectionSlot>, file: Option<DatabaseFile>) -> std::io::Result<Self> {
         let (queue, receiver) = mpsc::channel::<Box<dyn Job>>();
         let mut threads = Vec::new();
-        let committed = match file {
+        let handoff = match file {
             Some(file) => {
-                let (committed, to_sync) = mpsc::channel::<Settled>();
+                let (to_sync, committed) = mpsc::channel::<Settled>();
+                let durability = Arc::new(Mutex::new(Durability {
+                    wal: WalFile::new(file.wal),
+                    checkpointer: Checkpointer::new(file.target),
+                }));
+                let pending = Arc::new(AtomicUsize::new(0));
+                let syncer = SyncThread {
+                    committed,
+                    durability: Arc::clone(&durability),
+                    pending: Arc::clone(&pending),
+                };
                 threads.push(
                     std::thread::Builder::new()
                         .name("ff-sqlite-sync".into())
-                        .spawn(move || {
-                            let wal = WalFile::new(file.wal);
-                            let mut checkpointer = Checkpointer::new(file.target);
-                            sync_loop(&to_sync, &wal, &mut checkpointer);
-                        })?,
+                        .spawn(move || syncer.run())?,
                 );
-                Some(committed)
+                Some(Handoff {
+                    to_sync,
+                    durability,
+                    pending,
+                })
             }
             None => None,
         };
         let writer = std::thread::Builder::new()
             .name("ff-sqlite-writer".into())
             .spawn(move || {
-                while let Some(first) = next_job(&receiver) {
+                let mut next = None;
+                while let Some(first) = next.take().or_else(|| next_job(&receiver)) {
                     let mut batch = vec![first];
                     batch.extend(receiver.try_iter().take(MAX_BATCH - 1));
                     let settled = run_batch(&slot, batch);
-                    match &committed {
+                    next = receiver.try_recv().ok();
+                    match &handoff {
                         None => settled.answer(None),
-                        Some(committed) => {
-                            if let Err(mpsc::SendError(settled)) = committed.send(settled) {
-                                // The sync thread is gone (it panicked): nothing can be made
-                                // durable.
-                                settled.answer(Some(&BatchFailure::SyncFailed(
-                                    "the sync thread stopped".into(),
-                                )));
-                            }
-                        }
+                        Some(handoff) => handoff.settle(settled, next.is_some()),
                     }
                 }
             })?;
@@ -325,15 +332,21 @@ impl WalFile {
     }
 }
 
-/// The sync thread: answer settled batches in order, after one sync for all that committed.
-fn sync_loop(to_sync: &mpsc::Receiver<Settled>, wal: &WalFile, checkpointer: &mut Checkpointer) {
-    while let Ok(first) = to_sync.recv() {
-        let mut settled = vec![first];
-        settled.extend(to_sync.try_iter());
+/// What makes committed batches durable: the WAL file to sync and the checkpointer. Used by the
+/// sync thread, or by the writer itself when nothing else is waiting (see [`Handoff::settle`]).
+struct Durability {
+    wal: WalFile,
+    checkpointer: Checkpointer,
+}
+
+impl Durability {
+    /// Sync once for all of `settled` (in commit order) that committed, answer every batch, then
+    /// checkpoint if it is time.
+    fn settle(&mut self, settled: Vec<Settled>) {
         let sync_failure = if settled.iter().any(|batch| batch.committed) {
-            wal.sync().err().map(|error| {
-                tracing::error!(wal = %wal.path.display(), %error, "cannot sync the WAL; failing the committed operations");
-                BatchFailure::SyncFailed(format!("{}: {error}", wal.path.display()))
+            self.wal.sync().err().map(|error| {
+                tracing::error!(wal = %self.wal.path.display(), %error, "cannot sync the WAL; failing the committed operations");
+                BatchFailure::SyncFailed(format!("{}: {error}", self.wal.path.display()))
             })
         } else {
             None
@@ -347,7 +360,64 @@ fn sync_loop(to_sync: &mpsc::Receiver<Settled>, wal: &WalFile, checkpointer: &mu
             };
             batch.answer(failure);
         }
-        checkpointer.after_sync(committed);
+        self.checkpointer.after_sync(committed);
+    }
+}
+
+/// The writer's side of the sync thread.
+struct Handoff {
+    to_sync: mpsc::Sender<Settled>,
+    durability: Arc<Mutex<Durability>>,
+    /// Batches sent to the sync thread and not yet answered.
+    pending: Arc<AtomicUsize>,
+}
+
+impl Handoff {
+    /// Make `settled` durable and answer it. When no other operation is queued
+    /// (`!more_queued`) and no batch is waiting for the sync thread, the writer syncs and answers
+    /// itself (a hand-off would cost a thread wake-up for nothing to overlap with); otherwise the
+    /// sync thread does, while the writer goes on with the next batch.
+    fn settle(&self, settled: Settled, more_queued: bool) {
+        if !more_queued
+            && self.pending.load(Ordering::Acquire) == 0
+            && let Ok(mut durability) = self.durability.try_lock()
+            // Under the lock: nothing sent is still unanswered, so answering now keeps the
+            // commit order.
+            && self.pending.load(Ordering::Acquire) == 0
+        {
+            durability.settle(vec![settled]);
+            return;
+        }
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        if let Err(mpsc::SendError(settled)) = self.to_sync.send(settled) {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            // The sync thread is gone (it panicked): nothing can be made durable.
+            settled.answer(Some(&BatchFailure::SyncFailed(
+                "the sync thread stopped".into(),
+            )));
+        }
+    }
+}
+
+/// The sync thread: answers settled batches in order, after one sync for all that committed.
+struct SyncThread {
+    committed: mpsc::Receiver<Settled>,
+    durability: Arc<Mutex<Durability>>,
+    pending: Arc<AtomicUsize>,
+}
+
+impl SyncThread {
+    fn run(self) {
+        while let Ok(first) = self.committed.recv() {
+            let mut settled = vec![first];
+            settled.extend(self.committed.try_iter());
+            let count = settled.len();
+            self.durability
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .settle(settled);
+            self.pending.fetch_sub(count, Ordering::AcqRel);
+        }
     }
 }
 
