@@ -214,7 +214,9 @@ impl Bench {
             "{what}: seeding {} executions on each side ...",
             count + warm_up
         );
-        seed(&backend.connection_for_test(), &ours_ids, grant)?;
+        // Each side writes its rows the way it runs: the backend through its API (its writer
+        // thread), the baseline on this thread, where its sequential rows also run.
+        seed_through_backend(&backend, &ours_ids, grant, SEED_TASKS).await?;
         seed(&native.lock().expect("lock"), &native_ids, grant)?;
         let (ours_warm_up, ours_ids) = ours_ids.split_at(warm_up);
         let (native_warm_up, native_ids) = native_ids.split_at(warm_up);
