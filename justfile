@@ -15,7 +15,7 @@ test:
 demo *flags:
     cargo run --release -p ff-backend-sqlite-wasm --bin ffwasm -- demo {{flags}}
 
-# The benchmark (README, "Performance"): the full table takes about ten minutes; flags pass
+# The benchmark (README, "Performance"): the full table takes about two minutes; flags pass
 # through, e.g. `just bench --quick` or `just bench --only "64 tasks"`.
 bench *flags:
     cargo run --release -p ff-bench -- {{flags}}
