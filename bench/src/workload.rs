@@ -20,6 +20,13 @@ use crate::native::{NativeDb, in_transaction};
 pub const WORKER: &str = "bench-worker";
 /// The lane every benchmark execution runs on.
 pub const LANE: &str = "default";
+/// The namespace, kind, input, encoding and creator of every benchmark execution (the same on
+/// both sides).
+const NAMESPACE: &str = "bench";
+const KIND: &str = "bench";
+const INPUT: &[u8] = b"{\"n\":1}";
+const ENCODING: &str = "json";
+const CREATOR: &str = "ffbench";
 /// Lease length of benchmark claims.
 pub const LEASE_TTL_MS: u64 = 60_000;
 /// How long seeded grants live: long enough for any run.
@@ -97,13 +104,13 @@ pub async fn seed_through_backend(
 pub fn create_args(id: &ExecutionId) -> CreateExecutionArgs {
     CreateExecutionArgs {
         execution_id: id.clone(),
-        namespace: Namespace::new("bench"),
+        namespace: Namespace::new(NAMESPACE),
         lane_id: LaneId::new(LANE),
-        execution_kind: "bench".into(),
-        input_payload: b"{\"n\":1}".to_vec(),
-        payload_encoding: Some("json".into()),
+        execution_kind: KIND.into(),
+        input_payload: INPUT.to_vec(),
+        payload_encoding: Some(ENCODING.into()),
         priority: 0,
-        creator_identity: "ffbench".into(),
+        creator_identity: CREATOR.into(),
         idempotency_key: None,
         tags: Default::default(),
         policy: None,
@@ -196,13 +203,13 @@ pub fn complete_args(id: &ExecutionId, claimed: &ClaimedExecution) -> CompleteEx
 pub fn guest_create(id: &ExecutionId, now: i64) -> guest::CreateExecutionArgs {
     guest::CreateExecutionArgs {
         execution_id: id.to_string(),
-        namespace: "bench".into(),
+        namespace: NAMESPACE.into(),
         lane_id: LANE.into(),
-        execution_kind: "bench".into(),
-        input_payload: b"{\"n\":1}".to_vec(),
-        payload_encoding: Some("json".into()),
+        execution_kind: KIND.into(),
+        input_payload: INPUT.to_vec(),
+        payload_encoding: Some(ENCODING.into()),
         priority: 0,
-        creator_identity: "ffbench".into(),
+        creator_identity: CREATOR.into(),
         idempotency_key: None,
         tags: Vec::new(),
         policy_json: None,
