@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::durability::DatabaseFile;
 use crate::error::OpenError;
 use crate::schema;
 use crate::sql_policy::SqlPolicy;
-use crate::writer::{DatabaseFile, Job, Writer};
+use crate::writer::{Job, Writer};
 
 /// One open database: its registry key, its connection and the writer thread that runs every
 /// operation on it ([`crate::writer`]).

@@ -43,6 +43,7 @@
 //! - `bindings`: the generated WIT bindings and the conversions to and from ff-core types;
 //! - `writer`: each database's writer thread, which runs operations in shared transactions
 //!   (group commit, a savepoint per operation);
+//! - `durability`: syncing a file's WAL before answering, and checkpoints;
 //! - `guest`: the wasmtime engine, the pre-instantiated component, instances reused until one
 //!   fails;
 //! - `stderr`: the guest's stderr, captured per operation;
@@ -64,6 +65,7 @@ mod bindings;
 mod compiled_cache;
 mod component;
 mod database;
+mod durability;
 mod engine;
 mod error;
 mod guest;

@@ -1,6 +1,6 @@
-//! Group commit: each database file has one writer thread that runs every operation of every
-//! backend on it, in batches that share one transaction, and one sync thread that makes each
-//! committed batch durable before its callers are answered.
+//! Group commit: each database has one writer thread that runs every operation of every backend
+//! on it, in batches that share one transaction; on a file, the batches are made durable before
+//! their callers are answered ([`crate::durability`]).
 //!
 //! The writer takes whatever operations are queued (at most [`MAX_BATCH`]), opens one
 //! transaction (`BEGIN IMMEDIATE`, or `BEGIN DEFERRED` when the batch only reads), runs each
@@ -9,38 +9,26 @@
 //! transaction cannot begin or commit, every operation in it fails with that error and nothing
 //! of the batch is kept.
 //!
-//! The connection runs with `synchronous=NORMAL`, so `COMMIT` appends the batch to the WAL
-//! without waiting for the disk. The committed batch then goes to the sync thread, which
-//! `fdatasync`s the WAL file once for every batch that arrived since its last sync, and only
-//! then answers their callers: nobody sees success (nor reads data) before it is durable,
-//! exactly as with `synchronous=FULL`, but the writer runs the next batch while the disk works.
-//! When nothing else is queued and no batch waits for the sync thread, the writer syncs and
-//! answers itself (a lone caller then pays no thread hand-off). Batches are answered in commit
-//! order. A failed sync fails every operation of the batches it covered with
-//! [`OperationFailure::SyncFailed`].
+//! Callers are answered in commit order, and only once their batch is durable (see
+//! [`crate::durability`]; in memory, right after the commit).
 //!
 //! Operations that arrive while a batch runs form the next one, so under load one `fsync`
 //! serves many operations; alone, an operation is a batch of one and runs without a savepoint.
 
-use std::fs::File;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
 use crate::database::ConnectionSlot;
+use crate::durability::{self, DatabaseFile};
 use crate::error::OperationFailure;
 use crate::sql_policy::SqlPolicy;
 
 /// The most operations one transaction carries: bounds how long a batch holds the write lock
 /// and how long its first caller waits.
 pub(crate) const MAX_BATCH: usize = 128;
-
-/// Synced write batches between two checkpoints.
-const CHECKPOINT_EVERY: usize = 64;
 
 /// How long the writer polls for the next operation before it sleeps.
 const SPIN_FOR_JOB: Duration = Duration::from_micros(50);
@@ -149,27 +137,9 @@ impl Writer {
         let mut threads = Vec::new();
         let handoff = match file {
             Some(file) => {
-                let (to_sync, committed) = mpsc::channel::<Settled>();
-                let durability = Arc::new(Mutex::new(Durability {
-                    wal: WalFile::new(file.wal),
-                    checkpointer: Checkpointer::new(file.target),
-                }));
-                let pending = Arc::new(AtomicUsize::new(0));
-                let syncer = SyncThread {
-                    committed,
-                    durability: Arc::clone(&durability),
-                    pending: Arc::clone(&pending),
-                };
-                threads.push(
-                    std::thread::Builder::new()
-                        .name("ff-sqlite-sync".into())
-                        .spawn(move || syncer.run())?,
-                );
-                Some(Handoff {
-                    to_sync,
-                    durability,
-                    pending,
-                })
+                let (handoff, syncer) = durability::start(file)?;
+                threads.push(syncer);
+                Some(handoff)
             }
             None => None,
         };
@@ -236,7 +206,7 @@ pub(crate) struct Settled {
     /// Why the whole batch failed, if it did.
     failure: Option<BatchFailure>,
     /// Whether the batch committed writes that must reach the disk before it is answered.
-    committed: bool,
+    pub committed: bool,
 }
 
 impl Settled {
@@ -246,177 +216,6 @@ impl Settled {
         let failure = self.failure.as_ref().or(sync_failure);
         for job in self.jobs {
             job.answer(failure);
-        }
-    }
-}
-
-/// A database file as the writer's helpers need it.
-#[derive(Debug, Clone)]
-pub(crate) struct DatabaseFile {
-    /// What SQLite opens (a path or a `file:` URI).
-    pub target: String,
-    /// The WAL file beside it.
-    pub wal: PathBuf,
-}
-
-/// Copies WAL frames into the database file off the writer's path. The writer's connection has
-/// automatic checkpoints off (they would stall it on two `fsync`s every thousand pages); after
-/// every [`CHECKPOINT_EVERY`] synced batches the sync thread runs a `PASSIVE` checkpoint on a
-/// connection of its own, which never waits for a lock and never blocks the writer. SQLite
-/// restarts the WAL from its beginning once everything in it was copied.
-struct Checkpointer {
-    target: String,
-    connection: Option<Connection>,
-    batches: usize,
-}
-
-impl Checkpointer {
-    fn new(target: String) -> Self {
-        Self {
-            target,
-            connection: None,
-            batches: 0,
-        }
-    }
-
-    /// Count `batches` more synced batches; checkpoint when enough have accumulated.
-    fn after_sync(&mut self, batches: usize) {
-        self.batches += batches;
-        if self.batches < CHECKPOINT_EVERY {
-            return;
-        }
-        self.batches = 0;
-        if let Err(error) = self.checkpoint() {
-            tracing::warn!(database = %self.target, %error, "WAL checkpoint failed; will retry");
-            self.connection = None;
-        }
-    }
-
-    fn checkpoint(&mut self) -> rusqlite::Result<()> {
-        if self.connection.is_none() {
-            let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
-                | rusqlite::OpenFlags::SQLITE_OPEN_URI
-                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-            let connection = Connection::open_with_flags(&self.target, flags)?;
-            connection.pragma_update(None, "synchronous", "NORMAL")?;
-            self.connection = Some(connection);
-        }
-        if let Some(connection) = &self.connection {
-            connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
-        }
-        Ok(())
-    }
-}
-
-/// The WAL file, opened on first sync (SQLite creates it with the first write).
-struct WalFile {
-    path: PathBuf,
-    file: std::cell::RefCell<Option<File>>,
-}
-
-impl WalFile {
-    fn new(path: PathBuf) -> Self {
-        Self {
-            path,
-            file: std::cell::RefCell::new(None),
-        }
-    }
-
-    /// `fdatasync` the WAL: every frame written before this call is on disk when it returns.
-    fn sync(&self) -> std::io::Result<()> {
-        let mut file = self.file.borrow_mut();
-        if file.is_none() {
-            *file = Some(File::open(&self.path)?);
-        }
-        file.as_ref().map_or(Ok(()), File::sync_data)
-    }
-}
-
-/// What makes committed batches durable: the WAL file to sync and the checkpointer. Used by the
-/// sync thread, or by the writer itself when nothing else is waiting (see [`Handoff::settle`]).
-struct Durability {
-    wal: WalFile,
-    checkpointer: Checkpointer,
-}
-
-impl Durability {
-    /// Sync once for all of `settled` (in commit order) that committed, answer every batch, then
-    /// checkpoint if it is time.
-    fn settle(&mut self, settled: Vec<Settled>) {
-        let sync_failure = if settled.iter().any(|batch| batch.committed) {
-            self.wal.sync().err().map(|error| {
-                tracing::error!(wal = %self.wal.path.display(), %error, "cannot sync the WAL; failing the committed operations");
-                BatchFailure::SyncFailed(format!("{}: {error}", self.wal.path.display()))
-            })
-        } else {
-            None
-        };
-        let committed = settled.iter().filter(|batch| batch.committed).count();
-        for batch in settled {
-            let failure = if batch.committed {
-                sync_failure.as_ref()
-            } else {
-                None
-            };
-            batch.answer(failure);
-        }
-        self.checkpointer.after_sync(committed);
-    }
-}
-
-/// The writer's side of the sync thread.
-struct Handoff {
-    to_sync: mpsc::Sender<Settled>,
-    durability: Arc<Mutex<Durability>>,
-    /// Batches sent to the sync thread and not yet answered.
-    pending: Arc<AtomicUsize>,
-}
-
-impl Handoff {
-    /// Make `settled` durable and answer it. When no other operation is queued
-    /// (`!more_queued`) and no batch is waiting for the sync thread, the writer syncs and answers
-    /// itself (a hand-off would cost a thread wake-up for nothing to overlap with); otherwise the
-    /// sync thread does, while the writer goes on with the next batch.
-    fn settle(&self, settled: Settled, more_queued: bool) {
-        if !more_queued
-            && self.pending.load(Ordering::Acquire) == 0
-            && let Ok(mut durability) = self.durability.try_lock()
-            // Under the lock: nothing sent is still unanswered, so answering now keeps the
-            // commit order.
-            && self.pending.load(Ordering::Acquire) == 0
-        {
-            durability.settle(vec![settled]);
-            return;
-        }
-        self.pending.fetch_add(1, Ordering::AcqRel);
-        if let Err(mpsc::SendError(settled)) = self.to_sync.send(settled) {
-            self.pending.fetch_sub(1, Ordering::AcqRel);
-            // The sync thread is gone (it panicked): nothing can be made durable.
-            settled.answer(Some(&BatchFailure::SyncFailed(
-                "the sync thread stopped".into(),
-            )));
-        }
-    }
-}
-
-/// The sync thread: answers settled batches in order, after one sync for all that committed.
-struct SyncThread {
-    committed: mpsc::Receiver<Settled>,
-    durability: Arc<Mutex<Durability>>,
-    pending: Arc<AtomicUsize>,
-}
-
-impl SyncThread {
-    fn run(self) {
-        while let Ok(first) = self.committed.recv() {
-            let mut settled = vec![first];
-            settled.extend(self.committed.try_iter());
-            let count = settled.len();
-            self.durability
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .settle(settled);
-            self.pending.fetch_sub(count, Ordering::AcqRel);
         }
     }
 }
