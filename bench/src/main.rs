@@ -207,7 +207,7 @@ impl Bench {
         let tag = what.replace([',', ' ', '(', ')'], "");
         let backend = self.backend(storage, &format!("wasm-{tag}")).await?;
         let native = Mutex::new(self.native_connection(storage, &format!("native-{tag}"))?);
-        let warm_up = 20;
+        let warm_up = 200;
         let ours_ids = execution_ids(count + warm_up);
         let native_ids = execution_ids(count + warm_up);
         eprintln!(
