@@ -93,7 +93,7 @@ pub use create::create_execution;
 pub use delay::promote_delayed;
 pub use grant::issue_claim_grant;
 pub use operator::issue_grant_and_claim;
-pub use scan::claim;
+pub use scan::{claim, claim_first};
 
 use crate::db::Db;
 use crate::engine::EngineError;

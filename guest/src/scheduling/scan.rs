@@ -9,29 +9,55 @@ use crate::ids::ExecutionRef;
 use crate::json;
 use crate::lease::claimant_of;
 
-/// The best claimable execution of lane `?1` at time `?2` whose required capabilities are all
-/// in the JSON array `?3`; served by `ff_exec_core_claim_scan_idx` (migration 0002).
-const SCAN: &str = "SELECT partition_key, lower(hex(execution_id)) FROM ff_exec_core AS e \
-     WHERE e.lane_id = ?1 AND e.lifecycle_phase = 'runnable' AND e.ownership_state = 'unowned' \
-         AND (e.eligibility_state = 'eligible_now' \
-             OR (e.eligibility_state = 'not_eligible_until_time' \
-                 AND CAST(json_extract(e.raw_fields, '$.delay_until') AS INTEGER) <= ?2)) \
-         AND e.attempt_state IN ('attempt_interrupted', 'pending_first_attempt', 'pending', 'initial', \
-             'pending_retry_attempt', 'pending_replay_attempt') \
-         AND NOT EXISTS (SELECT 1 FROM ff_execution_capabilities AS c \
-             WHERE c.execution_id = e.execution_id AND c.capability <> '' \
-                 AND c.capability NOT IN (SELECT value FROM json_each(?3))) \
-     ORDER BY e.priority DESC, e.created_at_ms ASC, e.partition_key, e.execution_id \
-     LIMIT 1";
+/// A lane scan statement: the first claimable execution of lane `?1` at time `?2` whose
+/// required capabilities are all in the JSON array `?3`, in the order given (SQL over the
+/// `ff_exec_core AS e` columns, a string literal), returning `partition_key` and the hex
+/// execution id. Custom guests that only change which execution a worker gets pass their own
+/// order to [`claim_first`](crate::scheduling::claim_first).
+#[macro_export]
+macro_rules! claimable_scan {
+    ($order:literal) => {
+        concat!(
+            "SELECT partition_key, lower(hex(execution_id)) FROM ff_exec_core AS e \
+             WHERE e.lane_id = ?1 AND e.lifecycle_phase = 'runnable' AND e.ownership_state = 'unowned' \
+                 AND (e.eligibility_state = 'eligible_now' \
+                     OR (e.eligibility_state = 'not_eligible_until_time' \
+                         AND CAST(json_extract(e.raw_fields, '$.delay_until') AS INTEGER) <= ?2)) \
+                 AND e.attempt_state IN ('attempt_interrupted', 'pending_first_attempt', 'pending', 'initial', \
+                     'pending_retry_attempt', 'pending_replay_attempt') \
+                 AND NOT EXISTS (SELECT 1 FROM ff_execution_capabilities AS c \
+                     WHERE c.execution_id = e.execution_id AND c.capability <> '' \
+                         AND c.capability NOT IN (SELECT value FROM json_each(?3))) \
+             ORDER BY ",
+            $order,
+            " LIMIT 1"
+        )
+    };
+}
+
+/// The built-in order: highest priority first, then oldest; served by
+/// `ff_exec_core_claim_scan_idx` (migration 0002).
+const SCAN: &str =
+    claimable_scan!("e.priority DESC, e.created_at_ms ASC, e.partition_key, e.execution_id");
 
 /// Lease the best claimable execution of `args.lane_id` that the worker's capabilities cover;
 /// `None` (nothing written) when there is none. See the module docs for the rules.
 pub fn claim(db: &mut impl Db, args: &ClaimArgs) -> Result<Option<ClaimedExecution>, EngineError> {
+    claim_first(db, args, SCAN)
+}
+
+/// [`claim`] with another scan statement (built by [`claimable_scan!`]): validates the
+/// arguments, leases the first execution `scan` returns the way every claim path does.
+pub fn claim_first(
+    db: &mut impl Db,
+    args: &ClaimArgs,
+    scan: &str,
+) -> Result<Option<ClaimedExecution>, EngineError> {
     require_positive("lease_ttl_ms", args.lease_ttl_ms)?;
     require_worker_id(&args.worker_id)?;
     let capabilities = json::string_array(args.capabilities.iter().map(String::as_str));
     let Some(row) = db.first_row(
-        SCAN,
+        scan,
         &[text(&args.lane_id), int(args.now), text(capabilities)],
     )?
     else {
