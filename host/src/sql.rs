@@ -153,13 +153,14 @@ impl wit_sql::Host for SqlAccess {
         statement: String,
         params: Vec<wit_sql::Value>,
     ) -> Result<wit_sql::Rows, SqlError> {
-        let columns: Vec<String> = self
-            .prepare(&statement)?
+        let limits = self.limits;
+        let mut prepared = self.prepare(&statement)?;
+        let columns: Vec<String> = prepared
             .column_names()
             .into_iter()
             .map(str::to_owned)
             .collect();
-        let rows = self.query_values(statement, params)?;
+        let rows = bounded_rows(&mut prepared, &params, limits)?;
         Ok(wit_sql::Rows { columns, rows })
     }
 
@@ -169,34 +170,7 @@ impl wit_sql::Host for SqlAccess {
         params: Vec<wit_sql::Value>,
     ) -> Result<Vec<Vec<wit_sql::Value>>, SqlError> {
         let limits = self.limits;
-        let mut prepared = self.prepare(&statement)?;
-        let width = prepared.column_count();
-        let mut rows = prepared.query(rusqlite::params_from_iter(params.iter().map(Param)))?;
-        let mut out = Vec::new();
-        let mut bytes = 0usize;
-        while let Some(row) = rows.next()? {
-            if out.len() == limits.max_rows {
-                return Err(SqlError::TooLarge(format!(
-                    "the limit of {} rows",
-                    limits.max_rows
-                )));
-            }
-            let mut values = Vec::with_capacity(width);
-            for index in 0..width {
-                let value = row.get_ref(index)?;
-                // Count before copying, so an oversized value is refused without a host copy.
-                bytes = bytes.saturating_add(size_of(value));
-                if bytes > limits.max_bytes {
-                    return Err(SqlError::TooLarge(format!(
-                        "the limit of {} bytes",
-                        limits.max_bytes
-                    )));
-                }
-                values.push(to_guest(value));
-            }
-            out.push(values);
-        }
-        Ok(out)
+        bounded_rows(&mut self.prepare(&statement)?, &params, limits)
     }
 
     fn convert_error(&mut self, error: SqlError) -> wasmtime::Result<wit_sql::Error> {
@@ -207,6 +181,41 @@ impl wit_sql::Host for SqlAccess {
             SqlError::Unbound => Err(wasmtime::format_err!("{}", SqlError::Unbound)),
         }
     }
+}
+
+/// Run `prepared` with `params` and collect its rows within `limits` (sizes are counted before
+/// a value is copied, so an oversized one is refused without a host copy).
+fn bounded_rows(
+    prepared: &mut rusqlite::CachedStatement<'_>,
+    params: &[wit_sql::Value],
+    limits: QueryLimits,
+) -> Result<Vec<Vec<wit_sql::Value>>, SqlError> {
+    let width = prepared.column_count();
+    let mut rows = prepared.query(rusqlite::params_from_iter(params.iter().map(Param)))?;
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(row) = rows.next()? {
+        if out.len() == limits.max_rows {
+            return Err(SqlError::TooLarge(format!(
+                "the limit of {} rows",
+                limits.max_rows
+            )));
+        }
+        let mut values = Vec::with_capacity(width);
+        for index in 0..width {
+            let value = row.get_ref(index)?;
+            bytes = bytes.saturating_add(size_of(value));
+            if bytes > limits.max_bytes {
+                return Err(SqlError::TooLarge(format!(
+                    "the limit of {} bytes",
+                    limits.max_bytes
+                )));
+            }
+            values.push(to_guest(value));
+        }
+        out.push(values);
+    }
+    Ok(out)
 }
 
 /// The `sql.error` case for a SQLite error.
