@@ -21,9 +21,10 @@ use std::time::Instant;
 
 use clap::Parser;
 use ff_backend_sqlite_wasm::SqliteBackend;
+use ff_core::types::ExecutionId;
 
 use crate::scenarios::Work;
-use crate::stats::{Comparison, Run, Table, show_duration, show_rate};
+use crate::stats::{Comparison, Run, Table, median, show_duration, show_rate};
 use crate::workload::{execution_ids, seed, seed_through_backend};
 
 /// Benchmark ff-backend-sqlite-wasm against the same engine logic run natively on rusqlite.
@@ -88,6 +89,15 @@ fn main() -> anyhow::Result<()> {
     eprintln!("done in {:.0} s", started.elapsed().as_secs_f64());
     println!("{}", table.render());
     Ok(())
+}
+
+/// One size of the latency-at-scale rows: a database per side and the executions to claim.
+struct ScaleStep {
+    size: usize,
+    backend: Arc<SqliteBackend>,
+    native: Mutex<rusqlite::Connection>,
+    ours_ids: Vec<ExecutionId>,
+    native_ids: Vec<ExecutionId>,
 }
 
 /// Where a row's database lives.
@@ -241,69 +251,106 @@ impl Bench {
         Ok(Comparison::new(ours, theirs))
     }
 
-    /// Claim latency with 1k, 100k, 1M … executions in a memory database.
+    /// Claim latency with 1k, 100k, 1M … executions: one memory database per size and side,
+    /// all seeded first, then measured in [`ROUNDS`] rounds that visit every size on both
+    /// sides, so that each size is measured under the same machine conditions. The growth is
+    /// the median over rounds of a size's p50 over the first size's p50 in the same round.
     async fn scale_rows(
         &self,
         table: &mut Table,
         scales: &[usize],
         claims: usize,
     ) -> anyhow::Result<()> {
-        let backend = self.backend(Storage::Memory, "wasm-scale").await?;
-        let native = Mutex::new(self.native_connection(Storage::Memory, "native-scale")?);
-        let mut seeded = 0;
-        let mut first: Option<(Run, Run)> = None;
+        let mut sizes = Vec::new();
         for &size in scales {
-            let extra = size.saturating_sub(seeded + claims + SCALE_WARM_UP);
-            eprintln!("latency at {size} executions: seeding {extra} more on each side ...");
-            // The executions to claim first, then the rest, so that the claimed ones are not
-            // the most recently written (whose pages a side might still have in its caches).
-            let ours_ids = execution_ids(claims + SCALE_WARM_UP);
-            let native_ids = execution_ids(claims + SCALE_WARM_UP);
-            // Each side writes its rows from the thread that later claims them: the backend
-            // through its own API (its writer thread), the baseline on this thread.
-            seed_through_backend(&backend, &ours_ids, true, SEED_TASKS).await?;
-            seed(&native.lock().expect("lock"), &native_ids, true)?;
-            seed_through_backend(&backend, &execution_ids(extra), false, SEED_TASKS).await?;
-            seed(&native.lock().expect("lock"), &execution_ids(extra), false)?;
-            seeded += extra + claims + SCALE_WARM_UP;
-            // After seeding, a few unmeasured claims on each side.
-            let (ours_warm_up, ours_ids) = ours_ids.split_at(SCALE_WARM_UP);
-            let (native_warm_up, native_ids) = native_ids.split_at(SCALE_WARM_UP);
-            scenarios::through_backend(&backend, ours_warm_up.to_vec(), 1, Work::Claim).await;
-            tokio::task::block_in_place(|| {
-                scenarios::native(&native, native_warm_up.to_vec(), 1, Work::Claim)
-            });
-            eprintln!("latency at {size} executions: {claims} claims on each side ...");
-            let mut ours = Vec::new();
-            let mut theirs = Vec::new();
-            let round = claims.div_ceil(ROUNDS).max(1);
-            for (ours_chunk, native_chunk) in ours_ids.chunks(round).zip(native_ids.chunks(round)) {
-                ours.push(
-                    scenarios::through_backend(&backend, ours_chunk.to_vec(), 1, Work::Claim).await,
+            sizes.push(self.seed_scale(size, claims).await?);
+        }
+        eprintln!(
+            "latency at scale: {claims} claims per size on each side, {ROUNDS} interleaved rounds ..."
+        );
+        let round = claims.div_ceil(ROUNDS).max(1);
+        let mut ours: Vec<Vec<Run>> = vec![Vec::new(); sizes.len()];
+        let mut theirs: Vec<Vec<Run>> = vec![Vec::new(); sizes.len()];
+        for index in 0..ROUNDS {
+            for (scale, size) in sizes.iter().enumerate() {
+                let chunk =
+                    |ids: &[ExecutionId]| ids.chunks(round).nth(index).map(<[ExecutionId]>::to_vec);
+                let (Some(ours_chunk), Some(native_chunk)) =
+                    (chunk(&size.ours_ids), chunk(&size.native_ids))
+                else {
+                    continue;
+                };
+                ours[scale].push(
+                    scenarios::through_backend(&size.backend, ours_chunk, 1, Work::Claim).await,
                 );
-                theirs.push(tokio::task::block_in_place(|| {
-                    scenarios::native(&native, native_chunk.to_vec(), 1, Work::Claim)
+                theirs[scale].push(tokio::task::block_in_place(|| {
+                    scenarios::native(&size.native, native_chunk, 1, Work::Claim)
                 }));
             }
-            let (ours, theirs) = (Run::combine(ours), Run::combine(theirs));
-            let base = first.get_or_insert_with(|| (ours.clone(), theirs.clone()));
-            let growth = |run: &Run, base: &Run| {
-                run.percentile(0.5).as_secs_f64() / base.percentile(0.5).as_secs_f64()
-            };
+        }
+        let growth = |runs: &[Vec<Run>], scale: usize| {
+            median(
+                runs[scale]
+                    .iter()
+                    .zip(&runs[0])
+                    .map(|(run, base)| {
+                        run.percentile(0.5).as_secs_f64() / base.percentile(0.5).as_secs_f64()
+                    })
+                    .collect(),
+            )
+        };
+        for (scale, size) in sizes.iter().enumerate() {
             table.row(
-                format!("claim latency, memory, {} executions", count_label(size)),
-                latency(&ours),
-                latency(&theirs),
+                format!(
+                    "claim latency, memory, {} executions",
+                    count_label(size.size)
+                ),
+                latency(&Run::combine(ours[scale].clone())),
+                latency(&Run::combine(theirs[scale].clone())),
                 format!(
                     "p50 {:.2}× ours at {} (native {:.2}×)",
-                    growth(&ours, &base.0),
-                    count_label(scales[0]),
-                    growth(&theirs, &base.1)
+                    growth(&ours, scale),
+                    count_label(sizes[0].size),
+                    growth(&theirs, scale)
                 ),
                 "≤ 1.5× growth",
             );
         }
         Ok(())
+    }
+
+    /// A memory database of `size` executions on each side, `claims` of them (written first,
+    /// so that they are not the most recently written) ready to be claimed, after a few
+    /// unmeasured claims.
+    async fn seed_scale(&self, size: usize, claims: usize) -> anyhow::Result<ScaleStep> {
+        let backend = self
+            .backend(Storage::Memory, &format!("wasm-scale-{size}"))
+            .await?;
+        let native =
+            Mutex::new(self.native_connection(Storage::Memory, &format!("native-scale-{size}"))?);
+        let extra = size.saturating_sub(claims + SCALE_WARM_UP);
+        eprintln!("latency at {size} executions: seeding each side ...");
+        let ours_ids = execution_ids(claims + SCALE_WARM_UP);
+        let native_ids = execution_ids(claims + SCALE_WARM_UP);
+        // Each side writes its rows from the thread that later claims them: the backend
+        // through its own API (its writer thread), the baseline on this thread.
+        seed_through_backend(&backend, &ours_ids, true, SEED_TASKS).await?;
+        seed(&native.lock().expect("lock"), &native_ids, true)?;
+        seed_through_backend(&backend, &execution_ids(extra), false, SEED_TASKS).await?;
+        seed(&native.lock().expect("lock"), &execution_ids(extra), false)?;
+        let (ours_warm_up, ours_ids) = ours_ids.split_at(SCALE_WARM_UP);
+        let (native_warm_up, native_ids) = native_ids.split_at(SCALE_WARM_UP);
+        scenarios::through_backend(&backend, ours_warm_up.to_vec(), 1, Work::Claim).await;
+        tokio::task::block_in_place(|| {
+            scenarios::native(&native, native_warm_up.to_vec(), 1, Work::Claim)
+        });
+        Ok(ScaleStep {
+            size,
+            backend,
+            native,
+            ours_ids: ours_ids.to_vec(),
+            native_ids: native_ids.to_vec(),
+        })
     }
 
     async fn backend(&self, storage: Storage, name: &str) -> anyhow::Result<Arc<SqliteBackend>> {

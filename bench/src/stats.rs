@@ -84,13 +84,17 @@ impl Comparison {
     /// The median over rounds of our throughput divided by the native throughput: a round
     /// pair shares the machine's mood, and the median ignores the rounds a neighbour spoiled.
     pub fn median_speedup(&self) -> f64 {
-        let mut speedups = self.speedups.clone();
-        speedups.sort_by(f64::total_cmp);
-        match speedups.len() {
-            0 => f64::NAN,
-            n if n % 2 == 1 => speedups[n / 2],
-            n => (speedups[n / 2 - 1] + speedups[n / 2]) / 2.0,
-        }
+        median(self.speedups.clone())
+    }
+}
+
+/// The median of `values` (NaN when empty).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
 }
 
