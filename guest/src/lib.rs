@@ -18,6 +18,7 @@
 //! - [`completion`], the lease holder's operations: renew, complete, fail, progress;
 //! - [`recovery`], cancel, revoke, suspension resume, lease expiry and reclaim;
 //! - [`reads`], what the read operations report;
+//! - [`small_blocks`], the component's allocator (free lists of small blocks);
 //! - `native_db` (feature `native-db`), the logic's [`db::Db`] over rusqlite, to run it
 //!   natively.
 //!
@@ -49,8 +50,18 @@ pub mod native_db;
 pub mod reads;
 pub mod recovery;
 pub mod scheduling;
+pub mod small_blocks;
 #[cfg(test)]
 mod testing;
+
+/// The built-in component allocates through [`small_blocks::SmallBlocks`].
+#[cfg(all(
+    feature = "export",
+    target_family = "wasm",
+    not(target_feature = "atomics")
+))]
+#[global_allocator]
+static ALLOCATOR: small_blocks::SmallBlocks = small_blocks::SmallBlocks::new();
 
 pub use bindings::exports::flowfabric::backend::engine;
 pub use bindings::flowfabric::backend::sql;
