@@ -13,6 +13,14 @@ use ff_engine_guest::Component as Builtin;
 use ff_engine_guest::db::HostDb;
 use ff_engine_guest::engine::*;
 
+/// The built-in guest's allocator (free lists of small blocks; see
+/// [`ff_engine_guest::small_blocks`]): a library does not choose the allocator, the component
+/// does.
+#[cfg(target_family = "wasm")]
+#[global_allocator]
+static ALLOCATOR: ff_engine_guest::small_blocks::SmallBlocks =
+    ff_engine_guest::small_blocks::SmallBlocks::new();
+
 /// The component: the built-in guest, with [`oldest_first::claim`] as the lane scanner.
 pub struct OldestFirst;
 
