@@ -220,3 +220,42 @@ async fn an_operation_that_times_out_in_a_shared_transaction_undoes_only_itself(
     drop((builtin, hostile));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial(ff_dev_mode)]
+async fn the_wal_is_checkpointed_into_the_database_file_while_the_backend_runs() {
+    // The writer's connection never checkpoints by itself; a helper copies the WAL back into
+    // the database file every few dozen synced batches. Without it the WAL would grow until the
+    // database is closed, and the database file would hold only the schema.
+    dev_mode();
+    let dir = temp_dir("checkpoint");
+    let path = dir.join("engine.sqlite");
+    let backend = SqliteBackend::new(path.to_str().unwrap()).await.unwrap();
+    const CREATED: usize = 300;
+    for _ in 0..CREATED {
+        // Sequential: every operation is a batch of its own, synced on its own.
+        backend
+            .create_execution(create_args(new_execution_id(), "default", now_ms()))
+            .await
+            .unwrap();
+    }
+    // The database file alone (no WAL beside the copy) shows what was checkpointed so far
+    // (without any checkpoint, not even the schema).
+    let copy = dir.join("checkpointed.sqlite");
+    std::fs::copy(&path, &copy).unwrap();
+    let checkpointed: i64 = rusqlite::Connection::open(&copy)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM ff_exec_core", [], |row| row.get(0))
+        .unwrap_or(0);
+    assert!(
+        checkpointed > 0,
+        "no execution reached the database file after {CREATED} commits"
+    );
+    let live: i64 = backend
+        .connection_for_test()
+        .query_row("SELECT COUNT(*) FROM ff_exec_core", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(live, CREATED as i64);
+    drop(backend);
+    let _ = std::fs::remove_dir_all(&dir);
+}
