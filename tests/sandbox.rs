@@ -353,6 +353,44 @@ async fn an_enormous_result_in_bytes_is_refused_at_the_byte_limit() {
     );
 }
 
+#[tokio::test]
+#[serial(ff_dev_mode)]
+async fn packed_queries_are_held_to_the_same_limits() {
+    for (worker, limit) in [
+        ("huge-result-packed", format!("{QUERY_ROWS} rows")),
+        ("huge-bytes-packed", format!("{QUERY_BYTES} bytes")),
+    ] {
+        let contained = provoke(worker, "").await;
+        let detail = storage_detail(&contained.error);
+        assert!(
+            detail.contains("too large") && detail.contains(&limit),
+            "{worker}: {detail}"
+        );
+    }
+}
+
+/// Packed parameters come from the guest and are checked before anything runs: each fault is
+/// refused as `denied` (a value, not a trap) and named.
+#[tokio::test]
+#[serial(ff_dev_mode)]
+async fn malformed_packed_parameters_are_denied_not_trusted() {
+    let contained = provoke("malformed-packed", "").await;
+    let detail = storage_detail(&contained.error);
+    for fault in [
+        "unknown tag 9",
+        "at byte 0: truncated number",
+        "truncated text or blob",
+        "text is not UTF-8",
+    ] {
+        assert!(detail.contains(fault), "{fault}: {detail}");
+    }
+    assert_eq!(
+        detail.matches("malformed packed parameters").count(),
+        8,
+        "{detail}"
+    );
+}
+
 /// One value over the byte limit is refused too. (The host reads the value before it counts
 /// it: see docs/security.md on host memory.)
 #[tokio::test]
@@ -803,9 +841,18 @@ async fn imports_beyond_sql_and_stds_wasi_are_refused_by_name() {
 #[serial(ff_dev_mode)]
 async fn a_sql_import_with_other_functions_is_refused() {
     // `execute: func() -> u32` instead of the world's, and a function the host does not have.
+    // (The built-in guest does not import `execute`, so the host's linker judges it.)
     let imports: [(&str, &[&str]); 1] = [(SQL, &["execute", "load-extension"])];
     let problems = mismatch(&wasm::component(&imports, None)).await.problems;
-    assert_named(&problems, &[SQL, "`execute`", "different signature"]);
+    assert_named(
+        &problems,
+        &[
+            "does not link with the host",
+            SQL,
+            "`execute`",
+            "wrong type",
+        ],
+    );
     assert_named(
         &problems,
         &[SQL, "`load-extension`", "not part of the world"],

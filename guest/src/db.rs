@@ -14,16 +14,19 @@ pub trait Db {
     fn query(&mut self, statement: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, SqlError>;
 }
 
-/// The host's `sql` import: the database bound to the operation in progress.
+/// The host's `sql` import: the database bound to the operation in progress. Parameters and
+/// rows cross the boundary packed ([`crate::packed`]): one byte list each way instead of one
+/// value at a time.
 pub struct HostDb;
 
 impl Db for HostDb {
     fn execute(&mut self, statement: &str, params: &[Value]) -> Result<ExecResult, SqlError> {
-        crate::sql::execute(statement, params)
+        crate::sql::execute_packed(statement, &crate::packed::encode_params(params))
     }
 
     fn query(&mut self, statement: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, SqlError> {
-        crate::sql::query_values(statement, params)
+        let rows = crate::sql::query_packed(statement, &crate::packed::encode_params(params))?;
+        crate::packed::decode_rows(&rows)
     }
 }
 

@@ -9,7 +9,7 @@
 //! - [`bindings`]: the wit-bindgen glue (the `engine-backend` world's generated types and the
 //!   `export!` macro custom guests use);
 //! - [`db`], the small [`db::Db`] trait the logic talks to, and its implementation over the
-//!   host's `sql` import;
+//!   host's `sql` import ([`packed`]: the parameters and rows as it sends them);
 //! - [`ids`], execution id parsing;
 //! - [`exec`], the execution and attempt rows, the state vectors, fencing, the outbox;
 //! - [`lease`], the one write path every claim takes;
@@ -47,6 +47,7 @@ pub mod json;
 pub mod lease;
 #[cfg(feature = "native-db")]
 pub mod native_db;
+pub mod packed;
 pub mod reads;
 pub mod recovery;
 pub mod scheduling;

@@ -13,7 +13,7 @@ use wasmtime::component::types::{ComponentFunc, ComponentInstance, ComponentItem
 
 use crate::compiled_cache::CompiledCache;
 use crate::error::{GuestMismatch, OpenError};
-use crate::guest::{builtin_component, shared_engine};
+use crate::guest::{builtin_component, host_linker, shared_engine};
 
 /// The interface a guest exports.
 pub(crate) const ENGINE_INTERFACE: &str = "flowfabric:backend/engine@0.1.0";
@@ -22,7 +22,13 @@ pub(crate) const SQL_INTERFACE: &str = "flowfabric:backend/sql@0.1.0";
 /// The functions of the `sql` interface. The built-in guest, which serves as the reference for
 /// signatures, imports only those it calls; a guest importing another one is checked by
 /// wasmtime's own type check when it is linked.
-const SQL_FUNCTIONS: &[&str] = &["execute", "query", "query-values"];
+const SQL_FUNCTIONS: &[&str] = &[
+    "execute",
+    "query",
+    "query-values",
+    "execute-packed",
+    "query-packed",
+];
 /// Import prefixes of the WASI interfaces a guest may use.
 const ALLOWED_WASI: &[&str] = &["wasi:io/", "wasi:cli/", "wasi:clocks/", "wasi:random/"];
 
@@ -135,6 +141,13 @@ pub(crate) fn check(
         Some(_) => problems.push(format!(
             "exports `{ENGINE_INTERFACE}`, but not as an interface instance"
         )),
+    }
+
+    // The built-in guest imports only the `sql` functions it uses, so the comparison above
+    // cannot judge the others; linking against the host's own definitions judges every import
+    // (wasmtime names the first that does not fit).
+    if let Err(error) = host_linker().and_then(|linker| linker.instantiate_pre(component)) {
+        problems.push(format!("does not link with the host: {error:#}"));
     }
 
     if problems.is_empty() {

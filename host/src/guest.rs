@@ -53,6 +53,16 @@ pub(crate) fn shared_engine() -> &'static Engine {
     })
 }
 
+/// Everything the host gives a guest: WASI (io, cli, clocks, random) and the `sql` interface.
+pub(crate) fn host_linker() -> wasmtime::Result<Linker<GuestState>> {
+    let mut linker = Linker::new(shared_engine());
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    GuestWorld::add_to_linker::<_, HasSelf<SqlAccess>>(&mut linker, |state: &mut GuestState| {
+        &mut state.sql
+    })?;
+    Ok(linker)
+}
+
 /// The built-in guest, compiled (or loaded from `cache`) once per process.
 pub(crate) fn builtin_component(
     cache: Option<&CompiledCache>,
@@ -156,14 +166,8 @@ impl GuestRuntime {
     }
 
     fn link(component: &Component) -> wasmtime::Result<Self> {
-        let mut linker = Linker::new(shared_engine());
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        GuestWorld::add_to_linker::<_, HasSelf<SqlAccess>>(
-            &mut linker,
-            |state: &mut GuestState| &mut state.sql,
-        )?;
         Ok(Self {
-            pre: GuestWorldPre::new(linker.instantiate_pre(component)?)?,
+            pre: GuestWorldPre::new(host_linker()?.instantiate_pre(component)?)?,
             idle: Mutex::new(Vec::new()),
         })
     }

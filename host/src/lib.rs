@@ -70,6 +70,7 @@ mod engine;
 mod error;
 mod guest;
 mod limits;
+mod packed;
 mod schema;
 mod sql;
 mod sql_policy;

@@ -12,6 +12,7 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, ToSql};
 
 use crate::bindings::wit_sql;
+use crate::packed;
 use crate::writer::HOST_STATEMENTS;
 
 /// Bounds on what one `query` may return.
@@ -88,6 +89,9 @@ pub(crate) enum SqlError {
     /// The host's policy refused the statement.
     #[error("statement denied: {0}")]
     Denied(String),
+    /// Packed parameters that do not follow the format (see [`packed`]).
+    #[error("malformed packed parameters: {0}")]
+    Malformed(String),
     /// The result exceeded [`QueryLimits`].
     #[error("query result exceeds {0}")]
     TooLarge(String),
@@ -173,49 +177,95 @@ impl wit_sql::Host for SqlAccess {
         bounded_rows(&mut self.prepare(&statement)?, &params, limits)
     }
 
+    fn execute_packed(
+        &mut self,
+        statement: String,
+        params: Vec<u8>,
+    ) -> Result<wit_sql::ExecResult, SqlError> {
+        let params = packed::decode_params(&params).map_err(SqlError::Malformed)?;
+        let mut prepared = self.prepare(&statement)?;
+        let mut rows = prepared.query(rusqlite::params_from_iter(params))?;
+        while rows.next()?.is_some() {}
+        drop(rows);
+        let connection = self.connection()?;
+        Ok(wit_sql::ExecResult {
+            changes: connection.changes(),
+            last_insert_rowid: connection.last_insert_rowid(),
+        })
+    }
+
+    fn query_packed(&mut self, statement: String, params: Vec<u8>) -> Result<Vec<u8>, SqlError> {
+        let params = packed::decode_params(&params).map_err(SqlError::Malformed)?;
+        let limits = self.limits;
+        let mut prepared = self.prepare(&statement)?;
+        let mut packed = packed::PackedRows::new(prepared.column_count());
+        for_each_bounded_row(&mut prepared, params, limits, |row| {
+            packed.start_row();
+            for value in row {
+                packed.push(value);
+            }
+        })?;
+        Ok(packed.finish())
+    }
+
     fn convert_error(&mut self, error: SqlError) -> wasmtime::Result<wit_sql::Error> {
         match error {
             SqlError::Sqlite(error) => Ok(classify(error)),
             SqlError::Denied(why) => Ok(wit_sql::Error::Denied(why)),
+            SqlError::Malformed(fault) => Ok(wit_sql::Error::Denied(format!(
+                "malformed packed parameters: {fault}"
+            ))),
             SqlError::TooLarge(what) => Ok(wit_sql::Error::TooLarge(what)),
             SqlError::Unbound => Err(wasmtime::format_err!("{}", SqlError::Unbound)),
         }
     }
 }
 
-/// Run `prepared` with `params` and collect its rows within `limits` (sizes are counted before
-/// a value is copied, so an oversized one is refused without a host copy).
+/// Run `prepared` with `params` and collect its rows within `limits`.
 fn bounded_rows(
     prepared: &mut rusqlite::CachedStatement<'_>,
     params: &[wit_sql::Value],
     limits: QueryLimits,
 ) -> Result<Vec<Vec<wit_sql::Value>>, SqlError> {
-    let width = prepared.column_count();
-    let mut rows = prepared.query(rusqlite::params_from_iter(params.iter().map(Param)))?;
     let mut out = Vec::new();
-    let mut bytes = 0usize;
+    for_each_bounded_row(prepared, params.iter().map(Param), limits, |row| {
+        out.push(row.map(to_guest).collect());
+    })?;
+    Ok(out)
+}
+
+/// Run `prepared` with `params` and hand each row's values to `take`, within `limits` (sizes
+/// are counted before a value is copied, so an oversized one is refused without a host copy).
+fn for_each_bounded_row<P: ToSql>(
+    prepared: &mut rusqlite::CachedStatement<'_>,
+    params: impl IntoIterator<Item = P>,
+    limits: QueryLimits,
+    mut take: impl FnMut(&mut dyn Iterator<Item = ValueRef<'_>>),
+) -> Result<(), SqlError> {
+    let width = prepared.column_count();
+    let mut rows = prepared.query(rusqlite::params_from_iter(params))?;
+    let (mut count, mut bytes) = (0usize, 0usize);
     while let Some(row) = rows.next()? {
-        if out.len() == limits.max_rows {
+        if count == limits.max_rows {
             return Err(SqlError::TooLarge(format!(
                 "the limit of {} rows",
                 limits.max_rows
             )));
         }
-        let mut values = Vec::with_capacity(width);
+        count += 1;
         for index in 0..width {
-            let value = row.get_ref(index)?;
-            bytes = bytes.saturating_add(size_of(value));
-            if bytes > limits.max_bytes {
-                return Err(SqlError::TooLarge(format!(
-                    "the limit of {} bytes",
-                    limits.max_bytes
-                )));
-            }
-            values.push(to_guest(value));
+            bytes = bytes.saturating_add(size_of(row.get_ref(index)?));
         }
-        out.push(values);
+        if bytes > limits.max_bytes {
+            return Err(SqlError::TooLarge(format!(
+                "the limit of {} bytes",
+                limits.max_bytes
+            )));
+        }
+        let mut values = (0..width).filter_map(|index| row.get_ref(index).ok());
+        take(&mut values);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The `sql.error` case for a SQLite error.

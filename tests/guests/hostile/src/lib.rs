@@ -12,6 +12,8 @@
 //! | `drop-table`, `attach`, `detach`, `begin`, `commit`, `rollback`, `savepoint`, `release`, `pragma`, `pragma-function`, `create-table`, `create-temp-table`, `create-trigger`, `create-index`, `alter-table`, `vacuum`, `reindex`, `analyze`, `write-schema`, `load-extension` | damages rows, then runs that statement ([`FORBIDDEN_SQL`]); a refused statement's error is passed back as `storage`, one the host let through is reported as `validation(invalid-input)` naming it |
 //! | `huge-result` | queries a recursive CTE of 10 million rows (row limit) |
 //! | `huge-bytes` | queries 10 million 64 KiB blobs (byte limit) |
+//! | `huge-result-packed`, `huge-bytes-packed` | the same two queries through `query-packed` |
+//! | `malformed-packed` | damages rows, then calls `execute-packed` and `query-packed` with bytes that break the packed format in one way each (unknown tag, truncated number, truncated text, text that is not UTF-8); every refusal is passed back as `storage` (all of them, joined), anything the host accepted as `validation(invalid-input)` |
 //! | `huge-value` | queries one zero blob of `attempt-policy-json` bytes (default 256 MiB): one value over the byte limit |
 //! | `slow-sql` | runs one statement that counts `attempt-policy-json` CTE rows (default 2 million), then returns an engine error: a single slow SQL call |
 //! | `wasi-probe` | reports what WASI gives it (environment, arguments, stdin, stdout, the clocks) as a `validation(invalid-input)` detail; touches nothing |
@@ -138,6 +140,49 @@ fn oversized_query(statement: &str) -> EngineError {
             rows.rows.len()
         )),
     }
+}
+
+/// [`oversized_query`] through `query-packed`.
+fn oversized_packed_query(statement: &str) -> EngineError {
+    damage_rows();
+    match sql::query_packed(statement, &[]) {
+        Err(error) => EngineError::Storage(error),
+        Ok(rows) => invalid_input(format!(
+            "hostile guest: the host returned {} packed bytes",
+            rows.len()
+        )),
+    }
+}
+
+/// Parameters that break the packed format, one fault each.
+const MALFORMED_PACKED: [&[u8]; 4] = [
+    &[9],
+    &[1, 1, 2, 3],
+    &[3, 9, 0, 0, 0, b'a'],
+    &[3, 1, 0, 0, 0, 0xff],
+];
+
+/// Send every [`MALFORMED_PACKED`] list through both packed calls; a refusal is expected each
+/// time.
+fn malformed_packed() -> EngineError {
+    damage_rows();
+    let mut refusals = Vec::new();
+    for params in MALFORMED_PACKED {
+        let statement = "SELECT ?1";
+        for outcome in [
+            sql::execute_packed(statement, params).map(drop),
+            sql::query_packed(statement, params).map(drop),
+        ] {
+            match outcome {
+                Err(sql::Error::Denied(why)) => refusals.push(why),
+                Err(other) => return EngineError::Storage(other),
+                Ok(()) => {
+                    return invalid_input(format!("hostile guest: the host accepted {params:?}"));
+                }
+            }
+        }
+    }
+    EngineError::Storage(sql::Error::Denied(refusals.join("; ")))
 }
 
 /// Spin until the host stops us.
@@ -312,6 +357,13 @@ impl Guest for Hostile {
             "huge-bytes" => Err(oversized_query(&format!(
                 "{TEN_MILLION_ROWS} SELECT zeroblob(65536) FROM n"
             ))),
+            "huge-result-packed" => Err(oversized_packed_query(&format!(
+                "{TEN_MILLION_ROWS} SELECT x FROM n"
+            ))),
+            "huge-bytes-packed" => Err(oversized_packed_query(&format!(
+                "{TEN_MILLION_ROWS} SELECT zeroblob(65536) FROM n"
+            ))),
+            "malformed-packed" => Err(malformed_packed()),
             "huge-value" => Err(oversized_value(&args)),
             "slow-sql" => Err(slow_statement(&args)),
             "garbage-success" => garbage_success(&args),
