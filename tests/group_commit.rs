@@ -5,8 +5,10 @@
 mod support;
 
 use ff_backend_sqlite_wasm::{OperationFailure, SqliteBackend};
+use ff_core::contracts::ClaimExecutionResult;
 use ff_core::engine_backend::EngineBackend;
 use ff_core::engine_error::EngineError;
+use ff_core::types::ExecutionId;
 use serial_test::serial;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -257,5 +259,145 @@ async fn the_wal_is_checkpointed_into_the_database_file_while_the_backend_runs()
         .unwrap();
     assert_eq!(live, CREATED as i64);
     drop(backend);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A claim not yet started.
+type PendingClaim =
+    std::pin::Pin<Box<dyn Future<Output = Result<ClaimExecutionResult, EngineError>> + Send>>;
+
+/// `eid` claimed for `worker` through `backend`, once awaited.
+fn pending_claim(backend: &Arc<SqliteBackend>, eid: &ExecutionId, worker: &str) -> PendingClaim {
+    let backend = Arc::clone(backend);
+    let args = claim_args(eid.clone(), worker);
+    Box::pin(async move { backend.claim_execution(args).await })
+}
+
+/// Run `operations` so that they reach the writer as one batch: the test holds the connection, a throwaway operation takes the writer (which then
+/// waits for the connection), the operations queue behind it, and releasing the connection lets
+/// the throwaway run alone and the queued ones together.
+async fn as_one_batch(
+    backend: &Arc<SqliteBackend>,
+    operations: Vec<PendingClaim>,
+) -> Vec<Result<ClaimExecutionResult, EngineError>> {
+    let held = backend.connection_for_test();
+    let throwaway = {
+        let backend = Arc::clone(backend);
+        tokio::spawn(async move {
+            backend
+                .claim_execution(claim_args(new_execution_id(), "w"))
+                .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let spawned: Vec<_> = operations.into_iter().map(tokio::spawn).collect();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    drop(held);
+    assert!(
+        throwaway.await.unwrap().is_err(),
+        "the throwaway claim finds nothing"
+    );
+    let mut results = Vec::new();
+    for task in spawned {
+        results.push(task.await.unwrap());
+    }
+    results
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial(ff_dev_mode)]
+async fn failures_that_wrote_nothing_share_a_batch_without_running_it_again() {
+    dev_mode();
+    let dir = temp_dir("optimistic-batch");
+    let uri = dir.join("engine.sqlite").to_str().unwrap().to_owned();
+    let backend = SqliteBackend::new(&uri).await.unwrap();
+    let (first, second) = {
+        let conn = backend.connection_for_test();
+        (
+            seed_granted(&conn, "worker-1").1,
+            seed_granted(&conn, "worker-1").1,
+        )
+    };
+    let before = backend.commit_stats();
+    // The second claim of `first` fails (leased by the first one, in the same transaction)
+    // before it writes anything.
+    let claims = vec![
+        pending_claim(&backend, &first, "worker-1"),
+        pending_claim(&backend, &first, "worker-1"),
+        pending_claim(&backend, &second, "worker-1"),
+    ];
+    let [once, again, other]: [_; 3] = as_one_batch(&backend, claims).await.try_into().unwrap();
+    claimed(once.expect("the first claim succeeds"));
+    assert!(again.is_err(), "the repeated claim fails: {again:?}");
+    claimed(other.expect("the other claim succeeds"));
+
+    let after = backend.commit_stats();
+    assert_eq!(
+        after.transactions - before.transactions,
+        1,
+        "one shared commit"
+    );
+    assert_eq!(after.operations - before.operations, 2);
+    assert_eq!(
+        after.batches_run_again, before.batches_run_again,
+        "nothing to undo"
+    );
+    let conn = backend.connection_for_test();
+    for eid in [&first, &second] {
+        assert_eq!(exec_column(&conn, eid, "lifecycle_phase"), "active");
+    }
+    drop(conn);
+    drop(backend);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial(ff_dev_mode)]
+async fn a_failure_that_wrote_makes_its_batch_run_again_with_savepoints() {
+    dev_mode();
+    let dir = temp_dir("batch-run-again");
+    let uri = dir.join("engine.sqlite").to_str().unwrap().to_owned();
+    let backend = SqliteBackend::new(&uri).await.unwrap();
+    let hostile = SqliteBackend::builder(&uri)
+        .guest_file(HOSTILE_GUEST)
+        .open()
+        .await
+        .unwrap();
+    let (first, second) = {
+        let conn = backend.connection_for_test();
+        (
+            seed_granted(&conn, "worker-1").1,
+            seed_granted(&conn, "worker-1").1,
+        )
+    };
+    let before = backend.commit_stats();
+    // The hostile claim damages every row, then returns an error, between two real claims.
+    let claims = vec![
+        pending_claim(&backend, &first, "worker-1"),
+        pending_claim(&hostile, &first, "error-after-write"),
+        pending_claim(&backend, &second, "worker-1"),
+    ];
+    let [real, forged, other]: [_; 3] = as_one_batch(&backend, claims).await.try_into().unwrap();
+    let first_lease = claimed(real.expect("the first claim succeeds"));
+    assert!(forged.is_err(), "the hostile claim fails");
+    claimed(other.expect("the other claim succeeds"));
+    // The answers come from the second run, which the first claim's lease also comes from.
+    assert_eq!(first_lease.lease_epoch.0, 1);
+
+    let after = backend.commit_stats();
+    assert_eq!(after.batches_run_again - before.batches_run_again, 1);
+    assert_eq!(after.transactions - before.transactions, 1);
+    assert_eq!(after.operations - before.operations, 2);
+    let conn = backend.connection_for_test();
+    for eid in [&first, &second] {
+        assert_eq!(exec_column(&conn, eid, "lifecycle_phase"), "active");
+    }
+    assert_eq!(
+        count_rows(&conn, "ff_lease_event"),
+        2,
+        "one event per real claim, none forged"
+    );
+    drop(conn);
+    drop((backend, hostile));
     let _ = std::fs::remove_dir_all(&dir);
 }

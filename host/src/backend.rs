@@ -90,10 +90,7 @@ impl SqliteBackend {
     ) -> Result<T, EngineError>
     where
         T: Send + 'static,
-        F: FnOnce(
-                &GuestWorld,
-                &mut Store<GuestState>,
-            ) -> wasmtime::Result<Result<T, wit::EngineError>>
+        F: Fn(&GuestWorld, &mut Store<GuestState>) -> wasmtime::Result<Result<T, wit::EngineError>>
             + Send
             + 'static,
     {
@@ -104,7 +101,7 @@ impl SqliteBackend {
             guest: Arc::clone(&self.guest),
             limits: self.limits,
             reuse_instance: self.reuse_instances,
-            call: Some(call),
+            call,
             result: None,
             reply,
         };
@@ -158,7 +155,9 @@ struct GuestJob<T, F> {
     guest: Arc<GuestRuntime>,
     limits: GuestLimits,
     reuse_instance: bool,
-    call: Option<F>,
+    /// The guest call; it may run twice (see `writer`: a batch rolled back by another
+    /// operation's failure runs again).
+    call: F,
     result: Option<Result<T, EngineError>>,
     reply: tokio::sync::oneshot::Sender<Result<T, EngineError>>,
 }
@@ -166,7 +165,7 @@ struct GuestJob<T, F> {
 impl<T, F> Job for GuestJob<T, F>
 where
     T: Send + 'static,
-    F: FnOnce(&GuestWorld, &mut Store<GuestState>) -> wasmtime::Result<Result<T, wit::EngineError>>
+    F: Fn(&GuestWorld, &mut Store<GuestState>) -> wasmtime::Result<Result<T, wit::EngineError>>
         + Send
         + 'static,
 {
@@ -181,9 +180,7 @@ where
     /// The guest call under the guest's SQL rights and this backend's limits.
     fn run(&mut self, connection: Connection, policy: &SqlPolicy) -> (Connection, bool) {
         let op = self.op;
-        let Some(call) = self.call.take() else {
-            return (connection, false);
-        };
+        let call = &self.call;
         let read_only = self.tx == Tx::Read;
         let mode = if read_only {
             SqlMode::GuestRead

@@ -36,6 +36,7 @@ pub(crate) struct ConnectionSlot {
     policy: SqlPolicy,
     transactions: AtomicU64,
     operations: AtomicU64,
+    batches_run_again: AtomicU64,
 }
 
 impl ConnectionSlot {
@@ -46,6 +47,11 @@ impl ConnectionSlot {
             u64::try_from(operations).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
+    }
+
+    /// Count one batch rolled back and run again with savepoints (see `writer`).
+    pub fn count_batch_run_again(&self) {
+        self.batches_run_again.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Lock the connection (the writer thread and test access take turns on it).
@@ -70,6 +76,10 @@ pub struct CommitStats {
     pub transactions: u64,
     /// Operations whose writes those transactions carried.
     pub operations: u64,
+    /// Batches of several operations rolled back and run again, each operation in its own
+    /// savepoint, because an operation that had written failed (a batch first runs without
+    /// savepoints).
+    pub batches_run_again: u64,
 }
 
 /// Open databases by key; entries die with the last backend using them.
@@ -93,6 +103,7 @@ impl Database {
             policy,
             transactions: AtomicU64::new(0),
             operations: AtomicU64::new(0),
+            batches_run_again: AtomicU64::new(0),
         });
         let file = match &location {
             Location::Memory { .. } => None,
@@ -129,6 +140,7 @@ impl Database {
         CommitStats {
             transactions: self.slot.transactions.load(Ordering::Relaxed),
             operations: self.slot.operations.load(Ordering::Relaxed),
+            batches_run_again: self.slot.batches_run_again.load(Ordering::Relaxed),
         }
     }
 
