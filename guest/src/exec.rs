@@ -516,12 +516,18 @@ pub fn record_lease_event(
     lease_id: Option<&str>,
     now: i64,
 ) -> Result<(), EngineError> {
+    // One row of `VALUES`, not `INSERT … SELECT`: SQLite gives a statement that may insert
+    // several rows its own statement journal inside a transaction, which copies every page an
+    // earlier statement (or operation, in a shared batch) had changed. The callers have loaded
+    // the execution, so the row exists.
     db.run(
         "INSERT INTO ff_lease_event (execution_id, lease_id, event_type, occurred_at_ms, \
              partition_key, namespace, instance_tag) \
-         SELECT ?3, ?4, ?5, ?6, ?1, json_extract(raw_fields, '$.namespace'), \
-             json_extract(raw_fields, '$.tags.\"cairn.instance_id\"') \
-         FROM ff_exec_core WHERE partition_key = ?1 AND execution_id = ?2",
+         VALUES (?3, ?4, ?5, ?6, ?1, \
+             (SELECT json_extract(raw_fields, '$.namespace') FROM ff_exec_core \
+              WHERE partition_key = ?1 AND execution_id = ?2), \
+             (SELECT json_extract(raw_fields, '$.tags.\"cairn.instance_id\"') FROM ff_exec_core \
+              WHERE partition_key = ?1 AND execution_id = ?2))",
         &[
             id.partition(),
             id.blob(),
@@ -542,12 +548,18 @@ pub fn record_completion_event(
     outcome: &str,
     now: i64,
 ) -> Result<(), EngineError> {
+    // One row of `VALUES` for the reason given at [`record_lease_event`].
     db.run(
         "INSERT INTO ff_completion_event (partition_key, execution_id, flow_id, outcome, namespace, \
              instance_tag, occurred_at_ms) \
-         SELECT partition_key, execution_id, flow_id, ?3, json_extract(raw_fields, '$.namespace'), \
-             json_extract(raw_fields, '$.tags.\"cairn.instance_id\"'), ?4 \
-         FROM ff_exec_core WHERE partition_key = ?1 AND execution_id = ?2",
+         VALUES (?1, ?2, \
+             (SELECT flow_id FROM ff_exec_core WHERE partition_key = ?1 AND execution_id = ?2), \
+             ?3, \
+             (SELECT json_extract(raw_fields, '$.namespace') FROM ff_exec_core \
+              WHERE partition_key = ?1 AND execution_id = ?2), \
+             (SELECT json_extract(raw_fields, '$.tags.\"cairn.instance_id\"') FROM ff_exec_core \
+              WHERE partition_key = ?1 AND execution_id = ?2), \
+             ?4)",
         &[id.partition(), id.blob(), text(outcome), int(now)],
     )?;
     Ok(())
