@@ -66,8 +66,9 @@ impl SqliteBackend {
     }
 
     /// How many transactions this backend's database committed, carrying how many operations'
-    /// writes (all backends on the database count). With concurrent callers on a file, group
-    /// commit makes `operations` exceed `transactions`.
+    /// writes, and how many batches had to run again with savepoints (all backends on the
+    /// database count). With concurrent callers on a file, group commit makes `operations`
+    /// exceed `transactions`.
     pub fn commit_stats(&self) -> CommitStats {
         self.database.commit_stats()
     }
