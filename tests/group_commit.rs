@@ -289,9 +289,10 @@ async fn as_one_batch(
                 .await
         })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    let spawned: Vec<_> = operations.into_iter().map(tokio::spawn).collect();
+    // Generous pauses: on a busy two-core machine a spawned task may take a while to run.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let spawned: Vec<_> = operations.into_iter().map(tokio::spawn).collect();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     drop(held);
     assert!(
         throwaway.await.unwrap().is_err(),
