@@ -80,6 +80,27 @@ impl SqlAccess {
     }
 }
 
+impl SqlAccess {
+    /// `execute`: run `statement` to completion (rows from `RETURNING` are discarded) and
+    /// report what it changed.
+    fn run_to_completion<P: ToSql>(
+        &self,
+        statement: &str,
+        params: impl IntoIterator<Item = P>,
+    ) -> Result<wit_sql::ExecResult, SqlError> {
+        let mut prepared = self.prepare(statement)?;
+        let mut rows = prepared.query(rusqlite::params_from_iter(params))?;
+        while rows.next()?.is_some() {}
+        drop(rows);
+        drop(prepared);
+        let connection = self.connection()?;
+        Ok(wit_sql::ExecResult {
+            changes: connection.changes(),
+            last_insert_rowid: connection.last_insert_rowid(),
+        })
+    }
+}
+
 /// A failed `sql` call, before it is shown to the guest.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SqlError {
@@ -140,16 +161,7 @@ impl wit_sql::Host for SqlAccess {
         statement: String,
         params: Vec<wit_sql::Value>,
     ) -> Result<wit_sql::ExecResult, SqlError> {
-        let mut prepared = self.prepare(&statement)?;
-        let mut rows = prepared.query(rusqlite::params_from_iter(params.iter().map(Param)))?;
-        // Step to completion; rows from `RETURNING` are discarded.
-        while rows.next()?.is_some() {}
-        drop(rows);
-        let connection = self.connection()?;
-        Ok(wit_sql::ExecResult {
-            changes: connection.changes(),
-            last_insert_rowid: connection.last_insert_rowid(),
-        })
+        self.run_to_completion(&statement, params.iter().map(Param))
     }
 
     fn query(
@@ -183,15 +195,7 @@ impl wit_sql::Host for SqlAccess {
         params: Vec<u8>,
     ) -> Result<wit_sql::ExecResult, SqlError> {
         let params = packed::decode_params(&params).map_err(SqlError::Malformed)?;
-        let mut prepared = self.prepare(&statement)?;
-        let mut rows = prepared.query(rusqlite::params_from_iter(params))?;
-        while rows.next()?.is_some() {}
-        drop(rows);
-        let connection = self.connection()?;
-        Ok(wit_sql::ExecResult {
-            changes: connection.changes(),
-            last_insert_rowid: connection.last_insert_rowid(),
-        })
+        self.run_to_completion(&statement, params)
     }
 
     fn query_packed(&mut self, statement: String, params: Vec<u8>) -> Result<Vec<u8>, SqlError> {
@@ -199,12 +203,7 @@ impl wit_sql::Host for SqlAccess {
         let limits = self.limits;
         let mut prepared = self.prepare(&statement)?;
         let mut packed = packed::PackedRows::new(prepared.column_count());
-        for_each_bounded_row(&mut prepared, params, limits, |row| {
-            packed.start_row();
-            for value in row {
-                packed.push(value);
-            }
-        })?;
+        collect_bounded_rows(&mut prepared, params, limits, &mut packed)?;
         Ok(packed.finish())
     }
 
@@ -227,20 +226,48 @@ fn bounded_rows(
     params: &[wit_sql::Value],
     limits: QueryLimits,
 ) -> Result<Vec<Vec<wit_sql::Value>>, SqlError> {
-    let mut out = Vec::new();
-    for_each_bounded_row(prepared, params.iter().map(Param), limits, |row| {
-        out.push(row.map(to_guest).collect());
-    })?;
-    Ok(out)
+    let mut rows = Vec::new();
+    collect_bounded_rows(prepared, params.iter().map(Param), limits, &mut rows)?;
+    Ok(rows)
 }
 
-/// Run `prepared` with `params` and hand each row's values to `take`, within `limits` (sizes
-/// are counted before a value is copied, so an oversized one is refused without a host copy).
-fn for_each_bounded_row<P: ToSql>(
+/// Where [`collect_bounded_rows`] puts the rows: guest values, or packed bytes.
+trait RowSink {
+    /// The next row begins; `width` values follow.
+    fn start_row(&mut self, width: usize);
+    /// One value of the current row.
+    fn push(&mut self, value: ValueRef<'_>);
+}
+
+impl RowSink for Vec<Vec<wit_sql::Value>> {
+    fn start_row(&mut self, width: usize) {
+        self.push(Vec::with_capacity(width));
+    }
+
+    fn push(&mut self, value: ValueRef<'_>) {
+        if let Some(row) = self.last_mut() {
+            row.push(to_guest(value));
+        }
+    }
+}
+
+impl RowSink for packed::PackedRows {
+    fn start_row(&mut self, _width: usize) {
+        packed::PackedRows::start_row(self);
+    }
+
+    fn push(&mut self, value: ValueRef<'_>) {
+        packed::PackedRows::push(self, value);
+    }
+}
+
+/// Run `prepared` with `params` and hand its rows to `sink`, within `limits` (a value's size
+/// is counted before it is copied, so an oversized one is refused without a host copy).
+fn collect_bounded_rows<P: ToSql>(
     prepared: &mut rusqlite::CachedStatement<'_>,
     params: impl IntoIterator<Item = P>,
     limits: QueryLimits,
-    mut take: impl FnMut(&mut dyn Iterator<Item = ValueRef<'_>>),
+    sink: &mut impl RowSink,
 ) -> Result<(), SqlError> {
     let width = prepared.column_count();
     let mut rows = prepared.query(rusqlite::params_from_iter(params))?;
@@ -253,17 +280,18 @@ fn for_each_bounded_row<P: ToSql>(
             )));
         }
         count += 1;
+        sink.start_row(width);
         for index in 0..width {
-            bytes = bytes.saturating_add(size_of(row.get_ref(index)?));
+            let value = row.get_ref(index)?;
+            bytes = bytes.saturating_add(size_of(value));
+            if bytes > limits.max_bytes {
+                return Err(SqlError::TooLarge(format!(
+                    "the limit of {} bytes",
+                    limits.max_bytes
+                )));
+            }
+            sink.push(value);
         }
-        if bytes > limits.max_bytes {
-            return Err(SqlError::TooLarge(format!(
-                "the limit of {} bytes",
-                limits.max_bytes
-            )));
-        }
-        let mut values = (0..width).filter_map(|index| row.get_ref(index).ok());
-        take(&mut values);
     }
     Ok(())
 }
