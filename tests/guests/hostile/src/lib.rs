@@ -129,28 +129,18 @@ fn forbidden_sql(statement: &str, args: &ClaimExecutionArgs) -> EngineError {
     }
 }
 
-/// Query `statement`, which returns more than the host's limits allow: the refusal comes back
-/// as `storage`; rows that got through are reported.
-fn oversized_query(statement: &str) -> EngineError {
+/// Query `statement` (through `query-packed` when `packed`), which returns more than the host's
+/// limits allow: the refusal comes back as `storage`; what got through is reported.
+fn oversized_query(statement: &str, packed: bool) -> EngineError {
     damage_rows();
-    match sql::query(statement, &[]) {
+    let returned = if packed {
+        sql::query_packed(statement, &[]).map(|bytes| format!("{} packed bytes", bytes.len()))
+    } else {
+        sql::query(statement, &[]).map(|rows| format!("{} rows", rows.rows.len()))
+    };
+    match returned {
         Err(error) => EngineError::Storage(error),
-        Ok(rows) => invalid_input(format!(
-            "hostile guest: the host returned {} rows",
-            rows.rows.len()
-        )),
-    }
-}
-
-/// [`oversized_query`] through `query-packed`.
-fn oversized_packed_query(statement: &str) -> EngineError {
-    damage_rows();
-    match sql::query_packed(statement, &[]) {
-        Err(error) => EngineError::Storage(error),
-        Ok(rows) => invalid_input(format!(
-            "hostile guest: the host returned {} packed bytes",
-            rows.len()
-        )),
+        Ok(what) => invalid_input(format!("hostile guest: the host returned {what}")),
     }
 }
 
@@ -351,18 +341,14 @@ impl Guest for Hostile {
                 damage_rows();
                 exhaust_memory()
             }
-            "huge-result" => Err(oversized_query(&format!(
-                "{TEN_MILLION_ROWS} SELECT x FROM n"
-            ))),
-            "huge-bytes" => Err(oversized_query(&format!(
-                "{TEN_MILLION_ROWS} SELECT zeroblob(65536) FROM n"
-            ))),
-            "huge-result-packed" => Err(oversized_packed_query(&format!(
-                "{TEN_MILLION_ROWS} SELECT x FROM n"
-            ))),
-            "huge-bytes-packed" => Err(oversized_packed_query(&format!(
-                "{TEN_MILLION_ROWS} SELECT zeroblob(65536) FROM n"
-            ))),
+            "huge-result" | "huge-result-packed" => Err(oversized_query(
+                &format!("{TEN_MILLION_ROWS} SELECT x FROM n"),
+                args.worker_id.ends_with("-packed"),
+            )),
+            "huge-bytes" | "huge-bytes-packed" => Err(oversized_query(
+                &format!("{TEN_MILLION_ROWS} SELECT zeroblob(65536) FROM n"),
+                args.worker_id.ends_with("-packed"),
+            )),
             "malformed-packed" => Err(malformed_packed()),
             "huge-value" => Err(oversized_value(&args)),
             "slow-sql" => Err(slow_statement(&args)),
