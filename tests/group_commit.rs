@@ -305,30 +305,64 @@ async fn as_one_batch(
     results
 }
 
+/// A backend on a fresh database file with two executions granted to `worker-1`.
+struct TwoGranted {
+    dir: PathBuf,
+    uri: String,
+    backend: Arc<SqliteBackend>,
+    first: ExecutionId,
+    second: ExecutionId,
+}
+
+impl TwoGranted {
+    async fn new(name: &str) -> Self {
+        dev_mode();
+        let dir = temp_dir(name);
+        let uri = dir.join("engine.sqlite").to_str().unwrap().to_owned();
+        let backend = SqliteBackend::new(&uri).await.unwrap();
+        let (first, second) = {
+            let conn = backend.connection_for_test();
+            (
+                seed_granted(&conn, "worker-1").1,
+                seed_granted(&conn, "worker-1").1,
+            )
+        };
+        Self {
+            dir,
+            uri,
+            backend,
+            first,
+            second,
+        }
+    }
+
+    /// Both executions are leased, then the database is removed.
+    fn assert_both_leased_and_remove(self) {
+        let conn = self.backend.connection_for_test();
+        for eid in [&self.first, &self.second] {
+            assert_eq!(exec_column(&conn, eid, "lifecycle_phase"), "active");
+        }
+        drop(conn);
+        drop(self.backend);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[serial(ff_dev_mode)]
 async fn failures_that_wrote_nothing_share_a_batch_without_running_it_again() {
-    dev_mode();
-    let dir = temp_dir("optimistic-batch");
-    let uri = dir.join("engine.sqlite").to_str().unwrap().to_owned();
-    let backend = SqliteBackend::new(&uri).await.unwrap();
-    let (first, second) = {
-        let conn = backend.connection_for_test();
-        (
-            seed_granted(&conn, "worker-1").1,
-            seed_granted(&conn, "worker-1").1,
-        )
-    };
+    let fixture = TwoGranted::new("optimistic-batch").await;
+    let (backend, first, second) = (&fixture.backend, &fixture.first, &fixture.second);
     let before = backend.commit_stats();
     // Whichever of the two claims of `first` runs second fails (leased by the other, in the
     // same transaction) before it writes anything. (Spawned tasks reach the writer in any
     // order.)
     let claims = vec![
-        pending_claim(&backend, &first, "worker-1"),
-        pending_claim(&backend, &first, "worker-1"),
-        pending_claim(&backend, &second, "worker-1"),
+        pending_claim(backend, first, "worker-1"),
+        pending_claim(backend, first, "worker-1"),
+        pending_claim(backend, second, "worker-1"),
     ];
-    let [one, another, other]: [_; 3] = as_one_batch(&backend, claims).await.try_into().unwrap();
+    let [one, another, other]: [_; 3] = as_one_batch(backend, claims).await.try_into().unwrap();
     let (won, lost) = if one.is_ok() {
         (one, another)
     } else {
@@ -349,42 +383,27 @@ async fn failures_that_wrote_nothing_share_a_batch_without_running_it_again() {
         after.batches_run_again, before.batches_run_again,
         "nothing to undo"
     );
-    let conn = backend.connection_for_test();
-    for eid in [&first, &second] {
-        assert_eq!(exec_column(&conn, eid, "lifecycle_phase"), "active");
-    }
-    drop(conn);
-    drop(backend);
-    let _ = std::fs::remove_dir_all(&dir);
+    fixture.assert_both_leased_and_remove();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[serial(ff_dev_mode)]
 async fn a_failure_that_wrote_makes_its_batch_run_again_with_savepoints() {
-    dev_mode();
-    let dir = temp_dir("batch-run-again");
-    let uri = dir.join("engine.sqlite").to_str().unwrap().to_owned();
-    let backend = SqliteBackend::new(&uri).await.unwrap();
-    let hostile = SqliteBackend::builder(&uri)
+    let fixture = TwoGranted::new("batch-run-again").await;
+    let (backend, first, second) = (&fixture.backend, &fixture.first, &fixture.second);
+    let hostile = SqliteBackend::builder(&fixture.uri)
         .guest_file(HOSTILE_GUEST)
         .open()
         .await
         .unwrap();
-    let (first, second) = {
-        let conn = backend.connection_for_test();
-        (
-            seed_granted(&conn, "worker-1").1,
-            seed_granted(&conn, "worker-1").1,
-        )
-    };
     let before = backend.commit_stats();
     // The hostile claim damages every row, then returns an error, between two real claims.
     let claims = vec![
-        pending_claim(&backend, &first, "worker-1"),
-        pending_claim(&hostile, &first, "error-after-write"),
-        pending_claim(&backend, &second, "worker-1"),
+        pending_claim(backend, first, "worker-1"),
+        pending_claim(&hostile, first, "error-after-write"),
+        pending_claim(backend, second, "worker-1"),
     ];
-    let [real, forged, other]: [_; 3] = as_one_batch(&backend, claims).await.try_into().unwrap();
+    let [real, forged, other]: [_; 3] = as_one_batch(backend, claims).await.try_into().unwrap();
     let first_lease = claimed(real.expect("the first claim succeeds"));
     assert!(forged.is_err(), "the hostile claim fails");
     claimed(other.expect("the other claim succeeds"));
@@ -395,16 +414,11 @@ async fn a_failure_that_wrote_makes_its_batch_run_again_with_savepoints() {
     assert_eq!(after.batches_run_again - before.batches_run_again, 1);
     assert_eq!(after.transactions - before.transactions, 1);
     assert_eq!(after.operations - before.operations, 2);
-    let conn = backend.connection_for_test();
-    for eid in [&first, &second] {
-        assert_eq!(exec_column(&conn, eid, "lifecycle_phase"), "active");
-    }
     assert_eq!(
-        count_rows(&conn, "ff_lease_event"),
+        count_rows(&backend.connection_for_test(), "ff_lease_event"),
         2,
         "one event per real claim, none forged"
     );
-    drop(conn);
-    drop((backend, hostile));
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(hostile);
+    fixture.assert_both_leased_and_remove();
 }
