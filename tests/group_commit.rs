@@ -422,3 +422,49 @@ async fn a_failure_that_wrote_makes_its_batch_run_again_with_savepoints() {
     drop(hostile);
     fixture.assert_both_leased_and_remove();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial(ff_dev_mode)]
+async fn the_wal_starts_over_even_when_writes_never_pause() {
+    // With operations always queued, every checkpoint is overtaken by the next commits, so
+    // SQLite never finds the WAL fully copied when a transaction begins and would append to it
+    // until the database is closed. Once the WAL is long, the writer pauses for one checkpoint
+    // and the WAL starts over from its beginning (docs/semantics.md, "Checkpoints").
+    dev_mode();
+    let dir = temp_dir("wal-restart");
+    let path = dir.join("engine.sqlite");
+    let backend = SqliteBackend::new(path.to_str().unwrap()).await.unwrap();
+    const TASKS: usize = 16;
+    const CREATES_PER_TASK: usize = 400;
+    const PAYLOAD: usize = 64 * 1024;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..TASKS {
+        let backend = Arc::clone(&backend);
+        tasks.spawn(async move {
+            for _ in 0..CREATES_PER_TASK {
+                let mut args = create_args(new_execution_id(), "default", now_ms());
+                args.input_payload = vec![b'x'; PAYLOAD];
+                backend.create_execution(args).await.unwrap();
+            }
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.unwrap();
+    }
+    // Every payload went through the WAL at least once: 400 MiB in all.
+    let written = (TASKS * CREATES_PER_TASK * PAYLOAD) as u64;
+    let wal = std::fs::metadata(dir.join("engine.sqlite-wal"))
+        .unwrap()
+        .len();
+    assert!(
+        wal < written / 2,
+        "the WAL grew to {wal} bytes for {written} bytes of payloads: it never started over"
+    );
+    let live: i64 = backend
+        .connection_for_test()
+        .query_row("SELECT COUNT(*) FROM ff_exec_core", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(live, (TASKS * CREATES_PER_TASK) as i64);
+    drop(backend);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 
@@ -17,12 +17,18 @@ use crate::writer::{BatchFailure, Settled};
 /// Synced write batches between two checkpoints.
 const CHECKPOINT_EVERY: usize = 64;
 
+/// WAL length in frames (a page each: 64 MiB with 4 KiB pages) from which the writer pauses once
+/// to let the WAL start over. Each pause costs the writer one checkpoint's database-file sync;
+/// at 4096 frames the pauses cost measurable throughput with 64 tasks, at this length they do not.
+const RESTART_AFTER_FRAMES: i64 = 16_384;
+
 /// Start the sync thread for `file`; returns the writer's side of it and the thread.
 pub(crate) fn start(file: DatabaseFile) -> std::io::Result<(Handoff, JoinHandle<()>)> {
     let (to_sync, committed) = mpsc::channel::<Settled>();
+    let restart_wanted = Arc::new(AtomicBool::new(false));
     let durability = Arc::new(Mutex::new(Durability {
         wal: WalFile::new(file.wal),
-        checkpointer: Checkpointer::new(file.target),
+        checkpointer: Checkpointer::new(file.target, Arc::clone(&restart_wanted)),
     }));
     let pending = Arc::new(AtomicUsize::new(0));
     let syncer = SyncThread {
@@ -38,6 +44,7 @@ pub(crate) fn start(file: DatabaseFile) -> std::io::Result<(Handoff, JoinHandle<
             to_sync,
             durability,
             pending,
+            restart_wanted,
         },
         thread,
     ))
@@ -55,20 +62,29 @@ pub(crate) struct DatabaseFile {
 /// Copies WAL frames into the database file off the writer's path. The writer's connection has
 /// automatic checkpoints off (they would stall it on two `fsync`s every thousand pages); after
 /// every [`CHECKPOINT_EVERY`] synced batches the sync thread runs a `PASSIVE` checkpoint on a
-/// connection of its own, which never waits for a lock and never blocks the writer. SQLite
-/// restarts the WAL from its beginning once everything in it was copied.
+/// connection of its own, which never waits for a lock and never blocks the writer.
+///
+/// SQLite writes the WAL from its beginning again only when a write transaction begins with
+/// every frame already copied, which never happens while the writer keeps committing during
+/// the checkpoints. So once a checkpoint finds the WAL longer than [`RESTART_AFTER_FRAMES`], it
+/// asks the writer for a restart: before its next batch, the writer runs one more checkpoint
+/// itself (see [`Handoff::restart_wal_if_wanted`]) — short, as the sync thread copied nearly
+/// everything already — and its next transaction starts the WAL over.
 struct Checkpointer {
     target: String,
     connection: Option<Connection>,
     batches: usize,
+    /// Set when the WAL should start over; cleared by the writer's checkpoint.
+    restart_wanted: Arc<AtomicBool>,
 }
 
 impl Checkpointer {
-    fn new(target: String) -> Self {
+    fn new(target: String, restart_wanted: Arc<AtomicBool>) -> Self {
         Self {
             target,
             connection: None,
             batches: 0,
+            restart_wanted,
         }
     }
 
@@ -79,6 +95,11 @@ impl Checkpointer {
             return;
         }
         self.batches = 0;
+        self.checkpoint_now();
+    }
+
+    /// Checkpoint now; a failure is logged and retried at the next checkpoint.
+    fn checkpoint_now(&mut self) {
         if let Err(error) = self.checkpoint() {
             tracing::warn!(database = %self.target, %error, "WAL checkpoint failed; will retry");
             self.connection = None;
@@ -95,7 +116,11 @@ impl Checkpointer {
             self.connection = Some(connection);
         }
         if let Some(connection) = &self.connection {
-            connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+            // (busy, frames in the WAL, frames copied); -1s when the WAL is not open.
+            let frames: i64 =
+                connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))?;
+            self.restart_wanted
+                .store(frames >= RESTART_AFTER_FRAMES, Ordering::Release);
         }
         Ok(())
     }
@@ -163,6 +188,8 @@ pub(crate) struct Handoff {
     durability: Arc<Mutex<Durability>>,
     /// Batches sent to the sync thread and not yet answered.
     pending: Arc<AtomicUsize>,
+    /// The checkpointer's request for a WAL restart.
+    restart_wanted: Arc<AtomicBool>,
 }
 
 impl Handoff {
@@ -188,6 +215,21 @@ impl Handoff {
             settled.answer(Some(&BatchFailure::SyncFailed(
                 "the sync thread stopped".into(),
             )));
+        }
+    }
+
+    /// Called by the writer between batches: if the checkpointer asked for it, copy the rest of
+    /// the WAL into the database file now, while no transaction is open, so that the writer's
+    /// next transaction writes the WAL from its beginning (see [`Checkpointer`]). The checkpoint
+    /// syncs the WAL first, so batches still waiting for the sync thread lose nothing; they are
+    /// answered by it as usual.
+    pub fn restart_wal_if_wanted(&self) {
+        if self.restart_wanted.swap(false, Ordering::AcqRel) {
+            let mut durability = self
+                .durability
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            durability.checkpointer.checkpoint_now();
         }
     }
 }

@@ -152,6 +152,9 @@ impl Writer {
             .spawn(move || {
                 let mut next = None;
                 while let Some(first) = next.take().or_else(|| next_job(&receiver)) {
+                    if let Some(handoff) = &handoff {
+                        handoff.restart_wal_if_wanted();
+                    }
                     let mut batch = vec![first];
                     batch.extend(receiver.try_iter().take(MAX_BATCH - 1));
                     let settled = run_batch(&slot, batch);
