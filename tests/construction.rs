@@ -92,9 +92,17 @@ async fn a_file_database_uses_wal_and_keeps_its_data() {
             .query_row("PRAGMA synchronous", [], |r| r.get(0))
             .unwrap();
         // Waiting for another process's lock is the host's own busy handler (polling every
-        // millisecond for up to 5 s), exercised by `processes.rs`. `synchronous=NORMAL`: the
-        // writer syncs the WAL itself before answering (`group_commit.rs`).
-        assert_eq!((mode.as_str(), synchronous), ("wal", 1));
+        // millisecond for up to 5 s), exercised by `processes.rs`. `synchronous=FULL` with
+        // `checkpoint_fullfsync`: a commit's sync writes its gathered WAL frames, the disk
+        // flush comes from the sync thread before any answer (`group_commit.rs`), and the
+        // syncs that guard the database file reach the disk (`docs/semantics.md`).
+        let checkpoint_fullfsync: i64 = conn
+            .query_row("PRAGMA checkpoint_fullfsync", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            (mode.as_str(), synchronous, checkpoint_fullfsync),
+            ("wal", 2, 1)
+        );
         let temp_store: i64 = conn
             .query_row("PRAGMA temp_store", [], |r| r.get(0))
             .unwrap();

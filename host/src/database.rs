@@ -14,6 +14,7 @@ use crate::durability::DatabaseFile;
 use crate::error::OpenError;
 use crate::schema;
 use crate::sql_policy::SqlPolicy;
+use crate::wal_gather;
 use crate::writer::{Job, Writer};
 
 /// One open database: its registry key, its connection and the writer thread that runs every
@@ -265,14 +266,33 @@ impl Location {
             Self::Memory { uri } => uri,
             Self::File { target, .. } => target,
         };
-        let mut conn = Connection::open_with_flags(target, flags).map_err(open_error)?;
+        let mut conn = match self {
+            Self::Memory { .. } => Connection::open_with_flags(target, flags),
+            Self::File { .. } => {
+                // The WAL's writes are gathered into one per commit (see `wal_gather`).
+                wal_gather::register().map_err(|code| {
+                    open_error(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(code),
+                        Some("cannot register the ff-gather VFS".into()),
+                    ))
+                })?;
+                Connection::open_with_flags_and_vfs(target, flags, wal_gather::VFS_NAME)
+            }
+        }
+        .map_err(open_error)?;
         conn.busy_handler(Some(wait_for_lock)).map_err(open_error)?;
         if let Self::File { .. } = self {
             conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
                 .map_err(open_error)?;
-            // Durability comes from the writer's explicit WAL sync before each answer (see
-            // `writer`), which equals `FULL` for every answered operation.
-            conn.pragma_update(None, "synchronous", "NORMAL")
+            // `FULL` makes SQLite sync the WAL before it publishes a commit, which is where
+            // `wal_gather` writes the commit's frames; that sync goes no further than the
+            // file. Durability comes from the sync thread's `fdatasync` of the WAL before any
+            // answer (see `durability`), which equals `FULL` for every answered operation.
+            // `checkpoint_fullfsync` marks the syncs that guard the database file (before a
+            // checkpoint, after a WAL restart) so that `wal_gather` passes them to the disk.
+            conn.pragma_update(None, "synchronous", "FULL")
+                .map_err(open_error)?;
+            conn.pragma_update(None, "checkpoint_fullfsync", "ON")
                 .map_err(open_error)?;
             // Checkpoints run on the writer's sync thread (see `writer::Checkpointer`).
             conn.pragma_update(None, "wal_autocheckpoint", 0)

@@ -75,6 +75,7 @@ mod schema;
 mod sql;
 mod sql_policy;
 mod stderr;
+mod wal_gather;
 mod writer;
 
 pub use backend::{ConnectionForTest, SqliteBackend, SqliteBackendBuilder};
