@@ -227,13 +227,13 @@ async fn an_operation_that_times_out_in_a_shared_transaction_undoes_only_itself(
 #[serial(ff_dev_mode)]
 async fn the_wal_is_checkpointed_into_the_database_file_while_the_backend_runs() {
     // The writer's connection never checkpoints by itself; a helper copies the WAL back into
-    // the database file every few dozen synced batches. Without it the WAL would grow until the
+    // the database file every 256 synced batches. Without it the WAL would grow until the
     // database is closed, and the database file would hold only the schema.
     dev_mode();
     let dir = temp_dir("checkpoint");
     let path = dir.join("engine.sqlite");
     let backend = SqliteBackend::new(path.to_str().unwrap()).await.unwrap();
-    const CREATED: usize = 300;
+    const CREATED: usize = 600;
     for _ in 0..CREATED {
         // Sequential: every operation is a batch of its own, synced on its own.
         backend

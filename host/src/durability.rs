@@ -15,7 +15,7 @@ use rusqlite::Connection;
 use crate::writer::{BatchFailure, Settled};
 
 /// Synced write batches between two checkpoints.
-const CHECKPOINT_EVERY: usize = 64;
+const CHECKPOINT_EVERY: usize = 256;
 
 /// WAL length in frames (a page each: 64 MiB with 4 KiB pages) from which the writer pauses once
 /// to let the WAL start over. Each pause costs the writer one checkpoint's database-file sync;
