@@ -23,6 +23,16 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// A backend on a new database file `engine.sqlite` in a fresh directory: the directory, the
+/// file, the backend.
+async fn backend_on_new_file(name: &str) -> (PathBuf, PathBuf, Arc<SqliteBackend>) {
+    dev_mode();
+    let dir = temp_dir(name);
+    let path = dir.join("engine.sqlite");
+    let backend = SqliteBackend::new(path.to_str().unwrap()).await.unwrap();
+    (dir, path, backend)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[serial(ff_dev_mode)]
 async fn concurrent_operations_share_commits_and_failures_undo_only_themselves() {
@@ -119,14 +129,11 @@ async fn concurrent_operations_share_commits_and_failures_undo_only_themselves()
 #[tokio::test]
 #[serial(ff_dev_mode)]
 async fn a_commit_that_cannot_be_made_durable_is_not_reported_as_success() {
-    dev_mode();
-    let dir = temp_dir("unsyncable");
-    let path = dir.join("engine.sqlite");
-    let backend = SqliteBackend::new(path.to_str().unwrap()).await.unwrap();
+    let (dir, path, backend) = backend_on_new_file("unsyncable").await;
     let (_, eid) = seed_granted(&backend.connection_for_test(), "worker-1");
     // SQLite keeps writing to its open WAL, but the writer can no longer reach the file to sync
     // it: the claim commits, yet its durability cannot be established.
-    std::fs::remove_file(dir.join("engine.sqlite-wal")).unwrap();
+    std::fs::remove_file(path.with_extension("sqlite-wal")).unwrap();
     let error = backend
         .claim_execution(claim_args(eid, "worker-1"))
         .await
@@ -229,10 +236,7 @@ async fn the_wal_is_checkpointed_into_the_database_file_while_the_backend_runs()
     // The writer's connection never checkpoints by itself; a helper copies the WAL back into
     // the database file every 256 synced batches. Without it the WAL would grow until the
     // database is closed, and the database file would hold only the schema.
-    dev_mode();
-    let dir = temp_dir("checkpoint");
-    let path = dir.join("engine.sqlite");
-    let backend = SqliteBackend::new(path.to_str().unwrap()).await.unwrap();
+    let (dir, path, backend) = backend_on_new_file("checkpoint").await;
     const CREATED: usize = 600;
     for _ in 0..CREATED {
         // Sequential: every operation is a batch of its own, synced on its own.
@@ -253,11 +257,10 @@ async fn the_wal_is_checkpointed_into_the_database_file_while_the_backend_runs()
         checkpointed > 0,
         "no execution reached the database file after {CREATED} commits"
     );
-    let live: i64 = backend
-        .connection_for_test()
-        .query_row("SELECT COUNT(*) FROM ff_exec_core", [], |row| row.get(0))
-        .unwrap();
-    assert_eq!(live, CREATED as i64);
+    assert_eq!(
+        count_rows(&backend.connection_for_test(), "ff_exec_core"),
+        CREATED as i64
+    );
     drop(backend);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -430,10 +433,7 @@ async fn the_wal_starts_over_even_when_writes_never_pause() {
     // SQLite never finds the WAL fully copied when a transaction begins and would append to it
     // until the database is closed. Once the WAL is long, the writer pauses for one checkpoint
     // and the WAL starts over from its beginning (docs/semantics.md, "Checkpoints").
-    dev_mode();
-    let dir = temp_dir("wal-restart");
-    let path = dir.join("engine.sqlite");
-    let backend = SqliteBackend::new(path.to_str().unwrap()).await.unwrap();
+    let (dir, path, backend) = backend_on_new_file("wal-restart").await;
     const TASKS: usize = 16;
     const CREATES_PER_TASK: usize = 400;
     const PAYLOAD: usize = 64 * 1024;
@@ -453,18 +453,17 @@ async fn the_wal_starts_over_even_when_writes_never_pause() {
     }
     // Every payload went through the WAL at least once: 400 MiB in all.
     let written = (TASKS * CREATES_PER_TASK * PAYLOAD) as u64;
-    let wal = std::fs::metadata(dir.join("engine.sqlite-wal"))
+    let wal = std::fs::metadata(path.with_extension("sqlite-wal"))
         .unwrap()
         .len();
     assert!(
         wal < written / 2,
         "the WAL grew to {wal} bytes for {written} bytes of payloads: it never started over"
     );
-    let live: i64 = backend
-        .connection_for_test()
-        .query_row("SELECT COUNT(*) FROM ff_exec_core", [], |row| row.get(0))
-        .unwrap();
-    assert_eq!(live, (TASKS * CREATES_PER_TASK) as i64);
+    assert_eq!(
+        count_rows(&backend.connection_for_test(), "ff_exec_core"),
+        (TASKS * CREATES_PER_TASK) as i64
+    );
     drop(backend);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -179,6 +179,18 @@ unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
     }
 }
 
+/// [`flush`], then `call` if the buffer reached the file.
+///
+/// # Safety
+/// As for [`gathered`].
+unsafe fn after_flush(file: *mut ffi::sqlite3_file, call: impl FnOnce() -> c_int) -> c_int {
+    // SAFETY: the caller's promise.
+    match unsafe { flush(file) } {
+        ffi::SQLITE_OK => call(),
+        failed => failed,
+    }
+}
+
 /// The default VFS's method `$name` for `$file`, or `$missing` if it has none.
 macro_rules! default_method {
     ($file:expr, $name:ident, $missing:expr) => {
@@ -248,22 +260,18 @@ unsafe extern "C" fn read(
 ) -> c_int {
     // SAFETY: forwarded as SQLite called us, after the buffer reached the file.
     unsafe {
-        let rc = flush(file);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        default_method!(file, xRead, ffi::SQLITE_IOERR_READ)(file, data, amount, offset)
+        after_flush(file, || {
+            default_method!(file, xRead, ffi::SQLITE_IOERR_READ)(file, data, amount, offset)
+        })
     }
 }
 
 unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_int64) -> c_int {
     // SAFETY: as for `read`.
     unsafe {
-        let rc = flush(file);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        default_method!(file, xTruncate, ffi::SQLITE_IOERR_TRUNCATE)(file, size)
+        after_flush(file, || {
+            default_method!(file, xTruncate, ffi::SQLITE_IOERR_TRUNCATE)(file, size)
+        })
     }
 }
 
@@ -272,11 +280,12 @@ unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_i
 unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
     // SAFETY: as for `read`.
     unsafe {
-        let rc = flush(file);
-        if rc != ffi::SQLITE_OK || flags & 0x0f != ffi::SQLITE_SYNC_FULL {
-            return rc;
-        }
-        default_method!(file, xSync, ffi::SQLITE_IOERR_FSYNC)(file, flags)
+        after_flush(file, || {
+            if flags & 0x0f != ffi::SQLITE_SYNC_FULL {
+                return ffi::SQLITE_OK;
+            }
+            default_method!(file, xSync, ffi::SQLITE_IOERR_FSYNC)(file, flags)
+        })
     }
 }
 
@@ -286,11 +295,9 @@ unsafe extern "C" fn file_size(
 ) -> c_int {
     // SAFETY: as for `read`.
     unsafe {
-        let rc = flush(file);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        default_method!(file, xFileSize, ffi::SQLITE_IOERR_FSTAT)(file, size)
+        after_flush(file, || {
+            default_method!(file, xFileSize, ffi::SQLITE_IOERR_FSTAT)(file, size)
+        })
     }
 }
 
@@ -322,11 +329,9 @@ unsafe extern "C" fn file_control(
 ) -> c_int {
     // SAFETY: as for `read` (a file control may look at the file's contents or size).
     unsafe {
-        let rc = flush(file);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        default_method!(file, xFileControl, ffi::SQLITE_NOTFOUND)(file, op, arg)
+        after_flush(file, || {
+            default_method!(file, xFileControl, ffi::SQLITE_NOTFOUND)(file, op, arg)
+        })
     }
 }
 
@@ -386,11 +391,9 @@ unsafe extern "C" fn fetch(
 ) -> c_int {
     // SAFETY: as for `read` (a memory map must see the written bytes).
     unsafe {
-        let rc = flush(file);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        default_method!(file, xFetch, ffi::SQLITE_OK)(file, offset, amount, out)
+        after_flush(file, || {
+            default_method!(file, xFetch, ffi::SQLITE_OK)(file, offset, amount, out)
+        })
     }
 }
 
