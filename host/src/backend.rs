@@ -25,7 +25,7 @@ use crate::error::{OpenError, OperationFailure};
 use crate::guest::{GuestRuntime, GuestState};
 use crate::limits::GuestLimits;
 use crate::sql_policy::{SqlMode, SqlPolicy};
-use crate::writer::{BatchFailure, Job};
+use crate::writer::{BatchFailure, Job, Submitted};
 use tokio::sync::oneshot::error::TryRecvError;
 
 /// FlowFabric's SQLite engine backend, with the engine logic in a WebAssembly guest.
@@ -106,19 +106,20 @@ impl SqliteBackend {
             result: None,
             reply,
         };
-        if self.database.submit(Box::new(job)).is_err() {
+        let Ok(submitted) = self.database.submit(Box::new(job)) else {
             return Err(writer_gone(op));
-        }
-        if self.database.is_memory() {
+        };
+        if self.database.is_memory() && submitted == Submitted::WriterAwake {
             // An operation on a memory database takes tens of microseconds: watch for its answer
             // for a moment instead of parking this thread (a park and a wake-up cost as much).
+            // Each look yields the core: if the scheduler put the writer on this core, it runs.
             let until = Instant::now() + SPIN_FOR_ANSWER;
             loop {
                 match answer.try_recv() {
                     Ok(result) => return result,
                     Err(TryRecvError::Closed) => return Err(writer_gone(op)),
                     Err(TryRecvError::Empty) if Instant::now() < until => {
-                        std::hint::spin_loop();
+                        std::thread::yield_now();
                     }
                     Err(TryRecvError::Empty) => break,
                 }

@@ -15,7 +15,7 @@ use crate::error::OpenError;
 use crate::schema;
 use crate::sql_policy::SqlPolicy;
 use crate::wal_gather;
-use crate::writer::{Job, Writer};
+use crate::writer::{Job, Submitted, Writer};
 
 /// One open database: its registry key, its connection and the writer thread that runs every
 /// operation on it ([`crate::writer`]).
@@ -150,8 +150,9 @@ impl Database {
         self.slot.lock()
     }
 
-    /// Queue an operation for the writer thread; gives it back if the thread is gone.
-    pub fn submit(&self, job: Box<dyn Job>) -> Result<(), Box<dyn Job>> {
+    /// Queue an operation for the writer thread (see [`Writer::submit`]); gives it back if the
+    /// thread is gone.
+    pub fn submit(&self, job: Box<dyn Job>) -> Result<Submitted, Box<dyn Job>> {
         self.writer.submit(job)
     }
 

@@ -17,6 +17,7 @@
 //! Operations that arrive while a batch runs form the next one, so under load one `fsync`
 //! serves many operations; alone, an operation is a batch of one.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -128,7 +129,20 @@ fn copy_error(error: &rusqlite::Error) -> rusqlite::Error {
 /// batches are answered) and waits for them.
 pub(crate) struct Writer {
     queue: Option<mpsc::Sender<Box<dyn Job>>>,
+    /// Whether the writer thread is asleep waiting for a job (see [`Writer::submit`]).
+    asleep: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
+}
+
+/// What [`Writer::submit`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Submitted {
+    /// The writer was polling or working: the answer may come within microseconds.
+    WriterAwake,
+    /// The writer was asleep, and the job wakes it: a caller polling for the answer on this
+    /// core could keep the writer from running (the scheduler tends to wake a thread on the
+    /// waker's core).
+    WriterAsleep,
 }
 
 impl Writer {
@@ -138,6 +152,8 @@ impl Writer {
     /// after the commit.
     pub fn start(slot: Arc<ConnectionSlot>, file: Option<DatabaseFile>) -> std::io::Result<Self> {
         let (queue, receiver) = mpsc::channel::<Box<dyn Job>>();
+        let asleep = Arc::new(AtomicBool::new(false));
+        let writer_asleep = Arc::clone(&asleep);
         let mut threads = Vec::new();
         let handoff = match file {
             Some(file) => {
@@ -151,7 +167,8 @@ impl Writer {
             .name("ff-sqlite-writer".into())
             .spawn(move || {
                 let mut next = None;
-                while let Some(first) = next.take().or_else(|| next_job(&receiver)) {
+                while let Some(first) = next.take().or_else(|| next_job(&receiver, &writer_asleep))
+                {
                     if let Some(handoff) = &handoff {
                         handoff.restart_wal_if_wanted();
                     }
@@ -168,30 +185,45 @@ impl Writer {
         threads.insert(0, writer);
         Ok(Self {
             queue: Some(queue),
+            asleep,
             threads,
         })
     }
 
-    /// Queue `job`; gives it back if the writer thread is gone.
-    pub fn submit(&self, job: Box<dyn Job>) -> Result<(), Box<dyn Job>> {
-        match &self.queue {
-            Some(queue) => queue.send(job).map_err(|mpsc::SendError(job)| job),
-            None => Err(job),
-        }
+    /// Queue `job`, saying whether the writer was asleep; gives the job back if the writer
+    /// thread is gone.
+    pub fn submit(&self, job: Box<dyn Job>) -> Result<Submitted, Box<dyn Job>> {
+        let Some(queue) = &self.queue else {
+            return Err(job);
+        };
+        let submitted = if self.asleep.load(Ordering::Acquire) {
+            Submitted::WriterAsleep
+        } else {
+            Submitted::WriterAwake
+        };
+        queue.send(job).map_err(|mpsc::SendError(job)| job)?;
+        Ok(submitted)
     }
 }
 
 /// The next queued job: polled for [`SPIN_FOR_JOB`] first (a caller that was just answered
 /// usually sends its next operation within microseconds, and falling asleep and being woken
-/// costs more than that), then waited for. `None` once every backend is gone.
-fn next_job(receiver: &mpsc::Receiver<Box<dyn Job>>) -> Option<Box<dyn Job>> {
+/// costs more than that), then waited for, with `asleep` set meanwhile. Each poll yields the
+/// core, so that a caller or the sync thread the scheduler put on the same core can run.
+/// `None` once every backend is gone.
+fn next_job(receiver: &mpsc::Receiver<Box<dyn Job>>, asleep: &AtomicBool) -> Option<Box<dyn Job>> {
     let until = Instant::now() + SPIN_FOR_JOB;
     loop {
         match receiver.try_recv() {
             Ok(job) => return Some(job),
             Err(mpsc::TryRecvError::Disconnected) => return None,
-            Err(mpsc::TryRecvError::Empty) if Instant::now() < until => std::hint::spin_loop(),
-            Err(mpsc::TryRecvError::Empty) => return receiver.recv().ok(),
+            Err(mpsc::TryRecvError::Empty) if Instant::now() < until => std::thread::yield_now(),
+            Err(mpsc::TryRecvError::Empty) => {
+                asleep.store(true, Ordering::Release);
+                let job = receiver.recv().ok();
+                asleep.store(false, Ordering::Release);
+                return job;
+            }
         }
     }
 }
@@ -406,4 +438,44 @@ fn finish(
         None => Ok(0),
     };
     (connection, outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::database::Database;
+
+    /// A job that reads nothing, succeeds, and says when it is answered.
+    struct Noop(mpsc::Sender<()>);
+
+    impl Job for Noop {
+        fn op(&self) -> &'static str {
+            "noop"
+        }
+        fn writes(&self) -> bool {
+            false
+        }
+        fn run(&mut self, connection: Connection, _: &SqlPolicy) -> (Connection, bool) {
+            (connection, true)
+        }
+        fn fail(&mut self, _: OperationFailure) {}
+        fn answer(self: Box<Self>, _: Option<&BatchFailure>) {
+            let _ = self.0.send(());
+        }
+    }
+
+    #[test]
+    fn a_submitter_learns_that_it_woke_the_writer() {
+        let database = Database::open_shared("file:writer-asleep?mode=memory&cache=shared")
+            .expect("open a memory database");
+        let (answered, answers) = mpsc::channel();
+        for _ in 0..2 {
+            // Idle far longer than the writer polls: it is asleep, and the caller is told so
+            // (and so does not poll for an answer that cannot come soon).
+            std::thread::sleep(Duration::from_millis(100));
+            let submitted = database.submit(Box::new(Noop(answered.clone())));
+            assert_eq!(submitted.ok(), Some(Submitted::WriterAsleep));
+            answers.recv().expect("the job is answered");
+        }
+    }
 }
