@@ -856,6 +856,9 @@ async fn progress_fence_mismatch_returns_contention() {
 #[serial(ff_dev_mode)]
 async fn renew_advances_lease_expiry_and_emits_event() {
     let (backend, eid, claim) = leased_backend("handle-renew").await;
+    // A renewal in the claim's own millisecond would expire exactly when the claim did: let the
+    // clock move so that the advance shows.
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     let renewal = backend.renew(&claim.handle).await.expect("renew");
     assert!(renewal.expires_at_ms as i64 > claim.lease_expires_at.0);
     assert_eq!(renewal.lease_epoch, 1);
