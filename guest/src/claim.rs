@@ -74,7 +74,7 @@ pub fn claim_execution(
     let claimant = claimant_of!(args);
     let lease = acquire_lease(
         db,
-        &id,
+        &exec,
         &LeaseRequest {
             claimant,
             attempt_index: i64::from(args.expected_attempt_index),

@@ -76,6 +76,14 @@ impl Row {
         }
     }
 
+    /// The value at `index` as it came, moved out of the row (`NULL` is left in its place, and
+    /// returned for a missing column).
+    pub fn take_value(&mut self, index: usize) -> Value {
+        self.0
+            .get_mut(index)
+            .map_or(Value::Null, |value| std::mem::replace(value, Value::Null))
+    }
+
     /// The value at `index` as text, or the empty string.
     pub fn text_or_empty(&self, index: usize) -> String {
         self.text(index).unwrap_or_default()

@@ -102,9 +102,10 @@ impl AcquiredLease {
 /// `raw_fields.total_attempt_count` is recomputed from the attempt rows.
 pub fn acquire_lease(
     db: &mut impl Db,
-    id: &ExecutionRef,
+    exec: &Exec,
     request: &LeaseRequest<'_>,
 ) -> Result<AcquiredLease, EngineError> {
+    let id = &exec.id;
     let claimant = &request.claimant;
     let lease_expires_at = lease_expiry(claimant.now, claimant.lease_ttl_ms);
     let epoch = db
@@ -167,7 +168,13 @@ pub fn acquire_lease(
         ],
     )?;
 
-    record_lease_event(db, id, request.event, Some(claimant.lease_id), claimant.now)?;
+    record_lease_event(
+        db,
+        exec,
+        request.event,
+        Some(claimant.lease_id),
+        claimant.now,
+    )?;
     Ok(AcquiredLease {
         attempt_index: request.attempt_index,
         attempt_type: request.attempt_type,
@@ -187,7 +194,7 @@ pub fn lease_current_attempt(
     let attempt_type = recorded_attempt_type(db, &exec.id, exec.attempt_index)?;
     acquire_lease(
         db,
-        &exec.id,
+        exec,
         &LeaseRequest {
             claimant: *claimant,
             attempt_index: exec.attempt_index,

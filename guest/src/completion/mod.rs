@@ -140,7 +140,7 @@ pub fn renew_lease(db: &mut impl Db, args: &RenewLeaseArgs) -> Result<i64, Engin
     }
     extend_lease(
         db,
-        &id,
+        &exec,
         &attempt,
         &fence.lease_id,
         args.lease_ttl_ms,
@@ -174,7 +174,7 @@ pub fn complete_execution(
     writes::finish_successfully(
         db,
         &EndingLease {
-            id: &id,
+            exec: &exec,
             attempt_index: index,
             lease_id: lease_id.as_deref(),
             now: args.now,
@@ -213,7 +213,7 @@ pub fn fail_execution(
         db,
         &exec,
         &EndingLease {
-            id: &id,
+            exec: &exec,
             attempt_index: index,
             lease_id: lease_id.as_deref(),
             now: args.now,
@@ -228,12 +228,19 @@ pub fn fail_execution(
 
 /// Renew the handle's lease for `lease.lease_ttl_ms` from `now`; returns the new expiry.
 pub fn renew(db: &mut impl Db, lease: &HandleLease, now: i64) -> Result<i64, EngineError> {
-    let (id, _exec, attempt) = handle_prelude(db, lease)?;
+    let (_, exec, attempt) = handle_prelude(db, lease)?;
     if !attempt.lease_live_at(now) {
         return Err(EngineError::State(StateKind::LeaseExpired));
     }
     require_positive("lease_ttl_ms", lease.lease_ttl_ms)?;
-    extend_lease(db, &id, &attempt, &lease.lease_id, lease.lease_ttl_ms, now)
+    extend_lease(
+        db,
+        &exec,
+        &attempt,
+        &lease.lease_id,
+        lease.lease_ttl_ms,
+        now,
+    )
 }
 
 /// Record progress on the handle's execution: `raw_fields.progress_pct` (JSON integer, at most
@@ -280,13 +287,13 @@ pub fn complete(
     payload: Option<&[u8]>,
     now: i64,
 ) -> Result<(), EngineError> {
-    let (id, _exec, attempt) = handle_prelude(db, lease)?;
+    let (_, exec, attempt) = handle_prelude(db, lease)?;
     check_result_payload(payload)?;
     let lease_id = attempt.event_lease_id(Some(&lease.lease_id));
     writes::finish_successfully(
         db,
         &EndingLease {
-            id: &id,
+            exec: &exec,
             attempt_index: attempt.index,
             lease_id: lease_id.as_deref(),
             now,
@@ -321,7 +328,7 @@ pub fn fail(
         db,
         &exec,
         &EndingLease {
-            id: &id,
+            exec: &exec,
             attempt_index: attempt.index,
             lease_id: lease_id.as_deref(),
             now,
@@ -375,7 +382,7 @@ fn handle_prelude(
 /// Set the attempt's expiry to `now + ttl_ms` and record LE(`renewed`); returns the expiry.
 fn extend_lease(
     db: &mut impl Db,
-    id: &ExecutionRef,
+    exec: &Exec,
     attempt: &Attempt,
     presented_lease_id: &str,
     ttl_ms: u64,
@@ -386,14 +393,14 @@ fn extend_lease(
         "UPDATE ff_attempt SET lease_expires_at_ms = ?4 \
          WHERE partition_key = ?1 AND execution_id = ?2 AND attempt_index = ?3",
         &[
-            id.partition(),
-            id.blob(),
+            exec.id.partition(),
+            exec.id.blob(),
             int(attempt.index),
             int(expires_at),
         ],
     )?;
     let lease_id = attempt.event_lease_id(Some(presented_lease_id));
-    record_lease_event(db, id, "renewed", lease_id.as_deref(), now)?;
+    record_lease_event(db, exec, "renewed", lease_id.as_deref(), now)?;
     Ok(expires_at)
 }
 

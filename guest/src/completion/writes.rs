@@ -6,16 +6,16 @@
 use crate::db::{Db, DbExt, int, text};
 use crate::engine::{EngineError, FailOutcome, RetryScheduled};
 use crate::exec::{
-    StateVector, clamp_u32, record_completion_event, record_lease_event, update_exec_formatted,
+    Exec, StateVector, clamp_u32, record_completion_event, record_lease_event,
+    update_exec_formatted,
 };
-use crate::ids::ExecutionRef;
 use crate::sql::Value;
 
 /// The attempt whose lease ends, and the lease id its outbox rows carry.
 #[derive(Debug, Clone, Copy)]
 pub struct EndingLease<'a> {
-    /// The execution.
-    pub id: &'a ExecutionRef,
+    /// The execution, as loaded by the operation.
+    pub exec: &'a Exec,
     /// The attempt that held the lease (the execution's current attempt).
     pub attempt_index: i64,
     /// The lease id for the `revoked` lease event; `None` only for a hand-seeded attempt row
@@ -44,8 +44,8 @@ fn end_attempt(
         "UPDATE ff_attempt SET terminal_at_ms = ?4, outcome = ?5, lease_expires_at_ms = NULL \
          WHERE partition_key = ?1 AND execution_id = ?2 AND attempt_index = ?3",
         &[
-            lease.id.partition(),
-            lease.id.blob(),
+            lease.exec.id.partition(),
+            lease.exec.id.blob(),
             int(lease.attempt_index),
             int(lease.now),
             text(outcome),
@@ -84,7 +84,7 @@ pub fn finish_successfully(
     let encoding = optional_raw_field(&mut params, "result_encoding", result_encoding);
     update_exec_formatted(
         db,
-        lease.id,
+        &lease.exec.id,
         &StateVector::COMPLETED,
         &format!(
             ", terminal_at_ms = ?9, result = ?10, raw_fields = json_set(raw_fields, \
@@ -92,8 +92,8 @@ pub fn finish_successfully(
         ),
         &params,
     )?;
-    record_completion_event(db, lease.id, "success", lease.now)?;
-    record_lease_event(db, lease.id, "revoked", lease.lease_id, lease.now)
+    record_completion_event(db, lease.exec, "success", lease.now)?;
+    record_lease_event(db, lease.exec, "revoked", lease.lease_id, lease.now)
 }
 
 /// Attempt `retry`; execution RETRY_BACKOFF (`delay_ms > 0`) or RETRY_DUE (`delay_ms == 0`),
@@ -130,7 +130,7 @@ pub fn schedule_retry(
     );
     update_exec_formatted(
         db,
-        lease.id,
+        &lease.exec.id,
         &state,
         &format!(
             ", raw_fields = json_set(raw_fields, '$.pending_retry_reason', ?9, \
@@ -139,7 +139,7 @@ pub fn schedule_retry(
         ),
         &params,
     )?;
-    record_lease_event(db, lease.id, "revoked", lease.lease_id, lease.now)?;
+    record_lease_event(db, lease.exec, "revoked", lease.lease_id, lease.now)?;
     Ok(FailOutcome::RetryScheduled(RetryScheduled {
         delay_until,
         next_attempt_index: clamp_u32(lease.attempt_index).saturating_add(1),
@@ -163,7 +163,7 @@ pub fn fail_terminally(
     );
     update_exec_formatted(
         db,
-        lease.id,
+        &lease.exec.id,
         &StateVector::FAILED,
         &format!(
             ", terminal_at_ms = ?9, raw_fields = json_set(raw_fields, '$.failure_reason', ?10, \
@@ -171,7 +171,7 @@ pub fn fail_terminally(
         ),
         &params,
     )?;
-    record_completion_event(db, lease.id, "failed", lease.now)?;
-    record_lease_event(db, lease.id, "revoked", lease.lease_id, lease.now)?;
+    record_completion_event(db, lease.exec, "failed", lease.now)?;
+    record_lease_event(db, lease.exec, "revoked", lease.lease_id, lease.now)?;
     Ok(FailOutcome::TerminalFailed)
 }

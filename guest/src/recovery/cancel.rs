@@ -95,7 +95,7 @@ pub fn cancel_execution(db: &mut impl Db, args: &CancelExecutionArgs) -> Result<
              WHERE partition_key = ?1 AND execution_id = ?2 AND attempt_index = ?3",
             &[id.partition(), id.blob(), int(attempt.index), int(args.now)],
         )?;
-        record_lease_event(db, &id, "revoked", attempt.lease_id.as_deref(), args.now)?;
+        record_lease_event(db, &exec, "revoked", attempt.lease_id.as_deref(), args.now)?;
     }
     Ok(())
 }
@@ -149,7 +149,7 @@ pub fn revoke_lease(
         ", raw_fields = json_set(raw_fields, '$.last_mutation_at', CAST(?9 AS TEXT))",
         &[int(args.now)],
     )?;
-    record_lease_event(db, &id, "revoked", attempt.lease_id.as_deref(), args.now)?;
+    record_lease_event(db, &exec, "revoked", attempt.lease_id.as_deref(), args.now)?;
     Ok(RevokeLeaseOutcome::Revoked(RevokedLease {
         lease_id,
         lease_epoch: u64::try_from(attempt.lease_epoch.saturating_add(1)).unwrap_or(0),

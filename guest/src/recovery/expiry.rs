@@ -40,7 +40,7 @@ pub fn mark_lease_expired_if_due(
          WHERE partition_key = ?1 AND execution_id = ?2 AND attempt_index = ?3",
         &[id.partition(), id.blob(), int(attempt.index)],
     )?;
-    record_lease_event(db, &id, "expired", attempt.lease_id.as_deref(), now)?;
+    record_lease_event(db, &exec, "expired", attempt.lease_id.as_deref(), now)?;
     Ok(())
 }
 

@@ -180,8 +180,8 @@ pub fn reclaim_execution(
             "DELETE FROM ff_claim_grant WHERE partition_key = ?1 AND execution_id = ?2",
             &id.key(),
         )?;
-        record_completion_event(db, &id, "failed", args.now)?;
-        record_lease_event(db, &id, "revoked", prior_lease_id.as_deref(), args.now)?;
+        record_completion_event(db, &exec, "failed", args.now)?;
+        record_lease_event(db, &exec, "revoked", prior_lease_id.as_deref(), args.now)?;
         return Ok(ReclaimExecutionOutcome::ReclaimCapExceeded(clamp_u32(
             exec.lease_reclaim_count,
         )));
@@ -192,7 +192,7 @@ pub fn reclaim_execution(
     let claimant = claimant_of!(args);
     let acquired = acquire_lease(
         db,
-        &id,
+        &exec,
         &LeaseRequest {
             claimant,
             attempt_index,

@@ -130,7 +130,7 @@ pub fn lease_claimable(
     let attempt_index = next_attempt_index(db, &exec.id)?;
     acquire_lease(
         db,
-        &exec.id,
+        exec,
         &LeaseRequest {
             claimant: *claimant,
             attempt_index,
