@@ -230,6 +230,9 @@ impl Handoff {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             durability.checkpointer.checkpoint_now();
+            // That checkpoint still counts the old frames (the WAL starts over only with the
+            // next transaction): it must not ask for another restart.
+            self.restart_wanted.store(false, Ordering::Release);
         }
     }
 }
