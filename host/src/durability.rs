@@ -95,35 +95,42 @@ impl Checkpointer {
             return;
         }
         self.batches = 0;
-        self.checkpoint_now();
-    }
-
-    /// Checkpoint now; a failure is logged and retried at the next checkpoint.
-    fn checkpoint_now(&mut self) {
-        if let Err(error) = self.checkpoint() {
-            tracing::warn!(database = %self.target, %error, "WAL checkpoint failed; will retry");
-            self.connection = None;
-        }
-    }
-
-    fn checkpoint(&mut self) -> rusqlite::Result<()> {
-        if self.connection.is_none() {
-            let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
-                | rusqlite::OpenFlags::SQLITE_OPEN_URI
-                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-            let connection = Connection::open_with_flags(&self.target, flags)?;
-            connection.pragma_update(None, "synchronous", "NORMAL")?;
-            self.connection = Some(connection);
-        }
-        if let Some(connection) = &self.connection {
-            // (busy, frames in the WAL, frames copied); -1s when the WAL is not open.
-            let frames: i64 =
-                connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))?;
+        if let Some(frames) = self.checkpoint_now() {
             self.restart_wanted
                 .store(frames >= RESTART_AFTER_FRAMES, Ordering::Release);
         }
-        Ok(())
     }
+
+    /// Checkpoint now; the frames in the WAL, or `None` after a failure, which is logged and
+    /// retried at the next checkpoint.
+    fn checkpoint_now(&mut self) -> Option<i64> {
+        self.checkpoint()
+            .inspect_err(|error| {
+                tracing::warn!(database = %self.target, %error, "WAL checkpoint failed; will retry");
+                self.connection = None;
+            })
+            .ok()
+    }
+
+    /// A `PASSIVE` checkpoint; returns the frames in the WAL (-1 when it is not open).
+    fn checkpoint(&mut self) -> rusqlite::Result<i64> {
+        let connection = match &self.connection {
+            Some(connection) => connection,
+            None => self.connection.insert(open_checkpointer(&self.target)?),
+        };
+        // (busy, frames in the WAL, frames copied); -1s when the WAL is not open.
+        connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
+    }
+}
+
+/// The checkpointer's own connection to `target` (default VFS: its syncs reach the disk).
+fn open_checkpointer(target: &str) -> rusqlite::Result<Connection> {
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+        | rusqlite::OpenFlags::SQLITE_OPEN_URI
+        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection = Connection::open_with_flags(target, flags)?;
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(connection)
 }
 
 /// The WAL file, opened on first sync (SQLite creates it with the first write).
@@ -229,10 +236,9 @@ impl Handoff {
                 .durability
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
+            // Its frame count is the old WAL's (the WAL starts over with the next transaction),
+            // so it is no reason for another restart.
             durability.checkpointer.checkpoint_now();
-            // That checkpoint still counts the old frames (the WAL starts over only with the
-            // next transaction): it must not ask for another restart.
-            self.restart_wanted.store(false, Ordering::Release);
         }
     }
 }

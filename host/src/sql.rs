@@ -211,9 +211,7 @@ impl wit_sql::Host for SqlAccess {
         match error {
             SqlError::Sqlite(error) => Ok(classify(error)),
             SqlError::Denied(why) => Ok(wit_sql::Error::Denied(why)),
-            SqlError::Malformed(fault) => Ok(wit_sql::Error::Denied(format!(
-                "malformed packed parameters: {fault}"
-            ))),
+            SqlError::Malformed(_) => Ok(wit_sql::Error::Denied(error.to_string())),
             SqlError::TooLarge(what) => Ok(wit_sql::Error::TooLarge(what)),
             SqlError::Unbound => Err(wasmtime::format_err!("{}", SqlError::Unbound)),
         }
