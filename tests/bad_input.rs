@@ -7,7 +7,7 @@ mod support;
 
 use std::sync::Arc;
 
-use ff_backend_sqlite_wasm::SqliteBackend;
+use ff_backend_sqlite_wasm::{GuestLimits, SqliteBackend};
 use ff_core::backend::{
     BackendTag, CapabilitySet, ClaimPolicy, FailureClass, FailureReason, Handle, HandleOpaque,
     ResumeToken,
@@ -617,36 +617,61 @@ async fn oversized_payloads_are_payload_too_large_and_write_nothing() {
         .unwrap();
 }
 
-/// A payload larger than the guest's whole memory (64 MiB by default) never reaches the guest's
-/// own size check: copying it into the guest fails first. It is refused and writes nothing,
-/// but as the memory limit, not as `PayloadTooLarge` (see docs/security.md).
+/// A payload larger than the guest's whole memory could never be copied into the guest, so the
+/// host refuses it before calling the guest, as `PayloadTooLarge` naming the argument and the
+/// memory limit (not as the memory limit the copy would hit), and writes nothing.
 #[tokio::test]
 #[serial(ff_dev_mode)]
-async fn a_payload_larger_than_guest_memory_is_refused_and_writes_nothing() {
+async fn a_payload_larger_than_guest_memory_is_payload_too_large_and_writes_nothing() {
     let (backend, eid, lease) = created_leased_backend("bad-input-giant-payload").await;
     let giant = vec![7; 100 << 20];
     let mut create = create_args(new_execution_id(), "default", now_ms());
     create.input_payload = giant.clone();
     let mut complete = complete_args(&eid, Some(fence_of(&lease)));
-    complete.result_payload = Some(giant);
-    for error in [
-        rejected_without_writes(&backend, backend.create_execution(create)).await,
-        rejected_without_writes(&backend, backend.complete_execution(complete)).await,
+    complete.result_payload = Some(giant.clone());
+    for (field, error) in [
+        (
+            "input_payload",
+            rejected_without_writes(&backend, backend.create_execution(create)).await,
+        ),
+        (
+            "result_payload",
+            rejected_without_writes(&backend, backend.complete_execution(complete)).await,
+        ),
+        (
+            "payload",
+            rejected_without_writes(&backend, backend.complete(&lease.handle, Some(giant))).await,
+        ),
     ] {
-        assert!(
-            matches!(
-                error,
-                EngineError::Validation {
-                    kind: ValidationKind::PayloadTooLarge,
-                    ..
-                } | EngineError::ResourceExhausted {
-                    pool: "guest_memory",
-                    ..
-                }
-            ),
-            "expected PayloadTooLarge or ResourceExhausted(guest_memory), got {error:?}"
+        let detail = validation_detail(error, ValidationKind::PayloadTooLarge);
+        assert_eq!(
+            detail,
+            format!(
+                "{field} is {} bytes, more than the guest's memory limit of 64 MiB",
+                100 << 20
+            )
         );
     }
+}
+
+/// The host's check follows the backend's own memory limit: with 16 MiB of guest memory, a
+/// 20 MiB input is refused before the guest is called.
+#[tokio::test]
+#[serial(ff_dev_mode)]
+async fn the_payload_check_follows_the_configured_guest_memory() {
+    dev_mode();
+    let backend = SqliteBackend::builder(memory_uri("bad-input-small-memory"))
+        .limits(GuestLimits::default().with_memory_bytes(16 << 20))
+        .open()
+        .await
+        .expect("construct");
+    let mut create = create_args(new_execution_id(), "default", now_ms());
+    create.input_payload = vec![7; 20 << 20];
+    let detail = validation_detail(
+        rejected_without_writes(&backend, backend.create_execution(create)).await,
+        ValidationKind::PayloadTooLarge,
+    );
+    assert!(detail.ends_with("memory limit of 16 MiB"), "{detail}");
 }
 
 // ── Policies ────────────────────────────────────────────────────────────────────────────────

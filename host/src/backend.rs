@@ -14,10 +14,11 @@ use std::sync::{Arc, MutexGuard};
 use std::time::Instant;
 
 use ff_core::capability::Version;
-use ff_core::engine_error::EngineError;
+use ff_core::engine_error::{EngineError, ValidationKind};
 use rusqlite::Connection;
 use wasmtime::Store;
 
+use crate::bindings::args::validation;
 use crate::bindings::{GuestWorld, errors, wit};
 use crate::compiled_cache::CompiledCache;
 use crate::database::{CommitStats, Database};
@@ -71,6 +72,28 @@ impl SqliteBackend {
     /// exceed `transactions`.
     pub fn commit_stats(&self) -> CommitStats {
         self.database.commit_stats()
+    }
+
+    /// `Validation { PayloadTooLarge }` if `payload` (the argument `field`) is larger than this
+    /// backend's guest memory: it could never be copied into the guest, so no guest's own size
+    /// check would ever see it (the copy would fail as the memory limit instead).
+    pub(crate) fn check_payload_fits_guest(
+        &self,
+        field: &str,
+        payload: Option<&[u8]>,
+    ) -> Result<(), EngineError> {
+        let limit = self.limits.memory_bytes;
+        match payload {
+            Some(bytes) if bytes.len() > limit => Err(validation(
+                ValidationKind::PayloadTooLarge,
+                format!(
+                    "{field} is {} bytes, more than the guest's memory limit of {} MiB",
+                    bytes.len(),
+                    limit >> 20
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Lend the backend's connection to a test, for seeding and inspecting rows with raw SQL

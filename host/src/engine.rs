@@ -115,6 +115,7 @@ impl EngineBackend for SqliteBackend {
         &self,
         args: CreateExecutionArgs,
     ) -> Result<CreateExecutionResult, EngineError> {
+        self.check_payload_fits_guest("input_payload", Some(&args.input_payload))?;
         let guest_args = args::create_execution(&args)?;
         let outcome = self
             .run("create_execution", Tx::Write, move |guest, store| {
@@ -286,6 +287,7 @@ impl EngineBackend for SqliteBackend {
         &self,
         args: CompleteExecutionArgs,
     ) -> Result<CompleteExecutionResult, EngineError> {
+        self.check_payload_fits_guest("result_payload", args.result_payload.as_deref())?;
         let guest_args = args::complete_execution(&args);
         self.run("complete_execution", Tx::Write, move |guest, store| {
             guest
@@ -359,6 +361,7 @@ impl EngineBackend for SqliteBackend {
 
     async fn complete(&self, handle: &Handle, payload: Option<Vec<u8>>) -> Result<(), EngineError> {
         let (lease, _) = args::handle_lease(handle)?;
+        self.check_payload_fits_guest("payload", payload.as_deref())?;
         let now = wall_clock();
         self.run("complete", Tx::Write, move |guest, store| {
             guest
