@@ -21,7 +21,9 @@ pub struct GuestLimits {
     /// Longest time one operation may run guest code (default 2 s). Checked every 10 ms while
     /// the guest runs; time spent inside a SQL call counts but does not interrupt that call.
     pub operation_timeout: Duration,
-    /// Largest linear memory one instance may grow to (default 64 MiB).
+    /// Largest linear memory one instance may grow to (default 64 MiB). A payload argument
+    /// larger than this could never be copied into the guest: the host refuses it before the
+    /// call, as `Validation { PayloadTooLarge }`.
     pub memory_bytes: usize,
     /// Most rows one `query` may return (default 10 000).
     pub query_rows: usize,
