@@ -78,9 +78,7 @@ impl SqlAccess {
         }
         Ok(prepared)
     }
-}
 
-impl SqlAccess {
     /// `execute`: run `statement` to completion (rows from `RETURNING` are discarded) and
     /// report what it changed.
     fn run_to_completion<P: ToSql>(
