@@ -228,7 +228,7 @@ pub fn fail_execution(
 
 /// Renew the handle's lease for `lease.lease_ttl_ms` from `now`; returns the new expiry.
 pub fn renew(db: &mut impl Db, lease: &HandleLease, now: i64) -> Result<i64, EngineError> {
-    let (_, exec, attempt) = handle_prelude(db, lease)?;
+    let (exec, attempt) = handle_prelude(db, lease)?;
     if !attempt.lease_live_at(now) {
         return Err(EngineError::State(StateKind::LeaseExpired));
     }
@@ -252,7 +252,7 @@ pub fn progress(
     message: Option<&str>,
     now: i64,
 ) -> Result<(), EngineError> {
-    let (id, _exec, _attempt) = handle_prelude(db, lease)?;
+    let (exec, _attempt) = handle_prelude(db, lease)?;
     if percent.is_some_and(|pct| pct > 100) {
         return Err(invalid_input("progress percent must be at most 100"));
     }
@@ -260,7 +260,7 @@ pub fn progress(
         return Ok(());
     }
     let mut assignments = String::from("'$.last_mutation_at', ?3");
-    let mut params = Vec::from(id.key());
+    let mut params = Vec::from(exec.id.key());
     params.push(text(now.to_string()));
     if let Some(pct) = percent {
         params.push(int(pct));
@@ -287,7 +287,7 @@ pub fn complete(
     payload: Option<&[u8]>,
     now: i64,
 ) -> Result<(), EngineError> {
-    let (_, exec, attempt) = handle_prelude(db, lease)?;
+    let (exec, attempt) = handle_prelude(db, lease)?;
     check_result_payload(payload)?;
     let lease_id = attempt.event_lease_id(Some(&lease.lease_id));
     writes::finish_successfully(
@@ -312,11 +312,11 @@ pub fn fail(
     class: FailureClass,
     now: i64,
 ) -> Result<FailOutcome, EngineError> {
-    let (id, exec, attempt) = handle_prelude(db, lease)?;
+    let (exec, attempt) = handle_prelude(db, lease)?;
     let retry_policy = match class {
         FailureClass::Permanent | FailureClass::Timeout | FailureClass::Cancelled => None,
         FailureClass::Transient | FailureClass::InfraCrash => {
-            match policy::resolve_stored(&policy::read_stored(db, &id)?) {
+            match policy::resolve_stored(&policy::read_stored(db, &exec.id)?) {
                 StoredRetry::Policy(policy) => Some(policy),
                 StoredRetry::NoPolicy => Some(policy::default_policy()),
                 StoredRetry::NoRetries => None,
@@ -359,10 +359,7 @@ fn end_with_failure(
 }
 
 /// The handle operations' common checks (module docs); returns the execution and the attempt.
-fn handle_prelude(
-    db: &mut impl Db,
-    lease: &HandleLease,
-) -> Result<(ExecutionRef, Exec, Attempt), EngineError> {
+fn handle_prelude(db: &mut impl Db, lease: &HandleLease) -> Result<(Exec, Attempt), EngineError> {
     let id = ExecutionRef::parse(&lease.execution_id)?;
     let index = i64::from(lease.attempt_index);
     let attempt = Attempt::require(db, &id, index)?;
@@ -376,7 +373,7 @@ fn handle_prelude(
     if index != exec.attempt_index {
         return Err(contention(ContentionKind::LeaseConflict));
     }
-    Ok((id, exec, attempt))
+    Ok((exec, attempt))
 }
 
 /// Set the attempt's expiry to `now + ttl_ms` and record LE(`renewed`); returns the expiry.
