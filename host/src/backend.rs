@@ -1,6 +1,6 @@
 //! [`SqliteBackend`]: the `EngineBackend` callers hold.
 //!
-//! Every operation is a job for its database's writer thread ([`crate::writer`]): the guest
+//! Every operation is a job for its database's writer thread ([`crate::storage::writer`]): the guest
 //! call runs in its own savepoint of a transaction shared with whatever other operations were
 //! queued (group commit), and its result reaches the caller only after that transaction
 //! committed. An error value, a trap or a timeout rolls back the operation's own writes; a
@@ -13,21 +13,17 @@ use std::path::PathBuf;
 use std::sync::{Arc, MutexGuard};
 use std::time::Instant;
 
-use ff_core::capability::Version;
 use ff_core::engine_error::{EngineError, ValidationKind};
 use rusqlite::Connection;
+use tokio::sync::oneshot::error::TryRecvError;
 use wasmtime::Store;
 
 use crate::bindings::args::validation;
-use crate::bindings::{GuestWorld, errors, wit};
-use crate::compiled_cache::CompiledCache;
-use crate::database::{CommitStats, Database};
-use crate::error::{OpenError, OperationFailure};
-use crate::guest::{GuestRuntime, GuestState};
-use crate::limits::GuestLimits;
-use crate::sql_policy::{SqlMode, SqlPolicy};
-use crate::writer::{BatchFailure, Job, Submitted};
-use tokio::sync::oneshot::error::TryRecvError;
+use crate::bindings::{GuestWorld, wit};
+use crate::error::OpenError;
+use crate::operation::{GuestJob, Tx, writer_gone};
+use crate::runtime::{CompiledCache, GuestLimits, GuestRuntime, GuestState};
+use crate::storage::{CommitStats, Database, Submitted};
 
 /// FlowFabric's SQLite engine backend, with the engine logic in a WebAssembly guest.
 ///
@@ -105,7 +101,7 @@ impl SqliteBackend {
 
     /// Run one guest operation on the database's writer thread, in its own savepoint of the
     /// next batch's transaction; answered once that transaction committed (see
-    /// [`crate::writer`]).
+    /// [`crate::storage::writer`]).
     pub(crate) async fn run<T, F>(
         &self,
         op: &'static str,
@@ -118,17 +114,14 @@ impl SqliteBackend {
             + Send
             + 'static,
     {
-        let (reply, mut answer) = tokio::sync::oneshot::channel();
-        let job = GuestJob {
+        let (job, mut answer) = GuestJob::new(
             op,
             tx,
-            guest: Arc::clone(&self.guest),
-            limits: self.limits,
-            reuse_instance: self.reuse_instances,
+            Arc::clone(&self.guest),
+            self.limits,
+            self.reuse_instances,
             call,
-            result: None,
-            reply,
-        };
+        );
         let Ok(submitted) = self.database.submit(Box::new(job)) else {
             return Err(writer_gone(op));
         };
@@ -154,108 +147,6 @@ impl SqliteBackend {
 
 /// How long a caller on a memory database polls for its answer before it awaits it.
 const SPIN_FOR_ANSWER: std::time::Duration = std::time::Duration::from_micros(200);
-
-/// The error of an operation whose writer thread stopped (it panicked).
-fn writer_gone(op: &'static str) -> EngineError {
-    OperationFailure::TaskFailed {
-        op,
-        detail: "the database's writer thread stopped".into(),
-    }
-    .into()
-}
-
-/// What an operation's transaction may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Tx {
-    /// Reads and writes.
-    Write,
-    /// Reads only: the guest's SQL is refused any write.
-    Read,
-}
-
-/// One guest call queued for the writer thread, with the caller's reply channel.
-struct GuestJob<T, F> {
-    op: &'static str,
-    tx: Tx,
-    guest: Arc<GuestRuntime>,
-    limits: GuestLimits,
-    reuse_instance: bool,
-    /// The guest call; it may run twice (see `writer`: a batch rolled back by another
-    /// operation's failure runs again).
-    call: F,
-    result: Option<Result<T, EngineError>>,
-    reply: tokio::sync::oneshot::Sender<Result<T, EngineError>>,
-}
-
-impl<T, F> Job for GuestJob<T, F>
-where
-    T: Send + 'static,
-    F: Fn(&GuestWorld, &mut Store<GuestState>) -> wasmtime::Result<Result<T, wit::EngineError>>
-        + Send
-        + 'static,
-{
-    fn op(&self) -> &'static str {
-        self.op
-    }
-
-    fn writes(&self) -> bool {
-        self.tx == Tx::Write
-    }
-
-    /// The guest call under the guest's SQL rights and this backend's limits.
-    fn run(&mut self, connection: Connection, policy: &SqlPolicy) -> (Connection, bool) {
-        let op = self.op;
-        let call = &self.call;
-        let read_only = self.tx == Tx::Read;
-        let mode = if read_only {
-            SqlMode::GuestRead
-        } else {
-            SqlMode::GuestWrite
-        };
-        let started = Instant::now();
-        let deadline = started + self.limits.operation_timeout;
-        let ((connection, outcome), interrupted) = policy.with_mode(mode, deadline, || {
-            self.guest.invoke(
-                op,
-                connection,
-                &self.limits,
-                read_only,
-                self.reuse_instance,
-                call,
-            )
-        });
-        // A statement stopped at the deadline ends the operation as a timeout, whatever the guest
-        // made of the interruption.
-        let result = match outcome {
-            _ if interrupted => Err(OperationFailure::TimedOut {
-                op,
-                elapsed: started.elapsed(),
-            }
-            .into()),
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(errors::engine_error(op, error)),
-            Err(failure) => Err(failure.into()),
-        };
-        let succeeded = result.is_ok();
-        self.result = Some(result);
-        (connection, succeeded)
-    }
-
-    fn fail(&mut self, failure: OperationFailure) {
-        self.result = Some(Err(failure.into()));
-    }
-
-    fn answer(self: Box<Self>, batch: Option<&BatchFailure>) {
-        let result = match (self.result, batch) {
-            (Some(Err(error)), _) => Err(error),
-            (_, Some(failure)) => Err(failure.for_op(self.op).into()),
-            (Some(Ok(value)), None) => Ok(value),
-            (None, None) => Err(writer_gone(self.op)),
-        };
-        // The caller may have stopped waiting; then nobody needs the answer.
-        let _ = self.reply.send(result);
-    }
-}
 
 /// Where a backend's guest component comes from.
 enum GuestSource {
@@ -405,14 +296,4 @@ impl std::fmt::Debug for SqliteBackend {
             .field("database", &self.database.key())
             .finish()
     }
-}
-
-/// This crate's version, as ff-core's `Version`.
-pub(crate) fn crate_version() -> Version {
-    let part = |text: &str| text.parse().unwrap_or(0);
-    Version::new(
-        part(env!("CARGO_PKG_VERSION_MAJOR")),
-        part(env!("CARGO_PKG_VERSION_MINOR")),
-        part(env!("CARGO_PKG_VERSION_PATCH")),
-    )
 }

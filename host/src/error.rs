@@ -3,7 +3,8 @@
 
 use ff_core::engine_error::{BackendError, BackendErrorKind, EngineError};
 
-use crate::BACKEND_LABEL;
+/// The label this backend reports in `EngineError::Transport` and `capabilities()`.
+pub const BACKEND_LABEL: &str = "sqlite-wasm";
 
 /// Why [`SqliteBackend::new`](crate::SqliteBackend::new) could not build a backend.
 #[derive(Debug, thiserror::Error)]

@@ -37,24 +37,18 @@
 //! # }
 //! ```
 //!
-//! Modules, one concept each:
-//! - `backend`: [`SqliteBackend`], its construction and the transaction around each guest call;
-//! - `engine`: the `EngineBackend` implementation, one method per operation;
+//! Layers, bottom to top (each imports only those below it; `docs/architecture.md` draws them
+//! and follows one claim through):
+//! - `error`: [`OpenError`], [`OperationFailure`] and [`BACKEND_LABEL`];
 //! - `bindings`: the generated WIT bindings and the conversions to and from ff-core types;
-//! - `writer`: each database's writer thread, which runs operations in shared transactions
-//!   (group commit, a savepoint per operation);
-//! - `durability`: syncing a file's WAL before answering, and checkpoints;
-//! - `guest`: the wasmtime engine, the pre-instantiated component, instances reused until one
-//!   fails;
-//! - `stderr`: the guest's stderr, captured per operation;
-//! - `component`: checking a user's guest component against the world;
-//! - `compiled_cache`: compiled guests kept on disk, keyed by engine and component hashes;
-//! - `limits`: what one guest operation may use ([`GuestLimits`]);
-//! - `sql_policy`: the SQLite authorizer that keeps guest SQL to rows;
-//! - `sql`: the `sql` interface the guest imports, over rusqlite;
-//! - `database`: opening SQLite (URIs, pragmas) and the per-process registry;
-//! - `schema`: migrations;
-//! - `error`: construction errors and the sources of `EngineError::Transport`.
+//! - `storage`: SQLite only — opening a database, its one connection, the guest's SQL rights,
+//!   the writer thread (group commit), durability, the schema;
+//! - `sql`: the `sql` interface the guest imports, over the operation's connection;
+//! - `runtime`: wasmtime — the engine, the guest's store and linker, component checks, the
+//!   compiled cache, the instance pool, [`GuestLimits`];
+//! - `operation`: one guest call as a job for the writer thread;
+//! - `backend`: [`SqliteBackend`], its builder and `run`;
+//! - `engine`: the `EngineBackend` implementation, one module per operation family.
 
 #![deny(missing_docs)]
 // `EngineError` is ff-core's, and the trait makes it the error type of every operation.
@@ -62,27 +56,15 @@
 
 mod backend;
 mod bindings;
-mod compiled_cache;
-mod component;
-mod database;
-mod durability;
 mod engine;
 mod error;
-mod guest;
-mod limits;
-mod packed;
-mod schema;
+mod operation;
+mod runtime;
 mod sql;
-mod sql_policy;
-mod stderr;
-mod wal_gather;
-mod writer;
+mod storage;
 
 pub use backend::{ConnectionForTest, SqliteBackend, SqliteBackendBuilder};
-pub use component::{GUEST_WIT, check_guest_component, precompile_guest_component};
-pub use database::CommitStats;
-pub use error::{GuestMismatch, OpenError, OperationFailure};
-pub use limits::GuestLimits;
-
-/// The label this backend reports in `EngineError::Transport` and `capabilities()`.
-pub const BACKEND_LABEL: &str = "sqlite-wasm";
+pub use error::{BACKEND_LABEL, GuestMismatch, OpenError, OperationFailure};
+pub use runtime::component::{GUEST_WIT, check_guest_component, precompile_guest_component};
+pub use runtime::limits::GuestLimits;
+pub use storage::connection::CommitStats;

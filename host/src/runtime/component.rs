@@ -11,9 +11,12 @@
 use wasmtime::component::Component;
 use wasmtime::component::types::{ComponentFunc, ComponentInstance, ComponentItem};
 
-use crate::compiled_cache::CompiledCache;
+use std::sync::OnceLock;
+
+use super::compiled_cache::CompiledCache;
+use super::shared_engine::shared_engine;
+use super::store::host_linker;
 use crate::error::{GuestMismatch, OpenError};
-use crate::guest::{builtin_component, host_linker, shared_engine};
 
 /// The interface a guest exports.
 pub(crate) const ENGINE_INTERFACE: &str = "flowfabric:backend/engine@0.1.0";
@@ -34,10 +37,24 @@ const ALLOWED_WASI: &[&str] = &["wasi:io/", "wasi:cli/", "wasi:clocks/", "wasi:r
 
 /// The WIT of the `engine-backend` world a guest implements.
 pub const GUEST_WIT: &str = concat!(
-    include_str!("../../wit/sql.wit"),
+    include_str!("../../../wit/sql.wit"),
     "\n",
-    include_str!("../../wit/engine.wit")
+    include_str!("../../../wit/engine.wit")
 );
+
+/// The guest component built from `guest/` by `build.rs`.
+const BUILTIN_GUEST: &[u8] = include_bytes!(env!("FF_GUEST_WASM"));
+
+/// The built-in guest, compiled (or loaded from `cache`) once per process.
+pub(crate) fn builtin_component(
+    cache: Option<&CompiledCache>,
+) -> Result<&'static Component, String> {
+    static BUILTIN: OnceLock<Result<Component, String>> = OnceLock::new();
+    BUILTIN
+        .get_or_init(|| compile(BUILTIN_GUEST, cache).map_err(|error| error.to_string()))
+        .as_ref()
+        .map_err(Clone::clone)
+}
 
 /// Compile a component binary with the process's engine, or load it from `cache`.
 pub(crate) fn compile(bytes: &[u8], cache: Option<&CompiledCache>) -> Result<Component, OpenError> {
@@ -219,7 +236,7 @@ mod tests {
 
     #[test]
     fn the_known_sql_functions_are_those_of_the_wit() {
-        let sql = include_str!("../../wit/sql.wit");
+        let sql = include_str!("../../../wit/sql.wit");
         let declared: Vec<&str> = sql
             .lines()
             .filter_map(|line| line.trim().split_once(": func("))

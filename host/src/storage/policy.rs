@@ -130,6 +130,30 @@ fn decide(mode: u8, action: &AuthAction<'_>) -> Authorization {
     }
 }
 
+/// The host's transaction control: a batch's transaction and the savepoint around each
+/// operation in it. Prepared once and kept in the connection's statement cache; the guest may
+/// not run them (see [`HOST_STATEMENTS`]).
+pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+pub(crate) const BEGIN_READ: &str = "BEGIN DEFERRED";
+pub(crate) const SAVEPOINT: &str = "SAVEPOINT ff_operation";
+pub(crate) const RELEASE: &str = "RELEASE ff_operation";
+pub(crate) const ROLLBACK_TO: &str = "ROLLBACK TO ff_operation";
+pub(crate) const COMMIT: &str = "COMMIT";
+pub(crate) const ROLLBACK: &str = "ROLLBACK";
+
+/// The statements the host caches for itself. SQLite's authorizer rules on a statement when it
+/// is prepared, not when a cached one runs again, so the `sql` import refuses these exact texts
+/// to the guest instead of handing it the host's cached statement.
+pub(crate) const HOST_STATEMENTS: [&str; 7] = [
+    BEGIN_WRITE,
+    BEGIN_READ,
+    SAVEPOINT,
+    RELEASE,
+    ROLLBACK_TO,
+    COMMIT,
+    ROLLBACK,
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 
 use rusqlite::Connection;
 
-use crate::writer::{BatchFailure, Settled};
+use super::batch::{BatchFailure, Settled};
 
 /// Synced write batches between two checkpoints.
 const CHECKPOINT_EVERY: usize = 256;

@@ -1,109 +1,22 @@
-//! The wasmtime side: one `Engine` per process (with an epoch ticker), guests compiled and
-//! pre-instantiated once, instances reused across operations until one fails (a trap poisons
-//! its store, so the next operation gets a fresh one). WASI grants nothing: no files, no
-//! environment, no network, stdin closed, stdout discarded, stderr captured per operation for
-//! the logs and trap reports.
+//! A guest ready to run ([`GuestRuntime`]): compiled and pre-instantiated once, its instances
+//! reused across operations until one fails (a trap poisons its store, so the next operation
+//! gets a fresh one), each call bound to the operation's connection and limits.
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime::Store;
+use wasmtime::component::Component;
 
+use super::compiled_cache::CompiledCache;
+use super::component::{self, builtin_component};
+use super::limits::{GuestLimits, MemoryLimiter};
+use super::shared_engine::deadline_ticks;
+use super::store::{GuestState, host_linker};
 use crate::bindings::{GuestWorld, GuestWorldPre};
-use crate::compiled_cache::CompiledCache;
-use crate::component;
 use crate::error::{OpenError, OperationFailure};
-use crate::limits::{GuestLimits, MemoryLimiter};
-use crate::sql::{QueryLimits, SqlAccess};
-use crate::stderr::StderrCapture;
-
-/// The guest component built from `guest/` by `build.rs`.
-const BUILTIN_GUEST: &[u8] = include_bytes!(env!("FF_GUEST_WASM"));
-
-/// How much the guest may write to stderr in one operation (1 MiB); further writes fail, which
-/// a Rust guest's `eprintln!` turns into a trap.
-const STDERR_CAPACITY: usize = 1 << 20;
-
-/// How often the engine's epoch advances: the granularity of operation timeouts.
-const EPOCH_TICK: Duration = Duration::from_millis(10);
-
-/// The process's one wasmtime `Engine`, with epoch interruption on and a thread advancing the
-/// epoch every [`EPOCH_TICK`] (it holds only a weak reference to the engine).
-pub(crate) fn shared_engine() -> &'static Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| {
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        let engine = Engine::new(&config).expect("the engine configuration is valid");
-        let weak = engine.weak();
-        std::thread::Builder::new()
-            .name("ff-wasm-epoch".into())
-            .spawn(move || {
-                while let Some(engine) = weak.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(EPOCH_TICK);
-                }
-            })
-            .expect("spawning the epoch thread");
-        engine
-    })
-}
-
-/// Everything the host gives a guest: WASI (io, cli, clocks, random) and the `sql` interface.
-pub(crate) fn host_linker() -> wasmtime::Result<Linker<GuestState>> {
-    let mut linker = Linker::new(shared_engine());
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    GuestWorld::add_to_linker::<_, HasSelf<SqlAccess>>(&mut linker, |state: &mut GuestState| {
-        &mut state.sql
-    })?;
-    Ok(linker)
-}
-
-/// The built-in guest, compiled (or loaded from `cache`) once per process.
-pub(crate) fn builtin_component(
-    cache: Option<&CompiledCache>,
-) -> Result<&'static Component, String> {
-    static BUILTIN: OnceLock<Result<Component, String>> = OnceLock::new();
-    BUILTIN
-        .get_or_init(|| component::compile(BUILTIN_GUEST, cache).map_err(|error| error.to_string()))
-        .as_ref()
-        .map_err(Clone::clone)
-}
-
-/// Store data of one guest instance. The connection is bound only while an operation runs.
-pub(crate) struct GuestState {
-    sql: SqlAccess,
-    wasi: WasiCtx,
-    table: ResourceTable,
-    memory: MemoryLimiter,
-    stderr: StderrCapture,
-}
-
-impl GuestState {
-    fn new() -> Self {
-        let stderr = StderrCapture::new(STDERR_CAPACITY);
-        Self {
-            sql: SqlAccess::unbound(),
-            wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
-            table: ResourceTable::new(),
-            memory: MemoryLimiter::new(0),
-            stderr,
-        }
-    }
-}
-
-impl WasiView for GuestState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
+use crate::sql::QueryLimits;
 
 /// An instantiated guest between operations.
 struct IdleInstance {
@@ -282,10 +195,4 @@ fn classify_failure(
         };
         OperationFailure::GuestTrapped { op, trap, detail }
     }
-}
-
-/// Epoch ticks covering `timeout` (at least one; the deadline counts from the current tick).
-fn deadline_ticks(timeout: Duration) -> u64 {
-    let ticks = timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos());
-    u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1)
 }

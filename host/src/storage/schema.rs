@@ -17,11 +17,11 @@ struct Migration {
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
-        sql: include_str!("../migrations/0001_hot_path.sql"),
+        sql: include_str!("../../migrations/0001_hot_path.sql"),
     },
     Migration {
         version: 2,
-        sql: include_str!("../migrations/0002_claim_scan.sql"),
+        sql: include_str!("../../migrations/0002_claim_scan.sql"),
     },
 ];
 

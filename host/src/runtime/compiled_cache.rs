@@ -236,7 +236,7 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::guest::shared_engine;
+    use crate::runtime::shared_engine::shared_engine;
 
     /// A tiny valid component.
     const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";

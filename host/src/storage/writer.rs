@@ -1,6 +1,6 @@
 //! Group commit: each database has one writer thread that runs every operation of every backend
 //! on it, in batches that share one transaction; on a file, the batches are made durable before
-//! their callers are answered ([`crate::durability`]).
+//! their callers are answered ([`super::durability`]).
 //!
 //! The writer takes whatever operations are queued (at most [`MAX_BATCH`]), opens one
 //! transaction (`BEGIN IMMEDIATE`, or `BEGIN DEFERRED` when the batch only reads), runs the
@@ -12,7 +12,7 @@
 //! every operation in it fails with that error and nothing of the batch is kept.
 //!
 //! Callers are answered in commit order, and only once their batch is durable (see
-//! [`crate::durability`]; in memory, right after the commit).
+//! [`super::durability`]; in memory, right after the commit).
 //!
 //! Operations that arrive while a batch runs form the next one, so under load one `fsync`
 //! serves many operations; alone, an operation is a batch of one.
@@ -24,10 +24,13 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use crate::database::ConnectionSlot;
-use crate::durability::{self, DatabaseFile};
+use super::batch::{BatchFailure, Job, Settled};
+use super::connection::ConnectionSlot;
+use super::durability::{self, DatabaseFile};
+use super::policy::{
+    BEGIN_READ, BEGIN_WRITE, COMMIT, RELEASE, ROLLBACK, ROLLBACK_TO, SAVEPOINT, SqlPolicy,
+};
 use crate::error::OperationFailure;
-use crate::sql_policy::SqlPolicy;
 
 /// The most operations one transaction carries: bounds how long a batch holds the write lock
 /// and how long its first caller waits.
@@ -36,93 +39,9 @@ pub(crate) const MAX_BATCH: usize = 128;
 /// How long the writer polls for the next operation before it sleeps.
 const SPIN_FOR_JOB: Duration = Duration::from_micros(50);
 
-/// The host's transaction control: a batch's transaction and the savepoint around each
-/// operation in it. Prepared once and kept in the connection's statement cache; the guest may
-/// not run them (see [`HOST_STATEMENTS`]).
-const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
-const BEGIN_READ: &str = "BEGIN DEFERRED";
-const SAVEPOINT: &str = "SAVEPOINT ff_operation";
-const RELEASE: &str = "RELEASE ff_operation";
-const ROLLBACK_TO: &str = "ROLLBACK TO ff_operation";
-const COMMIT: &str = "COMMIT";
-const ROLLBACK: &str = "ROLLBACK";
-
-/// The statements the host caches for itself. SQLite's authorizer rules on a statement when it
-/// is prepared, not when a cached one runs again, so the `sql` import refuses these exact texts
-/// to the guest instead of handing it the host's cached statement.
-pub(crate) const HOST_STATEMENTS: [&str; 7] = [
-    BEGIN_WRITE,
-    BEGIN_READ,
-    SAVEPOINT,
-    RELEASE,
-    ROLLBACK_TO,
-    COMMIT,
-    ROLLBACK,
-];
-
-/// Run one of [`HOST_STATEMENTS`] through the statement cache.
+/// Run one of the host's statements ([`super::policy::HOST_STATEMENTS`]) through the statement cache.
 fn run_host_statement(connection: &Connection, statement: &str) -> rusqlite::Result<()> {
     connection.prepare_cached(statement)?.execute([]).map(drop)
-}
-
-/// One queued operation, typed by its caller (see `backend`).
-pub(crate) trait Job: Send {
-    /// The engine operation, for errors and logs.
-    fn op(&self) -> &'static str;
-    /// Whether the operation may write (a batch of readers begins `DEFERRED`).
-    fn writes(&self) -> bool;
-    /// Run the operation on `connection`, inside the batch's transaction (and the operation's
-    /// savepoint, if the batch uses them), keeping its result for [`Job::answer`]; `true` if it
-    /// succeeded. May be called a second time when the batch is run again; the second result
-    /// replaces the first.
-    fn run(&mut self, connection: Connection, policy: &SqlPolicy) -> (Connection, bool);
-    /// Record a failure in place of running the operation.
-    fn fail(&mut self, failure: OperationFailure);
-    /// Answer the caller, once the batch's fate is known: its own result, unless `batch`
-    /// failed, which voids every success in it.
-    fn answer(self: Box<Self>, batch: Option<&BatchFailure>);
-}
-
-/// Why a whole batch was rolled back.
-#[derive(Debug)]
-pub(crate) enum BatchFailure {
-    /// The connection was lost by an earlier panic.
-    ConnectionLost,
-    /// `BEGIN`, `COMMIT` or a savepoint statement failed.
-    Database(rusqlite::Error),
-    /// The batch committed, but the WAL could not be synced: it may not survive a power loss.
-    SyncFailed(String),
-}
-
-impl BatchFailure {
-    /// This failure as `op`'s error.
-    pub fn for_op(&self, op: &'static str) -> OperationFailure {
-        match self {
-            BatchFailure::ConnectionLost => OperationFailure::ConnectionLost,
-            BatchFailure::Database(error) => OperationFailure::Database {
-                op,
-                source: copy_error(error),
-            },
-            BatchFailure::SyncFailed(detail) => OperationFailure::SyncFailed {
-                op,
-                detail: detail.clone(),
-            },
-        }
-    }
-}
-
-/// A copy of a rusqlite error with the same SQLite codes and message (rusqlite's errors are not
-/// `Clone`; every operation of a failed batch gets its own).
-fn copy_error(error: &rusqlite::Error) -> rusqlite::Error {
-    match error {
-        rusqlite::Error::SqliteFailure(code, message) => {
-            rusqlite::Error::SqliteFailure(*code, message.clone())
-        }
-        other => rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-            Some(other.to_string()),
-        ),
-    }
 }
 
 /// The writer and sync threads of one database; dropping this stops them (after the queued
@@ -235,26 +154,6 @@ impl Drop for Writer {
             if thread.thread().id() != std::thread::current().id() {
                 let _ = thread.join();
             }
-        }
-    }
-}
-
-/// A batch whose transaction has ended, waiting to be answered.
-pub(crate) struct Settled {
-    jobs: Vec<Box<dyn Job>>,
-    /// Why the whole batch failed, if it did.
-    failure: Option<BatchFailure>,
-    /// Whether the batch committed writes that must reach the disk before it is answered.
-    pub committed: bool,
-}
-
-impl Settled {
-    /// Answer every job: with the batch's own failure, else with `sync_failure`, else with its
-    /// own result.
-    pub fn answer(self, sync_failure: Option<&BatchFailure>) {
-        let failure = self.failure.as_ref().or(sync_failure);
-        for job in self.jobs {
-            job.answer(failure);
         }
     }
 }
@@ -443,7 +342,7 @@ fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::database::Database;
+    use crate::storage::database::Database;
 
     /// A job that reads nothing, succeeds, and says when it is answered.
     struct Noop(mpsc::Sender<()>);

@@ -4,83 +4,25 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::durability::DatabaseFile;
+use super::batch::Job;
+use super::connection::{CommitStats, ConnectionSlot};
+use super::durability::DatabaseFile;
+use super::writer::{Submitted, Writer};
+use super::{schema, wal_gather};
 use crate::error::OpenError;
-use crate::schema;
-use crate::sql_policy::SqlPolicy;
-use crate::wal_gather;
-use crate::writer::{Job, Submitted, Writer};
 
 /// One open database: its registry key, its connection and the writer thread that runs every
-/// operation on it ([`crate::writer`]).
+/// operation on it ([`super::writer`]).
 pub(crate) struct Database {
     key: String,
     slot: Arc<ConnectionSlot>,
     writer: Writer,
     memory: bool,
-}
-
-/// The database's one connection and the switch between the host's and the guest's SQL rights
-/// on it.
-///
-/// The connection sits in an `Option` so that an operation can move it into the guest's
-/// `Store` and back; it is `None` only while a batch runs (with the mutex held), or for good if
-/// the writer thread panicked in between.
-pub(crate) struct ConnectionSlot {
-    connection: Mutex<Option<Connection>>,
-    policy: SqlPolicy,
-    transactions: AtomicU64,
-    operations: AtomicU64,
-    batches_run_again: AtomicU64,
-}
-
-impl ConnectionSlot {
-    /// Count one committed transaction carrying the writes of `operations` operations.
-    pub fn count_commit(&self, operations: usize) {
-        self.transactions.fetch_add(1, Ordering::Relaxed);
-        self.operations.fetch_add(
-            u64::try_from(operations).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-    }
-
-    /// Count one batch rolled back and run again with savepoints (see `writer`).
-    pub fn count_batch_run_again(&self) {
-        self.batches_run_again.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Lock the connection (the writer thread and test access take turns on it).
-    pub fn lock(&self) -> MutexGuard<'_, Option<Connection>> {
-        self.connection
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The switch between the host's and the guest's SQL rights on this connection.
-    pub fn policy(&self) -> &SqlPolicy {
-        &self.policy
-    }
-}
-
-/// How much group commit saved on one database: `operations` writing operations committed in
-/// `transactions` transactions (each one `fsync` on a file), since the database was opened by
-/// this process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct CommitStats {
-    /// Transactions committed.
-    pub transactions: u64,
-    /// Operations whose writes those transactions carried.
-    pub operations: u64,
-    /// Batches of several operations rolled back and run again, each operation in its own
-    /// savepoint, because an operation that had written failed (a batch first runs without
-    /// savepoints).
-    pub batches_run_again: u64,
 }
 
 /// Open databases by key; entries die with the last backend using them.
@@ -98,14 +40,7 @@ impl Database {
             return Ok(database);
         }
         let connection = location.open(uri)?;
-        let policy = SqlPolicy::install(&connection);
-        let slot = Arc::new(ConnectionSlot {
-            connection: Mutex::new(Some(connection)),
-            policy,
-            transactions: AtomicU64::new(0),
-            operations: AtomicU64::new(0),
-            batches_run_again: AtomicU64::new(0),
-        });
+        let slot = Arc::new(ConnectionSlot::new(connection));
         let file = match &location {
             Location::Memory { .. } => None,
             Location::File { path, target } => {
@@ -138,11 +73,7 @@ impl Database {
 
     /// What this database's transactions committed so far.
     pub fn commit_stats(&self) -> CommitStats {
-        CommitStats {
-            transactions: self.slot.transactions.load(Ordering::Relaxed),
-            operations: self.slot.operations.load(Ordering::Relaxed),
-            batches_run_again: self.slot.batches_run_again.load(Ordering::Relaxed),
-        }
+        self.slot.commit_stats()
     }
 
     /// Lock the connection between batches (for tests that seed and inspect rows).

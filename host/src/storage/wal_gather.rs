@@ -20,7 +20,7 @@
 //! frame that is still in the buffer.
 //!
 //! That commit sync is only a flush of the buffer: durability comes from the sync thread's
-//! `fdatasync` of the WAL before any caller is answered ([`crate::durability`]), as before. The
+//! `fdatasync` of the WAL before any caller is answered ([`super::durability`]), as before. The
 //! syncs that protect the database file itself stay real: the writer's connection also runs with
 //! `checkpoint_fullfsync=ON`, which makes SQLite ask for a `SQLITE_SYNC_FULL` sync before a
 //! checkpoint copies frames into the database and when a restarted WAL's new header is written,

@@ -11,9 +11,10 @@
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, ToSql};
 
-use crate::bindings::wit_sql;
-use crate::packed;
-use crate::writer::HOST_STATEMENTS;
+mod packed;
+
+use crate::bindings::{SqlError, wit_sql};
+use crate::storage::HOST_STATEMENTS;
 
 /// Bounds on what one `query` may return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,26 +98,6 @@ impl SqlAccess {
             last_insert_rowid: connection.last_insert_rowid(),
         })
     }
-}
-
-/// A failed `sql` call, before it is shown to the guest.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum SqlError {
-    /// SQLite refused or failed the statement.
-    #[error(transparent)]
-    Sqlite(#[from] rusqlite::Error),
-    /// The host's policy refused the statement.
-    #[error("statement denied: {0}")]
-    Denied(String),
-    /// Packed parameters that do not follow the format (see [`packed`]).
-    #[error("malformed packed parameters: {0}")]
-    Malformed(String),
-    /// The result exceeded [`QueryLimits`].
-    #[error("query result exceeds {0}")]
-    TooLarge(String),
-    /// No connection is bound: the guest called outside an operation. A host bug; traps.
-    #[error("no database connection is bound to this guest call")]
-    Unbound,
 }
 
 /// A guest value bound as a statement parameter, without copying.

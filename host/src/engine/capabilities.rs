@@ -1,0 +1,32 @@
+//! What this backend reports about itself: its identity and which operations it supports.
+
+use ff_core::capability::{BackendIdentity, Capabilities, Supports, Version};
+
+use crate::error::BACKEND_LABEL;
+
+/// The capability set: `true` exactly for the operations that are built.
+pub(super) fn capabilities() -> Capabilities {
+    let mut supports = Supports::none();
+    supports.cancel_execution = true;
+    supports.revoke_lease = true;
+    supports.read_execution_state = true;
+    supports.read_execution_info = true;
+    supports.get_execution_result = true;
+    supports.issue_reclaim_grant = true;
+    supports.prepare = true;
+    supports.list_expired_leases = true;
+    Capabilities::new(
+        BackendIdentity::new(BACKEND_LABEL, crate_version(), "unknown"),
+        supports,
+    )
+}
+
+/// This crate's version, as ff-core's `Version`.
+fn crate_version() -> Version {
+    let part = |text: &str| text.parse().unwrap_or(0);
+    Version::new(
+        part(env!("CARGO_PKG_VERSION_MAJOR")),
+        part(env!("CARGO_PKG_VERSION_MINOR")),
+        part(env!("CARGO_PKG_VERSION_PATCH")),
+    )
+}

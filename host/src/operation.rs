@@ -1,0 +1,157 @@
+//! One guest operation as a job for the writer thread ([`GuestJob`]): the only module that
+//! names both the runtime (the guest call, its instance and limits) and the storage layer (the
+//! job, the connection it runs on, the SQL policy it runs under).
+//!
+//! The writer runs the job inside the batch's transaction; the job switches the connection to
+//! the guest's SQL rights and deadline, calls the guest on a pooled instance, turns the guest's
+//! answer, a trap or a timeout into the operation's result, and answers the caller once the
+//! batch's fate is known.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use ff_core::engine_error::EngineError;
+use rusqlite::Connection;
+use wasmtime::Store;
+
+use crate::bindings::{GuestWorld, engine_error, wit};
+use crate::error::OperationFailure;
+use crate::runtime::{GuestLimits, GuestRuntime, GuestState};
+use crate::storage::{BatchFailure, Job, SqlMode, SqlPolicy};
+
+/// What an operation's transaction may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tx {
+    /// Reads and writes.
+    Write,
+    /// Reads only: the guest's SQL is refused any write.
+    Read,
+}
+
+/// One guest call queued for the writer thread, with the caller's reply channel.
+pub(crate) struct GuestJob<T, F> {
+    op: &'static str,
+    tx: Tx,
+    guest: Arc<GuestRuntime>,
+    limits: GuestLimits,
+    reuse_instance: bool,
+    /// The guest call; it may run twice (see `writer`: a batch rolled back by another
+    /// operation's failure runs again).
+    call: F,
+    result: Option<Result<T, EngineError>>,
+    reply: tokio::sync::oneshot::Sender<Result<T, EngineError>>,
+}
+
+impl<T, F> GuestJob<T, F>
+where
+    T: Send + 'static,
+    F: Fn(&GuestWorld, &mut Store<GuestState>) -> wasmtime::Result<Result<T, wit::EngineError>>
+        + Send
+        + 'static,
+{
+    /// The job for `call` (operation `op`, in a `tx` transaction) on `guest` within `limits`,
+    /// and the receiver its answer arrives on.
+    pub fn new(
+        op: &'static str,
+        tx: Tx,
+        guest: Arc<GuestRuntime>,
+        limits: GuestLimits,
+        reuse_instance: bool,
+        call: F,
+    ) -> (Self, Answer<T>) {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Self {
+            op,
+            tx,
+            guest,
+            limits,
+            reuse_instance,
+            call,
+            result: None,
+            reply,
+        };
+        (job, answer)
+    }
+}
+
+/// Where a [`GuestJob`]'s caller receives its answer.
+pub(crate) type Answer<T> = tokio::sync::oneshot::Receiver<Result<T, EngineError>>;
+
+impl<T, F> Job for GuestJob<T, F>
+where
+    T: Send + 'static,
+    F: Fn(&GuestWorld, &mut Store<GuestState>) -> wasmtime::Result<Result<T, wit::EngineError>>
+        + Send
+        + 'static,
+{
+    fn op(&self) -> &'static str {
+        self.op
+    }
+
+    fn writes(&self) -> bool {
+        self.tx == Tx::Write
+    }
+
+    /// The guest call under the guest's SQL rights and this backend's limits.
+    fn run(&mut self, connection: Connection, policy: &SqlPolicy) -> (Connection, bool) {
+        let op = self.op;
+        let call = &self.call;
+        let read_only = self.tx == Tx::Read;
+        let mode = if read_only {
+            SqlMode::GuestRead
+        } else {
+            SqlMode::GuestWrite
+        };
+        let started = Instant::now();
+        let deadline = started + self.limits.operation_timeout;
+        let ((connection, outcome), interrupted) = policy.with_mode(mode, deadline, || {
+            self.guest.invoke(
+                op,
+                connection,
+                &self.limits,
+                read_only,
+                self.reuse_instance,
+                call,
+            )
+        });
+        // A statement stopped at the deadline ends the operation as a timeout, whatever the guest
+        // made of the interruption.
+        let result = match outcome {
+            _ if interrupted => Err(OperationFailure::TimedOut {
+                op,
+                elapsed: started.elapsed(),
+            }
+            .into()),
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(engine_error::engine_error(op, error)),
+            Err(failure) => Err(failure.into()),
+        };
+        let succeeded = result.is_ok();
+        self.result = Some(result);
+        (connection, succeeded)
+    }
+
+    fn fail(&mut self, failure: OperationFailure) {
+        self.result = Some(Err(failure.into()));
+    }
+
+    fn answer(self: Box<Self>, batch: Option<&BatchFailure>) {
+        let result = match (self.result, batch) {
+            (Some(Err(error)), _) => Err(error),
+            (_, Some(failure)) => Err(failure.for_op(self.op).into()),
+            (Some(Ok(value)), None) => Ok(value),
+            (None, None) => Err(writer_gone(self.op)),
+        };
+        // The caller may have stopped waiting; then nobody needs the answer.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// The error of an operation whose writer thread stopped (it panicked).
+pub(crate) fn writer_gone(op: &'static str) -> EngineError {
+    OperationFailure::TaskFailed {
+        op,
+        detail: "the database's writer thread stopped".into(),
+    }
+    .into()
+}
