@@ -3,8 +3,9 @@
 //! [`Db`] is deliberately tiny so that the logic can run against the host's `sql` import in
 //! the component ([`HostDb`]) and against a native SQLite connection in unit tests.
 
-use crate::engine::EngineError;
+use crate::errors::storage;
 use crate::sql::{Error as SqlError, ExecResult, Value};
+use crate::types::EngineError;
 
 /// A SQL connection inside an open transaction.
 pub trait Db {
@@ -30,21 +31,17 @@ impl Db for HostDb {
     }
 }
 
-/// Conveniences over [`Db`] that turn SQL failures into [`EngineError::Storage`].
+/// Conveniences over [`Db`] that turn SQL failures into [`EngineError::Storage`] (see
+/// [`crate::errors::storage`]).
 pub trait DbExt: Db {
     /// Run a statement for its effect; returns the number of changed rows.
     fn run(&mut self, statement: &str, params: &[Value]) -> Result<u64, EngineError> {
-        Ok(self
-            .execute(statement, params)
-            .map_err(EngineError::Storage)?
-            .changes)
+        Ok(self.execute(statement, params).map_err(storage)?.changes)
     }
 
     /// Run a statement expected to return at most one row; returns that row.
     fn first_row(&mut self, statement: &str, params: &[Value]) -> Result<Option<Row>, EngineError> {
-        let rows = self
-            .query(statement, params)
-            .map_err(EngineError::Storage)?;
+        let rows = self.query(statement, params).map_err(storage)?;
         Ok(rows.into_iter().next().map(Row))
     }
 }

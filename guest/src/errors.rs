@@ -1,7 +1,9 @@
-//! Constructors for the engine errors the logic returns.
+//! Constructors for the engine errors the logic returns, and SQL failures as engine errors.
 
-use crate::engine::{
-    ContentionKind, EngineError, ExecutionNotActive, ValidationError, ValidationKind,
+use crate::sql::{self, Error as SqlError};
+use crate::types::{
+    ContentionKind, EngineError, ExecutionNotActive, SqliteFailure, StorageError, ValidationError,
+    ValidationKind,
 };
 
 /// `Validation { kind: InvalidInput, detail }`.
@@ -52,10 +54,10 @@ pub fn contention(kind: ContentionKind) -> EngineError {
 
 /// `Contention(ExecutionNotActive { .. })` with the observed state.
 pub fn not_active(
-    terminal_outcome: String,
-    lease_epoch: String,
+    terminal_outcome: Option<String>,
+    lease_epoch: Option<String>,
     lifecycle_phase: String,
-    attempt_id: String,
+    attempt_id: Option<String>,
 ) -> EngineError {
     contention(ContentionKind::ExecutionNotActive(ExecutionNotActive {
         terminal_outcome,
@@ -63,4 +65,24 @@ pub fn not_active(
         lifecycle_phase,
         attempt_id,
     }))
+}
+
+/// `Storage(error)`: a SQL failure the logic did not expect, passed up as it came.
+pub fn storage(error: SqlError) -> EngineError {
+    EngineError::Storage(error.into())
+}
+
+/// The `sql` import's error as the engine's own `storage-error`, case for case.
+impl From<SqlError> for StorageError {
+    fn from(error: SqlError) -> Self {
+        match error {
+            SqlError::Busy => StorageError::Busy,
+            SqlError::Constraint(message) => StorageError::Constraint(message),
+            SqlError::Denied(message) => StorageError::Denied(message),
+            SqlError::TooLarge(message) => StorageError::TooLarge(message),
+            SqlError::Failure(sql::SqliteFailure { code, message }) => {
+                StorageError::Failure(SqliteFailure { code, message })
+            }
+        }
+    }
 }

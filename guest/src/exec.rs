@@ -4,10 +4,10 @@
 //! means (docs/semantics.md).
 
 use crate::db::{Db, DbExt, Row, int, text};
-use crate::engine::{ContentionKind, EngineError, Entity, LeaseFence};
 use crate::errors::{contention, not_active, payload_too_large};
 use crate::ids::ExecutionRef;
 use crate::sql::Value;
+use crate::types::{ContentionKind, EngineError, Entity, LeaseFence};
 
 /// The largest input or result payload an execution may carry (8 MiB); larger ones are
 /// refused with `Validation { kind: PayloadTooLarge }`.
@@ -162,20 +162,20 @@ impl Exec {
     }
 
     /// `Contention(ExecutionNotActive)` with the observed state, the same on every operation:
-    /// the recorded terminal outcome (or `none`), the current attempt's lease epoch in decimal
-    /// (or empty when that attempt has no row), the raw lifecycle and the current attempt id
-    /// (or empty). Reads the current attempt; the outer `Err` is a storage failure.
+    /// the recorded terminal outcome (`None` when none is recorded), the current attempt's lease
+    /// epoch in decimal (`None` when that attempt has no row), the raw lifecycle and the current
+    /// attempt id (`None` when none is recorded, or it is empty). Reads the current attempt; the
+    /// outer `Err` is a storage failure.
     pub fn not_active(&self, db: &mut impl Db) -> Result<EngineError, EngineError> {
         let epoch = Attempt::load(db, &self.id, self.attempt_index)?
-            .map(|attempt| attempt.lease_epoch.to_string())
-            .unwrap_or_default();
+            .map(|attempt| attempt.lease_epoch.to_string());
         Ok(not_active(
-            self.terminal_outcome
-                .clone()
-                .unwrap_or_else(|| "none".into()),
+            self.terminal_outcome.clone(),
             epoch,
             self.lifecycle_phase.clone(),
-            self.current_attempt_id.clone().unwrap_or_default(),
+            self.current_attempt_id
+                .clone()
+                .filter(|attempt_id| !attempt_id.is_empty()),
         ))
     }
 

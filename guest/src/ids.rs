@@ -1,9 +1,9 @@
 //! Identifiers: execution ids (`{fp:N}:<uuid>`), lane ids, and fresh random UUIDs.
 
 use crate::db::{Db, DbExt};
-use crate::engine::EngineError;
 use crate::errors::{corruption, invalid_input};
 use crate::sql::Value;
+use crate::types::EngineError;
 
 /// The longest lane id ff-core's `LaneId::try_new` accepts, in bytes.
 const LANE_ID_MAX_BYTES: usize = 64;
@@ -100,7 +100,7 @@ pub fn random_uuid(db: &mut impl Db) -> Result<uuid::Uuid, EngineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{EngineError, ValidationKind};
+    use crate::types::{EngineError, ValidationKind};
 
     #[test]
     fn parses_canonical_and_uppercase_ids_to_the_same_bytes() {

@@ -4,11 +4,11 @@
 //! re-arms the current attempt for the paths that continue it (interrupted, resumed).
 
 use crate::db::{Db, DbExt, int, text};
-use crate::engine::{AttemptType, ClaimedExecution, EngineError};
 use crate::errors::corruption;
 use crate::exec::{Exec, StateVector, clamp_u32, lease_expiry, record_lease_event, update_exec};
 use crate::ids::ExecutionRef;
 use crate::sql::Value;
+use crate::types::{AttemptType, ClaimedExecution, EngineError};
 
 /// Who takes the lease and on what terms: the parts of a [`LeaseRequest`] the caller of a
 /// claim operation chooses.
@@ -54,8 +54,9 @@ pub struct LeaseRequest<'a> {
     pub attempt_index: i64,
     /// The attempt's type, recorded in its `raw_fields.attempt_type`.
     pub attempt_type: AttemptType,
-    /// The attempt policy JSON; empty keeps the stored one (or none).
-    pub attempt_policy_json: &'a str,
+    /// The attempt policy JSON; `None` (or an empty string) keeps the one a re-armed attempt
+    /// row stored (a new row then has none).
+    pub attempt_policy_json: Option<&'a str>,
     /// The epoch a newly created attempt row starts at (1, or one past the interrupted
     /// attempt's epoch for a reclaim). A re-armed row always gets its epoch plus one.
     pub first_epoch: i64,
@@ -134,7 +135,7 @@ pub fn acquire_lease(
                 int(request.first_epoch),
                 int(lease_expires_at),
                 int(claimant.now),
-                text(request.attempt_policy_json),
+                text(request.attempt_policy_json.unwrap_or_default()),
                 text(attempt_type_literal(request.attempt_type)),
                 text(claimant.attempt_id),
                 text(claimant.lease_id),
@@ -199,7 +200,7 @@ pub fn lease_current_attempt(
             claimant: *claimant,
             attempt_index: exec.attempt_index,
             attempt_type,
-            attempt_policy_json: "",
+            attempt_policy_json: None,
             first_epoch: 1,
             execution_deadline_at: None,
             event,

@@ -5,11 +5,12 @@
 
 use std::fmt::Debug;
 
-use crate::claim::claim_execution;
+use crate::bindings::scheduling::ClaimExecutionArgs;
 use crate::db::Db;
-use crate::engine::{ClaimExecutionArgs, ClaimedExecution, EngineError};
 use crate::native_db::NativeDb;
+use crate::scheduling::claim_execution;
 use crate::sql::{Error as SqlError, ExecResult, Value};
+use crate::types::{ClaimedExecution, EngineError};
 use rusqlite::types::Value as SqliteValue;
 
 /// The host's migrations, applied in order to every test database.
@@ -43,7 +44,7 @@ pub fn claim_args(execution_id: &str) -> ClaimExecutionArgs {
         lease_ttl_ms: TTL,
         attempt_id: ATTEMPT.into(),
         expected_attempt_index: 0,
-        attempt_policy_json: String::new(),
+        attempt_policy_json: None,
         attempt_timeout_ms: None,
         execution_deadline_at: None,
         now: NOW,

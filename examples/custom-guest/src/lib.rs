@@ -1,7 +1,12 @@
 //! A custom guest component: FlowFabric's built-in engine logic with one policy changed. The
-//! lane scanner (`claim`) hands out the **oldest** claimable execution of the lane first,
-//! ignoring priority; the built-in guest takes the highest priority first. Every other
-//! operation delegates to the built-in guest ([`ff_engine_guest::Component`]).
+//! lane scanner (`claim`, in the `scheduling` interface) hands out the **oldest** claimable
+//! execution of the lane first, ignoring priority; the built-in guest takes the highest priority
+//! first. Every other operation delegates to the built-in guest
+//! ([`ff_engine_guest::Component`]).
+//!
+//! The world exports one interface per operation family; a component implements each one's
+//! `Guest` trait. This one changes one function of `scheduling` and delegates the rest of it,
+//! and all of `lease-holder`, `recovery` and `reads`, to the built-in guest.
 //!
 //! Build it with `cargo build -p ff-custom-guest-example --target wasm32-wasip2 --release` and
 //! run it with `ffwasm demo --guest <path to ff_custom_guest_example.wasm>` or
@@ -10,8 +15,22 @@
 pub mod oldest_first;
 
 use ff_engine_guest::Component as Builtin;
+use ff_engine_guest::bindings::lease_holder::{
+    self, CompleteExecutionArgs, FailExecutionArgs, FailOutcome, FailureClass, HandleLease,
+    RenewLeaseArgs,
+};
+use ff_engine_guest::bindings::reads::{self, ExecutionContext, ExecutionView};
+use ff_engine_guest::bindings::recovery::{
+    self, CancelExecutionArgs, ClaimResumedExecutionArgs, ExpiredLease, IssueReclaimGrantArgs,
+    IssueReclaimGrantOutcome, ListExpiredLeasesArgs, ReclaimExecutionArgs, ReclaimExecutionOutcome,
+    ResumeExecutionArgs, ResumeGrantClaimArgs, RevokeLeaseArgs, RevokeLeaseOutcome,
+};
+use ff_engine_guest::bindings::scheduling::{
+    self, ClaimArgs, ClaimExecutionArgs, ClaimGrantOutcome, CreateExecutionArgs,
+    CreateExecutionOutcome, IssueClaimGrantArgs, IssueGrantAndClaimArgs,
+};
 use ff_engine_guest::db::HostDb;
-use ff_engine_guest::engine::*;
+use ff_engine_guest::types::{ClaimedExecution, EngineError, PublicState, TimestampMs};
 
 /// The built-in guest's allocator (free lists of small blocks; see
 /// [`ff_engine_guest::small_blocks`]): a library does not choose the allocator, the component
@@ -24,49 +43,52 @@ static ALLOCATOR: ff_engine_guest::small_blocks::SmallBlocks =
 /// The component: the built-in guest, with [`oldest_first::claim`] as the lane scanner.
 pub struct OldestFirst;
 
-impl Guest for OldestFirst {
+impl scheduling::Guest for OldestFirst {
     fn claim(args: ClaimArgs) -> Result<Option<ClaimedExecution>, EngineError> {
         oldest_first::claim(&mut HostDb, &args)
     }
 
     // Everything below is the built-in guest's behaviour.
 
-    fn claim_execution(args: ClaimExecutionArgs) -> Result<ClaimedExecution, EngineError> {
-        Builtin::claim_execution(args)
-    }
-
     fn create_execution(args: CreateExecutionArgs) -> Result<CreateExecutionOutcome, EngineError> {
-        Builtin::create_execution(args)
+        <Builtin as scheduling::Guest>::create_execution(args)
     }
 
     fn issue_claim_grant(args: IssueClaimGrantArgs) -> Result<(), EngineError> {
-        Builtin::issue_claim_grant(args)
+        <Builtin as scheduling::Guest>::issue_claim_grant(args)
+    }
+
+    fn claim_execution(args: ClaimExecutionArgs) -> Result<ClaimedExecution, EngineError> {
+        <Builtin as scheduling::Guest>::claim_execution(args)
     }
 
     fn issue_grant_and_claim(
         args: IssueGrantAndClaimArgs,
     ) -> Result<ClaimGrantOutcome, EngineError> {
-        Builtin::issue_grant_and_claim(args)
+        <Builtin as scheduling::Guest>::issue_grant_and_claim(args)
     }
 
     fn promote_delayed(execution_id: String, now: TimestampMs) -> Result<(), EngineError> {
-        Builtin::promote_delayed(execution_id, now)
+        <Builtin as scheduling::Guest>::promote_delayed(execution_id, now)
     }
+}
 
+/// The built-in guest's lease holder operations, unchanged.
+impl lease_holder::Guest for OldestFirst {
     fn renew_lease(args: RenewLeaseArgs) -> Result<TimestampMs, EngineError> {
-        Builtin::renew_lease(args)
+        <Builtin as lease_holder::Guest>::renew_lease(args)
     }
 
     fn complete_execution(args: CompleteExecutionArgs) -> Result<(), EngineError> {
-        Builtin::complete_execution(args)
+        <Builtin as lease_holder::Guest>::complete_execution(args)
     }
 
     fn fail_execution(args: FailExecutionArgs) -> Result<FailOutcome, EngineError> {
-        Builtin::fail_execution(args)
+        <Builtin as lease_holder::Guest>::fail_execution(args)
     }
 
     fn renew(lease: HandleLease, now: TimestampMs) -> Result<TimestampMs, EngineError> {
-        Builtin::renew(lease, now)
+        <Builtin as lease_holder::Guest>::renew(lease, now)
     }
 
     fn progress(
@@ -75,7 +97,7 @@ impl Guest for OldestFirst {
         message: Option<String>,
         now: TimestampMs,
     ) -> Result<(), EngineError> {
-        Builtin::progress(lease, percent, message, now)
+        <Builtin as lease_holder::Guest>::progress(lease, percent, message, now)
     }
 
     fn complete(
@@ -83,7 +105,7 @@ impl Guest for OldestFirst {
         payload: Option<Vec<u8>>,
         now: TimestampMs,
     ) -> Result<(), EngineError> {
-        Builtin::complete(lease, payload, now)
+        <Builtin as lease_holder::Guest>::complete(lease, payload, now)
     }
 
     fn fail(
@@ -92,75 +114,81 @@ impl Guest for OldestFirst {
         class: FailureClass,
         now: TimestampMs,
     ) -> Result<FailOutcome, EngineError> {
-        Builtin::fail(lease, message, class, now)
+        <Builtin as lease_holder::Guest>::fail(lease, message, class, now)
     }
+}
 
+/// The built-in guest's operator and recovery operations, unchanged.
+impl recovery::Guest for OldestFirst {
     fn cancel_execution(args: CancelExecutionArgs) -> Result<(), EngineError> {
-        Builtin::cancel_execution(args)
+        <Builtin as recovery::Guest>::cancel_execution(args)
     }
 
     fn revoke_lease(args: RevokeLeaseArgs) -> Result<RevokeLeaseOutcome, EngineError> {
-        Builtin::revoke_lease(args)
+        <Builtin as recovery::Guest>::revoke_lease(args)
     }
 
     fn claim_resumed_execution(
         args: ClaimResumedExecutionArgs,
     ) -> Result<ClaimedExecution, EngineError> {
-        Builtin::claim_resumed_execution(args)
+        <Builtin as recovery::Guest>::claim_resumed_execution(args)
     }
 
     fn resume_execution(args: ResumeExecutionArgs) -> Result<PublicState, EngineError> {
-        Builtin::resume_execution(args)
+        <Builtin as recovery::Guest>::resume_execution(args)
     }
 
     fn mark_lease_expired_if_due(
         execution_id: String,
         now: TimestampMs,
     ) -> Result<(), EngineError> {
-        Builtin::mark_lease_expired_if_due(execution_id, now)
+        <Builtin as recovery::Guest>::mark_lease_expired_if_due(execution_id, now)
     }
 
     fn list_expired_leases(args: ListExpiredLeasesArgs) -> Result<Vec<ExpiredLease>, EngineError> {
-        Builtin::list_expired_leases(args)
+        <Builtin as recovery::Guest>::list_expired_leases(args)
     }
 
     fn issue_reclaim_grant(
         args: IssueReclaimGrantArgs,
     ) -> Result<IssueReclaimGrantOutcome, EngineError> {
-        Builtin::issue_reclaim_grant(args)
+        <Builtin as recovery::Guest>::issue_reclaim_grant(args)
     }
 
     fn reclaim_execution(
         args: ReclaimExecutionArgs,
     ) -> Result<ReclaimExecutionOutcome, EngineError> {
-        Builtin::reclaim_execution(args)
+        <Builtin as recovery::Guest>::reclaim_execution(args)
     }
 
     fn claim_from_resume_grant(
         args: ResumeGrantClaimArgs,
     ) -> Result<Option<ClaimedExecution>, EngineError> {
-        Builtin::claim_from_resume_grant(args)
+        <Builtin as recovery::Guest>::claim_from_resume_grant(args)
     }
+}
 
+/// The built-in guest's reads, unchanged.
+impl reads::Guest for OldestFirst {
     fn read_execution(
         execution_id: String,
         now: TimestampMs,
     ) -> Result<Option<ExecutionView>, EngineError> {
-        Builtin::read_execution(execution_id, now)
+        <Builtin as reads::Guest>::read_execution(execution_id, now)
     }
 
     fn get_execution_result(execution_id: String) -> Result<Option<Vec<u8>>, EngineError> {
-        Builtin::get_execution_result(execution_id)
+        <Builtin as reads::Guest>::get_execution_result(execution_id)
     }
 
     fn read_execution_context(
         execution_id: String,
     ) -> Result<Option<ExecutionContext>, EngineError> {
-        Builtin::read_execution_context(execution_id)
+        <Builtin as reads::Guest>::read_execution_context(execution_id)
     }
 
     fn ping() -> Result<(), EngineError> {
-        Builtin::ping()
+        <Builtin as reads::Guest>::ping()
     }
 }
 

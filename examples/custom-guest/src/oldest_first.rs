@@ -3,10 +3,11 @@
 //! the lease is taken are the built-in guest's (`ff_engine_guest::scheduling::claim`); only the
 //! `ORDER BY` differs.
 
+use ff_engine_guest::bindings::scheduling::ClaimArgs;
 use ff_engine_guest::claimable_scan;
 use ff_engine_guest::db::Db;
-use ff_engine_guest::engine::{ClaimArgs, ClaimedExecution, EngineError};
 use ff_engine_guest::scheduling::claim_first;
+use ff_engine_guest::types::{ClaimedExecution, EngineError};
 
 /// The oldest claimable execution of the lane: the built-in scanner's filter, ordered by
 /// creation time only.

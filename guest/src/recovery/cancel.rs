@@ -1,14 +1,14 @@
 //! `cancel-execution` and `revoke-lease`: an operator (or the lease holder) takes the
 //! execution or its lease away. Validation tables: the parent module.
 
-use crate::db::{Db, DbExt, int, text};
-use crate::engine::{
-    CancelExecutionArgs, CancelSource, EngineError, RevokeLeaseArgs, RevokeLeaseOutcome,
-    RevokedLease, StateKind,
+use crate::bindings::recovery::{
+    CancelExecutionArgs, RevokeLeaseArgs, RevokeLeaseOutcome, RevokedLease,
 };
+use crate::db::{Db, DbExt, int, text};
 use crate::errors::invalid_input;
 use crate::exec::{Exec, StateVector, record_lease_event, update_exec};
 use crate::ids::ExecutionRef;
+use crate::types::{CancelSource, EngineError, StateKind};
 
 /// Upstream's synthetic lease id for `revoke_lease` on rows that recorded no lease id.
 fn revoke_synthetic_lease_id(id: &ExecutionRef, attempt_index: i64, lease_epoch: i64) -> String {
@@ -159,9 +159,9 @@ pub fn revoke_lease(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Entity, ValidationKind};
     use crate::recovery::test_support::hand_leased;
     use crate::testing::{ATTEMPT, EXEC, EXEC_UUID, Interloper, LEASE, NOW, TTL, TestDb};
+    use crate::types::{Entity, ValidationKind};
 
     fn cancel_args(source: CancelSource, lease_epoch: Option<u64>) -> CancelExecutionArgs {
         CancelExecutionArgs {

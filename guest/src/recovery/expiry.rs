@@ -1,12 +1,13 @@
 //! Lease expiry: marking one execution's lapsed lease (`mark-lease-expired-if-due`) and
 //! listing lapsed leases (`list-expired-leases`). Validation rules: the parent module.
 
+use crate::bindings::recovery::{ExpiredLease, ListExpiredLeasesArgs};
 use crate::db::{Db, DbExt, Row, int, text};
-use crate::engine::{EngineError, ExpiredLease, ListExpiredLeasesArgs};
-use crate::errors::corruption;
+use crate::errors::{corruption, storage};
 use crate::exec::{Attempt, Exec, StateVector, clamp_u32, record_lease_event, update_exec};
 use crate::ids::ExecutionRef;
 use crate::sql::Value;
+use crate::types::EngineError;
 
 /// If the execution's lease has lapsed at `now` (active, leased, the current attempt's expiry
 /// set and not after `now`), mark it `lease_expired_reclaimable` and drop the attempt's
@@ -91,7 +92,7 @@ pub fn list_expired_leases(
                 int(args.limit),
             ],
         )
-        .map_err(EngineError::Storage)?;
+        .map_err(storage)?;
     rows.into_iter()
         .map(|values| expired_lease(&Row(values)))
         .collect()
@@ -138,8 +139,9 @@ fn synthetic_lease_id(execution: uuid::Uuid, attempt_index: i64, lease_epoch: i6
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Entity, ExpiredLeaseCursor, ValidationKind};
+    use crate::bindings::recovery::ExpiredLeaseCursor;
     use crate::testing::{EXEC, EXEC_UUID, LEASE, NOW, TTL, TestDb};
+    use crate::types::{Entity, ValidationKind};
 
     const EXPIRES: i64 = NOW + TTL as i64;
 

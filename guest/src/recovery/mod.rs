@@ -1,4 +1,4 @@
-//! Recovery: cancel, revoke, suspension resume, lease expiry and reclaim.
+//! The `recovery` interface: cancel, revoke, suspension resume, lease expiry and reclaim.
 //!
 //! Every operation runs inside the host's transaction; every check below happens before the
 //! first write, so an error leaves the database as it was. The first failing check decides the

@@ -3,11 +3,11 @@
 //! new attempt with a higher epoch, or terminal failure once the reclaim cap is reached.
 //! Validation tables: the parent module.
 
-use crate::db::{Db, DbExt, int, text};
-use crate::engine::{
-    AttemptType, EngineError, IssueReclaimGrantArgs, IssueReclaimGrantOutcome,
-    ReclaimExecutionArgs, ReclaimExecutionOutcome, ReclaimGrant,
+use crate::bindings::recovery::{
+    IssueReclaimGrantArgs, IssueReclaimGrantOutcome, ReclaimExecutionArgs, ReclaimExecutionOutcome,
+    ReclaimGrant,
 };
+use crate::db::{Db, DbExt, int, text};
 use crate::errors::{invalid_input, require_positive, require_worker_id};
 use crate::exec::{
     Attempt, Exec, StateVector, clamp_u32, lease_expiry, next_attempt_index,
@@ -17,6 +17,7 @@ use crate::ids::{ExecutionRef, random_uuid};
 use crate::json;
 use crate::lease::{LeaseRequest, acquire_lease, claimant_of};
 use crate::sql::Value;
+use crate::types::{AttemptType, EngineError};
 
 /// ff-core's default `ExecutionPolicy::max_reclaim_count`.
 const DEFAULT_MAX_RECLAIM_COUNT: i64 = 100;
@@ -197,7 +198,7 @@ pub fn reclaim_execution(
             claimant,
             attempt_index,
             attempt_type: AttemptType::Reclaim,
-            attempt_policy_json: &args.attempt_policy_json,
+            attempt_policy_json: args.attempt_policy_json.as_deref(),
             first_epoch: prior_epoch.saturating_add(1),
             execution_deadline_at: None,
             event: "reclaimed",
@@ -216,10 +217,10 @@ pub fn reclaim_execution(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{ClaimedExecution, Entity, ValidationKind};
     use crate::recovery::mark_lease_expired_if_due;
     use crate::recovery::test_support::hand_leased;
     use crate::testing::{ATTEMPT, EXEC, EXEC_UUID, LEASE, NOW, TTL, TestDb};
+    use crate::types::{ClaimedExecution, Entity, ValidationKind};
 
     const EXPIRES: i64 = NOW + TTL as i64;
     const NEW_LEASE: &str = "55555555-5555-4555-8555-555555555555";
@@ -249,7 +250,7 @@ mod tests {
             lease_id: NEW_LEASE.into(),
             lease_ttl_ms: TTL,
             attempt_id: NEW_ATTEMPT.into(),
-            attempt_policy_json: "{\"p\":1}".into(),
+            attempt_policy_json: Some("{\"p\":1}".into()),
             max_reclaim_count: max,
             now,
         }

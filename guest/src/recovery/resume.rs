@@ -2,15 +2,15 @@
 //! expired lease on the same attempt (`claim-from-resume-grant`). Validation tables: the
 //! parent module.
 
-use crate::db::{Db, DbExt, int};
-use crate::engine::{
-    ClaimResumedExecutionArgs, ClaimedExecution, ContentionKind, EngineError, PublicState,
-    ResumeExecutionArgs, ResumeGrantClaimArgs, StateKind,
+use crate::bindings::recovery::{
+    ClaimResumedExecutionArgs, ResumeExecutionArgs, ResumeGrantClaimArgs,
 };
+use crate::db::{Db, DbExt, int};
 use crate::errors::{contention, require_positive, require_worker_id};
 use crate::exec::{Attempt, Exec, StateVector, lease_expiry, update_exec_formatted};
 use crate::ids::ExecutionRef;
 use crate::lease::{claimant_of, lease_current_attempt};
+use crate::types::{ClaimedExecution, ContentionKind, EngineError, PublicState, StateKind};
 
 /// Lease an execution whose suspension was satisfied (`public_state = 'resumable'`) on its
 /// current attempt. See the module docs of [`crate::recovery`] for the rules.
@@ -113,9 +113,9 @@ pub fn claim_from_resume_grant(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{AttemptType, Entity, ExecutionNotActive};
     use crate::errors::invalid_input;
     use crate::testing::{ATTEMPT, EXEC, LEASE, NOW, TTL, TestDb};
+    use crate::types::{AttemptType, Entity, ExecutionNotActive};
 
     const NEW_LEASE: &str = "33333333-3333-4333-8333-333333333333";
     const NEW_ATTEMPT: &str = "44444444-4444-4444-8444-444444444444";
@@ -202,7 +202,7 @@ mod tests {
         assert_error_writes_nothing(
             &mut resumable(),
             |db| claim_resumed_execution(db, &zero).map(drop),
-            |e| matches!(e, EngineError::Validation(v) if v.kind == crate::engine::ValidationKind::InvalidInput),
+            |e| matches!(e, EngineError::Validation(v) if v.kind == crate::types::ValidationKind::InvalidInput),
         );
         assert_error_writes_nothing(
             &mut TestDb::new(),
@@ -390,7 +390,7 @@ mod tests {
         assert_error_writes_nothing(
             &mut TestDb::leased(),
             |db| claim_from_resume_grant(db, &zero).map(drop),
-            |e| matches!(e, EngineError::Validation(v) if v.kind == crate::engine::ValidationKind::InvalidInput),
+            |e| matches!(e, EngineError::Validation(v) if v.kind == crate::types::ValidationKind::InvalidInput),
         );
         assert_error_writes_nothing(
             &mut TestDb::new(),
@@ -420,10 +420,10 @@ mod tests {
         let mut cancelled = TestDb::leased();
         crate::recovery::cancel_execution(
             &mut cancelled,
-            &crate::engine::CancelExecutionArgs {
+            &crate::bindings::recovery::CancelExecutionArgs {
                 execution_id: EXEC.into(),
                 reason: "r".into(),
-                source: crate::engine::CancelSource::OperatorOverride,
+                source: crate::types::CancelSource::OperatorOverride,
                 lease_id: None,
                 lease_epoch: None,
                 attempt_id: None,
@@ -437,10 +437,10 @@ mod tests {
             |e| {
                 *e == EngineError::Contention(ContentionKind::ExecutionNotActive(
                     ExecutionNotActive {
-                        terminal_outcome: "cancelled".into(),
-                        lease_epoch: "2".into(),
+                        terminal_outcome: Some("cancelled".into()),
+                        lease_epoch: Some("2".into()),
                         lifecycle_phase: "terminal".into(),
-                        attempt_id: ATTEMPT.into(),
+                        attempt_id: Some(ATTEMPT.into()),
                     },
                 ))
             },
@@ -453,10 +453,10 @@ mod tests {
             |e| {
                 *e == EngineError::Contention(ContentionKind::ExecutionNotActive(
                     ExecutionNotActive {
-                        terminal_outcome: "none".into(),
-                        lease_epoch: String::new(),
+                        terminal_outcome: None,
+                        lease_epoch: None,
                         lifecycle_phase: "runnable".into(),
-                        attempt_id: String::new(),
+                        attempt_id: None,
                     },
                 ))
             },

@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 
+use crate::bindings::scheduling::{CreateExecutionArgs, CreateExecutionOutcome};
 use crate::db::{Db, DbExt, int, opt_int, text};
-use crate::engine::{CreateExecutionArgs, CreateExecutionOutcome, EngineError, PublicState};
 use crate::exec::{StateVector, check_input_payload};
 use crate::ids::{ExecutionRef, validate_lane_id};
 use crate::json;
 use crate::sql::Value;
+use crate::types::{EngineError, PublicState};
 
 /// Create `args.execution_id` (idempotent on the id): waiting, or delayed until
 /// `args.delay_until` when that is in the future. See the module docs for the rules.
@@ -119,9 +120,9 @@ fn raw_fields(args: &CreateExecutionArgs, delay_until: Option<i64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::ValidationKind;
     use crate::exec::MAX_PAYLOAD_BYTES;
     use crate::testing::{EXEC, NOW, TestDb, hex};
+    use crate::types::ValidationKind;
 
     fn args() -> CreateExecutionArgs {
         CreateExecutionArgs {

@@ -1,9 +1,9 @@
 //! `promote-delayed`; the rules are in the parent module's docs.
 
 use crate::db::{Db, int};
-use crate::engine::EngineError;
 use crate::exec::{Exec, StateVector, update_exec};
 use crate::ids::ExecutionRef;
+use crate::types::EngineError;
 
 /// Make `execution_id` claimable if it is delayed and its delay has passed at `now`; nothing
 /// otherwise. See the module docs for the rules.
@@ -34,8 +34,8 @@ pub fn promote_delayed(db: &mut impl Db, execution_id: &str, now: i64) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Entity, ValidationKind};
     use crate::testing::{EXEC, NOW, TestDb};
+    use crate::types::{Entity, ValidationKind};
 
     /// A runnable execution delayed until `until` in `attempt_state`.
     fn delayed(until: i64, attempt_state: &str) -> TestDb {

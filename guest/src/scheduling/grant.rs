@@ -2,19 +2,19 @@
 
 use std::collections::BTreeSet;
 
+use crate::bindings::scheduling::IssueClaimGrantArgs;
 use crate::db::{Db, DbExt, int, text};
-use crate::engine::{
-    ConflictKind, ContentionKind, EngineError, IssueClaimGrantArgs, StateKind, ValidationError,
-    ValidationKind,
-};
-use crate::errors::{contention, require_positive, require_worker_id};
+use crate::errors::{contention, require_positive, require_worker_id, storage};
 use crate::exec::{Exec, lease_expiry};
 use crate::ids::ExecutionRef;
 use crate::json;
 use crate::sql::Value;
+use crate::types::{
+    ConflictKind, ContentionKind, EngineError, StateKind, ValidationError, ValidationKind,
+};
 
 /// Grant `args.execution_id` to `args.worker_id`, writing the claim grant
-/// [`crate::claim::claim_execution`] consumes. See the module docs for the rules.
+/// [`crate::scheduling::claim_execution`] consumes. See the module docs for the rules.
 pub fn issue_claim_grant(db: &mut impl Db, args: &IssueClaimGrantArgs) -> Result<(), EngineError> {
     require_positive("grant_ttl_ms", args.grant_ttl_ms)?;
     require_worker_id(&args.worker_id)?;
@@ -56,7 +56,7 @@ pub fn issue_claim_grant(db: &mut impl Db, args: &IssueClaimGrantArgs) -> Result
              WHERE execution_id = ?1 AND capability <> ''",
             &[id.blob()],
         )
-        .map_err(EngineError::Storage)?;
+        .map_err(storage)?;
     let missing: BTreeSet<String> = required
         .into_iter()
         .filter_map(|row| crate::db::Row(row).text(0))
@@ -101,10 +101,11 @@ pub fn issue_claim_grant(db: &mut impl Db, args: &IssueClaimGrantArgs) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claim::claim_execution;
-    use crate::engine::{ClaimExecutionArgs, Entity};
+    use crate::bindings::scheduling::ClaimExecutionArgs;
     use crate::errors::invalid_input;
+    use crate::scheduling::claim_execution;
     use crate::testing::{EXEC, NOW, TestDb, claim_args, hex};
+    use crate::types::Entity;
 
     fn grant_args() -> IssueClaimGrantArgs {
         IssueClaimGrantArgs {

@@ -1,4 +1,5 @@
-//! Creating executions, granting them to workers, the lane scanner and delays.
+//! The `scheduling` interface: creating executions, granting them to workers, leasing them
+//! (`claim-execution`, `issue-grant-and-claim`, the lane scanner) and delays.
 //!
 //! Every operation validates before it writes, so an error leaves the database as it was even
 //! outside the host's transaction (the native unit tests check this with a full dump).
@@ -33,7 +34,35 @@
 //!
 //! Writes: the execution's expired claim grants are deleted, then one `ff_claim_grant` row
 //! (`kind = 'claim'`, random `grant_id`, `expires_at_ms = now + grant_ttl_ms` saturating) is
-//! inserted: the row [`crate::claim::claim_execution`] consumes.
+//! inserted: the row [`claim_execution`] consumes.
+//!
+//! ## `claim-execution` ([`claim_execution`])
+//!
+//! Consume a claim grant and lease the execution to the worker.
+//!
+//! Validation order (the first failing check decides the error). Before anything is read:
+//! `lease_ttl_ms > 0`, then a non-empty `worker_id` (`Validation(InvalidInput, "worker_id must
+//! not be empty")`), then an execution id that parses, each `Validation(InvalidInput)`. Then:
+//!
+//! | # | check | error |
+//! |---|---|---|
+//! | 1 | the execution exists | `NotFound(execution)` |
+//! | 2 | `lifecycle_phase = 'runnable'` | `Contention(ExecutionNotActive)` |
+//! | 3 | `ownership_state = 'unowned'` | `Contention(LeaseConflict)` |
+//! | 4 | `eligibility_state = 'eligible_now'` | `Contention(ExecutionNotLeaseable)` |
+//! | 5 | `attempt_state != 'running_attempt'` | `Conflict(ActiveAttemptExists)` |
+//! | 6 | `attempt_state != 'attempt_interrupted'` | `Contention(ExecutionNotLeaseable)` |
+//! | 7 | a `claim` grant exists | `Contention(InvalidClaimGrant)` |
+//! | 8 | the grant names this worker | `Contention(InvalidClaimGrant)` |
+//! | 9 | the grant has not expired (`0 < expires_at_ms < now`) | `Contention(ClaimGrantExpired)` |
+//!
+//! `ExecutionNotActive` carries the observed state as on every operation
+//! ([`Exec::not_active`](crate::exec::Exec::not_active)).
+//!
+//! Writes, all in the host's transaction: the execution's claim grants are deleted; the attempt
+//! row at `expected_attempt_index` is inserted with lease epoch 1, or re-armed with its epoch
+//! bumped by one; the execution becomes `active`/`leased`/`running_attempt` with
+//! `attempt_index` = the claimed attempt; one `acquired` row goes to `ff_lease_event`.
 //!
 //! ## `issue-grant-and-claim` ([`issue_grant_and_claim`])
 //!
@@ -54,7 +83,7 @@
 //! instance `operator`: an interrupted execution re-arms its current attempt (keeping the
 //! attempt's recorded type), any other a new attempt at [`crate::exec::next_attempt_index`].
 //!
-//! ## `claim`, the lane scanner ([`claim`])
+//! ## `claim`, the lane scanner ([`claim()`])
 //!
 //! | # | check | error |
 //! |---|---|---|
@@ -83,12 +112,14 @@
 //! for an interrupted attempt, [`StateVector::WAITING`](crate::exec::StateVector::WAITING)
 //! otherwise. Anything else (not delayed, not yet due) is `Ok(())` with no writes.
 
+mod claim;
 mod create;
 mod delay;
 mod grant;
 mod operator;
 mod scan;
 
+pub use claim::claim_execution;
 pub use create::create_execution;
 pub use delay::promote_delayed;
 pub use grant::issue_claim_grant;
@@ -96,11 +127,11 @@ pub use operator::issue_grant_and_claim;
 pub use scan::{claim, claim_first};
 
 use crate::db::Db;
-use crate::engine::EngineError;
 use crate::exec::{Exec, next_attempt_index};
 use crate::lease::{
     AcquiredLease, Claimant, LeaseRequest, acquire_lease, attempt_type_for, lease_current_attempt,
 };
+use crate::types::EngineError;
 
 /// The `attempt_state` values from which a claim starts a new attempt: ours, and the legacy
 /// literals upstream's create path and tests store.
@@ -135,7 +166,7 @@ pub fn lease_claimable(
             claimant: *claimant,
             attempt_index,
             attempt_type: attempt_type_for(&exec.attempt_state),
-            attempt_policy_json: "",
+            attempt_policy_json: None,
             first_epoch: 1,
             execution_deadline_at: None,
             event: "acquired",

@@ -1,14 +1,13 @@
 //! `issue-grant-and-claim`; the rules are in the parent module's docs.
 
 use super::{NEW_ATTEMPT_STATES, lease_claimable};
+use crate::bindings::scheduling::{ClaimGrantOutcome, IssueGrantAndClaimArgs};
 use crate::db::{Db, DbExt};
-use crate::engine::{
-    ClaimGrantOutcome, ConflictKind, ContentionKind, EngineError, IssueGrantAndClaimArgs,
-};
 use crate::errors::{contention, corruption, require_positive};
 use crate::exec::Exec;
 use crate::ids::ExecutionRef;
 use crate::lease::Claimant;
+use crate::types::{ConflictKind, ContentionKind, EngineError};
 
 /// The identity an operator claim leases under (worker and worker instance).
 const OPERATOR: &str = "operator";
@@ -68,8 +67,8 @@ pub fn issue_grant_and_claim(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Entity, ValidationError, ValidationKind};
     use crate::testing::{ATTEMPT, EXEC, EXEC_UUID, LEASE, NOW, TestDb, hex};
+    use crate::types::{Entity, ValidationError, ValidationKind};
 
     fn operator_args() -> IssueGrantAndClaimArgs {
         IssueGrantAndClaimArgs {
@@ -300,12 +299,12 @@ mod tests {
             EngineError::Contention(ContentionKind::ExecutionNotActive(n)) => {
                 assert_eq!(
                     (
-                        n.terminal_outcome.as_str(),
-                        n.lease_epoch.as_str(),
+                        n.terminal_outcome.as_deref(),
+                        n.lease_epoch.as_deref(),
                         n.lifecycle_phase.as_str(),
-                        n.attempt_id.as_str()
+                        n.attempt_id.as_deref()
                     ),
-                    ("success", "3", "terminal", "a-1")
+                    (Some("success"), Some("3"), "terminal", Some("a-1"))
                 );
             }
             other => panic!("{other:?}"),
@@ -320,12 +319,12 @@ mod tests {
             EngineError::Contention(ContentionKind::ExecutionNotActive(n)) => {
                 assert_eq!(
                     (
-                        n.terminal_outcome.as_str(),
-                        n.lease_epoch.as_str(),
+                        n.terminal_outcome.as_deref(),
+                        n.lease_epoch.as_deref(),
                         n.lifecycle_phase.as_str(),
-                        n.attempt_id.as_str()
+                        n.attempt_id.as_deref()
                     ),
-                    ("none", "", "cancelled", "")
+                    (None, None, "cancelled", None)
                 );
             }
             other => panic!("{other:?}"),
@@ -400,8 +399,8 @@ mod tests {
         match db.fails_unchanged(|db| issue_grant_and_claim(db, &operator_args())) {
             EngineError::Contention(ContentionKind::ExecutionNotActive(n)) => {
                 assert_eq!(n.lifecycle_phase, "active");
-                assert_eq!(n.lease_epoch, "1");
-                assert_eq!(n.attempt_id, ATTEMPT);
+                assert_eq!(n.lease_epoch.as_deref(), Some("1"));
+                assert_eq!(n.attempt_id.as_deref(), Some(ATTEMPT));
             }
             other => panic!("{other:?}"),
         }

@@ -1,13 +1,14 @@
 //! `claim`, the lane scanner; the rules are in the parent module's docs.
 
 use super::lease_claimable;
+use crate::bindings::scheduling::ClaimArgs;
 use crate::db::{Db, DbExt, int, text};
-use crate::engine::{ClaimArgs, ClaimedExecution, EngineError};
 use crate::errors::{corruption, require_positive, require_worker_id};
 use crate::exec::Exec;
 use crate::ids::ExecutionRef;
 use crate::json;
 use crate::lease::claimant_of;
+use crate::types::{ClaimedExecution, EngineError};
 
 /// A lane scan statement: the first claimable execution of lane `?1` at time `?2` whose
 /// required capabilities are all in the JSON array `?3`, in the order given (SQL over the
@@ -92,9 +93,9 @@ pub fn claim_first(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{AttemptType, ValidationKind};
     use crate::sql::Value;
     use crate::testing::{ATTEMPT, LEASE, NOW, TestDb};
+    use crate::types::{AttemptType, ValidationKind};
 
     fn args(capabilities: &[&str]) -> ClaimArgs {
         ClaimArgs {

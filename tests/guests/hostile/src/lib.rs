@@ -25,15 +25,47 @@
 //! update every execution, and passes the refusal back as `storage`.
 //!
 //! `attach` attaches the path given in the claim's `attempt-policy-json` (a default path when
-//! empty), so a test can check that no file appeared. `ping` answers `ok` (a fresh instance
-//! serves normally); every other export answers `not-found(execution)` and touches nothing.
+//! absent or empty), so a test can check that no file appeared. `ping` answers `ok` (a fresh
+//! instance serves normally); every other export answers `not-found(execution)` and touches
+//! nothing. Every SQL error passed back as `storage` is the `sql` error converted case for case
+//! ([`storage`]).
 
 mod bindings {
     wit_bindgen::generate!({ path: "../../../wit", world: "engine-backend" });
 }
 
-use bindings::exports::flowfabric::backend::engine::*;
+use bindings::exports::flowfabric::backend::lease_holder::{
+    self, CompleteExecutionArgs, FailExecutionArgs, FailOutcome, FailureClass, HandleLease,
+    RenewLeaseArgs,
+};
+use bindings::exports::flowfabric::backend::reads::{self, ExecutionContext, ExecutionView};
+use bindings::exports::flowfabric::backend::recovery::{
+    self, CancelExecutionArgs, ClaimResumedExecutionArgs, ExpiredLease, IssueReclaimGrantArgs,
+    IssueReclaimGrantOutcome, ListExpiredLeasesArgs, ReclaimExecutionArgs, ReclaimExecutionOutcome,
+    ResumeExecutionArgs, ResumeGrantClaimArgs, RevokeLeaseArgs, RevokeLeaseOutcome,
+};
+use bindings::exports::flowfabric::backend::scheduling::{
+    self, ClaimArgs, ClaimExecutionArgs, ClaimGrantOutcome, CreateExecutionArgs,
+    CreateExecutionOutcome, IssueClaimGrantArgs, IssueGrantAndClaimArgs,
+};
 use bindings::flowfabric::backend::sql;
+use bindings::flowfabric::backend::types::{
+    AttemptType, ClaimedExecution, EngineError, Entity, PublicState, SqliteFailure, StorageError,
+    TimestampMs, ValidationError, ValidationKind,
+};
+
+/// `storage(error)`: the `sql` import's error as the engine's `storage-error`, case for case.
+fn storage(error: sql::Error) -> EngineError {
+    EngineError::Storage(match error {
+        sql::Error::Busy => StorageError::Busy,
+        sql::Error::Constraint(message) => StorageError::Constraint(message),
+        sql::Error::Denied(message) => StorageError::Denied(message),
+        sql::Error::TooLarge(message) => StorageError::TooLarge(message),
+        sql::Error::Failure(sql::SqliteFailure { code, message }) => {
+            StorageError::Failure(SqliteFailure { code, message })
+        }
+    })
+}
 
 /// Writes that would corrupt the execution's state if they were ever committed.
 fn damage_rows() {
@@ -115,16 +147,16 @@ fn invalid_input(detail: String) -> EngineError {
 fn forbidden_sql(statement: &str, args: &ClaimExecutionArgs) -> EngineError {
     damage_rows();
     let params = if statement.contains("?1") {
-        let path = match args.attempt_policy_json.as_str() {
-            "" => DEFAULT_ATTACH_PATH,
-            path => path,
+        let path = match args.attempt_policy_json.as_deref() {
+            None | Some("") => DEFAULT_ATTACH_PATH,
+            Some(path) => path,
         };
         vec![sql::Value::Text(path.into())]
     } else {
         Vec::new()
     };
     match sql::execute(statement, &params) {
-        Err(error) => EngineError::Storage(error),
+        Err(error) => storage(error),
         Ok(_) => invalid_input(format!("hostile guest: the host allowed `{statement}`")),
     }
 }
@@ -139,7 +171,7 @@ fn oversized_query(statement: &str, packed: bool) -> EngineError {
         sql::query(statement, &[]).map(|rows| format!("{} rows", rows.rows.len()))
     };
     match returned {
-        Err(error) => EngineError::Storage(error),
+        Err(error) => storage(error),
         Ok(what) => invalid_input(format!("hostile guest: the host returned {what}")),
     }
 }
@@ -165,14 +197,14 @@ fn malformed_packed() -> EngineError {
         ] {
             match outcome {
                 Err(sql::Error::Denied(why)) => refusals.push(why),
-                Err(other) => return EngineError::Storage(other),
+                Err(other) => return storage(other),
                 Ok(()) => {
                     return invalid_input(format!("hostile guest: the host accepted {params:?}"));
                 }
             }
         }
     }
-    EngineError::Storage(sql::Error::Denied(refusals.join("; ")))
+    EngineError::Storage(StorageError::Denied(refusals.join("; ")))
 }
 
 /// Spin until the host stops us.
@@ -207,10 +239,12 @@ fn oversized_value(args: &ClaimExecutionArgs) -> EngineError {
     damage_rows();
     let size = args
         .attempt_policy_json
+        .as_deref()
+        .unwrap_or_default()
         .parse()
         .unwrap_or(DEFAULT_VALUE_BYTES);
     match sql::query("SELECT zeroblob(?1)", &[sql::Value::Integer(size)]) {
-        Err(error) => EngineError::Storage(error),
+        Err(error) => storage(error),
         Ok(_) => invalid_input(format!("hostile guest: got a {size}-byte value")),
     }
 }
@@ -220,6 +254,8 @@ fn slow_statement(args: &ClaimExecutionArgs) -> EngineError {
     damage_rows();
     let rows = args
         .attempt_policy_json
+        .as_deref()
+        .unwrap_or_default()
         .parse()
         .unwrap_or(DEFAULT_SLOW_ROWS);
     let counted = sql::query(
@@ -228,7 +264,7 @@ fn slow_statement(args: &ClaimExecutionArgs) -> EngineError {
         &[sql::Value::Integer(rows)],
     );
     match counted {
-        Err(error) => EngineError::Storage(error),
+        Err(error) => storage(error),
         Ok(_) => invalid_input(format!("hostile guest: counted {rows} rows")),
     }
 }
@@ -247,7 +283,7 @@ fn garbage_success(args: &ClaimExecutionArgs) -> Result<ClaimedExecution, Engine
          WHERE lower(hex(execution_id)) <> ?1",
         &[sql::Value::Text(own_hex)],
     )
-    .map_err(EngineError::Storage)?;
+    .map_err(storage)?;
     Ok(ClaimedExecution {
         execution_id: args.execution_id.clone(),
         lease_id: args.lease_id.clone(),
@@ -315,7 +351,7 @@ const NOT_FOUND: EngineError = EngineError::NotFound(Entity::Execution);
 
 struct Hostile;
 
-impl Guest for Hostile {
+impl scheduling::Guest for Hostile {
     fn claim_execution(args: ClaimExecutionArgs) -> Result<ClaimedExecution, EngineError> {
         match args.worker_id.as_str() {
             "panic-after-write" => {
@@ -372,6 +408,15 @@ impl Guest for Hostile {
     fn issue_grant_and_claim(_: IssueGrantAndClaimArgs) -> Result<ClaimGrantOutcome, EngineError> {
         Err(NOT_FOUND)
     }
+    fn claim(_: ClaimArgs) -> Result<Option<ClaimedExecution>, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn promote_delayed(_: String, _: TimestampMs) -> Result<(), EngineError> {
+        Err(NOT_FOUND)
+    }
+}
+
+impl lease_holder::Guest for Hostile {
     fn renew_lease(_: RenewLeaseArgs) -> Result<TimestampMs, EngineError> {
         Err(NOT_FOUND)
     }
@@ -379,45 +424,6 @@ impl Guest for Hostile {
         Err(NOT_FOUND)
     }
     fn fail_execution(_: FailExecutionArgs) -> Result<FailOutcome, EngineError> {
-        Err(NOT_FOUND)
-    }
-    fn cancel_execution(_: CancelExecutionArgs) -> Result<(), EngineError> {
-        Err(NOT_FOUND)
-    }
-    fn revoke_lease(_: RevokeLeaseArgs) -> Result<RevokeLeaseOutcome, EngineError> {
-        Err(NOT_FOUND)
-    }
-    fn claim_resumed_execution(
-        _: ClaimResumedExecutionArgs,
-    ) -> Result<ClaimedExecution, EngineError> {
-        Err(NOT_FOUND)
-    }
-    fn resume_execution(_: ResumeExecutionArgs) -> Result<PublicState, EngineError> {
-        Err(NOT_FOUND)
-    }
-    fn mark_lease_expired_if_due(_: String, _: TimestampMs) -> Result<(), EngineError> {
-        Err(NOT_FOUND)
-    }
-    fn promote_delayed(_: String, _: TimestampMs) -> Result<(), EngineError> {
-        Err(NOT_FOUND)
-    }
-    fn list_expired_leases(_: ListExpiredLeasesArgs) -> Result<Vec<ExpiredLease>, EngineError> {
-        Err(NOT_FOUND)
-    }
-    fn issue_reclaim_grant(
-        _: IssueReclaimGrantArgs,
-    ) -> Result<IssueReclaimGrantOutcome, EngineError> {
-        Err(NOT_FOUND)
-    }
-    fn reclaim_execution(_: ReclaimExecutionArgs) -> Result<ReclaimExecutionOutcome, EngineError> {
-        Err(NOT_FOUND)
-    }
-    fn claim_from_resume_grant(
-        _: ResumeGrantClaimArgs,
-    ) -> Result<Option<ClaimedExecution>, EngineError> {
-        Err(NOT_FOUND)
-    }
-    fn claim(_: ClaimArgs) -> Result<Option<ClaimedExecution>, EngineError> {
         Err(NOT_FOUND)
     }
     fn renew(_: HandleLease, _: TimestampMs) -> Result<TimestampMs, EngineError> {
@@ -442,10 +448,49 @@ impl Guest for Hostile {
     ) -> Result<FailOutcome, EngineError> {
         Err(NOT_FOUND)
     }
+}
+
+impl recovery::Guest for Hostile {
+    fn cancel_execution(_: CancelExecutionArgs) -> Result<(), EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn revoke_lease(_: RevokeLeaseArgs) -> Result<RevokeLeaseOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn claim_resumed_execution(
+        _: ClaimResumedExecutionArgs,
+    ) -> Result<ClaimedExecution, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn resume_execution(_: ResumeExecutionArgs) -> Result<PublicState, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn mark_lease_expired_if_due(_: String, _: TimestampMs) -> Result<(), EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn list_expired_leases(_: ListExpiredLeasesArgs) -> Result<Vec<ExpiredLease>, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn issue_reclaim_grant(
+        _: IssueReclaimGrantArgs,
+    ) -> Result<IssueReclaimGrantOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn reclaim_execution(_: ReclaimExecutionArgs) -> Result<ReclaimExecutionOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn claim_from_resume_grant(
+        _: ResumeGrantClaimArgs,
+    ) -> Result<Option<ClaimedExecution>, EngineError> {
+        Err(NOT_FOUND)
+    }
+}
+
+impl reads::Guest for Hostile {
     fn read_execution(_: String, _: TimestampMs) -> Result<Option<ExecutionView>, EngineError> {
         // Every read tries to write; the host runs reads read-only.
         match sql::execute("UPDATE ff_exec_core SET lifecycle_phase = 'hacked'", &[]) {
-            Err(error) => Err(EngineError::Storage(error)),
+            Err(error) => Err(storage(error)),
             Ok(_) => Err(invalid_input(
                 "hostile guest: a read operation wrote".into(),
             )),

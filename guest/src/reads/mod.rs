@@ -1,4 +1,4 @@
-//! What the read operations report.
+//! The `reads` interface: what the read operations report.
 //!
 //! One query gathers everything the host's read methods need (`describe_execution`,
 //! `read_execution_state`, `read_execution_info`, `read_current_attempt_index`,
@@ -12,15 +12,25 @@
 //! | eligibility_state | `cancelled` / `pending_claim` | `not_applicable` / `eligible_now` |
 //! | attempt_state | `pending`, `pending_claim`, `initial` / `running` / `cancelled` | `pending_first_attempt` / `running_attempt` / `attempt_terminal` |
 //! | public_state | `running`, `claimed` / `pending` | `active` / `waiting` |
-//! | blocking_reason | `NULL`, empty | `none` |
+//! | blocking_reason | `NULL`, empty, `none` | absent (`None`: ff-core's `none`) |
+//! | `raw_fields.blocking_detail` | `NULL`, empty | absent (`None`) |
+//! | terminal outcome | not terminal, or no outcome ff-core knows (`raw_fields.terminal_outcome`, else the current attempt's `outcome`) / lifecycle `cancelled` | absent (`None`: ff-core's `none`) / `cancelled` |
 //!
 //! Anything else passes through; the host refuses values ff-core does not know as
 //! `Validation { kind: Corruption }`.
 
+mod literals;
+
+use crate::bindings::reads::{ExecutionContext, ExecutionView, LeaseSummary};
 use crate::db::{Db, DbExt, Row};
-use crate::engine::{EngineError, ExecutionContext, ExecutionView, LeaseSummary};
+use crate::errors::storage;
 use crate::exec::clamp_u32;
 use crate::ids::ExecutionRef;
+use crate::types::EngineError;
+use literals::{
+    normalize_attempt_state, normalize_eligibility, normalize_lifecycle, normalize_ownership,
+    normalize_public, terminal_outcome,
+};
 
 /// Everything reads report about an execution, or `None` when it does not exist.
 pub fn read_execution(
@@ -74,9 +84,8 @@ pub fn read_execution(
         attempt_state: normalize_attempt_state(&row.text_or_empty(8)),
         blocking_reason: row
             .text(9)
-            .filter(|reason| !reason.is_empty())
-            .unwrap_or_else(|| "none".into()),
-        blocking_detail: row.text_or_empty(10),
+            .filter(|reason| !reason.is_empty() && reason != "none"),
+        blocking_detail: row.text(10).filter(|detail| !detail.is_empty()),
         terminal_outcome,
         attempt_index,
         attempt_id: row.text(23).filter(|id| !id.is_empty()),
@@ -141,7 +150,7 @@ fn read_tags(db: &mut impl Db, id: &ExecutionRef) -> Result<Vec<(String, String)
              WHERE c.partition_key = ?1 AND c.execution_id = ?2 AND t.type = 'text' ORDER BY t.key",
             &id.key(),
         )
-        .map_err(EngineError::Storage)?;
+        .map_err(storage)?;
     Ok(rows
         .into_iter()
         .map(Row)
@@ -164,70 +173,6 @@ fn current_lease(row: &Row, ownership_state: &str, attempt_index: u32) -> Option
     })
 }
 
-fn terminal_outcome(
-    raw_lifecycle: &str,
-    lifecycle_phase: &str,
-    recorded: Option<String>,
-    attempt_outcome: Option<String>,
-) -> String {
-    if lifecycle_phase != "terminal" {
-        return "none".into();
-    }
-    if raw_lifecycle == "cancelled" {
-        return "cancelled".into();
-    }
-    let known = |outcome: &str| {
-        matches!(
-            outcome,
-            "success" | "failed" | "cancelled" | "expired" | "skipped"
-        )
-    };
-    recorded
-        .filter(|outcome| known(outcome))
-        .or(attempt_outcome.filter(|outcome| known(outcome)))
-        .unwrap_or_else(|| "none".into())
-}
-
-fn normalize_lifecycle(raw: &str) -> &str {
-    match raw {
-        "cancelled" | "terminal" => "terminal",
-        "pending" | "runnable" | "eligible" | "blocked" => "runnable",
-        other => other,
-    }
-}
-
-fn normalize_ownership(raw: &str) -> String {
-    match raw {
-        "released" | "unowned" => "unowned".into(),
-        other => other.into(),
-    }
-}
-
-fn normalize_eligibility(raw: &str) -> String {
-    match raw {
-        "cancelled" => "not_applicable".into(),
-        "pending_claim" => "eligible_now".into(),
-        other => other.into(),
-    }
-}
-
-fn normalize_attempt_state(raw: &str) -> String {
-    match raw {
-        "pending" | "pending_claim" | "initial" => "pending_first_attempt".into(),
-        "running" => "running_attempt".into(),
-        "cancelled" => "attempt_terminal".into(),
-        other => other.into(),
-    }
-}
-
-fn normalize_public(raw: &str) -> String {
-    match raw {
-        "running" | "claimed" => "active".into(),
-        "pending" => "waiting".into(),
-        other => other.into(),
-    }
-}
-
 /// 32 hex digits as a hyphenated UUID.
 fn hyphenate(hex: &str) -> String {
     format!(
@@ -243,7 +188,7 @@ fn hyphenate(hex: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claim::claim_execution;
+    use crate::scheduling::claim_execution;
     use crate::testing::{EXEC, NOW, TestDb, claim_args};
 
     #[test]
@@ -270,8 +215,8 @@ mod tests {
                 view.eligibility_state.as_str(),
                 view.attempt_state.as_str(),
                 view.public_state.as_str(),
-                view.blocking_reason.as_str(),
-                view.terminal_outcome.as_str()
+                view.blocking_reason.as_deref(),
+                view.terminal_outcome.as_deref()
             ),
             (
                 "terminal",
@@ -279,8 +224,8 @@ mod tests {
                 "not_applicable",
                 "attempt_terminal",
                 "active",
-                "none",
-                "cancelled"
+                None,
+                Some("cancelled")
             )
         );
         db.exec("UPDATE ff_exec_core SET lifecycle_phase = 'pending', public_state = 'pending', attempt_state = 'initial'");
@@ -355,7 +300,7 @@ mod tests {
         );
         let view = read_execution(&mut db, EXEC, NOW).unwrap().unwrap();
         assert_eq!(
-            view.terminal_outcome, "none",
+            view.terminal_outcome, None,
             "no recorded outcome and no attempt"
         );
         assert_eq!(
@@ -367,8 +312,9 @@ mod tests {
             read_execution(&mut db, EXEC, NOW)
                 .unwrap()
                 .unwrap()
-                .terminal_outcome,
-            "success"
+                .terminal_outcome
+                .as_deref(),
+            Some("success")
         );
     }
 

@@ -3,13 +3,14 @@
 //! row, then the execution row (through [`update_exec`]), then the outbox in reference §9's
 //! order. `raw_fields` values are JSON strings, as upstream writes them.
 
+use crate::bindings::lease_holder::{FailOutcome, RetryScheduled};
 use crate::db::{Db, DbExt, int, text};
-use crate::engine::{EngineError, FailOutcome, RetryScheduled};
 use crate::exec::{
     Exec, StateVector, clamp_u32, record_completion_event, record_lease_event,
     update_exec_formatted,
 };
 use crate::sql::Value;
+use crate::types::EngineError;
 
 /// The attempt whose lease ends, and the lease id its outbox rows carry.
 #[derive(Debug, Clone, Copy)]

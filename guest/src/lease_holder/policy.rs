@@ -20,10 +20,11 @@
 //! `min(initial * multiplier^retry_count, max)` computed in `f64` and truncated. Jitter is not
 //! applied.
 
+use crate::bindings::lease_holder::{Backoff, ExponentialBackoff, RetryPolicy};
 use crate::db::{Db, DbExt};
-use crate::engine::{Backoff, EngineError, ExponentialBackoff, RetryPolicy};
 use crate::ids::ExecutionRef;
 use crate::sql::Value;
+use crate::types::EngineError;
 
 /// ff-core's `RetryPolicy::default()`: 3 retries, exponential 1000 ms doubling up to 60 s.
 pub fn default_policy() -> RetryPolicy {

@@ -1,15 +1,14 @@
-//! Unit tests of the completion operations against real SQLite: one test per validation row
+//! Unit tests of the lease holder's operations against real SQLite: one test per validation row
 //! (each asserting that the failed call wrote nothing), and happy paths asserting every row
 //! and column written.
 
 use super::*;
-use crate::claim::claim_execution;
-use crate::engine::{
-    AttemptType, Backoff, ClaimExecutionArgs, Entity, ExecutionNotActive, LeaseFence,
-    RetryScheduled, ValidationKind,
-};
+use crate::bindings::lease_holder::{Backoff, RetryScheduled};
+use crate::bindings::scheduling::ClaimExecutionArgs;
 use crate::exec::MAX_PAYLOAD_BYTES;
+use crate::scheduling::claim_execution;
 use crate::testing::{ATTEMPT, EXEC, EXEC_UUID, LEASE, NOW, TTL, TestDb, claim_args};
+use crate::types::{AttemptType, Entity, ExecutionNotActive, LeaseFence, ValidationKind};
 
 const HEX: &str = "53AD96D26B084D0C86E336598DB2291C";
 /// When the operation under test runs: the lease (until `NOW + TTL`) is live.
@@ -140,12 +139,17 @@ fn assert_payload_too_large(err: &EngineError) {
     );
 }
 
-fn not_active_err(outcome: &str, epoch: &str, phase: &str, attempt_id: &str) -> EngineError {
+fn not_active_err(
+    outcome: Option<&str>,
+    epoch: Option<&str>,
+    phase: &str,
+    attempt_id: Option<&str>,
+) -> EngineError {
     EngineError::Contention(ContentionKind::ExecutionNotActive(ExecutionNotActive {
-        terminal_outcome: outcome.into(),
-        lease_epoch: epoch.into(),
+        terminal_outcome: outcome.map(Into::into),
+        lease_epoch: epoch.map(Into::into),
         lifecycle_phase: phase.into(),
-        attempt_id: attempt_id.into(),
+        attempt_id: attempt_id.map(Into::into),
     }))
 }
 
@@ -377,7 +381,7 @@ fn renew_lease_non_active_execution_reports_the_observed_state() {
     );
     assert_eq!(
         db.fails_unchanged(|db| renew_lease(db, &renew_args())),
-        not_active_err("success", "1", "terminal", ATTEMPT)
+        not_active_err(Some("success"), Some("1"), "terminal", Some(ATTEMPT))
     );
     let mut db = seeded_lease();
     db.exec("UPDATE ff_exec_core SET lifecycle_phase = 'runnable'");
@@ -390,7 +394,7 @@ fn renew_lease_non_active_execution_reports_the_observed_state() {
     };
     assert_eq!(
         db.fails_unchanged(|db| renew_lease(db, &args)),
-        not_active_err("none", "1", "runnable", "")
+        not_active_err(None, Some("1"), "runnable", None)
     );
 }
 
@@ -571,7 +575,7 @@ fn complete_execution_replay_fails_as_not_active_and_writes_nothing() {
     complete_execution(&mut db, &complete_args()).unwrap();
     assert_eq!(
         db.fails_unchanged(|db| complete_execution(db, &complete_args())),
-        not_active_err("success", "1", "terminal", ATTEMPT)
+        not_active_err(Some("success"), Some("1"), "terminal", Some(ATTEMPT))
     );
     assert_eq!(completion_events(&db), format!("success:{LATER}"));
 }
@@ -589,7 +593,7 @@ fn complete_execution_not_active_wins_over_a_stale_fence() {
     };
     assert_eq!(
         db.fails_unchanged(|db| complete_execution(db, &args)),
-        not_active_err("none", "1", "suspended", ATTEMPT)
+        not_active_err(None, Some("1"), "suspended", Some(ATTEMPT))
     );
 }
 
@@ -909,7 +913,7 @@ fn fail_execution_replay_after_a_retry_is_not_active() {
     fail_execution(&mut db, &args).unwrap();
     assert_eq!(
         db.fails_unchanged(|db| fail_execution(db, &args)),
-        not_active_err("none", "1", "runnable", ATTEMPT)
+        not_active_err(None, Some("1"), "runnable", Some(ATTEMPT))
     );
 }
 
@@ -1016,12 +1020,12 @@ fn handle_ops_on_a_non_active_or_unleased_execution_are_not_active() {
     every_handle_op_fails(
         |db| db.exec("UPDATE ff_exec_core SET lifecycle_phase = 'terminal'"),
         &handle(),
-        &not_active_err("none", "1", "terminal", ATTEMPT),
+        &not_active_err(None, Some("1"), "terminal", Some(ATTEMPT)),
     );
     every_handle_op_fails(
         |db| db.exec("UPDATE ff_exec_core SET ownership_state = 'lease_expired_reclaimable'"),
         &handle(),
-        &not_active_err("none", "1", "active", ATTEMPT),
+        &not_active_err(None, Some("1"), "active", Some(ATTEMPT)),
     );
 }
 
@@ -1193,7 +1197,7 @@ fn handle_complete_payload_over_the_limit_is_too_large() {
 fn handle_replays_after_complete_are_refused_without_duplicate_outbox_rows() {
     let mut db = TestDb::leased();
     complete(&mut db, &handle(), None, LATER).unwrap();
-    let finished = not_active_err("success", "1", "terminal", ATTEMPT);
+    let finished = not_active_err(Some("success"), Some("1"), "terminal", Some(ATTEMPT));
     assert_eq!(
         db.fails_unchanged(|db| complete(db, &handle(), None, LATER + 1)),
         finished
@@ -1337,7 +1341,7 @@ fn an_old_handle_cannot_act_on_the_next_attempt() {
     // While the retry waits, the old handle finds the execution not active.
     assert_eq!(
         db.fails_unchanged(|db| complete(db, &handle(), None, LATER)),
-        not_active_err("none", "1", "runnable", ATTEMPT)
+        not_active_err(None, Some("1"), "runnable", Some(ATTEMPT))
     );
     db.seed_grant(EXEC, "worker-1", LATER + 60_000);
     claim_execution(&mut db, &next_attempt_claim_args()).unwrap();

@@ -1,37 +1,12 @@
-//! `claim-execution`: consume a claim grant and lease the execution to the worker.
-//!
-//! Validation order (the first failing check decides the error). Before anything is read:
-//! `lease_ttl_ms > 0`, then a non-empty `worker_id` (`Validation(InvalidInput, "worker_id must
-//! not be empty")`), then an execution id that parses, each `Validation(InvalidInput)`. Then:
-//!
-//! | # | check | error |
-//! |---|---|---|
-//! | 1 | the execution exists | `NotFound(execution)` |
-//! | 2 | `lifecycle_phase = 'runnable'` | `Contention(ExecutionNotActive)` |
-//! | 3 | `ownership_state = 'unowned'` | `Contention(LeaseConflict)` |
-//! | 4 | `eligibility_state = 'eligible_now'` | `Contention(ExecutionNotLeaseable)` |
-//! | 5 | `attempt_state != 'running_attempt'` | `Conflict(ActiveAttemptExists)` |
-//! | 6 | `attempt_state != 'attempt_interrupted'` | `Contention(ExecutionNotLeaseable)` |
-//! | 7 | a `claim` grant exists | `Contention(InvalidClaimGrant)` |
-//! | 8 | the grant names this worker | `Contention(InvalidClaimGrant)` |
-//! | 9 | the grant has not expired (`0 < expires_at_ms < now`) | `Contention(ClaimGrantExpired)` |
-//!
-//! `ExecutionNotActive` carries the observed state as on every operation
-//! ([`Exec::not_active`]).
-//!
-//! Writes, all in the host's transaction: the execution's claim grants are deleted; the attempt
-//! row at `expected_attempt_index` is inserted with lease epoch 1, or re-armed with its epoch
-//! bumped by one; the execution becomes `active`/`leased`/`running_attempt` with
-//! `attempt_index` = the claimed attempt; one `acquired` row goes to `ff_lease_event`.
+//! `claim-execution`; the rules are in the parent module's docs.
 
+use crate::bindings::scheduling::ClaimExecutionArgs;
 use crate::db::{Db, DbExt, text};
-use crate::engine::{
-    ClaimExecutionArgs, ClaimedExecution, ConflictKind, ContentionKind, EngineError,
-};
 use crate::errors::{contention, require_positive, require_worker_id};
 use crate::exec::Exec;
 use crate::ids::ExecutionRef;
 use crate::lease::{LeaseRequest, acquire_lease, attempt_type_for, claimant_of};
+use crate::types::{ClaimedExecution, ConflictKind, ContentionKind, EngineError};
 
 /// Claim `args.execution_id` for `args.worker_id`; see the module docs for the rules.
 pub fn claim_execution(
@@ -79,7 +54,7 @@ pub fn claim_execution(
             claimant,
             attempt_index: i64::from(args.expected_attempt_index),
             attempt_type: attempt_type_for(&exec.attempt_state),
-            attempt_policy_json: &args.attempt_policy_json,
+            attempt_policy_json: args.attempt_policy_json.as_deref(),
             first_epoch: 1,
             execution_deadline_at: args.execution_deadline_at,
             event: "acquired",
@@ -91,10 +66,10 @@ pub fn claim_execution(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{AttemptType, Entity, ExecutionNotActive};
     use crate::errors::invalid_input;
     use crate::exec::lease_expiry;
     use crate::testing::{ATTEMPT, EXEC, LEASE, NOW, Recording, TestDb, claim_args};
+    use crate::types::{AttemptType, Entity, ExecutionNotActive};
 
     fn runnable_with_grant(grant_expires_at: i64) -> TestDb {
         let db = TestDb::runnable();
@@ -173,7 +148,7 @@ mod tests {
         let cases: [(&str, Expect); 5] = [
             (
                 "UPDATE ff_exec_core SET lifecycle_phase = 'terminal', ownership_state = 'leased'",
-                |e| matches!(e, EngineError::Contention(ContentionKind::ExecutionNotActive(n)) if n.lifecycle_phase == "terminal" && n.terminal_outcome == "none" && n.lease_epoch.is_empty()),
+                |e| matches!(e, EngineError::Contention(ContentionKind::ExecutionNotActive(n)) if n.lifecycle_phase == "terminal" && n.terminal_outcome.is_none() && n.lease_epoch.is_none()),
             ),
             (
                 "UPDATE ff_exec_core SET ownership_state = 'leased', eligibility_state = 'x'",
@@ -219,10 +194,10 @@ mod tests {
         assert_eq!(
             err,
             EngineError::Contention(ContentionKind::ExecutionNotActive(ExecutionNotActive {
-                terminal_outcome: "none".into(),
-                lease_epoch: "1".into(),
+                terminal_outcome: None,
+                lease_epoch: Some("1".into()),
                 lifecycle_phase: "active".into(),
-                attempt_id: ATTEMPT.into(),
+                attempt_id: Some(ATTEMPT.into()),
             }))
         );
     }

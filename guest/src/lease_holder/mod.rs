@@ -1,11 +1,13 @@
-//! The lease holder's operations: renew, complete, fail (with the retry policy) and progress,
-//! through the typed API (fences, reference §8.5–§8.7) and through worker handles (§8.16).
+//! The `lease-holder` interface: the lease holder's operations: renew, complete, fail (with the
+//! retry policy) and progress, through the typed API (fences, reference §8.5–§8.7) and through
+//! worker handles (§8.16).
 //!
 //! The typed operations report a fence mismatch as `State(StaleLease)`, the handle operations
 //! as `Contention(LeaseConflict)`. A fence matches when the epoch is equal and the lease and
 //! attempt ids are equal wherever the attempt row recorded them ([`Attempt::fence_matches`]).
-//! `ExecutionNotActive` always carries the terminal outcome (or `none`), the current attempt's
-//! lease epoch (or empty), the raw lifecycle and the current attempt id (or empty).
+//! `ExecutionNotActive` always carries the terminal outcome, the current attempt's lease epoch,
+//! the raw lifecycle and the current attempt id (each optional one `None` when absent;
+//! [`Exec::not_active`]).
 //!
 //! # `renew-lease`
 //!
@@ -100,14 +102,15 @@ mod writes;
 #[cfg(test)]
 mod tests;
 
-use crate::db::{Db, DbExt, int, text};
-use crate::engine::{
-    CancelSource, CompleteExecutionArgs, ContentionKind, EngineError, FailExecutionArgs,
-    FailOutcome, FailureClass, HandleLease, LeaseFence, RenewLeaseArgs, RetryPolicy, StateKind,
+use crate::bindings::lease_holder::{
+    CompleteExecutionArgs, FailExecutionArgs, FailOutcome, FailureClass, HandleLease,
+    RenewLeaseArgs, RetryPolicy,
 };
+use crate::db::{Db, DbExt, int, text};
 use crate::errors::{contention, invalid_input, require_positive};
 use crate::exec::{Attempt, Exec, check_result_payload, lease_expiry, record_lease_event};
 use crate::ids::ExecutionRef;
+use crate::types::{CancelSource, ContentionKind, EngineError, LeaseFence, StateKind};
 use policy::StoredRetry;
 use writes::{EndingLease, Failure};
 

@@ -1,0 +1,19 @@
+//! The wit-bindgen glue: the `engine-backend` world's generated types and traits, and the
+//! `export!` macro a custom guest uses to export its own implementation of the world
+//! (`ff_engine_guest::bindings::export!(MyGuest with_types_in ff_engine_guest::bindings)`).
+//!
+//! The generated modules sit at wit-bindgen's paths (`exports::flowfabric::backend::<family>`
+//! for the exported families, `flowfabric::backend::{sql, types}` for the imports); the
+//! re-exports below name each interface by its WIT name alone: [`scheduling`],
+//! [`lease_holder`], [`recovery`] and [`reads`] (each with its `Guest` trait and its own
+//! records), [`types`] (shared by the families) and [`sql`] (the host's database).
+
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "engine-backend",
+    additional_derives: [PartialEq],
+    pub_export_macro: true,
+});
+
+pub use exports::flowfabric::backend::{lease_holder, reads, recovery, scheduling};
+pub use flowfabric::backend::{sql, types};
