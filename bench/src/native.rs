@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use ff_engine_guest::engine::EngineError;
 pub use ff_engine_guest::native_db::NativeDb;
+use ff_engine_guest::types::EngineError;
 use rusqlite::{Connection, OpenFlags};
 
 /// The backend's page cache setting (64 MiB).

@@ -175,7 +175,7 @@ fn native_work(
     op(latencies, &mut |conn| {
         lease = Some(
             in_transaction(conn, |db| {
-                ff_engine_guest::claim::claim_execution(db, &guest_claim(id))
+                ff_engine_guest::scheduling::claim_execution(db, &guest_claim(id))
             })
             .expect("native claim"),
         );
@@ -184,13 +184,13 @@ fn native_work(
         let lease = lease.expect("claimed above");
         op(latencies, &mut |conn| {
             in_transaction(conn, |db| {
-                ff_engine_guest::completion::renew_lease(db, &guest_renew(&lease))
+                ff_engine_guest::lease_holder::renew_lease(db, &guest_renew(&lease))
             })
             .expect("native renew");
         });
         op(latencies, &mut |conn| {
             in_transaction(conn, |db| {
-                ff_engine_guest::completion::complete_execution(db, &guest_complete(&lease))
+                ff_engine_guest::lease_holder::complete_execution(db, &guest_complete(&lease))
             })
             .expect("native complete");
         });

@@ -11,7 +11,7 @@ use ff_core::types::{
     AttemptId, AttemptIndex, CancelSource, ExecutionId, LaneId, LeaseFence, LeaseId, Namespace,
     TimestampMs, WorkerId, WorkerInstanceId,
 };
-use ff_engine_guest::engine as guest;
+use ff_engine_guest::bindings::{lease_holder, scheduling, types};
 use rusqlite::Connection;
 
 use crate::native::{NativeDb, in_transaction};
@@ -200,8 +200,8 @@ pub fn complete_args(id: &ExecutionId, claimed: &ClaimedExecution) -> CompleteEx
 // ── Guest arguments (the native baseline) ───────────────────────────────────────────────────
 
 /// What the backend passes the guest for `create_execution`.
-pub fn guest_create(id: &ExecutionId, now: i64) -> guest::CreateExecutionArgs {
-    guest::CreateExecutionArgs {
+pub fn guest_create(id: &ExecutionId, now: i64) -> scheduling::CreateExecutionArgs {
+    scheduling::CreateExecutionArgs {
         execution_id: id.to_string(),
         namespace: NAMESPACE.into(),
         lane_id: LANE.into(),
@@ -221,8 +221,8 @@ pub fn guest_create(id: &ExecutionId, now: i64) -> guest::CreateExecutionArgs {
 }
 
 /// What the backend passes the guest for `issue_claim_grant`.
-pub fn guest_grant(id: &ExecutionId, now: i64) -> guest::IssueClaimGrantArgs {
-    guest::IssueClaimGrantArgs {
+pub fn guest_grant(id: &ExecutionId, now: i64) -> scheduling::IssueClaimGrantArgs {
+    scheduling::IssueClaimGrantArgs {
         execution_id: id.to_string(),
         lane_id: LANE.into(),
         worker_id: WORKER.into(),
@@ -237,8 +237,8 @@ pub fn guest_grant(id: &ExecutionId, now: i64) -> guest::IssueClaimGrantArgs {
 }
 
 /// What the backend passes the guest for `claim_execution` (fresh lease and attempt ids).
-pub fn guest_claim(id: &ExecutionId) -> guest::ClaimExecutionArgs {
-    guest::ClaimExecutionArgs {
+pub fn guest_claim(id: &ExecutionId) -> scheduling::ClaimExecutionArgs {
+    scheduling::ClaimExecutionArgs {
         execution_id: id.to_string(),
         worker_id: WORKER.into(),
         worker_instance_id: "bench-instance".into(),
@@ -247,7 +247,7 @@ pub fn guest_claim(id: &ExecutionId) -> guest::ClaimExecutionArgs {
         lease_ttl_ms: LEASE_TTL_MS,
         attempt_id: AttemptId::new().to_string(),
         expected_attempt_index: 0,
-        attempt_policy_json: String::new(),
+        attempt_policy_json: None,
         attempt_timeout_ms: None,
         execution_deadline_at: None,
         now: now_ms(),
@@ -255,8 +255,8 @@ pub fn guest_claim(id: &ExecutionId) -> guest::ClaimExecutionArgs {
 }
 
 /// The guest's fence for a native lease.
-fn guest_fence(claimed: &guest::ClaimedExecution) -> guest::LeaseFence {
-    guest::LeaseFence {
+fn guest_fence(claimed: &types::ClaimedExecution) -> types::LeaseFence {
+    types::LeaseFence {
         lease_id: claimed.lease_id.clone(),
         lease_epoch: claimed.lease_epoch,
         attempt_id: claimed.attempt_id.clone(),
@@ -264,8 +264,8 @@ fn guest_fence(claimed: &guest::ClaimedExecution) -> guest::LeaseFence {
 }
 
 /// What the backend passes the guest for `renew_lease`.
-pub fn guest_renew(claimed: &guest::ClaimedExecution) -> guest::RenewLeaseArgs {
-    guest::RenewLeaseArgs {
+pub fn guest_renew(claimed: &types::ClaimedExecution) -> lease_holder::RenewLeaseArgs {
+    lease_holder::RenewLeaseArgs {
         execution_id: claimed.execution_id.clone(),
         attempt_index: claimed.attempt_index,
         fence: Some(guest_fence(claimed)),
@@ -275,14 +275,14 @@ pub fn guest_renew(claimed: &guest::ClaimedExecution) -> guest::RenewLeaseArgs {
 }
 
 /// What the backend passes the guest for `complete_execution`.
-pub fn guest_complete(claimed: &guest::ClaimedExecution) -> guest::CompleteExecutionArgs {
-    guest::CompleteExecutionArgs {
+pub fn guest_complete(claimed: &types::ClaimedExecution) -> lease_holder::CompleteExecutionArgs {
+    lease_holder::CompleteExecutionArgs {
         execution_id: claimed.execution_id.clone(),
         fence: Some(guest_fence(claimed)),
         attempt_index: claimed.attempt_index,
         result_payload: Some(b"{\"ok\":true}".to_vec()),
         result_encoding: Some("json".into()),
-        source: guest::CancelSource::LeaseHolder,
+        source: types::CancelSource::LeaseHolder,
         now: now_ms(),
     }
 }

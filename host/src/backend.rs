@@ -19,7 +19,7 @@ use tokio::sync::oneshot::error::TryRecvError;
 use wasmtime::Store;
 
 use crate::bindings::args::validation;
-use crate::bindings::{GuestWorld, wit};
+use crate::bindings::{GuestWorld, types};
 use crate::error::OpenError;
 use crate::operation::{GuestJob, Tx, writer_gone};
 use crate::runtime::{CompiledCache, GuestLimits, GuestRuntime, GuestState};
@@ -110,7 +110,10 @@ impl SqliteBackend {
     ) -> Result<T, EngineError>
     where
         T: Send + 'static,
-        F: Fn(&GuestWorld, &mut Store<GuestState>) -> wasmtime::Result<Result<T, wit::EngineError>>
+        F: Fn(
+                &GuestWorld,
+                &mut Store<GuestState>,
+            ) -> wasmtime::Result<Result<T, types::EngineError>>
             + Send
             + 'static,
     {

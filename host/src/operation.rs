@@ -14,7 +14,7 @@ use ff_core::engine_error::EngineError;
 use rusqlite::Connection;
 use wasmtime::Store;
 
-use crate::bindings::{GuestWorld, engine_error, wit};
+use crate::bindings::{GuestWorld, engine_error, types};
 use crate::error::OperationFailure;
 use crate::runtime::{GuestLimits, GuestRuntime, GuestState};
 use crate::storage::{BatchFailure, Job, SqlMode, SqlPolicy};
@@ -45,7 +45,7 @@ pub(crate) struct GuestJob<T, F> {
 impl<T, F> GuestJob<T, F>
 where
     T: Send + 'static,
-    F: Fn(&GuestWorld, &mut Store<GuestState>) -> wasmtime::Result<Result<T, wit::EngineError>>
+    F: Fn(&GuestWorld, &mut Store<GuestState>) -> wasmtime::Result<Result<T, types::EngineError>>
         + Send
         + 'static,
 {
@@ -80,7 +80,7 @@ pub(crate) type Answer<T> = tokio::sync::oneshot::Receiver<Result<T, EngineError
 impl<T, F> Job for GuestJob<T, F>
 where
     T: Send + 'static,
-    F: Fn(&GuestWorld, &mut Store<GuestState>) -> wasmtime::Result<Result<T, wit::EngineError>>
+    F: Fn(&GuestWorld, &mut Store<GuestState>) -> wasmtime::Result<Result<T, types::EngineError>>
         + Send
         + 'static,
 {

@@ -15,11 +15,11 @@ use ff_core::handle_codec::{self, HandlePayload};
 use ff_core::policy::{BackoffStrategy, RetryPolicy};
 use ff_core::types::{CancelSource, LeaseFence};
 
-use super::wit;
+use super::{lease_holder, recovery, scheduling, types};
 
 /// ff-core's claim arguments.
-pub(crate) fn claim_execution(args: &ClaimExecutionArgs) -> wit::ClaimExecutionArgs {
-    wit::ClaimExecutionArgs {
+pub(crate) fn claim_execution(args: &ClaimExecutionArgs) -> scheduling::ClaimExecutionArgs {
+    scheduling::ClaimExecutionArgs {
         execution_id: args.execution_id.to_string(),
         worker_id: args.worker_id.to_string(),
         worker_instance_id: args.worker_instance_id.to_string(),
@@ -28,7 +28,7 @@ pub(crate) fn claim_execution(args: &ClaimExecutionArgs) -> wit::ClaimExecutionA
         lease_ttl_ms: args.lease_ttl_ms,
         attempt_id: args.attempt_id.to_string(),
         expected_attempt_index: args.expected_attempt_index.0,
-        attempt_policy_json: args.attempt_policy_json.clone(),
+        attempt_policy_json: some_unless_empty(&args.attempt_policy_json),
         attempt_timeout_ms: args.attempt_timeout_ms,
         execution_deadline_at: args.execution_deadline_at,
         now: args.now.0,
@@ -39,7 +39,7 @@ pub(crate) fn claim_execution(args: &ClaimExecutionArgs) -> wit::ClaimExecutionA
 /// extracted (sorted, empty tokens dropped).
 pub(crate) fn create_execution(
     args: &CreateExecutionArgs,
-) -> Result<wit::CreateExecutionArgs, EngineError> {
+) -> Result<scheduling::CreateExecutionArgs, EngineError> {
     let policy_json = args
         .policy
         .as_ref()
@@ -64,7 +64,7 @@ pub(crate) fn create_execution(
                 .collect()
         })
         .unwrap_or_default();
-    Ok(wit::CreateExecutionArgs {
+    Ok(scheduling::CreateExecutionArgs {
         execution_id: args.execution_id.to_string(),
         namespace: args.namespace.to_string(),
         lane_id: args.lane_id.to_string(),
@@ -84,8 +84,8 @@ pub(crate) fn create_execution(
 }
 
 /// ff-core's grant arguments.
-pub(crate) fn issue_claim_grant(args: &IssueClaimGrantArgs) -> wit::IssueClaimGrantArgs {
-    wit::IssueClaimGrantArgs {
+pub(crate) fn issue_claim_grant(args: &IssueClaimGrantArgs) -> scheduling::IssueClaimGrantArgs {
+    scheduling::IssueClaimGrantArgs {
         execution_id: args.execution_id.to_string(),
         lane_id: args.lane_id.to_string(),
         worker_id: args.worker_id.to_string(),
@@ -100,8 +100,8 @@ pub(crate) fn issue_claim_grant(args: &IssueClaimGrantArgs) -> wit::IssueClaimGr
 }
 
 /// ff-core's renew arguments at `now`.
-pub(crate) fn renew_lease(args: &RenewLeaseArgs, now: i64) -> wit::RenewLeaseArgs {
-    wit::RenewLeaseArgs {
+pub(crate) fn renew_lease(args: &RenewLeaseArgs, now: i64) -> lease_holder::RenewLeaseArgs {
+    lease_holder::RenewLeaseArgs {
         execution_id: args.execution_id.to_string(),
         attempt_index: args.attempt_index.0,
         fence: args.fence.as_ref().map(fence),
@@ -111,8 +111,10 @@ pub(crate) fn renew_lease(args: &RenewLeaseArgs, now: i64) -> wit::RenewLeaseArg
 }
 
 /// ff-core's complete arguments.
-pub(crate) fn complete_execution(args: &CompleteExecutionArgs) -> wit::CompleteExecutionArgs {
-    wit::CompleteExecutionArgs {
+pub(crate) fn complete_execution(
+    args: &CompleteExecutionArgs,
+) -> lease_holder::CompleteExecutionArgs {
+    lease_holder::CompleteExecutionArgs {
         execution_id: args.execution_id.to_string(),
         fence: args.fence.as_ref().map(fence),
         attempt_index: args.attempt_index.0,
@@ -128,7 +130,7 @@ pub(crate) fn complete_execution(args: &CompleteExecutionArgs) -> wit::CompleteE
 pub(crate) fn fail_execution(
     args: &FailExecutionArgs,
     now: i64,
-) -> Result<wit::FailExecutionArgs, EngineError> {
+) -> Result<lease_holder::FailExecutionArgs, EngineError> {
     let retry_policy = if args.retry_policy_json.trim().is_empty() {
         None
     } else {
@@ -141,7 +143,7 @@ pub(crate) fn fail_execution(
             })?;
         Some(retry_policy(&policy))
     };
-    Ok(wit::FailExecutionArgs {
+    Ok(lease_holder::FailExecutionArgs {
         execution_id: args.execution_id.to_string(),
         fence: args.fence.as_ref().map(fence),
         attempt_index: args.attempt_index.0,
@@ -154,8 +156,8 @@ pub(crate) fn fail_execution(
 }
 
 /// ff-core's cancel arguments.
-pub(crate) fn cancel_execution(args: &CancelExecutionArgs) -> wit::CancelExecutionArgs {
-    wit::CancelExecutionArgs {
+pub(crate) fn cancel_execution(args: &CancelExecutionArgs) -> recovery::CancelExecutionArgs {
+    recovery::CancelExecutionArgs {
         execution_id: args.execution_id.to_string(),
         reason: args.reason.clone(),
         source: cancel_source(&args.source),
@@ -167,8 +169,8 @@ pub(crate) fn cancel_execution(args: &CancelExecutionArgs) -> wit::CancelExecuti
 }
 
 /// ff-core's revoke arguments at `now`.
-pub(crate) fn revoke_lease(args: &RevokeLeaseArgs, now: i64) -> wit::RevokeLeaseArgs {
-    wit::RevokeLeaseArgs {
+pub(crate) fn revoke_lease(args: &RevokeLeaseArgs, now: i64) -> recovery::RevokeLeaseArgs {
+    recovery::RevokeLeaseArgs {
         execution_id: args.execution_id.to_string(),
         expected_lease_id: args.expected_lease_id.clone(),
         worker_instance_id: args.worker_instance_id.to_string(),
@@ -181,8 +183,8 @@ pub(crate) fn revoke_lease(args: &RevokeLeaseArgs, now: i64) -> wit::RevokeLease
 pub(crate) fn claim_resumed_execution(
     args: &ClaimResumedExecutionArgs,
     attempt_id: String,
-) -> wit::ClaimResumedExecutionArgs {
-    wit::ClaimResumedExecutionArgs {
+) -> recovery::ClaimResumedExecutionArgs {
+    recovery::ClaimResumedExecutionArgs {
         execution_id: args.execution_id.to_string(),
         worker_id: args.worker_id.to_string(),
         worker_instance_id: args.worker_instance_id.to_string(),
@@ -195,8 +197,11 @@ pub(crate) fn claim_resumed_execution(
 }
 
 /// ff-core's resume arguments at `now`.
-pub(crate) fn resume_execution(args: &ResumeExecutionArgs, now: i64) -> wit::ResumeExecutionArgs {
-    wit::ResumeExecutionArgs {
+pub(crate) fn resume_execution(
+    args: &ResumeExecutionArgs,
+    now: i64,
+) -> recovery::ResumeExecutionArgs {
+    recovery::ResumeExecutionArgs {
         execution_id: args.execution_id.to_string(),
         trigger_type: args.trigger_type.clone(),
         resume_delay_ms: args.resume_delay_ms,
@@ -205,8 +210,8 @@ pub(crate) fn resume_execution(args: &ResumeExecutionArgs, now: i64) -> wit::Res
 }
 
 /// ff-core's reclaim-grant arguments.
-pub(crate) fn issue_reclaim_grant(args: &IssueReclaimGrantArgs) -> wit::IssueReclaimGrantArgs {
-    wit::IssueReclaimGrantArgs {
+pub(crate) fn issue_reclaim_grant(args: &IssueReclaimGrantArgs) -> recovery::IssueReclaimGrantArgs {
+    recovery::IssueReclaimGrantArgs {
         execution_id: args.execution_id.to_string(),
         worker_id: args.worker_id.to_string(),
         worker_instance_id: args.worker_instance_id.to_string(),
@@ -224,8 +229,8 @@ pub(crate) fn issue_reclaim_grant(args: &IssueReclaimGrantArgs) -> wit::IssueRec
 pub(crate) fn reclaim_execution(
     args: &ReclaimExecutionArgs,
     now: i64,
-) -> wit::ReclaimExecutionArgs {
-    wit::ReclaimExecutionArgs {
+) -> recovery::ReclaimExecutionArgs {
+    recovery::ReclaimExecutionArgs {
         execution_id: args.execution_id.to_string(),
         worker_id: args.worker_id.to_string(),
         worker_instance_id: args.worker_instance_id.to_string(),
@@ -233,14 +238,16 @@ pub(crate) fn reclaim_execution(
         lease_id: args.lease_id.to_string(),
         lease_ttl_ms: args.lease_ttl_ms,
         attempt_id: args.attempt_id.to_string(),
-        attempt_policy_json: args.attempt_policy_json.clone(),
+        attempt_policy_json: some_unless_empty(&args.attempt_policy_json),
         max_reclaim_count: args.max_reclaim_count,
         now,
     }
 }
 
 /// The lease a worker handle encodes, after checking it is one of ours.
-pub(crate) fn handle_lease(handle: &Handle) -> Result<(wit::HandleLease, HandleKind), EngineError> {
+pub(crate) fn handle_lease(
+    handle: &Handle,
+) -> Result<(lease_holder::HandleLease, HandleKind), EngineError> {
     use ff_core::backend::BackendTag;
     if handle.backend != BackendTag::Sqlite {
         return Err(validation(
@@ -258,8 +265,8 @@ pub(crate) fn handle_lease(handle: &Handle) -> Result<(wit::HandleLease, HandleK
     Ok((lease_of(&decoded.payload), handle.kind))
 }
 
-fn lease_of(payload: &HandlePayload) -> wit::HandleLease {
-    wit::HandleLease {
+fn lease_of(payload: &HandlePayload) -> lease_holder::HandleLease {
+    lease_holder::HandleLease {
         execution_id: payload.execution_id.to_string(),
         attempt_index: payload.attempt_index.0,
         attempt_id: payload.attempt_id.to_string(),
@@ -272,49 +279,49 @@ fn lease_of(payload: &HandlePayload) -> wit::HandleLease {
 }
 
 /// ff-core's failure class; classes added after 0.15 count as transient, as upstream.
-pub(crate) fn failure_class(class: FailureClass) -> wit::FailureClass {
+pub(crate) fn failure_class(class: FailureClass) -> lease_holder::FailureClass {
     match class {
-        FailureClass::Permanent => wit::FailureClass::Permanent,
-        FailureClass::Timeout => wit::FailureClass::Timeout,
-        FailureClass::Cancelled => wit::FailureClass::Cancelled,
-        FailureClass::InfraCrash => wit::FailureClass::InfraCrash,
-        _ => wit::FailureClass::Transient,
+        FailureClass::Permanent => lease_holder::FailureClass::Permanent,
+        FailureClass::Timeout => lease_holder::FailureClass::Timeout,
+        FailureClass::Cancelled => lease_holder::FailureClass::Cancelled,
+        FailureClass::InfraCrash => lease_holder::FailureClass::InfraCrash,
+        _ => lease_holder::FailureClass::Transient,
     }
 }
 
-fn fence(fence: &LeaseFence) -> wit::LeaseFence {
-    wit::LeaseFence {
+fn fence(fence: &LeaseFence) -> types::LeaseFence {
+    types::LeaseFence {
         lease_id: fence.lease_id.to_string(),
         lease_epoch: fence.lease_epoch.0,
         attempt_id: fence.attempt_id.to_string(),
     }
 }
 
-fn cancel_source(source: &CancelSource) -> wit::CancelSource {
+fn cancel_source(source: &CancelSource) -> types::CancelSource {
     match source {
-        CancelSource::OperatorOverride => wit::CancelSource::OperatorOverride,
-        CancelSource::LeaseHolder => wit::CancelSource::LeaseHolder,
-        CancelSource::FlowCascade => wit::CancelSource::FlowCascade,
-        CancelSource::SystemTimeout => wit::CancelSource::SystemTimeout,
-        other => wit::CancelSource::Custom(other.as_str().to_owned()),
+        CancelSource::OperatorOverride => types::CancelSource::OperatorOverride,
+        CancelSource::LeaseHolder => types::CancelSource::LeaseHolder,
+        CancelSource::FlowCascade => types::CancelSource::FlowCascade,
+        CancelSource::SystemTimeout => types::CancelSource::SystemTimeout,
+        other => types::CancelSource::Custom(other.as_str().to_owned()),
     }
 }
 
-fn retry_policy(policy: &RetryPolicy) -> wit::RetryPolicy {
+fn retry_policy(policy: &RetryPolicy) -> lease_holder::RetryPolicy {
     let backoff = match &policy.backoff {
-        BackoffStrategy::Fixed { delay_ms } => wit::Backoff::Fixed(*delay_ms),
+        BackoffStrategy::Fixed { delay_ms } => lease_holder::Backoff::Fixed(*delay_ms),
         BackoffStrategy::Exponential {
             initial_delay_ms,
             max_delay_ms,
             multiplier,
             ..
-        } => wit::Backoff::Exponential(wit::ExponentialBackoff {
+        } => lease_holder::Backoff::Exponential(lease_holder::ExponentialBackoff {
             initial_delay_ms: *initial_delay_ms,
             max_delay_ms: *max_delay_ms,
             multiplier: *multiplier,
         }),
     };
-    wit::RetryPolicy {
+    lease_holder::RetryPolicy {
         max_retries: policy.max_retries,
         backoff,
     }
@@ -333,4 +340,9 @@ pub(crate) fn validation(kind: ValidationKind, detail: impl Into<String>) -> Eng
         kind,
         detail: detail.into(),
     }
+}
+
+/// `None` for ff-core's empty-string "no value", else the text.
+fn some_unless_empty(text: &str) -> Option<String> {
+    (!text.is_empty()).then(|| text.to_owned())
 }

@@ -4,57 +4,57 @@ use ff_core::engine_error::{
     BugKind, ConflictKind, ContentionKind, EngineError, StateKind, ValidationKind,
 };
 
-use super::{wit, wit_sql};
+use super::types;
 use crate::error::OperationFailure;
 
 /// The guest's error value as the exact `EngineError` it stands for.
-pub(crate) fn engine_error(op: &'static str, error: wit::EngineError) -> EngineError {
+pub(crate) fn engine_error(op: &'static str, error: types::EngineError) -> EngineError {
     match error {
-        wit::EngineError::NotFound(entity) => EngineError::NotFound {
+        types::EngineError::NotFound(entity) => EngineError::NotFound {
             entity: entity_name(entity),
         },
-        wit::EngineError::Validation(v) => EngineError::Validation {
+        types::EngineError::Validation(v) => EngineError::Validation {
             kind: validation_kind(v.kind),
             detail: v.detail,
         },
-        wit::EngineError::Contention(kind) => EngineError::Contention(contention_kind(kind)),
-        wit::EngineError::Conflict(kind) => EngineError::Conflict(conflict_kind(kind)),
-        wit::EngineError::State(kind) => EngineError::State(state_kind(kind)),
-        wit::EngineError::Bug(wit::BugKind::AttemptNotInCreatedState) => {
+        types::EngineError::Contention(kind) => EngineError::Contention(contention_kind(kind)),
+        types::EngineError::Conflict(kind) => EngineError::Conflict(conflict_kind(kind)),
+        types::EngineError::State(kind) => EngineError::State(state_kind(kind)),
+        types::EngineError::Bug(types::BugKind::AttemptNotInCreatedState) => {
             EngineError::Bug(BugKind::AttemptNotInCreatedState)
         }
-        wit::EngineError::Storage(error) => OperationFailure::Storage {
+        types::EngineError::Storage(error) => OperationFailure::Storage {
             op,
-            detail: describe_sql_error(&error),
+            detail: describe_storage_error(&error),
         }
         .into(),
     }
 }
 
-fn entity_name(entity: wit::Entity) -> &'static str {
+fn entity_name(entity: types::Entity) -> &'static str {
     match entity {
-        wit::Entity::Execution => "execution",
-        wit::Entity::Attempt => "attempt",
-        wit::Entity::Flow => "flow",
-        wit::Entity::Waitpoint => "waitpoint",
+        types::Entity::Execution => "execution",
+        types::Entity::Attempt => "attempt",
+        types::Entity::Flow => "flow",
+        types::Entity::Waitpoint => "waitpoint",
     }
 }
 
-/// A readable description of a SQL error the guest passed up.
-fn describe_sql_error(error: &wit_sql::Error) -> String {
+/// A readable description of a storage error the guest passed up.
+fn describe_storage_error(error: &types::StorageError) -> String {
     match error {
-        wit_sql::Error::Busy => "database busy".to_owned(),
-        wit_sql::Error::Constraint(message) => format!("constraint failed: {message}"),
-        wit_sql::Error::Denied(message) => format!("statement denied: {message}"),
-        wit_sql::Error::TooLarge(message) => format!("result too large: {message}"),
-        wit_sql::Error::Failure(failure) => {
+        types::StorageError::Busy => "database busy".to_owned(),
+        types::StorageError::Constraint(message) => format!("constraint failed: {message}"),
+        types::StorageError::Denied(message) => format!("statement denied: {message}"),
+        types::StorageError::TooLarge(message) => format!("result too large: {message}"),
+        types::StorageError::Failure(failure) => {
             format!("sqlite error {}: {}", failure.code, failure.message)
         }
     }
 }
 
-fn validation_kind(kind: wit::ValidationKind) -> ValidationKind {
-    use wit::ValidationKind as W;
+fn validation_kind(kind: types::ValidationKind) -> ValidationKind {
+    use types::ValidationKind as W;
     match kind {
         W::InvalidInput => ValidationKind::InvalidInput,
         W::CapabilityMismatch => ValidationKind::CapabilityMismatch,
@@ -85,8 +85,8 @@ fn validation_kind(kind: wit::ValidationKind) -> ValidationKind {
     }
 }
 
-fn contention_kind(kind: wit::ContentionKind) -> ContentionKind {
-    use wit::ContentionKind as W;
+fn contention_kind(kind: types::ContentionKind) -> ContentionKind {
+    use types::ContentionKind as W;
     match kind {
         W::UseClaimResumedExecution => ContentionKind::UseClaimResumedExecution,
         W::NotAResumedExecution => ContentionKind::NotAResumedExecution,
@@ -99,10 +99,10 @@ fn contention_kind(kind: wit::ContentionKind) -> ContentionKind {
         W::WaitpointPendingUseBufferScript => ContentionKind::WaitpointPendingUseBufferScript,
         W::StaleGraphRevision => ContentionKind::StaleGraphRevision,
         W::ExecutionNotActive(state) => ContentionKind::ExecutionNotActive {
-            terminal_outcome: state.terminal_outcome,
-            lease_epoch: state.lease_epoch,
+            terminal_outcome: state.terminal_outcome.unwrap_or_else(|| "none".to_owned()),
+            lease_epoch: state.lease_epoch.unwrap_or_default(),
             lifecycle_phase: state.lifecycle_phase,
-            attempt_id: state.attempt_id,
+            attempt_id: state.attempt_id.unwrap_or_default(),
         },
         W::ExecutionNotEligible => ContentionKind::ExecutionNotEligible,
         W::ExecutionNotInEligibleSet => ContentionKind::ExecutionNotInEligibleSet,
@@ -114,8 +114,8 @@ fn contention_kind(kind: wit::ContentionKind) -> ContentionKind {
     }
 }
 
-fn conflict_kind(kind: wit::ConflictKind) -> ConflictKind {
-    use wit::ConflictKind as W;
+fn conflict_kind(kind: types::ConflictKind) -> ConflictKind {
+    use types::ConflictKind as W;
     match kind {
         W::CycleDetected => ConflictKind::CycleDetected,
         W::SelfReferencingEdge => ConflictKind::SelfReferencingEdge,
@@ -128,8 +128,8 @@ fn conflict_kind(kind: wit::ConflictKind) -> ConflictKind {
     }
 }
 
-fn state_kind(kind: wit::StateKind) -> StateKind {
-    use wit::StateKind as W;
+fn state_kind(kind: types::StateKind) -> StateKind {
+    use types::StateKind as W;
     match kind {
         W::StaleLease => StateKind::StaleLease,
         W::LeaseExpired => StateKind::LeaseExpired,

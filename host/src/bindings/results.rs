@@ -17,7 +17,7 @@ use ff_core::types::{
 use serde::de::DeserializeOwned;
 
 use super::args::validation;
-use super::wit;
+use super::{reads, types};
 use crate::error::OperationFailure;
 
 /// A lease the guest granted, with its identifiers parsed.
@@ -33,7 +33,7 @@ pub(crate) struct Lease {
 
 impl Lease {
     /// Parse the guest's `claimed-execution`.
-    pub fn parse(op: &'static str, claimed: wit::ClaimedExecution) -> Result<Self, EngineError> {
+    pub fn parse(op: &'static str, claimed: types::ClaimedExecution) -> Result<Self, EngineError> {
         Ok(Self {
             execution_id: execution_id(op, &claimed.execution_id)?,
             lease_id: LeaseId::parse(&claimed.lease_id)
@@ -84,31 +84,31 @@ pub(crate) fn lease_id(op: &'static str, text: &str) -> Result<LeaseId, EngineEr
     LeaseId::parse(text).map_err(|_| OperationFailure::malformed(op, "lease_id", text).into())
 }
 
-fn attempt_type(attempt_type: wit::AttemptType) -> AttemptType {
+fn attempt_type(attempt_type: types::AttemptType) -> AttemptType {
     match attempt_type {
-        wit::AttemptType::Initial => AttemptType::Initial,
-        wit::AttemptType::Retry => AttemptType::Retry,
-        wit::AttemptType::Reclaim => AttemptType::Reclaim,
-        wit::AttemptType::Replay => AttemptType::Replay,
-        wit::AttemptType::Fallback => AttemptType::Fallback,
+        types::AttemptType::Initial => AttemptType::Initial,
+        types::AttemptType::Retry => AttemptType::Retry,
+        types::AttemptType::Reclaim => AttemptType::Reclaim,
+        types::AttemptType::Replay => AttemptType::Replay,
+        types::AttemptType::Fallback => AttemptType::Fallback,
     }
 }
 
 /// The guest's public state as ff-core's.
-pub(crate) fn public_state(state: wit::PublicState) -> PublicState {
+pub(crate) fn public_state(state: types::PublicState) -> PublicState {
     match state {
-        wit::PublicState::Waiting => PublicState::Waiting,
-        wit::PublicState::Delayed => PublicState::Delayed,
-        wit::PublicState::RateLimited => PublicState::RateLimited,
-        wit::PublicState::WaitingChildren => PublicState::WaitingChildren,
-        wit::PublicState::Active => PublicState::Active,
-        wit::PublicState::Suspended => PublicState::Suspended,
-        wit::PublicState::Resumable => PublicState::Resumable,
-        wit::PublicState::Completed => PublicState::Completed,
-        wit::PublicState::Failed => PublicState::Failed,
-        wit::PublicState::Cancelled => PublicState::Cancelled,
-        wit::PublicState::Expired => PublicState::Expired,
-        wit::PublicState::Skipped => PublicState::Skipped,
+        types::PublicState::Waiting => PublicState::Waiting,
+        types::PublicState::Delayed => PublicState::Delayed,
+        types::PublicState::RateLimited => PublicState::RateLimited,
+        types::PublicState::WaitingChildren => PublicState::WaitingChildren,
+        types::PublicState::Active => PublicState::Active,
+        types::PublicState::Suspended => PublicState::Suspended,
+        types::PublicState::Resumable => PublicState::Resumable,
+        types::PublicState::Completed => PublicState::Completed,
+        types::PublicState::Failed => PublicState::Failed,
+        types::PublicState::Cancelled => PublicState::Cancelled,
+        types::PublicState::Expired => PublicState::Expired,
+        types::PublicState::Skipped => PublicState::Skipped,
     }
 }
 
@@ -123,21 +123,27 @@ fn parse_literal<T: DeserializeOwned>(field: &str, raw: &str) -> Result<T, Engin
 }
 
 /// The execution's public state (the same value every read reports).
-pub(crate) fn view_public_state(view: &wit::ExecutionView) -> Result<PublicState, EngineError> {
+pub(crate) fn view_public_state(view: &reads::ExecutionView) -> Result<PublicState, EngineError> {
     parse_literal("public_state", &view.public_state)
 }
 
 /// ff-core's `ExecutionInfo` for `read_execution_info`.
 pub(crate) fn execution_info(
     id: &ExecutionId,
-    view: wit::ExecutionView,
+    view: reads::ExecutionView,
 ) -> Result<ExecutionInfo, EngineError> {
     let state_vector = StateVector {
         lifecycle_phase: parse_literal("lifecycle_phase", &view.lifecycle_phase)?,
         ownership_state: parse_literal("ownership_state", &view.ownership_state)?,
         eligibility_state: parse_literal("eligibility_state", &view.eligibility_state)?,
-        blocking_reason: parse_literal("blocking_reason", &view.blocking_reason)?,
-        terminal_outcome: parse_literal("terminal_outcome", &view.terminal_outcome)?,
+        blocking_reason: parse_literal(
+            "blocking_reason",
+            view.blocking_reason.as_deref().unwrap_or("none"),
+        )?,
+        terminal_outcome: parse_literal(
+            "terminal_outcome",
+            view.terminal_outcome.as_deref().unwrap_or("none"),
+        )?,
         attempt_state: parse_literal("attempt_state", &view.attempt_state)?,
         public_state: view_public_state(&view)?,
     };
@@ -159,14 +165,14 @@ pub(crate) fn execution_info(
         completed_at: view.completed_at.map(|t| t.to_string()),
         current_attempt_index: view.attempt_index,
         flow_id: view.flow_id,
-        blocking_detail: view.blocking_detail,
+        blocking_detail: view.blocking_detail.unwrap_or_default(),
     })
 }
 
 /// ff-core's `ExecutionSnapshot` for `describe_execution`.
 pub(crate) fn execution_snapshot(
     id: &ExecutionId,
-    view: wit::ExecutionView,
+    view: reads::ExecutionView,
 ) -> Result<ExecutionSnapshot, EngineError> {
     const OP: &str = "describe_execution";
     let public_state = view_public_state(&view)?;
@@ -200,15 +206,14 @@ pub(crate) fn execution_snapshot(
             .with_attempt_index(AttemptIndex::new(lease.attempt_index)))
         })
         .transpose()?;
-    let some_unless = |text: String, empty: &str| (text != empty).then_some(text);
     Ok(ExecutionSnapshot::new(
         id.clone(),
         flow_id,
         LaneId::new(view.lane_id),
         Namespace::new(view.namespace),
         public_state,
-        some_unless(view.blocking_reason, "none"),
-        some_unless(view.blocking_detail, ""),
+        view.blocking_reason,
+        view.blocking_detail,
         current_attempt,
         current_lease,
         None,

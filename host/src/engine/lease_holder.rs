@@ -12,7 +12,7 @@ use ff_core::types::{AttemptIndex, TimestampMs};
 
 use crate::backend::SqliteBackend;
 use crate::bindings::args::{self};
-use crate::bindings::wit;
+use crate::bindings::lease_holder;
 use crate::operation::Tx;
 
 use super::inputs::wall_clock;
@@ -25,7 +25,7 @@ pub(super) async fn renew_lease(
     let expires_at = backend
         .run("renew_lease", Tx::Write, move |guest, store| {
             guest
-                .flowfabric_backend_engine()
+                .flowfabric_backend_lease_holder()
                 .call_renew_lease(store, &guest_args)
         })
         .await?;
@@ -43,7 +43,7 @@ pub(super) async fn complete_execution(
     backend
         .run("complete_execution", Tx::Write, move |guest, store| {
             guest
-                .flowfabric_backend_engine()
+                .flowfabric_backend_lease_holder()
                 .call_complete_execution(store, &guest_args)
         })
         .await?;
@@ -61,16 +61,16 @@ pub(super) async fn fail_execution(
     let outcome = backend
         .run("fail_execution", Tx::Write, move |guest, store| {
             guest
-                .flowfabric_backend_engine()
+                .flowfabric_backend_lease_holder()
                 .call_fail_execution(store, &guest_args)
         })
         .await?;
     Ok(match outcome {
-        wit::FailOutcome::RetryScheduled(retry) => FailExecutionResult::RetryScheduled {
+        lease_holder::FailOutcome::RetryScheduled(retry) => FailExecutionResult::RetryScheduled {
             delay_until: TimestampMs::from_millis(retry.delay_until),
             next_attempt_index: AttemptIndex::new(retry.next_attempt_index),
         },
-        wit::FailOutcome::TerminalFailed => FailExecutionResult::TerminalFailed,
+        lease_holder::FailOutcome::TerminalFailed => FailExecutionResult::TerminalFailed,
     })
 }
 
@@ -84,7 +84,7 @@ pub(super) async fn renew(
     let expires_at = backend
         .run("renew", Tx::Write, move |guest, store| {
             guest
-                .flowfabric_backend_engine()
+                .flowfabric_backend_lease_holder()
                 .call_renew(store, &lease, now)
         })
         .await?;
@@ -104,7 +104,7 @@ pub(super) async fn progress(
     let now = wall_clock();
     backend
         .run("progress", Tx::Write, move |guest, store| {
-            guest.flowfabric_backend_engine().call_progress(
+            guest.flowfabric_backend_lease_holder().call_progress(
                 store,
                 &lease,
                 percent,
@@ -125,9 +125,12 @@ pub(super) async fn complete(
     let now = wall_clock();
     backend
         .run("complete", Tx::Write, move |guest, store| {
-            guest
-                .flowfabric_backend_engine()
-                .call_complete(store, &lease, payload.as_deref(), now)
+            guest.flowfabric_backend_lease_holder().call_complete(
+                store,
+                &lease,
+                payload.as_deref(),
+                now,
+            )
         })
         .await
 }
@@ -143,15 +146,19 @@ pub(super) async fn fail(
     let now = wall_clock();
     let outcome = backend
         .run("fail", Tx::Write, move |guest, store| {
-            guest
-                .flowfabric_backend_engine()
-                .call_fail(store, &lease, &reason.message, class, now)
+            guest.flowfabric_backend_lease_holder().call_fail(
+                store,
+                &lease,
+                &reason.message,
+                class,
+                now,
+            )
         })
         .await?;
     Ok(match outcome {
-        wit::FailOutcome::RetryScheduled(retry) => FailOutcome::RetryScheduled {
+        lease_holder::FailOutcome::RetryScheduled(retry) => FailOutcome::RetryScheduled {
             delay_until: TimestampMs::from_millis(retry.delay_until),
         },
-        wit::FailOutcome::TerminalFailed => FailOutcome::TerminalFailed,
+        lease_holder::FailOutcome::TerminalFailed => FailOutcome::TerminalFailed,
     })
 }

@@ -8,8 +8,8 @@ use ff_core::types::{AttemptIndex, ExecutionId};
 
 use crate::backend::SqliteBackend;
 use crate::bindings::args::validation;
+use crate::bindings::reads;
 use crate::bindings::results::{self};
-use crate::bindings::wit;
 use crate::operation::Tx;
 
 use super::inputs::wall_clock;
@@ -28,13 +28,13 @@ async fn read_view(
     backend: &SqliteBackend,
     op: &'static str,
     id: &ExecutionId,
-) -> Result<Option<wit::ExecutionView>, EngineError> {
+) -> Result<Option<reads::ExecutionView>, EngineError> {
     let execution_id = id.to_string();
     let now = wall_clock();
     backend
         .run(op, Tx::Read, move |guest, store| {
             guest
-                .flowfabric_backend_engine()
+                .flowfabric_backend_reads()
                 .call_read_execution(store, &execution_id, now)
         })
         .await
@@ -98,7 +98,7 @@ pub(super) async fn get_execution_result(
     backend
         .run("get_execution_result", Tx::Read, move |guest, store| {
             guest
-                .flowfabric_backend_engine()
+                .flowfabric_backend_reads()
                 .call_get_execution_result(store, &execution_id)
         })
         .await
@@ -113,7 +113,7 @@ pub(super) async fn read_execution_context(
     let context = backend
         .run(OP, Tx::Read, move |guest, store| {
             guest
-                .flowfabric_backend_engine()
+                .flowfabric_backend_reads()
                 .call_read_execution_context(store, &id)
         })
         .await?
@@ -128,7 +128,7 @@ pub(super) async fn read_execution_context(
 pub(super) async fn ping(backend: &SqliteBackend) -> Result<(), EngineError> {
     backend
         .run("ping", Tx::Read, |guest, store| {
-            guest.flowfabric_backend_engine().call_ping(store)
+            guest.flowfabric_backend_reads().call_ping(store)
         })
         .await
 }

@@ -18,8 +18,8 @@ use ff_core::types::{
 
 use crate::backend::SqliteBackend;
 use crate::bindings::args::{self, validation};
+use crate::bindings::recovery;
 use crate::bindings::results::{self, Lease};
-use crate::bindings::wit;
 use crate::operation::Tx;
 
 use super::inputs::{check_partition, fresh_ids, wall_clock};
@@ -37,7 +37,7 @@ pub(super) async fn cancel_execution(
     backend
         .run("cancel_execution", Tx::Write, move |guest, store| {
             guest
-                .flowfabric_backend_engine()
+                .flowfabric_backend_recovery()
                 .call_cancel_execution(store, &guest_args)
         })
         .await?;
@@ -55,16 +55,16 @@ pub(super) async fn revoke_lease(
     let outcome = backend
         .run("revoke_lease", Tx::Write, move |guest, store| {
             guest
-                .flowfabric_backend_engine()
+                .flowfabric_backend_recovery()
                 .call_revoke_lease(store, &guest_args)
         })
         .await?;
     Ok(match outcome {
-        wit::RevokeLeaseOutcome::Revoked(revoked) => RevokeLeaseResult::Revoked {
+        recovery::RevokeLeaseOutcome::Revoked(revoked) => RevokeLeaseResult::Revoked {
             lease_id: revoked.lease_id,
             lease_epoch: revoked.lease_epoch.to_string(),
         },
-        wit::RevokeLeaseOutcome::AlreadySatisfied(reason) => {
+        recovery::RevokeLeaseOutcome::AlreadySatisfied(reason) => {
             RevokeLeaseResult::AlreadySatisfied { reason }
         }
     })
@@ -79,7 +79,7 @@ pub(super) async fn claim_resumed_execution(
     let claimed = backend
         .run(OP, Tx::Write, move |guest, store| {
             guest
-                .flowfabric_backend_engine()
+                .flowfabric_backend_recovery()
                 .call_claim_resumed_execution(store, &guest_args)
         })
         .await?;
@@ -111,7 +111,7 @@ pub(super) async fn resume_execution(
     let state = backend
         .run("resume_execution", Tx::Write, move |guest, store| {
             guest
-                .flowfabric_backend_engine()
+                .flowfabric_backend_recovery()
                 .call_resume_execution(store, &guest_args)
         })
         .await?;
@@ -134,7 +134,7 @@ pub(super) async fn mark_lease_expired_if_due(
             Tx::Write,
             move |guest, store| {
                 guest
-                    .flowfabric_backend_engine()
+                    .flowfabric_backend_recovery()
                     .call_mark_lease_expired_if_due(store, &id, now)
             },
         )
@@ -154,19 +154,22 @@ pub(super) async fn list_expired_leases(
         ));
     }
     let limit = limit.min(LIST_EXPIRED_LEASES_MAX_LIMIT);
-    let guest_args = wit::ListExpiredLeasesArgs {
+    let guest_args = recovery::ListExpiredLeasesArgs {
         as_of: args.as_of.0,
-        after: args.after.as_ref().map(|cursor| wit::ExpiredLeaseCursor {
-            expires_at: cursor.expires_at_ms.0,
-            execution_id: cursor.execution_id.to_string(),
-        }),
+        after: args
+            .after
+            .as_ref()
+            .map(|cursor| recovery::ExpiredLeaseCursor {
+                expires_at: cursor.expires_at_ms.0,
+                execution_id: cursor.execution_id.to_string(),
+            }),
         limit,
         namespace: args.namespace.as_ref().map(ToString::to_string),
     };
     let rows = backend
         .run(OP, Tx::Read, move |guest, store| {
             guest
-                .flowfabric_backend_engine()
+                .flowfabric_backend_recovery()
                 .call_list_expired_leases(store, &guest_args)
         })
         .await?;
@@ -199,13 +202,13 @@ pub(super) async fn issue_reclaim_grant(
     let outcome = backend
         .run("issue_reclaim_grant", Tx::Write, move |guest, store| {
             guest
-                .flowfabric_backend_engine()
+                .flowfabric_backend_recovery()
                 .call_issue_reclaim_grant(store, &guest_args)
         })
         .await?;
     let execution_id = args.execution_id;
     Ok(match outcome {
-        wit::IssueReclaimGrantOutcome::Granted(grant) => {
+        recovery::IssueReclaimGrantOutcome::Granted(grant) => {
             let partition = Partition {
                 family: PartitionFamily::Flow,
                 index: execution_id.partition(),
@@ -218,13 +221,13 @@ pub(super) async fn issue_reclaim_grant(
                 LaneId::new(grant.lane_id),
             ))
         }
-        wit::IssueReclaimGrantOutcome::NotReclaimable(detail) => {
+        recovery::IssueReclaimGrantOutcome::NotReclaimable(detail) => {
             IssueReclaimGrantOutcome::NotReclaimable {
                 execution_id,
                 detail,
             }
         }
-        wit::IssueReclaimGrantOutcome::ReclaimCapExceeded(reclaim_count) => {
+        recovery::IssueReclaimGrantOutcome::ReclaimCapExceeded(reclaim_count) => {
             IssueReclaimGrantOutcome::ReclaimCapExceeded {
                 execution_id,
                 reclaim_count,
@@ -242,13 +245,13 @@ pub(super) async fn reclaim_execution(
     let outcome = backend
         .run(OP, Tx::Write, move |guest, store| {
             guest
-                .flowfabric_backend_engine()
+                .flowfabric_backend_recovery()
                 .call_reclaim_execution(store, &guest_args)
         })
         .await?;
     let execution_id = args.execution_id.clone();
     Ok(match outcome {
-        wit::ReclaimExecutionOutcome::Claimed(claimed) => {
+        recovery::ReclaimExecutionOutcome::Claimed(claimed) => {
             let lease = Lease::parse(OP, claimed)?;
             ReclaimExecutionOutcome::Claimed(lease.handle(
                 HandleKind::Reclaimed,
@@ -257,19 +260,19 @@ pub(super) async fn reclaim_execution(
                 &args.worker_instance_id,
             ))
         }
-        wit::ReclaimExecutionOutcome::NotReclaimable(detail) => {
+        recovery::ReclaimExecutionOutcome::NotReclaimable(detail) => {
             ReclaimExecutionOutcome::NotReclaimable {
                 execution_id,
                 detail,
             }
         }
-        wit::ReclaimExecutionOutcome::ReclaimCapExceeded(reclaim_count) => {
+        recovery::ReclaimExecutionOutcome::ReclaimCapExceeded(reclaim_count) => {
             ReclaimExecutionOutcome::ReclaimCapExceeded {
                 execution_id,
                 reclaim_count,
             }
         }
-        wit::ReclaimExecutionOutcome::GrantNotFound => {
+        recovery::ReclaimExecutionOutcome::GrantNotFound => {
             ReclaimExecutionOutcome::GrantNotFound { execution_id }
         }
     })
@@ -282,7 +285,7 @@ pub(super) async fn claim_from_resume_grant(
     const OP: &str = "claim_from_resume_grant";
     let (lease_id, attempt_id) = fresh_ids();
     let ttl = u64::from(token.lease_ttl_ms);
-    let guest_args = wit::ResumeGrantClaimArgs {
+    let guest_args = recovery::ResumeGrantClaimArgs {
         execution_id: token.grant.execution_id.to_string(),
         worker_id: token.worker_id.to_string(),
         worker_instance_id: token.worker_instance_id.to_string(),
@@ -295,7 +298,7 @@ pub(super) async fn claim_from_resume_grant(
     let claimed = backend
         .run(OP, Tx::Write, move |guest, store| {
             guest
-                .flowfabric_backend_engine()
+                .flowfabric_backend_recovery()
                 .call_claim_from_resume_grant(store, &guest_args)
         })
         .await?;

@@ -14,7 +14,7 @@ use ff_core::types::{AttemptIndex, ExecutionId, LaneId, LeaseEpoch, TimestampMs}
 use crate::backend::SqliteBackend;
 use crate::bindings::args::{self};
 use crate::bindings::results::{self, Lease};
-use crate::bindings::wit;
+use crate::bindings::scheduling;
 use crate::operation::Tx;
 
 use super::inputs::{check_partition, fresh_ids, wall_clock};
@@ -28,16 +28,16 @@ pub(super) async fn create_execution(
     let outcome = backend
         .run("create_execution", Tx::Write, move |guest, store| {
             guest
-                .flowfabric_backend_engine()
+                .flowfabric_backend_scheduling()
                 .call_create_execution(store, &guest_args)
         })
         .await?;
     Ok(match outcome {
-        wit::CreateExecutionOutcome::Created(state) => CreateExecutionResult::Created {
+        scheduling::CreateExecutionOutcome::Created(state) => CreateExecutionResult::Created {
             execution_id: args.execution_id,
             public_state: results::public_state(state),
         },
-        wit::CreateExecutionOutcome::Duplicate => CreateExecutionResult::Duplicate {
+        scheduling::CreateExecutionOutcome::Duplicate => CreateExecutionResult::Duplicate {
             execution_id: args.execution_id,
         },
     })
@@ -52,7 +52,7 @@ pub(super) async fn issue_claim_grant(
     backend
         .run("issue_claim_grant", Tx::Write, move |guest, store| {
             guest
-                .flowfabric_backend_engine()
+                .flowfabric_backend_scheduling()
                 .call_issue_claim_grant(store, &guest_args)
         })
         .await?;
@@ -70,7 +70,7 @@ pub(super) async fn claim_execution(
     let claimed = backend
         .run(OP, Tx::Write, move |guest, store| {
             guest
-                .flowfabric_backend_engine()
+                .flowfabric_backend_scheduling()
                 .call_claim_execution(store, &guest_args)
         })
         .await?;
@@ -99,7 +99,7 @@ pub(super) async fn issue_grant_and_claim(
 ) -> Result<ClaimGrantOutcome, EngineError> {
     const OP: &str = "issue_grant_and_claim";
     let (lease_id, attempt_id) = fresh_ids();
-    let guest_args = wit::IssueGrantAndClaimArgs {
+    let guest_args = scheduling::IssueGrantAndClaimArgs {
         execution_id: args.execution_id.to_string(),
         lane_id: args.lane_id.to_string(),
         lease_duration_ms: args.lease_duration_ms,
@@ -110,7 +110,7 @@ pub(super) async fn issue_grant_and_claim(
     let outcome = backend
         .run(OP, Tx::Write, move |guest, store| {
             guest
-                .flowfabric_backend_engine()
+                .flowfabric_backend_scheduling()
                 .call_issue_grant_and_claim(store, &guest_args)
         })
         .await?;
@@ -129,7 +129,7 @@ pub(super) async fn claim(
 ) -> Result<Option<Handle>, EngineError> {
     const OP: &str = "claim";
     let (lease_id, attempt_id) = fresh_ids();
-    let guest_args = wit::ClaimArgs {
+    let guest_args = scheduling::ClaimArgs {
         lane_id: lane.to_string(),
         capabilities: capabilities.tokens.clone(),
         worker_id: policy.worker_id.to_string(),
@@ -142,7 +142,7 @@ pub(super) async fn claim(
     let claimed = backend
         .run(OP, Tx::Write, move |guest, store| {
             guest
-                .flowfabric_backend_engine()
+                .flowfabric_backend_scheduling()
                 .call_claim(store, &guest_args)
         })
         .await?;
@@ -171,7 +171,7 @@ pub(super) async fn promote_delayed(
     backend
         .run("promote_delayed", Tx::Write, move |guest, store| {
             guest
-                .flowfabric_backend_engine()
+                .flowfabric_backend_scheduling()
                 .call_promote_delayed(store, &id, now_ms.0)
         })
         .await

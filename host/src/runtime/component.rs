@@ -2,11 +2,13 @@
 //! that a user's component that does not fit is refused at construction with every mismatch
 //! named (wasmtime's own type check stops at the first).
 //!
-//! A guest must export `flowfabric:backend/engine@0.1.0` with every function of the world, each
-//! with the world's signature, and may import only `flowfabric:backend/sql@0.1.0` and the WASI
-//! interfaces Rust's standard library uses (`wasi:io`, `wasi:cli`, `wasi:clocks`,
-//! `wasi:random`). Filesystem and socket interfaces, or anything else, are refused. The
-//! reference for signatures is the built-in guest, compiled from the same WIT.
+//! A guest must export every family interface of the world (`flowfabric:backend/scheduling`,
+//! `lease-holder`, `recovery`, `reads`, all `@0.1.0`) with every function, each with the world's
+//! signature, and may import only `flowfabric:backend/sql@0.1.0`, the types-only
+//! `flowfabric:backend/types@0.1.0` that the families `use`, and the WASI interfaces Rust's
+//! standard library uses (`wasi:io`, `wasi:cli`, `wasi:clocks`, `wasi:random`). Filesystem and
+//! socket interfaces, or anything else, are refused. The reference for signatures is the
+//! built-in guest, compiled from the same WIT.
 
 use wasmtime::component::Component;
 use wasmtime::component::types::{ComponentFunc, ComponentInstance, ComponentItem};
@@ -18,29 +20,42 @@ use super::shared_engine::shared_engine;
 use super::store::host_linker;
 use crate::error::{GuestMismatch, OpenError};
 
-/// The interface a guest exports.
-pub(crate) const ENGINE_INTERFACE: &str = "flowfabric:backend/engine@0.1.0";
+/// The interfaces a guest exports: one per operation family.
+const FAMILY_INTERFACES: [&str; 4] = [
+    "flowfabric:backend/scheduling@0.1.0",
+    "flowfabric:backend/lease-holder@0.1.0",
+    "flowfabric:backend/recovery@0.1.0",
+    "flowfabric:backend/reads@0.1.0",
+];
 /// The interface the host provides.
-pub(crate) const SQL_INTERFACE: &str = "flowfabric:backend/sql@0.1.0";
+const SQL_INTERFACE: &str = "flowfabric:backend/sql@0.1.0";
+/// The interface of shared types: no functions, imported by any guest whose exports use it.
+const TYPES_INTERFACE: &str = "flowfabric:backend/types@0.1.0";
 /// The functions of the `sql` interface. The built-in guest, which serves as the reference for
 /// signatures, imports only those it calls; a guest importing another one is checked by
 /// wasmtime's own type check when it is linked.
-const SQL_FUNCTIONS: &[&str] = &[
-    "execute",
-    "query",
-    "query-values",
-    "execute-packed",
-    "query-packed",
-];
+const SQL_FUNCTIONS: &[&str] = &["execute", "query", "execute-packed", "query-packed"];
 /// Import prefixes of the WASI interfaces a guest may use.
 const ALLOWED_WASI: &[&str] = &["wasi:io/", "wasi:cli/", "wasi:clocks/", "wasi:random/"];
 
-/// The WIT of the `engine-backend` world a guest implements.
-pub const GUEST_WIT: &str = concat!(
-    include_str!("../../../wit/sql.wit"),
-    "\n",
-    include_str!("../../../wit/engine.wit")
-);
+/// The WIT package of the `engine-backend` world a guest implements, file by file
+/// (`(file name, contents)`, the world first): save them in one directory to build a guest
+/// against them.
+pub const GUEST_WIT: [(&str, &str); 7] = [
+    ("world.wit", include_str!("../../../wit/world.wit")),
+    ("types.wit", include_str!("../../../wit/types.wit")),
+    ("sql.wit", include_str!("../../../wit/sql.wit")),
+    (
+        "scheduling.wit",
+        include_str!("../../../wit/scheduling.wit"),
+    ),
+    (
+        "lease-holder.wit",
+        include_str!("../../../wit/lease-holder.wit"),
+    ),
+    ("recovery.wit", include_str!("../../../wit/recovery.wit")),
+    ("reads.wit", include_str!("../../../wit/reads.wit")),
+];
 
 /// The guest component built from `guest/` by `build.rs`.
 const BUILTIN_GUEST: &[u8] = include_bytes!(env!("FF_GUEST_WASM"));
@@ -135,29 +150,43 @@ pub(crate) fn check(
                     &mut problems,
                 );
             }
+        } else if name == TYPES_INTERFACE {
+            // Types only: wasmtime's link below checks that its types are the world's, and any
+            // function in it is not part of the world.
+            if let ComponentItem::ComponentInstance(actual) = &item.ty {
+                for (function, item) in actual.exports(engine) {
+                    if matches!(item.ty, ComponentItem::ComponentFunc(_)) {
+                        problems.push(format!(
+                            "import `{TYPES_INTERFACE}`: function `{function}` is not part of the world"
+                        ));
+                    }
+                }
+            }
         } else if !ALLOWED_WASI.iter().any(|prefix| name.starts_with(prefix)) {
             problems.push(format!(
-                "imports `{name}`, which the host does not provide (allowed: `{SQL_INTERFACE}`, wasi:io, wasi:cli, wasi:clocks, wasi:random)"
+                "imports `{name}`, which the host does not provide (allowed: `{SQL_INTERFACE}`, `{TYPES_INTERFACE}`, wasi:io, wasi:cli, wasi:clocks, wasi:random)"
             ));
         }
     }
 
-    let expected = match reference.get_export(engine, ENGINE_INTERFACE).map(|e| e.ty) {
-        Some(ComponentItem::ComponentInstance(instance)) => instance,
-        _ => unreachable!("the built-in guest exports the engine interface"),
-    };
-    match actual.get_export(engine, ENGINE_INTERFACE).map(|e| e.ty) {
-        None => problems.push(format!("does not export `{ENGINE_INTERFACE}`")),
-        Some(ComponentItem::ComponentInstance(instance)) => compare_functions(
-            &format!("export `{ENGINE_INTERFACE}`"),
-            &expected,
-            &instance,
-            Expect::All,
-            &mut problems,
-        ),
-        Some(_) => problems.push(format!(
-            "exports `{ENGINE_INTERFACE}`, but not as an interface instance"
-        )),
+    for interface in FAMILY_INTERFACES {
+        let expected = match reference.get_export(engine, interface).map(|e| e.ty) {
+            Some(ComponentItem::ComponentInstance(instance)) => instance,
+            _ => unreachable!("the built-in guest exports every family interface"),
+        };
+        match actual.get_export(engine, interface).map(|e| e.ty) {
+            None => problems.push(format!("does not export `{interface}`")),
+            Some(ComponentItem::ComponentInstance(instance)) => compare_functions(
+                &format!("export `{interface}`"),
+                &expected,
+                &instance,
+                Expect::All,
+                &mut problems,
+            ),
+            Some(_) => problems.push(format!(
+                "exports `{interface}`, but not as an interface instance"
+            )),
+        }
     }
 
     // The built-in guest imports only the `sql` functions it uses, so the comparison above
