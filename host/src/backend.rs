@@ -1,9 +1,9 @@
 //! [`SqliteBackend`]: the `EngineBackend` callers hold.
 //!
-//! Every operation is a job for its database's writer thread ([`crate::storage::writer`]): the guest
-//! call runs in its own savepoint of a transaction shared with whatever other operations were
-//! queued (group commit), and its result reaches the caller only after that transaction
-//! committed. An error value, a trap or a timeout rolls back the operation's own writes; a
+//! Every operation is a job for its database's writer thread ([`crate::storage::writer`]): the
+//! guest call runs in a transaction shared with whatever other operations were queued (group
+//! commit), and its result reaches the caller only after that transaction committed (and, on a
+//! file, reached the disk). An error value, a trap or a timeout rolls back the operation's own writes; a
 //! failed `COMMIT` fails the whole batch. Operations on one database are serialized in-process,
 //! so no `SQLITE_BUSY` or `SQLITE_LOCKED` can arise between them; across processes SQLite's busy
 //! timeout applies.
@@ -99,8 +99,8 @@ impl SqliteBackend {
         ConnectionForTest(self.database.lock())
     }
 
-    /// Run one guest operation on the database's writer thread, in its own savepoint of the
-    /// next batch's transaction; answered once that transaction committed (see
+    /// Run one guest operation on the database's writer thread, in the next batch's
+    /// transaction; answered once that transaction committed (see
     /// [`crate::storage::writer`]).
     pub(crate) async fn run<T, F>(
         &self,

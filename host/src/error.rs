@@ -161,12 +161,13 @@ pub enum OperationFailure {
     /// The connection was lost when an earlier operation's host thread panicked.
     #[error("the database connection was lost by an earlier failed operation; open a new backend")]
     ConnectionLost,
-    /// The blocking task running the operation panicked or was cancelled.
+    /// The thread running the operation stopped before answering (the database's writer thread
+    /// panicked).
     #[error("the task running {op} did not finish: {detail}")]
     TaskFailed {
         /// The engine operation.
         op: &'static str,
-        /// The join error.
+        /// What stopped it.
         detail: String,
     },
 }

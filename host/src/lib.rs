@@ -2,8 +2,9 @@
 //! engine logic in a sandboxed WebAssembly component.
 //!
 //! [`SqliteBackend`] looks like any other backend to its callers (`Arc<dyn EngineBackend>`).
-//! Inside, every operation runs in a SQLite transaction that this crate opens (in its own
-//! savepoint when concurrent operations share one: group commit); the decisions (validation,
+//! Inside, every operation runs in a SQLite transaction that this crate opens and that
+//! concurrent operations share (group commit; a failed operation's writes are undone alone, by
+//! running its batch again with a savepoint per operation); the decisions (validation,
 //! state transitions, the SQL) are made by a guest component that reaches the database only
 //! through the `flowfabric:backend/sql` interface (`wit/`). The host keeps an operation's
 //! writes when the guest returns `Ok` and rolls them back on an error value or a trap, and

@@ -5,7 +5,7 @@
 //!
 //! | limit | enforced by | the caller sees |
 //! |---|---|---|
-//! | [`GuestLimits::operation_timeout`] | wasmtime epoch deadline (10 ms ticks) | `EngineError::Timeout { op, elapsed }` |
+//! | [`GuestLimits::operation_timeout`] | wasmtime epoch deadline (10 ms ticks) while guest code runs; SQLite's progress handler interrupts a guest statement still running at the deadline | `EngineError::Timeout { op, elapsed }` |
 //! | [`GuestLimits::memory_bytes`] | [`MemoryLimiter`] refusing `memory.grow` | `EngineError::ResourceExhausted { pool: "guest_memory", max: <MiB>, .. }` |
 //! | [`GuestLimits::query_rows`], [`GuestLimits::query_bytes`] | the `sql` import | the guest gets `error::too-large` |
 
@@ -18,8 +18,9 @@ use wasmtime::ResourceLimiter;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct GuestLimits {
-    /// Longest time one operation may run guest code (default 2 s). Checked every 10 ms while
-    /// the guest runs; time spent inside a SQL call counts but does not interrupt that call.
+    /// Longest time one operation may run (default 2 s). Checked every 10 ms while guest code
+    /// runs, and by SQLite's progress handler inside a guest's SQL statement, which is
+    /// interrupted at the deadline.
     pub operation_timeout: Duration,
     /// Largest linear memory one instance may grow to (default 64 MiB). A payload argument
     /// larger than this could never be copied into the guest: the host refuses it before the

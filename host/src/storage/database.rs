@@ -226,7 +226,7 @@ impl Location {
                 .map_err(open_error)?;
             conn.pragma_update(None, "checkpoint_fullfsync", "ON")
                 .map_err(open_error)?;
-            // Checkpoints run on the writer's sync thread (see `writer::Checkpointer`).
+            // Checkpoints run when the durability layer asks for them (see `durability::Checkpointer`).
             conn.pragma_update(None, "wal_autocheckpoint", 0)
                 .map_err(open_error)?;
         }

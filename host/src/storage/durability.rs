@@ -1,8 +1,10 @@
-//! Durability for a database file: the batches the writer committed (with
-//! `synchronous=NORMAL`, so `COMMIT` did not wait for the disk) are answered only after the WAL
-//! file was `fdatasync`ed — by the sync thread, which covers every batch committed since its
-//! last sync with one `fdatasync` while the writer runs the next batch, or by the writer itself
-//! when nothing else is queued or waiting. Checkpoints run here too, off the writer's path.
+//! Durability for a database file: the batches the writer committed are answered only after the
+//! WAL file was `fdatasync`ed. The connection runs `synchronous=FULL`, but its `ff-gather` VFS
+//! ([`super::wal_gather`]) stops the commit's own WAL sync at the file, so `COMMIT` does not wait
+//! for the disk; the sync happens here instead — by the sync thread, which covers every batch
+//! committed since its last sync with one `fdatasync` while the writer runs the next batch, or
+//! by the writer itself when nothing else is queued or waiting. Checkpoints run here too, on
+//! whichever thread settled the batch; the WAL restart's checkpoint runs on the writer.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -59,10 +61,11 @@ pub(crate) struct DatabaseFile {
     pub wal: PathBuf,
 }
 
-/// Copies WAL frames into the database file off the writer's path. The writer's connection has
-/// automatic checkpoints off (they would stall it on two `fsync`s every thousand pages); after
-/// every [`CHECKPOINT_EVERY`] synced batches the sync thread runs a `PASSIVE` checkpoint on a
-/// connection of its own, which never waits for a lock and never blocks the writer.
+/// Copies WAL frames into the database file. The writer's connection has automatic checkpoints
+/// off (they would stall it on two `fsync`s every thousand pages); after every
+/// [`CHECKPOINT_EVERY`] synced batches, whichever thread synced them (usually the sync thread)
+/// runs a `PASSIVE` checkpoint on a connection of its own, which never waits for a lock and
+/// never blocks the writer's transactions.
 ///
 /// SQLite writes the WAL from its beginning again only when a write transaction begins with
 /// every frame already copied, which never happens while the writer keeps committing during

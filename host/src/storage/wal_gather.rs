@@ -1,5 +1,6 @@
 //! Gathered WAL writes: a SQLite VFS for the writer's connection that hands a transaction's WAL
-//! frames to the operating system in one write instead of two per page.
+//! frames to the operating system in large writes (at most [`MAX_WRITE`] bytes each) instead of
+//! two per page.
 //!
 //! SQLite appends a committing transaction to the WAL as a 24-byte header and a page for every
 //! frame, each its own `pwrite`: 50 system calls for a batch of four claims, which on this
