@@ -86,3 +86,16 @@ pub use limits::GuestLimits;
 
 /// The label this backend reports in `EngineError::Transport` and `capabilities()`.
 pub const BACKEND_LABEL: &str = "sqlite-wasm";
+
+/// The newest schema version (SQLite's `PRAGMA user_version`, see `host/migrations/`) this build
+/// knows. A backend refuses to open a database with a newer one.
+pub const SCHEMA_VERSION: u32 = schema::LATEST_VERSION;
+
+/// The table of execution rows, which every database this backend has set up holds (from schema
+/// version 1 on): how a tool tells a FlowFabric database from another SQLite file.
+pub const EXEC_CORE_TABLE: &str = "ff_exec_core";
+
+/// The built-in guest component (a `wasm32-wasip2` component of the `engine-backend` world), the
+/// one a [`SqliteBackend`] runs unless its builder names another: to check, precompile or
+/// compose it outside the backend.
+pub const BUILTIN_GUEST_COMPONENT: &[u8] = include_bytes!(env!("FF_GUEST_WASM"));
