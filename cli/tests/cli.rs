@@ -8,8 +8,9 @@ use std::process::{Command, Output};
 /// The binary under test; cargo builds it for this package's integration tests.
 const FFWASM: &str = env!("CARGO_BIN_EXE_ffwasm");
 
-/// The built-in guest component (set by the host's build script).
-const BUILTIN_GUEST: &str = env!("FF_GUEST_WASM");
+/// The built-in guest component, as the library exports it; [`Scratch::builtin_guest`] writes it
+/// to a file for the commands that take one.
+use ff_backend_sqlite_wasm::BUILTIN_GUEST_COMPONENT;
 
 /// A WebAssembly core module, not a component.
 const CORE_MODULE: &[u8] = b"\0asm\x01\0\0\0";
@@ -29,6 +30,13 @@ impl Scratch {
 
     fn path(&self, name: &str) -> PathBuf {
         self.0.join(name)
+    }
+
+    /// The built-in guest component as a file in this directory; returns its path.
+    fn builtin_guest(&self) -> String {
+        let path = self.path("builtin-guest.wasm");
+        std::fs::write(&path, BUILTIN_GUEST_COMPONENT).unwrap();
+        path.to_str().unwrap().to_owned()
     }
 
     /// Run `ffwasm args…` in this directory, without `FF_DEV_MODE` or `RUST_LOG` in its
@@ -248,10 +256,11 @@ fn the_demo_runs_twice_in_one_directory_and_the_inspection_commands_read_what_it
 fn a_precompiled_guest_runs_the_demo_and_logs_follow_rust_log() {
     let dir = Scratch::new("precompiled");
     let artifact = dir.path("guest.cwasm");
+    let builtin = dir.builtin_guest();
     let compiled = dir.ffwasm(&[
         "guest",
         "compile",
-        BUILTIN_GUEST,
+        &builtin,
         "-o",
         artifact.to_str().unwrap(),
     ]);
@@ -452,10 +461,8 @@ fn guest_commands_print_check_and_compile() {
     assert_eq!(wit, ff_backend_sqlite_wasm::GUEST_WIT);
     assert!(wit.contains("world engine-backend"));
 
-    let ok = dir
-        .ffwasm(&["guest", "check", BUILTIN_GUEST])
-        .status(0)
-        .stdout();
+    let builtin = dir.builtin_guest();
+    let ok = dir.ffwasm(&["guest", "check", &builtin]).status(0).stdout();
     assert!(
         ok.starts_with("ok: ") && ok.contains("fits the engine-backend world"),
         "{ok}"

@@ -1,15 +1,42 @@
 //! `ffwasm guest wit | check | compile`: the world a guest implements, checking a component
 //! against it, and precompiling one.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use clap::Subcommand;
 use ff_backend_sqlite_wasm::{
     GUEST_WIT, OpenError, check_guest_component, precompile_guest_component,
 };
 
-use crate::args::GuestCommand;
+use crate::help::ENVIRONMENT;
 use crate::{format, output};
+
+/// `ffwasm guest …`.
+#[derive(Debug, Subcommand)]
+pub enum GuestCommand {
+    /// Print the WIT of the world every guest implements (the built-in guest's).
+    #[command(after_help = ENVIRONMENT)]
+    Wit,
+    /// Check a component against the world without running it; lists every mismatch.
+    #[command(after_help = ENVIRONMENT)]
+    Check {
+        /// The component (.wasm).
+        #[arg(value_name = "FILE.wasm")]
+        file: PathBuf,
+    },
+    /// Check and precompile a component for this build, so that `ffwasm demo
+    /// --guest-precompiled` starts without compiling it.
+    #[command(after_help = ENVIRONMENT)]
+    Compile {
+        /// The component (.wasm).
+        #[arg(value_name = "FILE.wasm")]
+        file: PathBuf,
+        /// Where to write the precompiled artifact.
+        #[arg(short, long, value_name = "OUT")]
+        output: PathBuf,
+    },
+}
 
 /// Run a `guest` subcommand.
 pub fn run(command: &GuestCommand) -> anyhow::Result<()> {
