@@ -13,7 +13,7 @@ test:
 # The main job: `ffwasm demo` (the README's first command); flags pass through, e.g.
 # `just demo -n 1000 -w 16 --db big.sqlite`.
 demo *flags:
-    cargo run --release -p ff-backend-sqlite-wasm --bin ffwasm -- demo {{flags}}
+    cargo run --release -p ffwasm -- demo {{flags}}
 
 # The benchmark (README, "Performance"): the full table takes about two minutes; flags pass
 # through, e.g. `just bench --quick` or `just bench --only "64 tasks"`.

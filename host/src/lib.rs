@@ -66,6 +66,9 @@ mod storage;
 
 pub use backend::{ConnectionForTest, SqliteBackend, SqliteBackendBuilder};
 pub use error::{BACKEND_LABEL, GuestMismatch, OpenError, OperationFailure};
-pub use runtime::component::{GUEST_WIT, check_guest_component, precompile_guest_component};
+pub use runtime::component::{
+    BUILTIN_GUEST_COMPONENT, GUEST_WIT, check_guest_component, precompile_guest_component,
+};
 pub use runtime::limits::GuestLimits;
 pub use storage::connection::CommitStats;
+pub use storage::schema::{EXEC_CORE_TABLE, SCHEMA_VERSION};

@@ -57,8 +57,10 @@ pub const GUEST_WIT: [(&str, &str); 7] = [
     ("reads.wit", include_str!("../../../wit/reads.wit")),
 ];
 
-/// The guest component built from `guest/` by `build.rs`.
-const BUILTIN_GUEST: &[u8] = include_bytes!(env!("FF_GUEST_WASM"));
+/// The built-in guest component (a `wasm32-wasip2` component of the `engine-backend` world,
+/// built from `guest/` by `build.rs`), the one a [`SqliteBackend`](crate::SqliteBackend) runs
+/// unless its builder names another: to check, precompile or compose it outside the backend.
+pub const BUILTIN_GUEST_COMPONENT: &[u8] = include_bytes!(env!("FF_GUEST_WASM"));
 
 /// The built-in guest, compiled (or loaded from `cache`) once per process.
 pub(crate) fn builtin_component(
@@ -66,7 +68,7 @@ pub(crate) fn builtin_component(
 ) -> Result<&'static Component, String> {
     static BUILTIN: OnceLock<Result<Component, String>> = OnceLock::new();
     BUILTIN
-        .get_or_init(|| compile(BUILTIN_GUEST, cache).map_err(|error| error.to_string()))
+        .get_or_init(|| compile(BUILTIN_GUEST_COMPONENT, cache).map_err(|error| error.to_string()))
         .as_ref()
         .map_err(Clone::clone)
 }

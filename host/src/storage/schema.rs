@@ -25,10 +25,15 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-/// The newest schema version this build knows.
-pub(crate) const LATEST_VERSION: u32 = 2;
+/// The newest schema version (SQLite's `PRAGMA user_version`, see `host/migrations/`) this build
+/// knows. A backend refuses to open a database with a newer one.
+pub const SCHEMA_VERSION: u32 = 2;
 
-/// Bring the database to [`LATEST_VERSION`].
+/// The table of execution rows, which every database this backend has set up holds (from schema
+/// version 1 on): how a tool tells a FlowFabric database from another SQLite file.
+pub const EXEC_CORE_TABLE: &str = "ff_exec_core";
+
+/// Bring the database to [`SCHEMA_VERSION`].
 pub(crate) fn migrate(conn: &mut Connection, uri: &str) -> Result<(), OpenError> {
     let open_error = |source| OpenError::Open {
         uri: uri.to_owned(),
@@ -40,11 +45,11 @@ pub(crate) fn migrate(conn: &mut Connection, uri: &str) -> Result<(), OpenError>
     let found: u32 = tx
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(open_error)?;
-    if found > LATEST_VERSION {
+    if found > SCHEMA_VERSION {
         return Err(OpenError::SchemaTooNew {
             uri: uri.to_owned(),
             found,
-            supported: LATEST_VERSION,
+            supported: SCHEMA_VERSION,
         });
     }
     for migration in MIGRATIONS.iter().filter(|m| m.version > found) {
@@ -66,7 +71,7 @@ mod tests {
 
     #[test]
     fn latest_version_is_the_last_migration() {
-        assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(LATEST_VERSION));
+        assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(SCHEMA_VERSION));
         assert!(
             MIGRATIONS
                 .windows(2)
@@ -79,10 +84,10 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn, ":memory:").unwrap();
         migrate(&mut conn, ":memory:").unwrap();
-        conn.pragma_update(None, "user_version", LATEST_VERSION + 1)
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
             .unwrap();
         assert!(
-            matches!(migrate(&mut conn, ":memory:"), Err(OpenError::SchemaTooNew { found, .. }) if found == LATEST_VERSION + 1)
+            matches!(migrate(&mut conn, ":memory:"), Err(OpenError::SchemaTooNew { found, .. }) if found == SCHEMA_VERSION + 1)
         );
     }
 }

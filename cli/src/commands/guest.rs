@@ -1,23 +1,92 @@
 //! `ffwasm guest wit | check | compile`: the world a guest implements, checking a component
 //! against it, and precompiling one.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use clap::Subcommand;
 use ff_backend_sqlite_wasm::{
     GUEST_WIT, OpenError, check_guest_component, precompile_guest_component,
 };
 
-use crate::args::GuestCommand;
+use crate::help::ENVIRONMENT;
 use crate::{format, output};
+
+/// `ffwasm guest …`.
+#[derive(Debug, Subcommand)]
+pub enum GuestCommand {
+    /// Print the WIT package of the world every guest implements (the built-in guest's), file
+    /// by file, or write its files into a directory to build a guest against.
+    #[command(after_help = ENVIRONMENT)]
+    Wit {
+        /// Write the package's files (`world.wit`, `types.wit`, ...) into this directory
+        /// (created if missing; existing files with other contents are not overwritten).
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+    /// Check a component against the world without running it; lists every mismatch.
+    #[command(after_help = ENVIRONMENT)]
+    Check {
+        /// The component (.wasm).
+        #[arg(value_name = "FILE.wasm")]
+        file: PathBuf,
+    },
+    /// Check and precompile a component for this build, so that `ffwasm demo
+    /// --guest-precompiled` starts without compiling it.
+    #[command(after_help = ENVIRONMENT)]
+    Compile {
+        /// The component (.wasm).
+        #[arg(value_name = "FILE.wasm")]
+        file: PathBuf,
+        /// Where to write the precompiled artifact.
+        #[arg(short, long, value_name = "OUT")]
+        output: PathBuf,
+    },
+}
 
 /// Run a `guest` subcommand.
 pub fn run(command: &GuestCommand) -> anyhow::Result<()> {
     match command {
-        GuestCommand::Wit => output::print(GUEST_WIT),
+        GuestCommand::Wit { out_dir: None } => output::print(&wit_listing()),
+        GuestCommand::Wit { out_dir: Some(dir) } => write_wit(dir),
         GuestCommand::Check { file } => check(file),
         GuestCommand::Compile { file, output } => compile(file, output),
     }
+}
+
+/// The package's files one after another, each under a `// file: <name>` line.
+fn wit_listing() -> String {
+    GUEST_WIT
+        .iter()
+        .map(|(name, text)| format!("// file: {name}\n{text}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Write the package's files into `dir`; a file already there with other contents is an error
+/// (and nothing is written).
+fn write_wit(dir: &Path) -> anyhow::Result<()> {
+    for (name, text) in GUEST_WIT {
+        let path = dir.join(name);
+        if let Ok(existing) = std::fs::read_to_string(&path)
+            && existing != text
+        {
+            anyhow::bail!(
+                "{} exists with other contents; not overwriting it",
+                path.display()
+            );
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (name, text) in GUEST_WIT {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    output::println(&format!(
+        "wrote {} WIT files to {}",
+        GUEST_WIT.len(),
+        dir.display()
+    ))
 }
 
 /// Check `file` against the world; every mismatch is printed on its own line.

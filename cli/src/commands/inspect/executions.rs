@@ -1,13 +1,69 @@
 //! `ffwasm executions`: executions as a table, most recent first, filtered by lane and state.
 
 use anyhow::Context;
+use clap::{Args, ValueEnum};
 use rusqlite::{Connection, params_from_iter};
 
-use crate::args::ExecutionsArgs;
-use crate::database;
+use crate::database::{self, DatabaseArg};
 use crate::ids::execution_id;
 use crate::table::Table;
 use crate::{format, output};
+
+/// `ffwasm executions`.
+#[derive(Debug, Args)]
+pub struct ExecutionsArgs {
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseArg,
+    /// Only executions of this lane (repeat for several).
+    #[arg(long, value_name = "LANE")]
+    pub lane: Vec<String>,
+    /// Only executions in this public state (repeat for several).
+    #[arg(long, value_name = "STATE")]
+    pub state: Vec<PublicState>,
+    /// At most this many rows, most recent first (0: all).
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub limit: u32,
+}
+
+/// ff-core's public execution states, as the database stores them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum PublicState {
+    /// Eligible and waiting for a worker.
+    Waiting,
+    /// Waiting for a time (a retry's backoff, or a delayed start).
+    Delayed,
+    /// Blocked by a rate limit.
+    RateLimited,
+    /// Blocked on child executions.
+    WaitingChildren,
+    /// Leased to a worker.
+    Active,
+    /// Paused until a signal.
+    Suspended,
+    /// Resumed, waiting to be claimed again.
+    Resumable,
+    /// Finished successfully.
+    Completed,
+    /// Finished unsuccessfully.
+    Failed,
+    /// Cancelled.
+    Cancelled,
+    /// Past its deadline.
+    Expired,
+    /// Skipped.
+    Skipped,
+}
+
+impl PublicState {
+    /// The literal stored in `ff_exec_core.public_state`.
+    pub fn literal(self) -> String {
+        self.to_possible_value()
+            .map(|value| value.get_name().to_owned())
+            .unwrap_or_default()
+    }
+}
 
 /// Print the executions `args` select.
 pub fn run(args: &ExecutionsArgs) -> anyhow::Result<()> {
@@ -118,6 +174,12 @@ fn describe(lanes: &[String], states: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_literals_are_the_stored_ones() {
+        assert_eq!(PublicState::WaitingChildren.literal(), "waiting_children");
+        assert_eq!(PublicState::Completed.literal(), "completed");
+    }
 
     #[test]
     fn filters_number_their_parameters_in_order() {

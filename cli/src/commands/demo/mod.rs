@@ -3,30 +3,101 @@
 //! complete and fail them (retries come back on their own once their backoff ends), all through
 //! the public `EngineBackend` API of a [`SqliteBackend`] and so through the guest. It ends with
 //! every execution's state read back and a summary table.
+//!
+//! Its arguments are [`DemoArgs`]. Modules: `plan` (what the run does, decided up front from
+//! the arguments), `fleet` (the scheduler and its workers), `worker` (one attempt), `summary`
+//! (the final states read back, and the table).
 
 mod fleet;
 mod plan;
 mod summary;
 mod worker;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use clap::Args;
 use ff_backend_sqlite_wasm::SqliteBackend;
 use ff_core::engine_backend::EngineBackend;
 use ff_core::types::AttemptIndex;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::args::{DEFAULT_DB, DemoArgs, GuestChoice};
-use crate::database::{self, Found};
+use crate::database::{self, DEFAULT_DB, DatabaseArg, Found};
 use crate::table::fields;
-use crate::{format, output};
+use crate::{format, help, output};
 
-pub use plan::LANE_NAMES;
-use plan::Plan;
+use plan::{LANE_NAMES, Plan};
 use worker::Job;
+
+/// Shown under `ffwasm demo --help`.
+pub const HELP: &str = concat!(
+    "The database file is created when it does not exist. Running the demo again on the same file
+reuses it: the new executions are added next to the earlier ones, the summary covers this run,
+and `ffwasm stats` covers them all. A file that is not a FlowFabric SQLite database (or comes
+from a newer build) is refused and left untouched.
+
+",
+    help::environment!()
+);
+
+/// `ffwasm demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseArg,
+    /// How many executions to create.
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 200,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub executions: u32,
+    /// How many worker tasks claim and run them.
+    #[arg(short, long, value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub workers: u32,
+    /// How many lanes the executions are spread across.
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=LANE_NAMES.len() as i64))]
+    pub lanes: u32,
+    /// The probability that an attempt fails, from 0 to 1. A failed attempt is retried with
+    /// backoff until its execution runs out of retries.
+    #[arg(long, value_name = "P", default_value_t = 0.2, value_parser = probability)]
+    pub failure_rate: f64,
+    /// How many times a failed execution is retried before it fails for good.
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub max_retries: u32,
+    /// Seed for the failure decisions, to repeat a run (default: random).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// The guest to run.
+    #[command(flatten)]
+    pub guest: GuestChoice,
+}
+
+/// Which guest component the backend runs.
+#[derive(Debug, Clone, Default, Args)]
+#[group(multiple = false)]
+pub struct GuestChoice {
+    /// Run this guest component (a wasm32-wasip2 component of the engine-backend world)
+    /// instead of the built-in guest.
+    #[arg(long, value_name = "FILE.wasm")]
+    pub guest: Option<PathBuf>,
+    /// Run a guest precompiled by `ffwasm guest compile` (only files you made yourself: they
+    /// contain machine code).
+    #[arg(long, value_name = "FILE")]
+    pub guest_precompiled: Option<PathBuf>,
+}
+
+/// A probability: a number from 0 to 1.
+fn probability(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        Ok(_) => Err("must be between 0 and 1".into()),
+        Err(_) => Err("must be a number between 0 and 1 (e.g. 0.2)".into()),
+    }
+}
 
 /// Run the demo as `args` say and print its summary.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -161,4 +232,16 @@ fn inspect_hint(db: &Path, report: &fleet::Report) -> String {
             |record| record.job.id.to_string(),
         );
     format!("Inspect it: ffwasm executions{db} | ffwasm stats{db} | ffwasm show{db} '{example}'")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probabilities_are_checked() {
+        assert_eq!(probability("0.25"), Ok(0.25));
+        assert!(probability("1.5").is_err());
+        assert!(probability("often").is_err());
+    }
 }

@@ -8,8 +8,9 @@ use std::process::{Command, Output};
 /// The binary under test; cargo builds it for this package's integration tests.
 const FFWASM: &str = env!("CARGO_BIN_EXE_ffwasm");
 
-/// The built-in guest component (set by the host's build script).
-const BUILTIN_GUEST: &str = env!("FF_GUEST_WASM");
+/// The built-in guest component, as the library exports it; [`Scratch::builtin_guest`] writes it
+/// to a file for the commands that take one.
+use ff_backend_sqlite_wasm::BUILTIN_GUEST_COMPONENT;
 
 /// A WebAssembly core module, not a component.
 const CORE_MODULE: &[u8] = b"\0asm\x01\0\0\0";
@@ -29,6 +30,13 @@ impl Scratch {
 
     fn path(&self, name: &str) -> PathBuf {
         self.0.join(name)
+    }
+
+    /// The built-in guest component as a file in this directory; returns its path.
+    fn builtin_guest(&self) -> String {
+        let path = self.path("builtin-guest.wasm");
+        std::fs::write(&path, BUILTIN_GUEST_COMPONENT).unwrap();
+        path.to_str().unwrap().to_owned()
     }
 
     /// Run `ffwasm args…` in this directory, without `FF_DEV_MODE` or `RUST_LOG` in its
@@ -248,10 +256,11 @@ fn the_demo_runs_twice_in_one_directory_and_the_inspection_commands_read_what_it
 fn a_precompiled_guest_runs_the_demo_and_logs_follow_rust_log() {
     let dir = Scratch::new("precompiled");
     let artifact = dir.path("guest.cwasm");
+    let builtin = dir.builtin_guest();
     let compiled = dir.ffwasm(&[
         "guest",
         "compile",
-        BUILTIN_GUEST,
+        &builtin,
         "-o",
         artifact.to_str().unwrap(),
     ]);
@@ -449,13 +458,35 @@ fn inspection_commands_report_a_missing_database_without_creating_it() {
 fn guest_commands_print_check_and_compile() {
     let dir = Scratch::new("guest");
     let wit = dir.ffwasm(&["guest", "wit"]).status(0).stdout();
-    assert_eq!(wit, ff_backend_sqlite_wasm::GUEST_WIT);
+    for (name, text) in ff_backend_sqlite_wasm::GUEST_WIT {
+        assert!(
+            wit.contains(&format!("// file: {name}\n{text}")),
+            "{name} is printed"
+        );
+    }
     assert!(wit.contains("world engine-backend"));
-
-    let ok = dir
-        .ffwasm(&["guest", "check", BUILTIN_GUEST])
+    let written = dir
+        .ffwasm(&["guest", "wit", "--out-dir", "wit"])
         .status(0)
         .stdout();
+    assert!(written.starts_with("wrote 7 WIT files"), "{written}");
+    for (name, text) in ff_backend_sqlite_wasm::GUEST_WIT {
+        assert_eq!(
+            std::fs::read_to_string(dir.path("wit").join(name)).unwrap(),
+            text
+        );
+    }
+    std::fs::write(dir.path("wit").join("world.wit"), "changed").unwrap();
+    dir.ffwasm(&["guest", "wit", "--out-dir", "wit"])
+        .fails_with("exists with other contents");
+    assert_eq!(
+        std::fs::read_to_string(dir.path("wit").join("world.wit")).unwrap(),
+        "changed",
+        "an existing file is not overwritten"
+    );
+
+    let builtin = dir.builtin_guest();
+    let ok = dir.ffwasm(&["guest", "check", &builtin]).status(0).stdout();
     assert!(
         ok.starts_with("ok: ") && ok.contains("fits the engine-backend world"),
         "{ok}"
@@ -467,14 +498,16 @@ fn guest_commands_print_check_and_compile() {
 
     std::fs::write(dir.path("empty.wasm"), EMPTY_COMPONENT).unwrap();
     let mismatch = dir.ffwasm(&["guest", "check", "empty.wasm"]);
-    assert!(
-        mismatch
-            .stdout()
-            .contains("  - does not export `flowfabric:backend/engine@0.1.0`"),
-        "every mismatch is listed: {}",
-        mismatch.stdout()
-    );
-    mismatch.fails_with("empty.wasm does not fit the engine-backend world (1 problem)");
+    for family in ["scheduling", "lease-holder", "recovery", "reads"] {
+        assert!(
+            mismatch.stdout().contains(&format!(
+                "  - does not export `flowfabric:backend/{family}@0.1.0`"
+            )),
+            "every mismatch is listed: {}",
+            mismatch.stdout()
+        );
+    }
+    mismatch.fails_with("empty.wasm does not fit the engine-backend world (4 problems)");
 
     dir.ffwasm(&["guest", "compile", "empty.wasm", "-o", "empty.cwasm"])
         .fails_with("cannot precompile empty.wasm");
@@ -485,7 +518,7 @@ fn guest_commands_print_check_and_compile() {
     dir.ffwasm(&["guest", "check", "missing.wasm"])
         .fails_with("cannot read missing.wasm");
     dir.ffwasm(&["demo", "--guest", "empty.wasm"])
-        .fails_with("does not export `flowfabric:backend/engine@0.1.0`");
+        .fails_with("does not export `flowfabric:backend/scheduling@0.1.0`");
     assert!(
         !dir.path("ffwasm-demo.sqlite").exists(),
         "a guest that does not load creates no database"

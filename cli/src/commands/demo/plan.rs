@@ -4,7 +4,7 @@
 use ff_core::contracts::CreateExecutionArgs;
 use ff_core::types::{ExecutionId, LaneId, Namespace, TimestampMs};
 
-use crate::args::DemoArgs;
+use super::DemoArgs;
 
 /// The lanes executions are spread across, in order (`--lanes N` uses the first N).
 pub const LANE_NAMES: [&str; 8] = [

@@ -1,13 +1,24 @@
 //! `ffwasm show <execution-id>`: one execution, its attempts and its lease history.
 
 use anyhow::{Context, bail};
+use clap::Args;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::args::ShowArgs;
-use crate::database;
+use crate::database::{self, DatabaseArg};
 use crate::ids::{ExecutionKey, execution_id};
 use crate::table::{Table, fields};
 use crate::{format, output};
+
+/// `ffwasm show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseArg,
+    /// The execution: `{fp:N}:<uuid>` as the other commands print it, or just the UUID.
+    #[arg(value_name = "EXECUTION-ID")]
+    pub execution: ExecutionKey,
+}
 
 /// Print the execution `args` name.
 pub fn run(args: &ShowArgs) -> anyhow::Result<()> {

@@ -1,4 +1,5 @@
-//! Looking at a database file before anything writes to it, and opening it read-only.
+//! The database a command works on (`--db`), looking at its file before anything writes to it,
+//! and opening it read-only.
 //!
 //! SQLite turns any path into a database: it creates a missing file, treats an empty one as an
 //! empty database, and the backend switches an existing one to WAL and migrates it. So the
@@ -9,17 +10,23 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use clap::Args;
+use ff_backend_sqlite_wasm::{EXEC_CORE_TABLE, SCHEMA_VERSION};
 use rusqlite::{Connection, OpenFlags};
 
-/// The newest schema version (`PRAGMA user_version`, see `host/migrations/`) this build knows.
-/// The backend refuses newer ones too, but only after switching the file to WAL.
-const SCHEMA_VERSION: u32 = 2;
+/// The database every command uses unless `--db` says otherwise.
+pub const DEFAULT_DB: &str = "ffwasm-demo.sqlite";
 
 /// The first 16 bytes of every SQLite database file.
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
-/// A table every FlowFabric database has.
-const CORE_TABLE: &str = "ff_exec_core";
+/// The database a command works on.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArg {
+    /// The SQLite database file.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_DB)]
+    pub db: PathBuf,
+}
 
 /// What is at a database path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +142,7 @@ pub fn examine(path: &Path, check_integrity: bool) -> Result<Found, DatabaseErro
     if tables.is_empty() && schema_version == 0 {
         return Ok(Found::Empty);
     }
-    if schema_version == 0 || !tables.iter().any(|table| table == CORE_TABLE) {
+    if schema_version == 0 || !tables.iter().any(|table| table == EXEC_CORE_TABLE) {
         return Err(DatabaseError::Foreign {
             path: path.into(),
             tables: if tables.is_empty() {
@@ -145,6 +152,7 @@ pub fn examine(path: &Path, check_integrity: bool) -> Result<Found, DatabaseErro
             },
         });
     }
+    // The backend refuses a newer schema version too, but only after switching the file to WAL.
     if schema_version > SCHEMA_VERSION {
         return Err(DatabaseError::TooNew {
             path: path.into(),

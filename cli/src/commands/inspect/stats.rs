@@ -3,18 +3,26 @@
 use std::path::Path;
 
 use anyhow::Context;
+use clap::Args;
 use rusqlite::Connection;
 
-use crate::args::DatabaseArg;
-use crate::database;
+use crate::database::{self, DatabaseArg};
 use crate::table::{Table, fields};
 use crate::{format, output};
 
+/// `ffwasm stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseArg,
+}
+
 /// Print the statistics of the database `args` names.
-pub fn run(args: &DatabaseArg) -> anyhow::Result<()> {
-    let connection = database::open_read_only(&args.db)?;
-    let text = stats(&connection, &args.db)
-        .with_context(|| format!("cannot read {}", args.db.display()))?;
+pub fn run(args: &StatsArgs) -> anyhow::Result<()> {
+    let db = &args.database.db;
+    let connection = database::open_read_only(db)?;
+    let text = stats(&connection, db).with_context(|| format!("cannot read {}", db.display()))?;
     output::print(&text)
 }
 

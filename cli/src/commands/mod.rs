@@ -1,0 +1,10 @@
+//! The commands, one module each, as wasmtime's `src/commands/` does: each owns its clap
+//! arguments and its `run`; `main.rs` only parses and dispatches.
+//!
+//! - [`demo`]: `ffwasm demo`;
+//! - [`inspect`]: `ffwasm executions`, `ffwasm show`, `ffwasm stats`;
+//! - [`guest`]: `ffwasm guest wit | check | compile`.
+
+pub mod demo;
+pub mod guest;
+pub mod inspect;

@@ -1,0 +1,116 @@
+//! `ffwasm`: the command line of FlowFabric's SQLite engine backend with its engine logic in a
+//! WebAssembly guest.
+//!
+//! - `ffwasm demo`: the whole system on one database file, ending with a summary table;
+//! - `ffwasm executions`, `ffwasm show <id>`, `ffwasm stats`: what a database holds;
+//! - `ffwasm guest wit | check <file> | compile <file> -o <out>`: guest components.
+//!
+//! This file holds the top-level parser and hands each command to its module under
+//! [`commands`], which owns the command's arguments and runs it. Shared modules, one concept
+//! each: [`help`] (the notes under every command's help), [`database`] (the `--db` argument,
+//! checking a file before use, read-only access), [`ids`] (execution ids), [`table`],
+//! [`mod@format`] and [`output`] (what a command prints), [`errors`] (what a failure prints).
+
+mod commands;
+mod database;
+mod errors;
+mod format;
+mod help;
+mod ids;
+mod output;
+mod table;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
+
+use commands::demo::DemoArgs;
+use commands::guest::GuestCommand;
+use commands::inspect::executions::ExecutionsArgs;
+use commands::inspect::show::ShowArgs;
+use commands::inspect::stats::StatsArgs;
+use help::ENVIRONMENT;
+
+/// FlowFabric's SQLite engine backend, with the engine logic in a WebAssembly guest: run it,
+/// inspect what it wrote, and work with guest components.
+#[derive(Debug, Parser)]
+#[command(name = "ffwasm", version, after_help = ENVIRONMENT, propagate_version = true)]
+struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole system: create executions across lanes, grant and claim them, renew,
+    /// complete and fail them (with retries) through the guest, then summarize.
+    #[command(after_help = commands::demo::HELP)]
+    Demo(DemoArgs),
+    /// List executions as a table, most recent first.
+    #[command(after_help = ENVIRONMENT)]
+    Executions(ExecutionsArgs),
+    /// Show one execution: its state, its attempts and its lease history.
+    #[command(after_help = ENVIRONMENT)]
+    Show(ShowArgs),
+    /// Summarize a database: executions by lane and state, attempts, retries, outbox events.
+    #[command(after_help = ENVIRONMENT)]
+    Stats(StatsArgs),
+    /// Work with guest components: print the world's WIT, check or precompile a component.
+    #[command(subcommand, after_help = ENVIRONMENT)]
+    Guest(GuestCommand),
+}
+
+fn main() -> ExitCode {
+    // Invalid arguments exit here with clap's usage message and status 2.
+    let cli = Cli::parse();
+    init_logging();
+    // SQLite backends are dev-only and refuse to start without this opt-in; ffwasm is a dev
+    // tool, so it opts in for its own process (its `--help` says so).
+    // SAFETY: no other thread exists yet.
+    unsafe { std::env::set_var("FF_DEV_MODE", "1") };
+
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => errors::report(&error),
+    }
+}
+
+/// Log to stderr, filtered by `RUST_LOG` (default: warnings and errors).
+fn init_logging() {
+    let filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::WARN.into())
+        .from_env_lossy();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Run `command`; its module owns what it does.
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Demo(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(commands::demo::run(args)),
+        Command::Executions(args) => commands::inspect::executions::run(&args),
+        Command::Show(args) => commands::inspect::show::run(&args),
+        Command::Stats(args) => commands::inspect::stats::run(&args),
+        Command::Guest(command) => commands::guest::run(&command),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
