@@ -4,20 +4,18 @@
 //! `ffwasm` binary loads it with `--guest`. The rest of the binary is tested in
 //! `host/tests/cli.rs`, where cargo hands the tests its path.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::support::*;
 use ff_backend_sqlite_wasm::{SqliteBackend, check_guest_component};
 use ff_core::backend::{CapabilitySet, ClaimPolicy};
 use ff_core::engine_backend::EngineBackend;
 use ff_core::state::PublicState;
 use ff_core::types::{ExecutionId, LaneId, WorkerId, WorkerInstanceId};
 use serial_test::serial;
-use support::*;
 
 /// The custom guest example's component.
 const CUSTOM_GUEST: &str = env!("FF_CUSTOM_GUEST_WASM");

@@ -2,8 +2,6 @@
 //! upstream's literals, leases taken through the public API, argument builders, row readers, and
 //! a full-database snapshot for "nothing changed" assertions.
 
-#![allow(dead_code)] // each test binary uses a different subset
-
 use ff_backend_sqlite_wasm::SqliteBackend;
 use ff_core::contracts::{
     CancelExecutionArgs, ClaimExecutionArgs, ClaimExecutionResult, ClaimedExecution,

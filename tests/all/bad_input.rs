@@ -3,10 +3,9 @@
 //! ff-core lets through in other shapes (other spellings of an id, huge TTLs) have a defined
 //! meaning, pinned here.
 
-mod support;
-
 use std::sync::Arc;
 
+use crate::support::*;
 use ff_backend_sqlite_wasm::{GuestLimits, SqliteBackend};
 use ff_core::backend::{
     BackendTag, CapabilitySet, ClaimPolicy, FailureClass, FailureReason, Handle, HandleOpaque,
@@ -25,7 +24,6 @@ use ff_core::types::{
 };
 use rusqlite::Connection;
 use serial_test::serial;
-use support::*;
 
 /// The guest's payload limit (`guest/src/exec.rs`, `MAX_PAYLOAD_BYTES`).
 const MAX_PAYLOAD_BYTES: usize = 8 << 20;

@@ -3,8 +3,7 @@
 //! `typed_issue_grant_and_claim.rs`, adapted to our semantics), the lane scanner `claim`, and
 //! `promote_delayed`.
 
-mod support;
-
+use crate::support::*;
 use ff_core::backend::{BackendTag, CapabilitySet, ClaimPolicy, Handle, HandleKind};
 use ff_core::contracts::{
     CreateExecutionArgs, CreateExecutionResult, IssueClaimGrantOutcome, IssueGrantAndClaimArgs,
@@ -18,7 +17,6 @@ use ff_core::types::{
     AttemptIndex, ExecutionId, LaneId, LeaseEpoch, TimestampMs, WorkerId, WorkerInstanceId,
 };
 use serial_test::serial;
-use support::*;
 
 /// `create_args` with these required capabilities.
 fn create_with_caps(eid: ExecutionId, lane: &str, now: i64, caps: &[&str]) -> CreateExecutionArgs {

@@ -1,7 +1,6 @@
 //! The read operations: missing executions, upstream's literals, corruption, and `ping`.
 
-mod support;
-
+use crate::support::*;
 use ff_core::engine_backend::EngineBackend;
 use ff_core::engine_error::{EngineError, ValidationKind};
 use ff_core::partition::{Partition, PartitionFamily};
@@ -9,7 +8,6 @@ use ff_core::state::{AttemptState, LifecyclePhase, OwnershipState, PublicState};
 use ff_core::types::AttemptIndex;
 use serial_test::serial;
 use std::sync::Arc;
-use support::*;
 
 #[tokio::test]
 #[serial(ff_dev_mode)]

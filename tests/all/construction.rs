@@ -1,15 +1,13 @@
 //! Constructing backends: the dev-mode guard, URI forms, sharing one database per URI, file
 //! settings, and what the backend says about itself.
 
-mod support;
-
+use crate::support::*;
 use ff_backend_sqlite_wasm::{OpenError, SqliteBackend};
 use ff_core::engine_backend::EngineBackend;
 use ff_core::engine_error::{BackendError, EngineError};
 use ff_core::types::LaneId;
 use serial_test::serial;
 use std::sync::Arc;
-use support::*;
 
 #[tokio::test]
 #[serial(ff_dev_mode)]

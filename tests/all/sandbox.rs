@@ -12,12 +12,11 @@
 //!
 //! Run with `--nocapture` to see how long each misbehaviour took to be stopped.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use ff_backend_sqlite_wasm::{
     GuestLimits, GuestMismatch, OpenError, OperationFailure, SqliteBackend, check_guest_component,
     precompile_guest_component,
@@ -28,7 +27,6 @@ use ff_core::state::PublicState;
 use ff_core::types::ExecutionId;
 use rusqlite::Connection;
 use serial_test::serial;
-use support::*;
 
 const HOSTILE_GUEST: &str = env!("FF_HOSTILE_GUEST_WASM");
 

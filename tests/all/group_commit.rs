@@ -2,8 +2,7 @@
 //! on its own (a failing operation undoes only its own writes, even inside a shared
 //! transaction), and an operation is answered only once its transaction is durable.
 
-mod support;
-
+use crate::support::*;
 use ff_backend_sqlite_wasm::{OperationFailure, SqliteBackend};
 use ff_core::contracts::ClaimExecutionResult;
 use ff_core::engine_backend::EngineBackend;
@@ -12,7 +11,6 @@ use ff_core::types::ExecutionId;
 use serial_test::serial;
 use std::path::PathBuf;
 use std::sync::Arc;
-use support::*;
 
 const HOSTILE_GUEST: &str = env!("FF_HOSTILE_GUEST_WASM");
 

@@ -2,8 +2,7 @@
 //! missing and ineligible executions, that errors write nothing, and that the handle it returns
 //! is a real SQLite handle.
 
-mod support;
-
+use crate::support::*;
 use ff_core::backend::{BackendTag, HandleKind};
 use ff_core::engine_backend::EngineBackend;
 use ff_core::engine_error::{ConflictKind, ContentionKind, EngineError};
@@ -11,7 +10,6 @@ use ff_core::handle_codec;
 use ff_core::types::{AttemptIndex, LeaseEpoch};
 use serial_test::serial;
 use std::sync::Arc;
-use support::*;
 
 #[tokio::test]
 #[serial(ff_dev_mode)]

@@ -3,8 +3,7 @@
 //! gets a typed contention error (`Contention` or `Conflict`), never a `Transport` error (no
 //! `SQLITE_BUSY` or `SQLITE_LOCKED` reaches a caller); the database agrees with the winner.
 
-mod support;
-
+use crate::support::*;
 use ff_backend_sqlite_wasm::SqliteBackend;
 use ff_core::engine_backend::EngineBackend;
 use ff_core::engine_error::EngineError;
@@ -13,7 +12,6 @@ use serial_test::serial;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
-use support::*;
 use tokio::sync::Barrier;
 
 /// Claimants per round.

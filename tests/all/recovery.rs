@@ -3,8 +3,7 @@
 //! `typed_resume_execution`, §11.4 `wave9_operator`) adapted to our semantics
 //! (docs/semantics.md), plus the expiry → mark → reclaim path with a higher epoch.
 
-mod support;
-
+use crate::support::*;
 use ff_backend_sqlite_wasm::SqliteBackend;
 use ff_core::backend::{BackendTag, HandleKind, ResumeToken};
 use ff_core::contracts::{
@@ -25,7 +24,6 @@ use ff_core::types::{
 use rusqlite::Connection;
 use serial_test::serial;
 use std::sync::Arc;
-use support::*;
 use uuid::Uuid;
 
 // ── helpers ─────────────────────────────────────────────────────────────────────────────────

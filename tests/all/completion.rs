@@ -5,8 +5,7 @@
 //! (docs/semantics.md): ids are fenced, handle replays are refused, retries go through the
 //! execution's policy, and an error writes nothing.
 
-mod support;
-
+use crate::support::*;
 use ff_core::backend::{BackendTag, FailOutcome, FailureClass, FailureReason, Handle, HandleKind};
 use ff_core::contracts::{
     ClaimedExecution, CompleteExecutionArgs, CompleteExecutionResult, FailExecutionArgs,
@@ -21,7 +20,6 @@ use ff_core::types::{
 };
 use rusqlite::Connection;
 use serial_test::serial;
-use support::*;
 
 // ── Helpers ─────────────────────────────────────────────────────────────────────────────
 

@@ -1,14 +1,12 @@
 //! A guest that traps or fails after writing: the caller gets an `EngineError` (never a panic),
 //! every write is rolled back, and the backend keeps serving on a fresh instance.
 
-mod support;
-
+use crate::support::*;
 use ff_backend_sqlite_wasm::{OperationFailure, SqliteBackend};
 use ff_core::engine_backend::EngineBackend;
 use ff_core::engine_error::EngineError;
 use serial_test::serial;
 use std::sync::Arc;
-use support::*;
 
 const HOSTILE_GUEST: &str = env!("FF_HOSTILE_GUEST_WASM");
 

@@ -1,8 +1,7 @@
 //! Whole lifecycles through the public `EngineBackend` API only: no hand-written SQL moves an
 //! execution along (upstream needed SQL to promote created executions and due retries).
 
-mod support;
-
+use crate::support::*;
 use ff_core::backend::{CapabilitySet, ClaimPolicy, FailureClass, FailureReason};
 use ff_core::contracts::{
     CancelExecutionArgs, CompleteExecutionArgs, CreateExecutionResult, FailExecutionResult,
@@ -16,7 +15,6 @@ use ff_core::state::{LifecyclePhase, PublicState};
 use ff_core::types::{AttemptIndex, CancelSource, LaneId, TimestampMs, WorkerId, WorkerInstanceId};
 use serial_test::serial;
 use std::sync::Arc;
-use support::*;
 
 #[tokio::test]
 #[serial(ff_dev_mode)]
