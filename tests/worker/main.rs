@@ -1,4 +1,4 @@
-//! `ff-test-worker`: a worker process for `tests/processes.rs`, driving its own
+//! `ff-test-worker`: a worker process for `tests/all/processes.rs`, driving its own
 //! [`SqliteBackend`] on a database file through the public `EngineBackend` API only.
 //!
 //! ```text

@@ -3,10 +3,9 @@
 //! ff-core lets through in other shapes (other spellings of an id, huge TTLs) have a defined
 //! meaning, pinned here.
 
-mod support;
-
 use std::sync::Arc;
 
+use crate::support::*;
 use ff_backend_sqlite_wasm::{GuestLimits, SqliteBackend};
 use ff_core::backend::{
     BackendTag, CapabilitySet, ClaimPolicy, FailureClass, FailureReason, Handle, HandleOpaque,
@@ -24,8 +23,7 @@ use ff_core::types::{
     AttemptIndex, ExecutionId, LaneId, LeaseId, TimestampMs, WorkerId, WorkerInstanceId,
 };
 use rusqlite::Connection;
-use serial_test::serial;
-use support::*;
+use serial_test::parallel;
 
 /// The guest's payload limit (`guest/src/exec.rs`, `MAX_PAYLOAD_BYTES`).
 const MAX_PAYLOAD_BYTES: usize = 8 << 20;
@@ -127,7 +125,7 @@ fn scan_policy(worker_id: &str, lease_ttl_ms: u32) -> ClaimPolicy {
 /// ff-core's `ExecutionId::parse` accepts any UUID spelling `Uuid::parse_str` does; every one
 /// names the same row as the canonical lowercase form.
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn other_spellings_of_an_execution_id_name_the_same_execution() {
     let backend = fresh_backend("bad-input-spellings").await;
     let eid = new_execution_id();
@@ -188,7 +186,7 @@ async fn other_spellings_of_an_execution_id_name_the_same_execution() {
 /// The partition is part of the key: the same UUID under another partition is another
 /// (here: missing) execution.
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn the_same_uuid_on_another_partition_is_not_found() {
     let backend = fresh_backend("bad-input-other-partition").await;
     let (_, eid) = seed_granted(&backend.connection_for_test(), "worker-1");
@@ -251,7 +249,7 @@ fn handle_with(template: &Handle, backend: BackendTag, bytes: Vec<u8>) -> Handle
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn corrupted_handles_are_corruption_and_write_nothing() {
     let (backend, _, claim) = created_leased_backend("bad-input-corrupt-handle").await;
     let good = &claim.handle;
@@ -289,7 +287,7 @@ async fn corrupted_handles_are_corruption_and_write_nothing() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn handles_of_other_backends_are_refused_and_write_nothing() {
     let (backend, _, claim) = created_leased_backend("bad-input-foreign-handle").await;
     let good = &claim.handle;
@@ -316,7 +314,7 @@ async fn handles_of_other_backends_are_refused_and_write_nothing() {
 // ── Partitions ──────────────────────────────────────────────────────────────────────────────
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn scanner_hooks_refuse_a_partition_that_does_not_hold_the_execution() {
     // A lapsed lease and a due delay: with the right partition, both hooks would write.
     let backend = fresh_backend("bad-input-partitions").await;
@@ -380,7 +378,7 @@ async fn scanner_hooks_refuse_a_partition_that_does_not_hold_the_execution() {
 // ── TTLs ────────────────────────────────────────────────────────────────────────────────────
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn zero_ttls_are_invalid_input_and_write_nothing() {
     let positive = "must be positive";
 
@@ -440,7 +438,7 @@ async fn zero_ttls_are_invalid_input_and_write_nothing() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn huge_ttls_saturate_at_the_end_of_time() {
     let backend = fresh_backend("bad-input-huge-ttl").await;
     let eid = new_execution_id();
@@ -511,7 +509,7 @@ async fn huge_ttls_saturate_at_the_end_of_time() {
 // ── Worker ids ──────────────────────────────────────────────────────────────────────────────
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn empty_worker_ids_are_invalid_input_and_write_nothing() {
     let empty = "worker_id must not be empty";
 
@@ -584,7 +582,7 @@ async fn empty_worker_ids_are_invalid_input_and_write_nothing() {
 // ── Payloads ────────────────────────────────────────────────────────────────────────────────
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn oversized_payloads_are_payload_too_large_and_write_nothing() {
     let (backend, eid, lease) = created_leased_backend("bad-input-payloads").await;
     let too_big = vec![7; MAX_PAYLOAD_BYTES + 1];
@@ -621,7 +619,7 @@ async fn oversized_payloads_are_payload_too_large_and_write_nothing() {
 /// host refuses it before calling the guest, as `PayloadTooLarge` naming the argument and the
 /// memory limit (not as the memory limit the copy would hit), and writes nothing.
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn a_payload_larger_than_guest_memory_is_payload_too_large_and_writes_nothing() {
     let (backend, eid, lease) = created_leased_backend("bad-input-giant-payload").await;
     let giant = vec![7; 100 << 20];
@@ -657,7 +655,7 @@ async fn a_payload_larger_than_guest_memory_is_payload_too_large_and_writes_noth
 /// The host's check follows the backend's own memory limit: with 16 MiB of guest memory, a
 /// 20 MiB input is refused before the guest is called.
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn the_payload_check_follows_the_configured_guest_memory() {
     dev_mode();
     let backend = SqliteBackend::builder(memory_uri("bad-input-small-memory"))
@@ -677,7 +675,7 @@ async fn the_payload_check_follows_the_configured_guest_memory() {
 // ── Policies ────────────────────────────────────────────────────────────────────────────────
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn invalid_retry_policy_json_is_invalid_policy_json_and_writes_nothing() {
     let (backend, eid, lease) = created_leased_backend("bad-input-policy").await;
     for policy in [
@@ -717,7 +715,7 @@ async fn invalid_retry_policy_json_is_invalid_policy_json_and_writes_nothing() {
 // ── Lanes and pages ─────────────────────────────────────────────────────────────────────────
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn malformed_lanes_and_an_empty_page_are_invalid_input() {
     let backend = fresh_backend("bad-input-lanes").await;
     for (lane, fragment) in [

@@ -2,8 +2,6 @@
 //! upstream's literals, leases taken through the public API, argument builders, row readers, and
 //! a full-database snapshot for "nothing changed" assertions.
 
-#![allow(dead_code)] // each test binary uses a different subset
-
 use ff_backend_sqlite_wasm::SqliteBackend;
 use ff_core::contracts::{
     CancelExecutionArgs, ClaimExecutionArgs, ClaimExecutionResult, ClaimedExecution,
@@ -42,10 +40,15 @@ pub fn memory_uri(prefix: &str) -> String {
     )
 }
 
-/// Set the dev-mode opt-in every construction needs.
+/// Set the dev-mode opt-in every construction needs, unless it is set already.
 pub fn dev_mode() {
-    // SAFETY: tests that change the environment are `#[serial(ff_dev_mode)]`.
-    unsafe { std::env::set_var("FF_DEV_MODE", "1") };
+    if std::env::var("FF_DEV_MODE").as_deref() != Ok("1") {
+        // SAFETY: written only while the opt-in is missing: by the first tests to get here (these
+        // may overlap one another and other tests starting up, which read the environment through
+        // std, whose lock orders its reads and writes), and after
+        // `construction::refuses_without_dev_mode`, which runs alone (`#[serial(process)]`).
+        unsafe { std::env::set_var("FF_DEV_MODE", "1") };
+    }
 }
 
 /// A backend on a fresh in-memory database.

@@ -1,9 +1,12 @@
 //! Several processes on one database file, each with its own backend (`ff-test-worker`,
 //! `tests/worker/main.rs`): two workers draining one lane together, and a worker killed with
 //! SIGKILL at random moments, the database checked after every kill.
+//!
+//! Each test runs alone in the test process (`#[serial(process)]`): the workers' timing is
+//! asserted (no operation waits a second for the lock, both workers progress, most kills land
+//! while the worker works), and other tests' load on the same cores would distort it.
 
-mod support;
-
+use crate::support::*;
 use ff_backend_sqlite_wasm::SqliteBackend;
 use ff_core::engine_backend::EngineBackend;
 use rusqlite::{Connection, OpenFlags};
@@ -14,7 +17,6 @@ use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use support::*;
 
 /// The worker program, built by Cargo with this package.
 const WORKER: &str = env!("CARGO_BIN_EXE_ff-test-worker");
@@ -25,7 +27,7 @@ const STARTUP: Duration = Duration::from_secs(120);
 // ── Two processes, one lane ─────────────────────────────────────────────────────────────────
 
 #[test]
-#[serial(worker_processes)]
+#[serial(process)]
 fn two_processes_share_one_file_database() {
     // Each worker "works" 1 ms after its claims and renewals, as real workers do; see the next
     // test for workers that do not.
@@ -40,7 +42,7 @@ fn two_processes_share_one_file_database() {
 /// 2.2 s even on a busy machine). The host now polls for the lock every millisecond (slowest
 /// operation about 0.1 s), so no operation may wait a second.
 #[test]
-#[serial(worker_processes)]
+#[serial(process)]
 fn two_processes_without_pauses_both_progress_and_never_wait_long() {
     drain_together(
         "two processes without pauses",
@@ -162,7 +164,7 @@ const KILLS: u64 = 30;
 const WARM_AHEAD: usize = 2;
 
 #[test]
-#[serial(worker_processes)]
+#[serial(process)]
 fn sigkill_at_random_moments_keeps_the_database_consistent() {
     let started = Instant::now();
     let dir = ScratchDir::new("sigkill");

@@ -1,21 +1,22 @@
 //! Constructing backends: the dev-mode guard, URI forms, sharing one database per URI, file
 //! settings, and what the backend says about itself.
 
-mod support;
-
+use crate::support::*;
 use ff_backend_sqlite_wasm::{OpenError, SqliteBackend};
 use ff_core::engine_backend::EngineBackend;
 use ff_core::engine_error::{BackendError, EngineError};
 use ff_core::types::LaneId;
-use serial_test::serial;
+use serial_test::{parallel, serial};
 use std::sync::Arc;
-use support::*;
 
+/// Alone in the process (`#[serial(process)]`): it removes and changes `FF_DEV_MODE`, which every
+/// other test's constructions read.
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[serial(process)]
 async fn refuses_without_dev_mode() {
     for value in [None, Some("0"), Some("true"), Some(" 1")] {
-        // SAFETY: serialized with every other test that touches the environment.
+        // SAFETY: this test runs alone (`#[serial(process)]`): no other test reads or writes
+        // the environment meanwhile.
         unsafe {
             match value {
                 Some(v) => std::env::set_var("FF_DEV_MODE", v),
@@ -42,7 +43,7 @@ async fn refuses_without_dev_mode() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn the_same_uri_shares_one_database_and_distinct_uris_do_not() {
     dev_mode();
     let uri = memory_uri("shared");
@@ -63,7 +64,7 @@ async fn the_same_uri_shares_one_database_and_distinct_uris_do_not() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn a_memory_database_dies_with_its_last_backend() {
     dev_mode();
     let uri = memory_uri("dies");
@@ -75,7 +76,7 @@ async fn a_memory_database_dies_with_its_last_backend() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn a_file_database_uses_wal_and_keeps_its_data() {
     dev_mode();
     let dir = std::env::temp_dir().join(format!("ffwasm-construction-{}", uuid::Uuid::new_v4()));
@@ -122,7 +123,7 @@ async fn a_file_database_uses_wal_and_keeps_its_data() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn an_unopenable_path_is_a_clear_error() {
     dev_mode();
     let error = SqliteBackend::new("/nonexistent-dir/for/sure/engine.sqlite")
@@ -132,7 +133,7 @@ async fn an_unopenable_path_is_a_clear_error() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn a_component_that_is_not_a_guest_is_refused() {
     dev_mode();
     let error = SqliteBackend::builder(memory_uri("bad-guest"))
@@ -144,7 +145,7 @@ async fn a_component_that_is_not_a_guest_is_refused() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn label_capabilities_and_unbuilt_operations_tell_the_truth() {
     let backend = fresh_backend("identity").await;
     let engine: Arc<dyn EngineBackend> = backend.clone();
@@ -210,7 +211,7 @@ fn cache_entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn the_compiled_cache_is_filled_once_and_damaged_entries_are_rebuilt_not_loaded() {
     dev_mode();
     const GUEST: &str = env!("FF_HOSTILE_GUEST_WASM");

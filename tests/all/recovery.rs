@@ -3,8 +3,7 @@
 //! `typed_resume_execution`, §11.4 `wave9_operator`) adapted to our semantics
 //! (docs/semantics.md), plus the expiry → mark → reclaim path with a higher epoch.
 
-mod support;
-
+use crate::support::*;
 use ff_backend_sqlite_wasm::SqliteBackend;
 use ff_core::backend::{BackendTag, HandleKind, ResumeToken};
 use ff_core::contracts::{
@@ -23,9 +22,8 @@ use ff_core::types::{
     WorkerId, WorkerInstanceId,
 };
 use rusqlite::Connection;
-use serial_test::serial;
+use serial_test::parallel;
 use std::sync::Arc;
-use support::*;
 use uuid::Uuid;
 
 // ── helpers ─────────────────────────────────────────────────────────────────────────────────
@@ -92,7 +90,7 @@ fn seed_suspended(conn: &Connection) -> ExecutionId {
 // ── cancel_execution (wave9_operator) ──────────────────────────────────────────────────────
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn cancel_execution_happy_path_revokes_the_lease() {
     let (backend, eid, claimed) = leased_backend("recovery-cancel").await;
     let result = backend
@@ -140,7 +138,7 @@ async fn cancel_execution_happy_path_revokes_the_lease() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn cancel_execution_is_idempotent_when_already_cancelled() {
     let (backend, eid, _) = leased_backend("recovery-cancel-twice").await;
     backend
@@ -167,7 +165,7 @@ async fn cancel_execution_is_idempotent_when_already_cancelled() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn cancel_execution_lease_fence_required_when_not_operator_override() {
     let (backend, eid, _) = leased_backend("recovery-cancel-fence").await;
     let error = rejected_without_writes(
@@ -185,7 +183,7 @@ async fn cancel_execution_lease_fence_required_when_not_operator_override() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn cancel_execution_stale_lease_fence_rejects_and_the_right_fence_cancels() {
     let (backend, eid, claimed) = leased_backend("recovery-cancel-stale").await;
     let stale = rejected_without_writes(
@@ -224,7 +222,7 @@ async fn cancel_execution_stale_lease_fence_rejects_and_the_right_fence_cancels(
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn cancel_execution_of_a_completed_execution_is_invalid_input() {
     let backend = fresh_backend("recovery-cancel-completed").await;
     let (_, eid) = seed_runnable_as(
@@ -243,7 +241,7 @@ async fn cancel_execution_of_a_completed_execution_is_invalid_input() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn cancel_execution_of_an_unknown_execution_is_not_found() {
     let backend = fresh_backend("recovery-cancel-missing").await;
     let result = backend
@@ -257,7 +255,7 @@ async fn cancel_execution_of_an_unknown_execution_is_not_found() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn concurrent_cancel_serialization() {
     let (backend, eid, _) = leased_backend("recovery-cancel-concurrent").await;
     let (a, b) = tokio::join!(
@@ -279,7 +277,7 @@ async fn concurrent_cancel_serialization() {
 // ── revoke_lease (wave9_operator) ──────────────────────────────────────────────────────────
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn revoke_lease_happy_path() {
     let (backend, eid, claimed) = leased_backend("recovery-revoke").await;
     let result = backend
@@ -319,7 +317,7 @@ async fn revoke_lease_happy_path() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn revoke_lease_no_active_lease_returns_already_satisfied() {
     let backend = fresh_backend("recovery-revoke-none").await;
     let eid = seed_runnable(&backend.connection_for_test()).1;
@@ -338,7 +336,7 @@ async fn revoke_lease_no_active_lease_returns_already_satisfied() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn revoke_lease_different_worker_or_lease_returns_already_satisfied() {
     let (backend, eid, _) = leased_backend("recovery-revoke-other").await;
     let before = snapshot(&backend.connection_for_test());
@@ -366,7 +364,7 @@ async fn revoke_lease_different_worker_or_lease_returns_already_satisfied() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn revoke_lease_of_an_unknown_execution_is_not_found() {
     let backend = fresh_backend("recovery-revoke-missing").await;
     let result = backend
@@ -378,7 +376,7 @@ async fn revoke_lease_of_an_unknown_execution_is_not_found() {
 // ── resume_execution (typed_resume_execution) ──────────────────────────────────────────────
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn resume_happy_path_no_delay() {
     let backend = fresh_backend("recovery-resume").await;
     let eid = seed_suspended(&backend.connection_for_test());
@@ -404,7 +402,7 @@ async fn resume_happy_path_no_delay() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn resume_with_delay_becomes_delayed_until_a_stored_time() {
     let backend = fresh_backend("recovery-resume-delay").await;
     let eid = seed_suspended(&backend.connection_for_test());
@@ -441,7 +439,7 @@ async fn resume_with_delay_becomes_delayed_until_a_stored_time() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn resume_rejects_non_suspended() {
     let (backend, eid, _) = leased_backend("recovery-resume-active").await;
     let error =
@@ -453,7 +451,7 @@ async fn resume_rejects_non_suspended() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn resume_not_found_without_exec_core() {
     let backend = fresh_backend("recovery-resume-missing").await;
     let result = backend
@@ -465,7 +463,7 @@ async fn resume_not_found_without_exec_core() {
 // ── claim_resumed_execution ────────────────────────────────────────────────────────────────
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn claim_resumed_execution_leases_the_current_attempt_once() {
     let backend = fresh_backend("recovery-claim-resumed").await;
     let eid = {
@@ -534,7 +532,7 @@ async fn claim_resumed_execution_leases_the_current_attempt_once() {
 // ── lease expiry → mark → reclaim ──────────────────────────────────────────────────────────
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn an_expired_lease_is_listed_marked_and_reclaimed_with_a_higher_epoch() {
     let backend = fresh_backend("recovery-expiry").await;
     let (eid, claimed) = expired_lease(&backend).await;
@@ -646,7 +644,7 @@ async fn an_expired_lease_is_listed_marked_and_reclaimed_with_a_higher_epoch() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn mark_lease_expired_if_due_leaves_a_live_lease_alone() {
     let (backend, eid, _) = leased_backend("recovery-mark-live").await;
     let before = snapshot(&backend.connection_for_test());
@@ -663,7 +661,7 @@ async fn mark_lease_expired_if_due_leaves_a_live_lease_alone() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn list_expired_leases_pages_with_a_cursor_and_filters_by_namespace() {
     let backend = fresh_backend("recovery-list").await;
     let mut eids = Vec::new();
@@ -725,7 +723,7 @@ async fn list_expired_leases_pages_with_a_cursor_and_filters_by_namespace() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn reclaim_execution_refusals() {
     let backend = fresh_backend("recovery-reclaim-refusals").await;
     let (eid, _) = expired_lease(&backend).await;
@@ -769,7 +767,7 @@ async fn reclaim_execution_refusals() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn reclaim_execution_at_the_cap_fails_the_execution() {
     let backend = fresh_backend("recovery-reclaim-cap").await;
     let (eid, _) = expired_lease(&backend).await;
@@ -816,7 +814,7 @@ async fn reclaim_execution_at_the_cap_fails_the_execution() {
 // ── claim_from_resume_grant ────────────────────────────────────────────────────────────────
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn claim_from_resume_grant_waits_for_a_live_lease_then_takes_over() {
     let (backend, live_eid, _) = leased_backend("recovery-resume-grant").await;
     let before = snapshot(&backend.connection_for_test());
@@ -857,7 +855,7 @@ async fn claim_from_resume_grant_waits_for_a_live_lease_then_takes_over() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn claim_from_resume_grant_never_resurrects_a_terminal_execution() {
     let backend = fresh_backend("recovery-resume-grant-terminal").await;
     let (eid, claimed) = expired_lease(&backend).await;

@@ -2,17 +2,15 @@
 //! on its own (a failing operation undoes only its own writes, even inside a shared
 //! transaction), and an operation is answered only once its transaction is durable.
 
-mod support;
-
+use crate::support::*;
 use ff_backend_sqlite_wasm::{OperationFailure, SqliteBackend};
 use ff_core::contracts::ClaimExecutionResult;
 use ff_core::engine_backend::EngineBackend;
 use ff_core::engine_error::EngineError;
 use ff_core::types::ExecutionId;
-use serial_test::serial;
+use serial_test::{parallel, serial};
 use std::path::PathBuf;
 use std::sync::Arc;
-use support::*;
 
 const HOSTILE_GUEST: &str = env!("FF_HOSTILE_GUEST_WASM");
 
@@ -34,7 +32,7 @@ async fn backend_on_new_file(name: &str) -> (PathBuf, PathBuf, Arc<SqliteBackend
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn concurrent_operations_share_commits_and_failures_undo_only_themselves() {
     dev_mode();
     let dir = temp_dir("group-commit");
@@ -127,7 +125,7 @@ async fn concurrent_operations_share_commits_and_failures_undo_only_themselves()
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn a_commit_that_cannot_be_made_durable_is_not_reported_as_success() {
     let (dir, path, backend) = backend_on_new_file("unsyncable").await;
     let (_, eid) = seed_granted(&backend.connection_for_test(), "worker-1");
@@ -156,7 +154,7 @@ async fn a_commit_that_cannot_be_made_durable_is_not_reported_as_success() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn sequential_operations_on_a_memory_database_commit_one_by_one() {
     let backend = fresh_backend("memory-commits").await;
     let (_, eid) = seed_granted(&backend.connection_for_test(), "worker-1");
@@ -176,7 +174,7 @@ async fn sequential_operations_on_a_memory_database_commit_one_by_one() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn an_operation_that_times_out_in_a_shared_transaction_undoes_only_itself() {
     dev_mode();
     let dir = temp_dir("group-timeout");
@@ -231,7 +229,7 @@ async fn an_operation_that_times_out_in_a_shared_transaction_undoes_only_itself(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn the_wal_is_checkpointed_into_the_database_file_while_the_backend_runs() {
     // The writer's connection never checkpoints by itself; a helper copies the WAL back into
     // the database file every 256 synced batches. Without it the WAL would grow until the
@@ -351,8 +349,10 @@ impl TwoGranted {
     }
 }
 
+/// Alone in the process (`#[serial(process)]`): [`as_one_batch`] gives spawned tasks fixed pauses
+/// to reach the writer, which other tests' load could outlast.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[serial(ff_dev_mode)]
+#[serial(process)]
 async fn failures_that_wrote_nothing_share_a_batch_without_running_it_again() {
     let fixture = TwoGranted::new("optimistic-batch").await;
     let (backend, first, second) = (&fixture.backend, &fixture.first, &fixture.second);
@@ -389,8 +389,10 @@ async fn failures_that_wrote_nothing_share_a_batch_without_running_it_again() {
     fixture.assert_both_leased_and_remove();
 }
 
+/// Alone in the process (`#[serial(process)]`): [`as_one_batch`] gives spawned tasks fixed pauses
+/// to reach the writer, which other tests' load could outlast.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[serial(ff_dev_mode)]
+#[serial(process)]
 async fn a_failure_that_wrote_makes_its_batch_run_again_with_savepoints() {
     let fixture = TwoGranted::new("batch-run-again").await;
     let (backend, first, second) = (&fixture.backend, &fixture.first, &fixture.second);
@@ -426,8 +428,11 @@ async fn a_failure_that_wrote_makes_its_batch_run_again_with_savepoints() {
     fixture.assert_both_leased_and_remove();
 }
 
+/// Alone in the process (`#[serial(process)]`): the WAL's longest length is the restart length
+/// plus one checkpoint interval's batches, and batches grow when the writer falls behind, as it
+/// does under other tests' load (with eight tests at a time it passed half the payloads).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[serial(ff_dev_mode)]
+#[serial(process)]
 async fn the_wal_starts_over_even_when_writes_never_pause() {
     // With operations always queued, every checkpoint is overtaken by the next commits, so
     // SQLite never finds the WAL fully copied when a transaction begins and would append to it

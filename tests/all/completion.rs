@@ -5,8 +5,7 @@
 //! (docs/semantics.md): ids are fenced, handle replays are refused, retries go through the
 //! execution's policy, and an error writes nothing.
 
-mod support;
-
+use crate::support::*;
 use ff_core::backend::{BackendTag, FailOutcome, FailureClass, FailureReason, Handle, HandleKind};
 use ff_core::contracts::{
     ClaimedExecution, CompleteExecutionArgs, CompleteExecutionResult, FailExecutionArgs,
@@ -20,8 +19,7 @@ use ff_core::types::{
     AttemptId, AttemptIndex, CancelSource, ExecutionId, LeaseEpoch, LeaseFence, LeaseId,
 };
 use rusqlite::Connection;
-use serial_test::serial;
-use support::*;
+use serial_test::parallel;
 
 // ── Helpers ─────────────────────────────────────────────────────────────────────────────
 
@@ -75,7 +73,7 @@ fn assert_not_active<T: std::fmt::Debug>(result: Result<T, EngineError>, phase: 
 // ── renew_lease (upstream typed_renew_lease.rs) ─────────────────────────────────────────
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn renew_lease_extends_expires_at_on_happy_path() {
     let (backend, eid) = seeded_lease_backend("renew-happy").await;
     let before = attempt_column(
@@ -97,7 +95,7 @@ async fn renew_lease_extends_expires_at_on_happy_path() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn renew_lease_rejects_missing_fence() {
     let (backend, eid) = seeded_lease_backend("renew-nofence").await;
     let error =
@@ -106,7 +104,7 @@ async fn renew_lease_rejects_missing_fence() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn renew_lease_stale_lease_on_wrong_epoch() {
     let (backend, eid) = seeded_lease_backend("renew-stale").await;
     let error = rejected_without_writes(
@@ -121,7 +119,7 @@ async fn renew_lease_stale_lease_on_wrong_epoch() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn renew_lease_expired_when_past_ttl() {
     let backend = fresh_backend("renew-expired").await;
     let eid = seed_active_lease(&backend.connection_for_test(), now_ms() - 1_000);
@@ -135,7 +133,7 @@ async fn renew_lease_expired_when_past_ttl() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn renew_lease_execution_not_active_on_terminal() {
     let (backend, eid) = seeded_lease_backend("renew-terminal").await;
     update_exec(
@@ -160,7 +158,7 @@ async fn renew_lease_execution_not_active_on_terminal() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn renew_lease_revoked_when_ownership_lease_revoked() {
     let (backend, eid) = seeded_lease_backend("renew-revoked").await;
     update_exec(
@@ -178,7 +176,7 @@ async fn renew_lease_revoked_when_ownership_lease_revoked() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn renew_lease_zero_ttl_is_invalid_input_and_a_missing_attempt_is_not_found() {
     let (backend, eid) = seeded_lease_backend("renew-input").await;
     let zero = RenewLeaseArgs {
@@ -199,7 +197,7 @@ async fn renew_lease_zero_ttl_is_invalid_input_and_a_missing_attempt_is_not_foun
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn a_claimed_lease_fences_its_lease_and_attempt_ids_not_only_the_epoch() {
     let (backend, eid, claim) = leased_backend("renew-ids").await;
     let other_lease = LeaseFence {
@@ -244,7 +242,7 @@ async fn a_claimed_lease_fences_its_lease_and_attempt_ids_not_only_the_epoch() {
 // ── complete_execution (upstream typed_complete_execution.rs) ───────────────────────────
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn complete_happy_path() {
     let (backend, eid) = seeded_lease_backend("complete-happy").await;
     let result = backend
@@ -277,7 +275,7 @@ async fn complete_happy_path() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn complete_rejects_missing_fence_without_override() {
     let (backend, eid) = seeded_lease_backend("complete-nofence").await;
     let error = rejected_without_writes(
@@ -289,7 +287,7 @@ async fn complete_rejects_missing_fence_without_override() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn complete_operator_override_skips_fence() {
     let (backend, eid) = seeded_lease_backend("complete-operator").await;
     let args = CompleteExecutionArgs {
@@ -307,7 +305,7 @@ async fn complete_operator_override_skips_fence() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn complete_stale_lease_on_wrong_epoch() {
     let (backend, eid) = seeded_lease_backend("complete-stale").await;
     let error = rejected_without_writes(
@@ -322,7 +320,7 @@ async fn complete_stale_lease_on_wrong_epoch() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn complete_execution_not_active_on_terminal() {
     let (backend, eid) = seeded_lease_backend("complete-terminal").await;
     update_exec(
@@ -339,7 +337,7 @@ async fn complete_execution_not_active_on_terminal() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn complete_lease_revoked_on_ownership_revoked() {
     let (backend, eid) = seeded_lease_backend("complete-revoked").await;
     update_exec(
@@ -357,7 +355,7 @@ async fn complete_lease_revoked_on_ownership_revoked() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn complete_lease_expired_on_past_ttl() {
     let backend = fresh_backend("complete-expired").await;
     let eid = seed_active_lease(&backend.connection_for_test(), now_ms() - 5_000);
@@ -373,7 +371,7 @@ async fn complete_lease_expired_on_past_ttl() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn a_completed_execution_cannot_be_completed_again() {
     let (backend, eid, claim) = leased_backend("complete-replay").await;
     backend
@@ -401,7 +399,7 @@ async fn a_completed_execution_cannot_be_completed_again() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn a_result_over_the_payload_limit_is_refused() {
     let (backend, eid) = seeded_lease_backend("complete-large").await;
     let args = CompleteExecutionArgs {
@@ -424,7 +422,7 @@ async fn a_result_over_the_payload_limit_is_refused() {
 // ── fail_execution (upstream typed_fail_execution.rs) ───────────────────────────────────
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn fail_terminal_when_no_retries() {
     let (backend, eid) = seeded_lease_backend("fail-terminal").await;
     let result = backend
@@ -445,7 +443,7 @@ async fn fail_terminal_when_no_retries() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn fail_schedules_retry_when_budget_remains() {
     let (backend, eid) = seeded_lease_backend("fail-retry").await;
     let before = now_ms();
@@ -487,7 +485,7 @@ async fn fail_schedules_retry_when_budget_remains() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn fail_rejects_missing_fence_without_override() {
     let (backend, eid) = seeded_lease_backend("fail-nofence").await;
     let error =
@@ -496,7 +494,7 @@ async fn fail_rejects_missing_fence_without_override() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn fail_stale_lease_on_wrong_epoch() {
     let (backend, eid) = seeded_lease_backend("fail-stale").await;
     let error = rejected_without_writes(
@@ -511,7 +509,7 @@ async fn fail_stale_lease_on_wrong_epoch() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn fail_execution_not_active_on_terminal() {
     let (backend, eid) = seeded_lease_backend("fail-inactive").await;
     update_exec(
@@ -528,7 +526,7 @@ async fn fail_execution_not_active_on_terminal() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn fail_without_a_policy_argument_uses_the_stored_policy_and_the_retry_runs_next() {
     let (backend, eid, claim) = leased_backend("fail-stored").await;
     update_exec(
@@ -582,7 +580,7 @@ async fn fail_without_a_policy_argument_uses_the_stored_policy_and_the_retry_run
 // ── Handle operations (upstream hot_path.rs) ────────────────────────────────────────────
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn complete_writes_terminal_and_clears_lease() {
     let (backend, eid, claim) = leased_backend("handle-complete").await;
     backend
@@ -605,7 +603,7 @@ async fn complete_writes_terminal_and_clears_lease() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn complete_fence_mismatch_returns_contention() {
     let (backend, eid, claim) = leased_backend("handle-complete-fence").await;
     let error = rejected_without_writes(
@@ -631,7 +629,7 @@ async fn complete_fence_mismatch_returns_contention() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn handle_from_valkey_rejected_on_complete() {
     let (backend, _, claim) = leased_backend("handle-valkey").await;
     let valkey = Handle::new(
@@ -649,7 +647,7 @@ async fn handle_from_valkey_rejected_on_complete() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn fail_transient_schedules_retry_and_reruns_runnable() {
     let (backend, eid, claim) = leased_backend("handle-fail-transient").await;
     let before = now_ms();
@@ -704,7 +702,7 @@ async fn fail_transient_schedules_retry_and_reruns_runnable() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn fail_permanent_writes_terminal_failed() {
     let (backend, eid, claim) = leased_backend("handle-fail-permanent").await;
     let outcome = backend
@@ -731,7 +729,7 @@ async fn fail_permanent_writes_terminal_failed() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn transient_failures_stop_retrying_when_the_budget_is_spent() {
     let (backend, eid, claim) = leased_backend("handle-fail-budget").await;
     update_exec(
@@ -755,7 +753,7 @@ async fn transient_failures_stop_retrying_when_the_budget_is_spent() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn claim_and_complete_emit_lease_events() {
     let (backend, eid, claim) = leased_backend("handle-events").await;
     backend.complete(&claim.handle, None).await.unwrap();
@@ -766,7 +764,7 @@ async fn claim_and_complete_emit_lease_events() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn progress_writes_pct_and_message_to_raw_fields() {
     let (backend, eid, claim) = leased_backend("handle-progress").await;
     backend
@@ -781,7 +779,7 @@ async fn progress_writes_pct_and_message_to_raw_fields() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn progress_preserves_prior_values_on_partial_update() {
     let (backend, eid, claim) = leased_backend("handle-progress-partial").await;
     backend
@@ -807,7 +805,7 @@ async fn progress_preserves_prior_values_on_partial_update() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn progress_partial_update_leaves_absent_field_absent() {
     let (backend, eid, claim) = leased_backend("handle-progress-absent").await;
     backend
@@ -820,7 +818,7 @@ async fn progress_partial_update_leaves_absent_field_absent() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn progress_both_none_is_no_op() {
     let (backend, eid, claim) = leased_backend("handle-progress-none").await;
     let before = snapshot(&backend.connection_for_test());
@@ -831,7 +829,7 @@ async fn progress_both_none_is_no_op() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn progress_fence_mismatch_returns_contention() {
     let (backend, _, claim) = leased_backend("handle-progress-fence").await;
     let error = rejected_without_writes(
@@ -853,7 +851,7 @@ async fn progress_fence_mismatch_returns_contention() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn renew_advances_lease_expiry_and_emits_event() {
     let (backend, eid, claim) = leased_backend("handle-renew").await;
     // A renewal in the claim's own millisecond would expire exactly when the claim did: let the
@@ -871,7 +869,7 @@ async fn renew_advances_lease_expiry_and_emits_event() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn renew_fence_mismatch_returns_contention() {
     let (backend, _, claim) = leased_backend("handle-renew-fence").await;
     let error =
@@ -886,7 +884,7 @@ async fn renew_fence_mismatch_returns_contention() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn a_handle_cannot_complete_renew_or_fail_twice() {
     let (backend, eid, claim) = leased_backend("handle-replay").await;
     backend

@@ -1,14 +1,12 @@
 //! A guest that traps or fails after writing: the caller gets an `EngineError` (never a panic),
 //! every write is rolled back, and the backend keeps serving on a fresh instance.
 
-mod support;
-
+use crate::support::*;
 use ff_backend_sqlite_wasm::{OperationFailure, SqliteBackend};
 use ff_core::engine_backend::EngineBackend;
 use ff_core::engine_error::EngineError;
-use serial_test::serial;
+use serial_test::parallel;
 use std::sync::Arc;
-use support::*;
 
 const HOSTILE_GUEST: &str = env!("FF_HOSTILE_GUEST_WASM");
 
@@ -22,7 +20,7 @@ async fn hostile_backend(uri: &str) -> Arc<SqliteBackend> {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn a_trap_after_writes_rolls_back_and_the_next_claim_succeeds() {
     let uri = memory_uri("trap");
     let hostile = hostile_backend(&uri).await;
@@ -83,7 +81,7 @@ async fn a_trap_after_writes_rolls_back_and_the_next_claim_succeeds() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn an_error_value_after_writes_rolls_back() {
     let hostile = hostile_backend(&memory_uri("error-after-write")).await;
     let (_, eid) = seed_granted(&hostile.connection_for_test(), "worker-1");
@@ -106,7 +104,7 @@ async fn call_number(backend: &SqliteBackend, eid: &ff_core::types::ExecutionId)
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn an_instance_serves_operations_until_it_traps_unless_each_gets_a_fresh_one() {
     let reused = hostile_backend(&memory_uri("reuse")).await;
     let (_, eid) = seed_granted(&reused.connection_for_test(), "worker-1");

@@ -3,17 +3,15 @@
 //! gets a typed contention error (`Contention` or `Conflict`), never a `Transport` error (no
 //! `SQLITE_BUSY` or `SQLITE_LOCKED` reaches a caller); the database agrees with the winner.
 
-mod support;
-
+use crate::support::*;
 use ff_backend_sqlite_wasm::SqliteBackend;
 use ff_core::engine_backend::EngineBackend;
 use ff_core::engine_error::EngineError;
 use ff_core::types::WorkerInstanceId;
-use serial_test::serial;
+use serial_test::parallel;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
-use support::*;
 use tokio::sync::Barrier;
 
 /// Claimants per round.
@@ -25,14 +23,14 @@ const ROUNDS: usize = 200;
 const RACER: &str = "racer";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn sixty_four_tasks_race_to_claim_on_a_memory_database() {
     let backend = fresh_backend("races").await;
     race("memory", &backend).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn sixty_four_tasks_race_to_claim_on_a_file_database() {
     let dir = ScratchDir::new("races");
     dev_mode();

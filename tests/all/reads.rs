@@ -1,18 +1,16 @@
 //! The read operations: missing executions, upstream's literals, corruption, and `ping`.
 
-mod support;
-
+use crate::support::*;
 use ff_core::engine_backend::EngineBackend;
 use ff_core::engine_error::{EngineError, ValidationKind};
 use ff_core::partition::{Partition, PartitionFamily};
 use ff_core::state::{AttemptState, LifecyclePhase, OwnershipState, PublicState};
 use ff_core::types::AttemptIndex;
-use serial_test::serial;
+use serial_test::parallel;
 use std::sync::Arc;
-use support::*;
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn a_missing_execution_reads_as_none_or_invalid_input_as_ff_core_documents() {
     let backend = fresh_backend("reads-missing").await;
     let engine: Arc<dyn EngineBackend> = backend.clone();
@@ -32,7 +30,7 @@ async fn a_missing_execution_reads_as_none_or_invalid_input_as_ff_core_documents
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn upstream_seeded_rows_read_with_normalized_literals() {
     let backend = fresh_backend("reads-upstream").await;
     let engine: Arc<dyn EngineBackend> = backend.clone();
@@ -60,7 +58,7 @@ async fn upstream_seeded_rows_read_with_normalized_literals() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn an_unknown_state_literal_is_reported_as_corruption() {
     let backend = fresh_backend("reads-corrupt").await;
     let engine: Arc<dyn EngineBackend> = backend.clone();
@@ -80,7 +78,7 @@ async fn an_unknown_state_literal_is_reported_as_corruption() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn describe_reports_tags_namespace_and_no_lease_before_a_claim() {
     let backend = fresh_backend("reads-describe").await;
     let engine: Arc<dyn EngineBackend> = backend.clone();
@@ -112,7 +110,7 @@ async fn describe_reports_tags_namespace_and_no_lease_before_a_claim() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn ping_answers_and_scanner_hooks_check_the_partition() {
     let backend = fresh_backend("reads-ping").await;
     let engine: Arc<dyn EngineBackend> = backend.clone();

@@ -3,8 +3,7 @@
 //! `typed_issue_grant_and_claim.rs`, adapted to our semantics), the lane scanner `claim`, and
 //! `promote_delayed`.
 
-mod support;
-
+use crate::support::*;
 use ff_core::backend::{BackendTag, CapabilitySet, ClaimPolicy, Handle, HandleKind};
 use ff_core::contracts::{
     CreateExecutionArgs, CreateExecutionResult, IssueClaimGrantOutcome, IssueGrantAndClaimArgs,
@@ -17,8 +16,7 @@ use ff_core::state::PublicState;
 use ff_core::types::{
     AttemptIndex, ExecutionId, LaneId, LeaseEpoch, TimestampMs, WorkerId, WorkerInstanceId,
 };
-use serial_test::serial;
-use support::*;
+use serial_test::parallel;
 
 /// `create_args` with these required capabilities.
 fn create_with_caps(eid: ExecutionId, lane: &str, now: i64, caps: &[&str]) -> CreateExecutionArgs {
@@ -79,7 +77,7 @@ fn grant_count(backend: &ff_backend_sqlite_wasm::SqliteBackend) -> i64 {
 // ── create_execution ──────────────────────────────────────────────────────────────────────
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn create_writes_the_row_capabilities_and_lane_then_a_second_create_is_duplicate() {
     let backend = fresh_backend("sched-create").await;
     let eid = new_execution_id();
@@ -163,7 +161,7 @@ async fn create_writes_the_row_capabilities_and_lane_then_a_second_create_is_dup
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn create_refuses_bad_lanes_and_oversized_payloads_and_writes_nothing() {
     let backend = fresh_backend("sched-create-invalid").await;
     for lane in [String::new(), "x".repeat(65), "bad\nlane".into()] {
@@ -199,7 +197,7 @@ async fn create_refuses_bad_lanes_and_oversized_payloads_and_writes_nothing() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn a_future_delay_creates_a_delayed_execution_that_nothing_claims_until_promoted() {
     let backend = fresh_backend("sched-delay").await;
     let eid = new_execution_id();
@@ -301,7 +299,7 @@ async fn a_future_delay_creates_a_delayed_execution_that_nothing_claims_until_pr
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn a_delay_that_has_passed_is_claimable_without_a_promoter() {
     let backend = fresh_backend("sched-delay-due").await;
     let eid = new_execution_id();
@@ -339,7 +337,7 @@ async fn a_delay_that_has_passed_is_claimable_without_a_promoter() {
 // ── issue_claim_grant ─────────────────────────────────────────────────────────────────────
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn a_grant_from_issue_claim_grant_is_consumed_by_claim_execution() {
     let backend = fresh_backend("sched-grant-claim").await;
     let eid = new_execution_id();
@@ -405,7 +403,7 @@ async fn a_grant_from_issue_claim_grant_is_consumed_by_claim_execution() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn a_worker_lacking_required_capabilities_gets_no_grant() {
     let backend = fresh_backend("sched-grant-caps").await;
     let eid = new_execution_id();
@@ -439,7 +437,7 @@ async fn a_worker_lacking_required_capabilities_gets_no_grant() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn issue_claim_grant_errors_write_nothing() {
     let backend = fresh_backend("sched-grant-errors").await;
     let now = now_ms();
@@ -459,7 +457,7 @@ async fn issue_claim_grant_errors_write_nothing() {
 // ── issue_grant_and_claim (upstream's typed_issue_grant_and_claim.rs, adapted) ────────────
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn issue_grant_and_claim_happy_path() {
     let backend = fresh_backend("sched-igc-happy").await;
     let (_, eid) = seed_granted(&backend.connection_for_test(), "someone");
@@ -512,7 +510,7 @@ async fn issue_grant_and_claim_happy_path() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn issue_grant_and_claim_works_on_a_created_execution() {
     // Upstream refused its own created rows ('submitted' / 'pending'); ours are claimable.
     let backend = fresh_backend("sched-igc-created").await;
@@ -551,7 +549,7 @@ async fn issue_grant_and_claim_works_on_a_created_execution() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn issue_grant_and_claim_rejects_already_leased() {
     let backend = fresh_backend("sched-igc-leased").await;
     let (_, eid) = seed_runnable_as(&backend.connection_for_test(), "ownership_state = 'leased'");
@@ -575,7 +573,7 @@ async fn issue_grant_and_claim_rejects_already_leased() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn issue_grant_and_claim_rejects_missing_execution() {
     let backend = fresh_backend("sched-igc-missing").await;
     let result = backend
@@ -590,7 +588,7 @@ async fn issue_grant_and_claim_rejects_missing_execution() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn issue_grant_and_claim_no_dangling_grant_on_reject() {
     let backend = fresh_backend("sched-igc-reject").await;
     let eid = {
@@ -621,7 +619,7 @@ async fn issue_grant_and_claim_no_dangling_grant_on_reject() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn issue_grant_and_claim_zero_lease_is_invalid_input() {
     let backend = fresh_backend("sched-igc-zero").await;
     let eid = seed_runnable(&backend.connection_for_test()).1;
@@ -641,7 +639,7 @@ async fn issue_grant_and_claim_zero_lease_is_invalid_input() {
 // ── the lane scanner `claim` ─────────────────────────────────────────────────────────────
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn the_scanner_claims_by_priority_then_age_and_then_finds_nothing() {
     let backend = fresh_backend("sched-scan-order").await;
     let now = now_ms();
@@ -699,7 +697,7 @@ async fn the_scanner_claims_by_priority_then_age_and_then_finds_nothing() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn the_scanner_walks_past_executions_the_worker_cannot_run() {
     let backend = fresh_backend("sched-scan-caps").await;
     let now = now_ms();
@@ -747,7 +745,7 @@ async fn the_scanner_walks_past_executions_the_worker_cannot_run() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn the_scanner_on_an_empty_lane_returns_none_and_writes_nothing() {
     let backend = fresh_backend("sched-scan-empty").await;
     backend
@@ -770,7 +768,7 @@ async fn the_scanner_on_an_empty_lane_returns_none_and_writes_nothing() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn the_scanner_refuses_a_zero_lease_ttl() {
     let backend = fresh_backend("sched-scan-zero").await;
     backend
@@ -791,7 +789,7 @@ async fn the_scanner_refuses_a_zero_lease_ttl() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn the_scanner_finds_executions_on_every_partition() {
     let backend = fresh_backend("sched-scan-partitions").await;
     let eid = ExecutionId::parse(&format!("{{fp:9}}:{}", uuid::Uuid::new_v4())).unwrap();

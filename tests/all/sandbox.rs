@@ -12,12 +12,11 @@
 //!
 //! Run with `--nocapture` to see how long each misbehaviour took to be stopped.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use ff_backend_sqlite_wasm::{
     GuestLimits, GuestMismatch, OpenError, OperationFailure, SqliteBackend, check_guest_component,
     precompile_guest_component,
@@ -27,8 +26,7 @@ use ff_core::engine_error::{EngineError, ValidationKind};
 use ff_core::state::PublicState;
 use ff_core::types::ExecutionId;
 use rusqlite::Connection;
-use serial_test::serial;
-use support::*;
+use serial_test::{parallel, serial};
 
 const HOSTILE_GUEST: &str = env!("FF_HOSTILE_GUEST_WASM");
 
@@ -251,7 +249,7 @@ fn timeout_elapsed(error: &EngineError) -> Duration {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn an_infinite_loop_times_out() {
     let contained = provoke("infinite-loop", "").await;
     let reported = timeout_elapsed(&contained.error);
@@ -260,7 +258,7 @@ async fn an_infinite_loop_times_out() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn an_infinite_loop_under_the_default_limits_times_out_after_two_seconds() {
     let contained = provoke_with("infinite-loop", "", GuestLimits::default()).await;
     let reported = timeout_elapsed(&contained.error);
@@ -270,8 +268,11 @@ async fn an_infinite_loop_under_the_default_limits_times_out_after_two_seconds()
 /// The epoch deadline is checked only while guest code runs; inside one SQL call the host's
 /// progress handler interrupts the statement at the operation's deadline, so a 50-million-row
 /// count is stopped near the timeout and the operation ends as `Timeout`, rolled back.
+///
+/// Alone in the process (`#[serial(process)]`): other tests' load must not eat into its
+/// wall-clock bound (the timeout plus one second).
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[serial(process)]
 async fn a_slow_statement_is_interrupted_at_the_timeout() {
     let contained = provoke("slow-sql", "50000000").await;
     timeout_elapsed(&contained.error);
@@ -283,7 +284,7 @@ async fn a_slow_statement_is_interrupted_at_the_timeout() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn a_memory_bomb_exhausts_its_memory_limit() {
     let contained = provoke("memory-bomb", "").await;
     match contained.error {
@@ -300,7 +301,7 @@ async fn a_memory_bomb_exhausts_its_memory_limit() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn a_panic_after_writes_is_a_trap() {
     let contained = provoke("panic-after-write", "").await;
     match transport_failure(&contained.error) {
@@ -312,7 +313,7 @@ async fn a_panic_after_writes_is_a_trap() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn unbounded_recursion_traps() {
     // Frames that live in linear memory overflow Rust's shadow stack (a `MemoryOutOfBounds`
     // trap: it sits at the bottom of memory); frames in wasm locals overflow wasmtime's stack
@@ -332,7 +333,7 @@ async fn unbounded_recursion_traps() {
 // ── Query limits ────────────────────────────────────────────────────────────────────────────
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn an_enormous_result_set_is_refused_at_the_row_limit() {
     let contained = provoke("huge-result", "").await;
     let detail = storage_detail(&contained.error);
@@ -343,7 +344,7 @@ async fn an_enormous_result_set_is_refused_at_the_row_limit() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn an_enormous_result_in_bytes_is_refused_at_the_byte_limit() {
     let contained = provoke("huge-bytes", "").await;
     let detail = storage_detail(&contained.error);
@@ -354,7 +355,7 @@ async fn an_enormous_result_in_bytes_is_refused_at_the_byte_limit() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn packed_queries_are_held_to_the_same_limits() {
     for (worker, limit) in [
         ("huge-result-packed", format!("{QUERY_ROWS} rows")),
@@ -372,7 +373,7 @@ async fn packed_queries_are_held_to_the_same_limits() {
 /// Packed parameters come from the guest and are checked before anything runs: each fault is
 /// refused as `denied` (a value, not a trap) and named.
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn malformed_packed_parameters_are_denied_not_trusted() {
     let contained = provoke("malformed-packed", "").await;
     let detail = storage_detail(&contained.error);
@@ -394,7 +395,7 @@ async fn malformed_packed_parameters_are_denied_not_trusted() {
 /// One value over the byte limit is refused too. (The host reads the value before it counts
 /// it: see docs/security.md on host memory.)
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn one_value_over_the_byte_limit_is_refused() {
     let contained = provoke("huge-value", &(8 << 20).to_string()).await;
     let detail = storage_detail(&contained.error);
@@ -407,13 +408,13 @@ async fn one_value_over_the_byte_limit_is_refused() {
 // ── The authorizer ──────────────────────────────────────────────────────────────────────────
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn drop_table_is_denied() {
     assert_denied(&provoke("drop-table", "").await);
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn attach_is_denied_and_creates_no_file() {
     let path =
         std::env::temp_dir().join(format!("ff-hostile-attach-{}.sqlite", uuid::Uuid::new_v4()));
@@ -422,13 +423,13 @@ async fn attach_is_denied_and_creates_no_file() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn detach_is_denied() {
     assert_denied(&provoke("detach", "").await);
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn transaction_control_is_denied() {
     for statement in [
         "begin",
@@ -446,14 +447,14 @@ async fn transaction_control_is_denied() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn pragma_statements_and_pragma_functions_are_denied() {
     assert_denied(&provoke("pragma", "").await);
     assert_denied(&provoke("pragma-function", "").await);
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn schema_changes_are_denied() {
     for statement in [
         "create-table",
@@ -469,7 +470,7 @@ async fn schema_changes_are_denied() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn load_extension_is_refused() {
     // The authorizer refuses the function; SQLite reports that refusal with `SQLITE_ERROR`
     // ("not authorized to use function"), so today the guest sees `failure`, not `denied`.
@@ -483,7 +484,7 @@ async fn load_extension_is_refused() {
 
 /// Read operations run in a read transaction in which the authorizer refuses every write.
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn a_read_operation_may_not_write() {
     let uri = memory_uri("sandbox-read-only");
     let hostile = hostile_backend(&uri, tight_limits()).await;
@@ -507,7 +508,7 @@ async fn a_read_operation_may_not_write() {
 /// SQLite's authorizer is never asked about `VACUUM`; it fails because the guest always runs
 /// inside the host's transaction. Either way nothing changes.
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn vacuum_fails_inside_the_hosts_transaction() {
     let contained = provoke("vacuum", "").await;
     let detail = storage_detail(&contained.error);
@@ -518,7 +519,7 @@ async fn vacuum_fails_inside_the_hosts_transaction() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn writes_to_sqlites_own_tables_fail() {
     let contained = provoke("write-schema", "").await;
     let detail = storage_detail(&contained.error);
@@ -533,7 +534,7 @@ async fn writes_to_sqlites_own_tables_fail() {
 /// reads those rows later: reads refuse unknown state literals as `Validation { Corruption }`,
 /// and the lease-holder operations find no lease behind the handle.
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn garbage_success_is_committed_and_reads_refuse_it_as_corruption() {
     let uri = memory_uri("sandbox-garbage");
     let hostile = hostile_backend(&uri, tight_limits()).await;
@@ -627,7 +628,7 @@ fn the_default_limits_are_the_documented_ones() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn the_built_in_guest_runs_a_lifecycle_under_tight_limits() {
     dev_mode();
     let backend = SqliteBackend::builder(memory_uri("sandbox-tight-builtin"))
@@ -659,7 +660,7 @@ async fn the_built_in_guest_runs_a_lifecycle_under_tight_limits() {
 /// logs), and the host's real clocks (the engine's determinism is a convention of the
 /// built-in guest, which takes `now` as an argument, not a sandbox property).
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn wasi_gives_no_environment_no_arguments_no_input_and_the_real_clock() {
     let before = now_ms();
     let contained = provoke("wasi-probe", "").await;
@@ -687,7 +688,7 @@ async fn wasi_gives_no_environment_no_arguments_no_input_and_the_real_clock() {
 /// The host keeps 1 MiB of a guest's stderr per operation (for trap reports and the logs);
 /// past that, writes fail (`std`'s `eprintln!` would panic, a trap).
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn stderr_is_capped_at_1_mib_per_operation() {
     let contained = provoke("stderr-flood", "").await;
     let detail = invalid_input_detail(contained.error);
@@ -703,7 +704,7 @@ async fn stderr_is_capped_at_1_mib_per_operation() {
 // ── Custom guests: what is accepted, what is refused ────────────────────────────────────────
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn custom_guests_load_from_a_file_and_from_bytes() {
     let bytes = std::fs::read(HOSTILE_GUEST).unwrap();
     check_guest_component(&bytes).expect("the hostile guest fits the world");
@@ -786,7 +787,7 @@ const ENGINE_FUNCTIONS: [&str; 26] = [
 ];
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn a_component_without_the_engine_export_is_refused() {
     let problems = mismatch(&wasm::component(&[], None)).await.problems;
     assert_eq!(problems.len(), 1, "{problems:#?}");
@@ -794,7 +795,7 @@ async fn a_component_without_the_engine_export_is_refused() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn missing_functions_wrong_signatures_and_extra_functions_are_each_named() {
     // `ping: func() -> u32` (the world's returns `result<_, engine-error>`), an extra function,
     // and nothing else.
@@ -816,7 +817,7 @@ async fn missing_functions_wrong_signatures_and_extra_functions_are_each_named()
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn imports_beyond_sql_and_stds_wasi_are_refused_by_name() {
     let forbidden = [
         "wasi:filesystem/types@0.2.0",
@@ -838,7 +839,7 @@ async fn imports_beyond_sql_and_stds_wasi_are_refused_by_name() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn a_sql_import_with_other_functions_is_refused() {
     // `execute: func() -> u32` instead of the world's, and a function the host does not have.
     // (The built-in guest does not import `execute`, so the host's linker judges it.)
@@ -860,7 +861,7 @@ async fn a_sql_import_with_other_functions_is_refused() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn bytes_that_are_not_a_component_are_refused() {
     let core_module = wasm::core_module(&["ping"]);
     for bytes in [&b"definitely not wasm"[..], &[][..], &core_module[..]] {

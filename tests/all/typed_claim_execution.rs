@@ -1,7 +1,8 @@
 //! Upstream's integration test for `claim_execution` (ff-backend-sqlite 0.15,
 //! `tests/typed_claim_execution.rs`), run against the wasm backend. Test names and assertions
 //! are upstream's; only the seeding moved from sqlx to rusqlite (`connection_for_test()` in
-//! place of `pool_for_test()`).
+//! place of `pool_for_test()`), and the dev-mode opt-in is `support::dev_mode`, which other
+//! tests running alongside can rely on.
 
 use ff_backend_sqlite_wasm::SqliteBackend;
 use ff_core::contracts::{ClaimExecutionArgs, ClaimExecutionResult};
@@ -11,7 +12,7 @@ use ff_core::types::{
     AttemptId, AttemptIndex, ExecutionId, LaneId, LeaseId, TimestampMs, WorkerId, WorkerInstanceId,
 };
 use rusqlite::params;
-use serial_test::serial;
+use serial_test::parallel;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
@@ -36,9 +37,7 @@ fn uuid_like() -> String {
 }
 
 async fn fresh_backend() -> Arc<SqliteBackend> {
-    unsafe {
-        std::env::set_var("FF_DEV_MODE", "1");
-    }
+    crate::support::dev_mode();
     let uri = format!("file:typed-claim-{}?mode=memory&cache=shared", uuid_like());
     SqliteBackend::new(&uri).await.expect("construct")
 }
@@ -108,7 +107,7 @@ fn fresh_args(eid: ExecutionId) -> ClaimExecutionArgs {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn claim_happy_path() {
     let backend = fresh_backend().await;
     let (exec_uuid, eid) = seed_runnable(&backend).await;
@@ -144,7 +143,7 @@ async fn claim_happy_path() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn claim_rejects_expired_grant() {
     let backend = fresh_backend().await;
     let (exec_uuid, eid) = seed_runnable(&backend).await;
@@ -157,7 +156,7 @@ async fn claim_rejects_expired_grant() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn claim_rejects_wrong_worker_grant() {
     let backend = fresh_backend().await;
     let (exec_uuid, eid) = seed_runnable(&backend).await;
@@ -170,7 +169,7 @@ async fn claim_rejects_wrong_worker_grant() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn claim_rejects_missing_grant() {
     let backend = fresh_backend().await;
     let (_u, eid) = seed_runnable(&backend).await;
@@ -182,7 +181,7 @@ async fn claim_rejects_missing_grant() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn claim_rejects_non_runnable() {
     let backend = fresh_backend().await;
     let (exec_uuid, eid) = seed_runnable(&backend).await;
@@ -203,7 +202,7 @@ async fn claim_rejects_non_runnable() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn claim_rejects_already_owned() {
     let backend = fresh_backend().await;
     let (exec_uuid, eid) = seed_runnable(&backend).await;

@@ -1,8 +1,7 @@
 //! Whole lifecycles through the public `EngineBackend` API only: no hand-written SQL moves an
 //! execution along (upstream needed SQL to promote created executions and due retries).
 
-mod support;
-
+use crate::support::*;
 use ff_core::backend::{CapabilitySet, ClaimPolicy, FailureClass, FailureReason};
 use ff_core::contracts::{
     CancelExecutionArgs, CompleteExecutionArgs, CreateExecutionResult, FailExecutionResult,
@@ -14,12 +13,11 @@ use ff_core::engine_error::{EngineError, StateKind};
 use ff_core::handle_codec;
 use ff_core::state::{LifecyclePhase, PublicState};
 use ff_core::types::{AttemptIndex, CancelSource, LaneId, TimestampMs, WorkerId, WorkerInstanceId};
-use serial_test::serial;
+use serial_test::parallel;
 use std::sync::Arc;
-use support::*;
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn create_grant_claim_renew_complete_with_reads_at_each_step() {
     let backend = fresh_backend("life-happy").await;
     let engine: Arc<dyn EngineBackend> = backend.clone();
@@ -125,7 +123,7 @@ async fn create_grant_claim_renew_complete_with_reads_at_each_step() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn fail_then_due_retry_is_claimed_again_and_completes() {
     let (backend, eid, first) = created_leased_backend("life-retry").await;
     let engine: Arc<dyn EngineBackend> = backend.clone();
@@ -204,7 +202,7 @@ async fn fail_then_due_retry_is_claimed_again_and_completes() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn an_expired_lease_is_marked_and_reclaimed_with_a_higher_epoch() {
     let backend = fresh_backend("life-expiry").await;
     let engine: Arc<dyn EngineBackend> = backend.clone();
@@ -297,7 +295,7 @@ async fn an_expired_lease_is_marked_and_reclaimed_with_a_higher_epoch() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn cancel_while_leased_revokes_the_lease() {
     let (backend, eid, lease) = created_leased_backend("life-cancel").await;
     let engine: Arc<dyn EngineBackend> = backend.clone();
@@ -336,7 +334,7 @@ async fn cancel_while_leased_revokes_the_lease() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn the_lane_scanner_and_worker_handles_run_a_whole_lifecycle() {
     let backend = fresh_backend("life-handles").await;
     let engine: Arc<dyn EngineBackend> = backend.clone();

@@ -2,19 +2,17 @@
 //! missing and ineligible executions, that errors write nothing, and that the handle it returns
 //! is a real SQLite handle.
 
-mod support;
-
+use crate::support::*;
 use ff_core::backend::{BackendTag, HandleKind};
 use ff_core::engine_backend::EngineBackend;
 use ff_core::engine_error::{ConflictKind, ContentionKind, EngineError};
 use ff_core::handle_codec;
 use ff_core::types::{AttemptIndex, LeaseEpoch};
-use serial_test::serial;
+use serial_test::parallel;
 use std::sync::Arc;
-use support::*;
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn unknown_execution_is_not_found() {
     let backend = fresh_backend("claim-unknown").await;
     let eid = new_execution_id();
@@ -27,7 +25,7 @@ async fn unknown_execution_is_not_found() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn ineligible_execution_is_not_leaseable() {
     let backend = fresh_backend("claim-ineligible").await;
     let eid = {
@@ -43,7 +41,7 @@ async fn ineligible_execution_is_not_leaseable() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn live_or_interrupted_attempts_block_the_claim() {
     for (attempt_state, expect_conflict) in
         [("running_attempt", true), ("attempt_interrupted", false)]
@@ -79,7 +77,7 @@ async fn live_or_interrupted_attempts_block_the_claim() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn a_rejected_claim_writes_nothing() {
     let backend = fresh_backend("claim-rejected").await;
     let (_, eid) = seed_granted(&backend.connection_for_test(), "someone-else");
@@ -104,7 +102,7 @@ async fn a_rejected_claim_writes_nothing() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn a_claim_writes_attempt_exec_row_and_lease_event() {
     let backend = fresh_backend("claim-writes").await;
     let (exec_uuid, eid) = seed_granted(&backend.connection_for_test(), "worker-1");
@@ -182,7 +180,7 @@ async fn a_claim_writes_attempt_exec_row_and_lease_event() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn the_returned_handle_is_a_decodable_sqlite_handle() {
     let backend = fresh_backend("claim-handle").await;
     let (_, eid) = seed_granted(&backend.connection_for_test(), "worker-1");
@@ -199,7 +197,7 @@ async fn the_returned_handle_is_a_decodable_sqlite_handle() {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn a_zero_lease_ttl_is_invalid_input_and_writes_nothing() {
     let backend = fresh_backend("claim-zero-ttl").await;
     let (_, eid) = seed_granted(&backend.connection_for_test(), "worker-1");
@@ -209,7 +207,7 @@ async fn a_zero_lease_ttl_is_invalid_input_and_writes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn concurrent_claims_of_one_execution_have_one_winner() {
     let backend = fresh_backend("claim-race").await;
     let (_, eid) = seed_granted(&backend.connection_for_test(), "worker-1");

@@ -4,20 +4,18 @@
 //! `ffwasm` binary loads it with `--guest`. The rest of the binary is tested in
 //! `host/tests/cli.rs`, where cargo hands the tests its path.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::support::*;
 use ff_backend_sqlite_wasm::{SqliteBackend, check_guest_component};
 use ff_core::backend::{CapabilitySet, ClaimPolicy};
 use ff_core::engine_backend::EngineBackend;
 use ff_core::state::PublicState;
 use ff_core::types::{ExecutionId, LaneId, WorkerId, WorkerInstanceId};
-use serial_test::serial;
-use support::*;
+use serial_test::parallel;
 
 /// The custom guest example's component.
 const CUSTOM_GUEST: &str = env!("FF_CUSTOM_GUEST_WASM");
@@ -57,7 +55,7 @@ async fn scanner_pick(engine: &dyn EngineBackend) -> &'static str {
 }
 
 #[tokio::test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 async fn the_custom_guest_claims_the_oldest_execution_where_the_built_in_one_claims_the_most_urgent()
  {
     dev_mode();
@@ -120,7 +118,7 @@ fn newest_modification(path: &Path) -> Option<SystemTime> {
 }
 
 #[test]
-#[serial(ff_dev_mode)]
+#[parallel(process)]
 fn ffwasm_checks_the_custom_guest_and_runs_the_demo_with_it() {
     let dir = std::env::temp_dir().join(format!("ffwasm-custom-guest-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();

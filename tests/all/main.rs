@@ -1,0 +1,51 @@
+//! The integration tests of `ff-backend-sqlite-wasm`, in one binary (as wasmtime's `tests/all`):
+//! one module per topic, and `support`, the helpers they share.
+//!
+//! # Sharing the process
+//!
+//! Tests run in parallel (libtest's threads), grouped with `serial_test` under one key,
+//! `process`:
+//!
+//! * `#[parallel(process)]`: every test that constructs a backend or drives one. These run
+//!   alongside each other; each has databases, files and URIs of its own (`support::memory_uri`,
+//!   `support::ScratchDir`, fresh temp directories), and the process-wide state they share is
+//!   set up once and not changed while they run (wasmtime's engine, compiled guests, the
+//!   `ff-gather` VFS, `FF_DEV_MODE=1` through `support::dev_mode`).
+//! * `#[serial(process)]`: a test that needs the process to itself; it waits until no
+//!   `#[parallel(process)]` test runs and holds them back until it ends:
+//!   - `construction::refuses_without_dev_mode` removes and changes `FF_DEV_MODE`, which every
+//!     construction reads;
+//!   - `processes::*` asserts the timing of worker processes (no operation waits a second for
+//!     the write lock, both workers progress, most kills land while the worker works);
+//!   - `sandbox::a_slow_statement_is_interrupted_at_the_timeout` asserts a wall-clock bound (the
+//!     200 ms timeout plus one second);
+//!   - `group_commit::{failures_that_wrote_nothing_share_a_batch_without_running_it_again,
+//!     a_failure_that_wrote_makes_its_batch_run_again_with_savepoints}` rely on fixed pauses for
+//!     spawned tasks to reach the writer as one batch;
+//!   - `group_commit::the_wal_starts_over_even_when_writes_never_pause` bounds the WAL's length,
+//!     which grows with the batches, which grow when the writer falls behind.
+//!
+//!   Other tests' load on the same cores would distort those timings.
+//! * Neither: a test that touches no backend
+//!   (`sandbox::the_default_limits_are_the_documented_ones`).
+//!
+//! So no suite needs a process of its own. A new test that constructs a backend takes
+//! `#[parallel(process)]` (or `#[serial(process)]`, with its reason added above).
+
+mod support;
+
+mod bad_input;
+mod claim_execution;
+mod completion;
+mod construction;
+mod custom_guest;
+mod group_commit;
+mod guest_containment;
+mod lifecycle;
+mod processes;
+mod races;
+mod reads;
+mod recovery;
+mod sandbox;
+mod scheduling;
+mod typed_claim_execution;
