@@ -1,6 +1,6 @@
 //! The `ffwasm` binary, driven as a user would: the demo in an empty directory (twice), the
 //! inspection commands on what it wrote, bad arguments, missing and damaged database files, and
-//! the guest commands. The custom guest example is driven through the binary in `tests/cli.rs`.
+//! the guest commands. The custom guest example is driven through the binary in `tests/all/custom_guest.rs`.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -2,7 +2,7 @@
 //! world, its different claim policy (the lane scanner takes the oldest execution first,
 //! ignoring priority) is observable through `SqliteBackend::builder(..).guest_file(..)`, and the
 //! `ffwasm` binary loads it with `--guest`. The rest of the binary is tested in
-//! `host/tests/cli.rs`, where cargo hands the tests its path.
+//! `host/tests/all/custom_guest.rs`, where cargo hands the tests its path.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -82,7 +82,7 @@ fn ffwasm() -> PathBuf {
     let test = std::env::current_exe().unwrap();
     let profile_dir = test.parent().and_then(Path::parent).unwrap();
     let binary = profile_dir.join(format!("ffwasm{}", std::env::consts::EXE_SUFFIX));
-    let build = "run `cargo test --workspace`, or `cargo build -p ff-backend-sqlite-wasm --bin ffwasm` first";
+    let build = "run `cargo test --workspace`, or `cargo build -p ffwasm` first";
     let built =
         modified(&binary).unwrap_or_else(|| panic!("{} is missing: {build}", binary.display()));
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();

@@ -753,33 +753,19 @@ fn assert_named(problems: &[String], fragments: &[&str]) {
     );
 }
 
-const ENGINE: &str = "flowfabric:backend/engine@0.1.0";
+/// The world's exported interfaces, one per operation family.
+const FAMILIES: [&str; 4] = [
+    "flowfabric:backend/scheduling@0.1.0",
+    "flowfabric:backend/lease-holder@0.1.0",
+    "flowfabric:backend/recovery@0.1.0",
+    "flowfabric:backend/reads@0.1.0",
+];
+const READS: &str = "flowfabric:backend/reads@0.1.0";
 const SQL: &str = "flowfabric:backend/sql@0.1.0";
+const TYPES: &str = "flowfabric:backend/types@0.1.0";
 
-/// Every function of the world's `engine` interface.
-const ENGINE_FUNCTIONS: [&str; 26] = [
-    "claim-execution",
-    "create-execution",
-    "issue-claim-grant",
-    "issue-grant-and-claim",
-    "renew-lease",
-    "complete-execution",
-    "fail-execution",
-    "cancel-execution",
-    "revoke-lease",
-    "claim-resumed-execution",
-    "resume-execution",
-    "mark-lease-expired-if-due",
-    "promote-delayed",
-    "list-expired-leases",
-    "issue-reclaim-grant",
-    "reclaim-execution",
-    "claim-from-resume-grant",
-    "claim",
-    "renew",
-    "progress",
-    "complete",
-    "fail",
+/// Every function of the world's `reads` interface.
+const READS_FUNCTIONS: [&str; 4] = [
     "read-execution",
     "get-execution-result",
     "read-execution-context",
@@ -788,10 +774,12 @@ const ENGINE_FUNCTIONS: [&str; 26] = [
 
 #[tokio::test]
 #[parallel(process)]
-async fn a_component_without_the_engine_export_is_refused() {
+async fn a_component_without_the_family_exports_is_refused() {
     let problems = mismatch(&wasm::component(&[], None)).await.problems;
-    assert_eq!(problems.len(), 1, "{problems:#?}");
-    assert_named(&problems, &["does not export", ENGINE]);
+    assert_eq!(problems.len(), FAMILIES.len(), "{problems:#?}");
+    for family in FAMILIES {
+        assert_named(&problems, &["does not export", family]);
+    }
 }
 
 #[tokio::test]
@@ -799,21 +787,22 @@ async fn a_component_without_the_engine_export_is_refused() {
 async fn missing_functions_wrong_signatures_and_extra_functions_are_each_named() {
     // `ping: func() -> u32` (the world's returns `result<_, engine-error>`), an extra function,
     // and nothing else.
+    // The other three families are not exported at all.
     let problems = mismatch(&wasm::component(
         &[],
-        Some((ENGINE, &["ping", "exfiltrate"])),
+        Some((READS, &["ping", "exfiltrate"])),
     ))
     .await
     .problems;
-    assert_named(&problems, &[ENGINE, "`ping`", "different signature"]);
-    assert_named(
-        &problems,
-        &[ENGINE, "`exfiltrate`", "not part of the world"],
-    );
-    for function in ENGINE_FUNCTIONS.iter().filter(|f| **f != "ping") {
-        assert_named(&problems, &[ENGINE, &format!("`{function}`"), "missing"]);
+    assert_named(&problems, &[READS, "`ping`", "different signature"]);
+    assert_named(&problems, &[READS, "`exfiltrate`", "not part of the world"]);
+    for function in READS_FUNCTIONS.iter().filter(|f| **f != "ping") {
+        assert_named(&problems, &[READS, &format!("`{function}`"), "missing"]);
     }
-    assert_eq!(problems.len(), 2 + 25, "one problem each: {problems:#?}");
+    for family in FAMILIES.iter().filter(|f| **f != READS) {
+        assert_named(&problems, &["does not export", family]);
+    }
+    assert_eq!(problems.len(), 2 + 3 + 3, "one problem each: {problems:#?}");
 }
 
 #[tokio::test]
@@ -834,8 +823,27 @@ async fn imports_beyond_sql_and_stds_wasi_are_refused_by_name() {
             &["imports", &format!("`{name}`"), "does not provide"],
         );
     }
-    assert_named(&problems, &["does not export", ENGINE]);
-    assert_eq!(problems.len(), forbidden.len() + 1, "{problems:#?}");
+    assert_eq!(
+        problems.len(),
+        forbidden.len() + FAMILIES.len(),
+        "{problems:#?}"
+    );
+}
+
+#[tokio::test]
+#[parallel(process)]
+async fn the_types_import_is_accepted_without_functions_and_refused_with_one() {
+    // The built-in guest imports `types` (its families `use` it) and is accepted: every backend
+    // in these tests runs it. A `types` import that carries a function is not the world's.
+    let imports: [(&str, &[&str]); 1] = [(TYPES, &["sneak"])];
+    let problems = mismatch(&wasm::component(&imports, None)).await.problems;
+    assert_named(&problems, &[TYPES, "`sneak`", "not part of the world"]);
+    assert!(
+        !problems
+            .iter()
+            .any(|problem| problem.contains("does not provide")),
+        "the types import itself is allowed: {problems:#?}"
+    );
 }
 
 #[tokio::test]

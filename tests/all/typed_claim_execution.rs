@@ -1,5 +1,5 @@
 //! Upstream's integration test for `claim_execution` (ff-backend-sqlite 0.15,
-//! `tests/typed_claim_execution.rs`), run against the wasm backend. Test names and assertions
+//! `tests/all/typed_claim_execution.rs`), run against the wasm backend. Test names and assertions
 //! are upstream's; only the seeding moved from sqlx to rusqlite (`connection_for_test()` in
 //! place of `pool_for_test()`), and the dev-mode opt-in is `support::dev_mode`, which other
 //! tests running alongside can rely on.

@@ -1,6 +1,6 @@
 //! A guest that implements the `engine-backend` world but misbehaves on request: the claim's
 //! `worker-id` names the misbehaviour. The host must contain every one of them; the sandbox
-//! tests (`tests/sandbox.rs`, `tests/guest_containment.rs`) check that it does.
+//! tests (`tests/all/sandbox.rs`, `tests/all/guest_containment.rs`) check that it does.
 //!
 //! | worker-id | what the guest does |
 //! |---|---|
