@@ -48,4 +48,5 @@ mod reads;
 mod recovery;
 mod sandbox;
 mod scheduling;
+mod sdk;
 mod typed_claim_execution;
