@@ -11,7 +11,7 @@ use ff_core::state::PublicState;
 use ff_core::types::{AttemptIndex, TimestampMs};
 
 use crate::backend::SqliteBackend;
-use crate::bindings::args::{self};
+use crate::bindings::args;
 use crate::bindings::lease_holder;
 use crate::operation::Tx;
 

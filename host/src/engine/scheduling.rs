@@ -12,7 +12,7 @@ use ff_core::partition::Partition;
 use ff_core::types::{AttemptIndex, ExecutionId, LaneId, LeaseEpoch, TimestampMs};
 
 use crate::backend::SqliteBackend;
-use crate::bindings::args::{self};
+use crate::bindings::args;
 use crate::bindings::results::{self, Lease};
 use crate::bindings::scheduling;
 use crate::operation::Tx;
