@@ -83,7 +83,7 @@ pub fn check_admission(
             .first_row(
                 "SELECT count(*), min(admitted_at_ms) FROM ff_quota_window \
                  WHERE partition_key = 0 AND quota_policy_id = ?1",
-                &[policy.clone()],
+                std::slice::from_ref(&policy),
             )?
             .expect("an aggregate returns one row");
         let count = row.integer(0).unwrap_or(0).max(0) as u64;
@@ -101,7 +101,7 @@ pub fn check_admission(
             .first_row(
                 "SELECT active_concurrency FROM ff_quota_policy \
                  WHERE partition_key = 0 AND quota_policy_id = ?1",
-                &[policy.clone()],
+                std::slice::from_ref(&policy),
             )?
             .and_then(|row| row.integer(0))
             .unwrap_or(0)
