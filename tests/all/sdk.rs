@@ -1,8 +1,8 @@
 //! FlowFabric's own worker SDK (`ff-sdk`) as the client: a worker built with
 //! `FlowFabricWorker::connect_with(config, our backend, None)` claims, reports progress, renews,
 //! completes and fails executions, and reports usage against budgets, the way an application
-//! does, claiming through a scheduler's grant (`claim_from_grant`). (The SDK's own lane scan, `claim_next_via_backend`, needs
-//! `scan_eligible_executions`, which is not built yet.)
+//! does, claiming through a scheduler's grant (`claim_from_grant`). (The SDK's own lane scan,
+//! `claim_next_via_backend`, needs `scan_eligible_executions`, which is not built yet.)
 
 use std::sync::Arc;
 
