@@ -600,3 +600,116 @@ fn quota_policies_create_once_fill_placeholders_and_read_back() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The family's tables have upstream's final shapes (migrations 0002, 0012, 0013, 0020): column
+/// order, types, `NOT NULL`, defaults and primary keys, and the partial reset index.
+#[test]
+fn the_tables_have_upstreams_shapes() {
+    let db = TestDb::new();
+    let shape = |table: &str| -> Vec<String> {
+        db.rows(
+            &format!(
+                "SELECT name || ' ' || type || (CASE WHEN \"notnull\" THEN ' nn' ELSE '' END) \
+                     || coalesce(' =' || dflt_value, '') || (CASE WHEN pk > 0 THEN ' pk' || pk ELSE '' END) \
+                 FROM pragma_table_info('{table}') ORDER BY cid"
+            ),
+            &[],
+        )
+        .into_iter()
+        .map(|row| match &row[0] {
+            crate::sql::Value::Text(text) => text.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+    };
+    assert_eq!(
+        shape("ff_budget_policy"),
+        [
+            "partition_key INTEGER nn pk1",
+            "budget_id TEXT nn pk2",
+            "policy_json TEXT nn",
+            "created_at_ms INTEGER nn",
+            "updated_at_ms INTEGER nn",
+            "scope_type TEXT nn =''",
+            "scope_id TEXT nn =''",
+            "enforcement_mode TEXT nn =''",
+            "breach_count INTEGER nn =0",
+            "soft_breach_count INTEGER nn =0",
+            "last_breach_at_ms INTEGER",
+            "last_breach_dim TEXT",
+            "next_reset_at_ms INTEGER",
+        ]
+    );
+    assert_eq!(
+        shape("ff_budget_usage"),
+        [
+            "partition_key INTEGER nn pk1",
+            "budget_id TEXT nn pk2",
+            "dimensions_key TEXT nn pk3",
+            "current_value INTEGER nn =0",
+            "last_reset_at_ms INTEGER",
+            "updated_at_ms INTEGER nn",
+        ]
+    );
+    assert_eq!(
+        shape("ff_budget_usage_dedup"),
+        [
+            "partition_key INTEGER nn pk1",
+            "dedup_key TEXT nn pk2",
+            "outcome_json TEXT nn",
+            "applied_at_ms INTEGER nn",
+            "expires_at_ms INTEGER nn",
+        ]
+    );
+    assert_eq!(
+        shape("ff_budget_usage_by_exec"),
+        [
+            "partition_key INTEGER nn pk1",
+            "budget_id TEXT nn pk2",
+            "execution_id TEXT nn pk3",
+            "dimensions_key TEXT nn pk4",
+            "delta_total INTEGER nn =0",
+            "updated_at_ms INTEGER nn",
+        ]
+    );
+    assert_eq!(
+        shape("ff_quota_policy"),
+        [
+            "partition_key INTEGER nn pk1",
+            "quota_policy_id TEXT nn pk2",
+            "requests_per_window_seconds INTEGER nn",
+            "max_requests_per_window INTEGER nn",
+            "active_concurrency_cap INTEGER nn",
+            "active_concurrency INTEGER nn =0",
+            "created_at_ms INTEGER nn",
+            "updated_at_ms INTEGER nn",
+        ]
+    );
+    assert_eq!(
+        shape("ff_quota_window"),
+        [
+            "partition_key INTEGER nn pk1",
+            "quota_policy_id TEXT nn pk2",
+            "dimension TEXT nn ='' pk3",
+            "admitted_at_ms INTEGER nn pk4",
+            "execution_id TEXT nn pk5",
+        ]
+    );
+    assert_eq!(
+        shape("ff_quota_admitted"),
+        [
+            "partition_key INTEGER nn pk1",
+            "quota_policy_id TEXT nn pk2",
+            "execution_id TEXT nn pk3",
+            "admitted_at_ms INTEGER nn",
+            "expires_at_ms INTEGER nn",
+        ]
+    );
+    assert_eq!(
+        db.one("SELECT sql FROM sqlite_master WHERE name = 'ff_budget_policy_reset_due_idx'")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+        "CREATE INDEX ff_budget_policy_reset_due_idx ON ff_budget_policy (partition_key, next_reset_at_ms) WHERE next_reset_at_ms IS NOT NULL"
+    );
+}
