@@ -491,6 +491,11 @@ fn admission_guard_window_boundary_and_retry_after() {
         check_admission(&mut db, &jittered).unwrap(),
         AdmissionOutcome::RateExceeded(59_907)
     );
+    // A guard expiring at `now` is not live: the execution is checked like any other.
+    assert_eq!(
+        check_admission(&mut db, &admission(&exec_id(1), NOW + 60_000, 2, 0)).unwrap(),
+        AdmissionOutcome::RateExceeded(0)
+    );
     // At exactly now - window the oldest row is still inside the window.
     assert_eq!(
         check_admission(&mut db, &admission(&exec_id(3), NOW + 60_000, 2, 0)).unwrap(),
