@@ -1,4 +1,5 @@
-//! `ffbench`: claim throughput, latency, lifecycle throughput, construction time and memory of
+//! `ffbench`: claim throughput, latency, lifecycle throughput, `report_usage` throughput,
+//! construction time and memory of
 //! ff-backend-sqlite-wasm, each beside a native baseline that runs the same engine logic (the
 //! guest crate compiled for the host) directly on rusqlite, one transaction per operation.
 //!
@@ -13,6 +14,7 @@ mod child;
 mod native;
 mod scenarios;
 mod stats;
+mod usage;
 mod workload;
 
 use std::path::PathBuf;
@@ -44,7 +46,7 @@ struct Cli {
     #[arg(long)]
     quick: bool,
     /// Run only the rows whose description contains this text (e.g. `memory`, `64 tasks`,
-    /// `lifecycle`, `latency`, `construction`).
+    /// `lifecycle`, `report_usage`, `latency`, `construction`).
     #[arg(long)]
     only: Option<String>,
     /// Where the database files and the compiled-component caches go (default: a new
@@ -193,6 +195,26 @@ impl Bench {
             );
         }
 
+        let usage_rows = [
+            ("report_usage, memory, sequential", Storage::Memory, 1),
+            ("report_usage, file, 8 tasks", Storage::File, 8),
+        ];
+        for (what, storage, tasks) in usage_rows {
+            if !self.wanted(what) {
+                continue;
+            }
+            let compared = self
+                .compare_report_usage(what, storage, tasks, claims)
+                .await?;
+            table.row(
+                format!("{what} (one lease, one budget, a dedup key each)"),
+                throughput(compared.ours()),
+                throughput(compared.native()),
+                format!("{:.2}× native throughput", compared.median_speedup()),
+                "—",
+            );
+        }
+
         if self.wanted("claim latency at scale") {
             self.scale_rows(table, scales, scale_claims).await?;
         }
@@ -246,6 +268,40 @@ impl Bench {
             ours.push(scenarios::through_backend(&backend, ours_chunk.to_vec(), tasks, work).await);
             theirs.push(tokio::task::block_in_place(|| {
                 scenarios::native(&native, native_chunk.to_vec(), tasks, work)
+            }));
+        }
+        Ok(Comparison::new(ours, theirs))
+    }
+
+    /// `count` usage reports through the backend and natively, in [`ROUNDS`] alternating rounds
+    /// after a warm-up on each side, as [`Bench::compare`].
+    async fn compare_report_usage(
+        &self,
+        what: &str,
+        storage: Storage,
+        tasks: usize,
+        count: usize,
+    ) -> anyhow::Result<Comparison> {
+        let tag = what.replace([',', ' ', '(', ')'], "");
+        let backend = self.backend(storage, &format!("wasm-{tag}")).await?;
+        let native = Mutex::new(self.native_connection(storage, &format!("native-{tag}"))?);
+        let (handle, budget) = usage::prepare_backend(&backend).await?;
+        let (lease, native_budget) = usage::prepare_native(&native.lock().expect("lock"))?;
+        let warm_up = 200;
+        usage::through_backend(&backend, &handle, &budget, usage::keys(0, warm_up), 1).await;
+        tokio::task::block_in_place(|| {
+            usage::native(&native, &lease, &native_budget, usage::keys(0, warm_up), 1)
+        });
+        eprintln!("{what}: {count} reports on each side, {ROUNDS} alternating rounds ...");
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        let round = count.div_ceil(ROUNDS).max(1);
+        for first in (warm_up..warm_up + count).step_by(round) {
+            let keys = usage::keys(first, round.min(warm_up + count - first));
+            ours.push(
+                usage::through_backend(&backend, &handle, &budget, keys.clone(), tasks).await,
+            );
+            theirs.push(tokio::task::block_in_place(|| {
+                usage::native(&native, &lease, &native_budget, keys, tasks)
             }));
         }
         Ok(Comparison::new(ours, theirs))

@@ -28,6 +28,7 @@ use tracing_subscriber::filter::LevelFilter;
 
 use commands::demo::DemoArgs;
 use commands::guest::GuestCommand;
+use commands::inspect::budgets::BudgetsArgs;
 use commands::inspect::executions::ExecutionsArgs;
 use commands::inspect::show::ShowArgs;
 use commands::inspect::stats::StatsArgs;
@@ -59,6 +60,9 @@ enum Command {
     /// Summarize a database: executions by lane and state, attempts, retries, outbox events.
     #[command(after_help = ENVIRONMENT)]
     Stats(StatsArgs),
+    /// List budgets (usage against limits, by dimension) and quota policies.
+    #[command(after_help = ENVIRONMENT)]
+    Budgets(BudgetsArgs),
     /// Work with guest components: print the world's WIT, check or precompile a component.
     #[command(subcommand, after_help = ENVIRONMENT)]
     Guest(GuestCommand),
@@ -100,6 +104,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Executions(args) => commands::inspect::executions::run(&args),
         Command::Show(args) => commands::inspect::show::run(&args),
         Command::Stats(args) => commands::inspect::stats::run(&args),
+        Command::Budgets(args) => commands::inspect::budgets::run(&args),
         Command::Guest(command) => commands::guest::run(&command),
     }
 }

@@ -154,6 +154,10 @@ fn the_demo_runs_twice_in_one_directory_and_the_inspection_commands_read_what_it
         "{stdout}"
     );
     assert!(stdout.contains("executions/s"), "{stdout}");
+    assert!(
+        stdout.contains("tokens reported by 60 attempts; soft limit 3600 crossed by"),
+        "{stdout}"
+    );
     assert!(dir.path("ffwasm-demo.sqlite").is_file());
 
     // Again in the same directory: the file is reused and this run is summarized on its own.
@@ -164,6 +168,23 @@ fn the_demo_runs_twice_in_one_directory_and_the_inspection_commands_read_what_it
 
     let stats = dir.ffwasm(&["stats"]).status(0).stdout();
     assert!(stats.contains("executions         60"), "{stats}");
+    assert!(
+        stats.contains("budgets            2 (0 reports refused at a hard limit)"),
+        "{stats}"
+    );
+    // One budget per run, each with its run's token usage against its soft limit.
+    let budgets = dir.ffwasm(&["budgets"]).status(0).stdout();
+    let rows: Vec<&str> = budgets
+        .lines()
+        .filter(|line| line.contains("demo-run:"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{budgets}");
+    assert!(
+        rows.iter()
+            .all(|row| row.contains(" tokens ") && row.contains(" 3600 ")),
+        "{budgets}"
+    );
+    assert!(budgets.contains("Quota policies\n(none)"), "{budgets}");
     assert!(
         stats.contains("attempts           90 (30 retries)"),
         "{stats}"
@@ -498,7 +519,7 @@ fn guest_commands_print_check_and_compile() {
 
     std::fs::write(dir.path("empty.wasm"), EMPTY_COMPONENT).unwrap();
     let mismatch = dir.ffwasm(&["guest", "check", "empty.wasm"]);
-    for family in ["scheduling", "lease-holder", "recovery", "reads"] {
+    for family in ["scheduling", "lease-holder", "recovery", "reads", "budgets"] {
         assert!(
             mismatch.stdout().contains(&format!(
                 "  - does not export `flowfabric:backend/{family}@0.1.0`"
@@ -507,7 +528,7 @@ fn guest_commands_print_check_and_compile() {
             mismatch.stdout()
         );
     }
-    mismatch.fails_with("empty.wasm does not fit the engine-backend world (4 problems)");
+    mismatch.fails_with("empty.wasm does not fit the engine-backend world (5 problems)");
 
     dir.ffwasm(&["guest", "compile", "empty.wasm", "-o", "empty.cwasm"])
         .fails_with("cannot precompile empty.wasm");

@@ -5,6 +5,11 @@
 //! A custom guest can delegate to [`Component`] (`<Component as scheduling::Guest>::op(args)`)
 //! for every operation it keeps; see `examples/custom-guest`.
 
+use crate::bindings::budgets::{
+    AdmissionOutcome, BudgetStatus, BudgetUsageAndLimits, CheckAdmissionArgs, CreateBudgetArgs,
+    CreateOutcome, CreateQuotaPolicyArgs, QuotaPolicyLimits, ReconcileCounts, RecordSpendArgs,
+    ReportUsageAdminArgs, ReportUsageArgs, UsageOutcome,
+};
 use crate::bindings::lease_holder::{
     CompleteExecutionArgs, FailExecutionArgs, FailOutcome, FailureClass, HandleLease,
     RenewLeaseArgs,
@@ -19,7 +24,7 @@ use crate::bindings::scheduling::{
     ClaimArgs, ClaimExecutionArgs, ClaimGrantOutcome, CreateExecutionArgs, CreateExecutionOutcome,
     IssueClaimGrantArgs, IssueGrantAndClaimArgs,
 };
-use crate::bindings::{lease_holder, reads, recovery, scheduling};
+use crate::bindings::{budgets, lease_holder, reads, recovery, scheduling};
 use crate::db::HostDb;
 use crate::types::{ClaimedExecution, EngineError, PublicState, TimestampMs};
 
@@ -178,6 +183,79 @@ impl reads::Guest for Component {
 
     fn ping() -> Result<(), EngineError> {
         crate::reads::ping(&mut HostDb)
+    }
+}
+
+impl budgets::Guest for Component {
+    fn create_budget(args: CreateBudgetArgs) -> Result<CreateOutcome, EngineError> {
+        crate::budgets::create_budget(&mut HostDb, &args)
+    }
+
+    fn reset_budget(
+        budget_id: String,
+        now: TimestampMs,
+    ) -> Result<Option<TimestampMs>, EngineError> {
+        crate::budgets::reset_budget(&mut HostDb, &budget_id, now)
+    }
+
+    fn get_budget_status(budget_id: String) -> Result<BudgetStatus, EngineError> {
+        crate::budgets::get_budget_status(&mut HostDb, &budget_id)
+    }
+
+    fn report_usage_admin(args: ReportUsageAdminArgs) -> Result<UsageOutcome, EngineError> {
+        crate::budgets::report_usage_admin(&mut HostDb, &args)
+    }
+
+    fn report_usage(args: ReportUsageArgs) -> Result<UsageOutcome, EngineError> {
+        crate::budgets::report_usage(&mut HostDb, &args)
+    }
+
+    fn record_spend(args: RecordSpendArgs) -> Result<UsageOutcome, EngineError> {
+        crate::budgets::record_spend(&mut HostDb, &args)
+    }
+
+    fn release_budget(
+        budget_id: String,
+        execution_id: String,
+        now: TimestampMs,
+    ) -> Result<(), EngineError> {
+        crate::budgets::release_budget(&mut HostDb, &budget_id, &execution_id, now)
+    }
+
+    fn read_budget_usage_and_limits(
+        budget_id: String,
+    ) -> Result<BudgetUsageAndLimits, EngineError> {
+        crate::budgets::read_budget_usage_and_limits(&mut HostDb, &budget_id)
+    }
+
+    fn due_budget_resets(now: TimestampMs, limit: u32) -> Result<Vec<String>, EngineError> {
+        crate::budgets::due_budget_resets(&mut HostDb, now, limit)
+    }
+
+    fn reset_budget_if_due(budget_id: String, now: TimestampMs) -> Result<bool, EngineError> {
+        crate::budgets::reset_budget_if_due(&mut HostDb, &budget_id, now)
+    }
+
+    fn create_quota_policy(args: CreateQuotaPolicyArgs) -> Result<CreateOutcome, EngineError> {
+        crate::budgets::create_quota_policy(&mut HostDb, &args)
+    }
+
+    fn check_admission(args: CheckAdmissionArgs) -> Result<AdmissionOutcome, EngineError> {
+        crate::budgets::check_admission(&mut HostDb, &args)
+    }
+
+    fn read_quota_policy_limits(
+        quota_policy_id: String,
+    ) -> Result<Option<QuotaPolicyLimits>, EngineError> {
+        crate::budgets::read_quota_policy_limits(&mut HostDb, &quota_policy_id)
+    }
+
+    fn release_admission(quota_policy_id: String, execution_id: String) -> Result<(), EngineError> {
+        crate::budgets::release_admission(&mut HostDb, &quota_policy_id, &execution_id)
+    }
+
+    fn reconcile_quota_counters(now: TimestampMs) -> Result<ReconcileCounts, EngineError> {
+        crate::budgets::reconcile_quota_counters(&mut HostDb, now)
     }
 }
 

@@ -11,9 +11,11 @@
 use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::{Arc, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use ff_core::engine_backend::ReconcileCounts;
 use ff_core::engine_error::{EngineError, ValidationKind};
+use ff_core::types::TimestampMs;
 use rusqlite::Connection;
 use tokio::sync::oneshot::error::TryRecvError;
 use wasmtime::Store;
@@ -24,6 +26,10 @@ use crate::error::OpenError;
 use crate::operation::{GuestJob, Tx, writer_gone};
 use crate::runtime::{CompiledCache, GuestLimits, GuestRuntime, GuestState};
 use crate::storage::{CommitStats, Database, Submitted};
+use crate::timers::Timers;
+
+/// How many due budgets one reset pass handles (upstream's batch); more wait for the next pass.
+const BUDGET_RESET_BATCH: u32 = 20;
 
 /// FlowFabric's SQLite engine backend, with the engine logic in a WebAssembly guest.
 ///
@@ -37,6 +43,7 @@ pub struct SqliteBackend {
     guest: Arc<GuestRuntime>,
     limits: GuestLimits,
     reuse_instances: bool,
+    timers: Timers,
 }
 
 impl SqliteBackend {
@@ -59,7 +66,56 @@ impl SqliteBackend {
             limits: GuestLimits::default(),
             cache: CacheChoice::Default,
             reuse_instances: true,
+            budget_reset_interval: Duration::ZERO,
         }
+    }
+
+    /// One budget reset pass at `now`: the budgets whose automatic reset is due
+    /// (`next_reset_at <= now`), earliest first and at most 20 (more wait for the next pass),
+    /// are each reset in their own short operation, unless a manual reset moved their schedule
+    /// meanwhile. `processed` counts the budgets reset, `errors` those whose reset failed; only
+    /// a failure to list the due budgets is an `Err`. The background reset task
+    /// ([`SqliteBackendBuilder::budget_reset_interval`]) runs this with the wall clock; tests
+    /// and operators can run it at any `now`.
+    pub async fn budget_reset_pass(
+        &self,
+        now: TimestampMs,
+    ) -> Result<ReconcileCounts, EngineError> {
+        let now = now.0;
+        let due = self
+            .run("budget_reset_pass", Tx::Read, move |guest, store| {
+                guest.flowfabric_backend_budgets().call_due_budget_resets(
+                    store,
+                    now,
+                    BUDGET_RESET_BATCH,
+                )
+            })
+            .await?;
+        let mut counts = ReconcileCounts::default();
+        for budget_id in due {
+            let reset = self
+                .run("budget_reset_pass", Tx::Write, move |guest, store| {
+                    guest
+                        .flowfabric_backend_budgets()
+                        .call_reset_budget_if_due(store, &budget_id, now)
+                })
+                .await;
+            match reset {
+                Ok(true) => counts.processed += 1,
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "budget reset pass: a budget's reset failed");
+                    counts.errors += 1;
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Stop the background tasks (see [`crate::timers`]), waiting up to `grace`; returns how many
+    /// had to be aborted.
+    pub(crate) async fn stop_timers(&self, grace: Duration) -> usize {
+        self.timers.stop(grace).await
     }
 
     /// How many transactions this backend's database committed, carrying how many operations'
@@ -177,9 +233,19 @@ pub struct SqliteBackendBuilder {
     limits: GuestLimits,
     cache: CacheChoice,
     reuse_instances: bool,
+    budget_reset_interval: Duration,
 }
 
 impl SqliteBackendBuilder {
+    /// Run [`SqliteBackend::budget_reset_pass`] in the background every `interval` (the first
+    /// pass one interval after `open`), with the wall clock as `now`, until `shutdown_prepare`
+    /// or until the backend is dropped. Off by default (and with a zero interval), as upstream's
+    /// scanners are. Needs a tokio runtime with the time driver when `open` runs.
+    pub fn budget_reset_interval(mut self, interval: Duration) -> Self {
+        self.budget_reset_interval = interval;
+        self
+    }
+
     /// Run this component (a `wasm32-wasip2` component binary implementing the
     /// `flowfabric:backend/engine-backend` world) instead of the built-in guest.
     pub fn guest_bytes(mut self, component: impl Into<Vec<u8>>) -> Self {
@@ -240,13 +306,16 @@ impl SqliteBackendBuilder {
         if std::env::var("FF_DEV_MODE").as_deref() != Ok("1") {
             return Err(OpenError::RequiresDevMode);
         }
-        tokio::task::spawn_blocking(move || self.open_blocking())
+        let budget_reset_interval = self.budget_reset_interval;
+        let backend = tokio::task::spawn_blocking(move || self.open_blocking())
             .await
             .unwrap_or_else(|join| {
                 Err(OpenError::Guest(format!(
                     "construction task failed: {join}"
                 )))
-            })
+            })?;
+        start_budget_resets(&backend, budget_reset_interval);
+        Ok(backend)
     }
 
     fn open_blocking(self) -> Result<Arc<SqliteBackend>, OpenError> {
@@ -270,8 +339,27 @@ impl SqliteBackendBuilder {
             guest,
             limits: self.limits,
             reuse_instances: self.reuse_instances,
+            timers: Timers::new(),
         }))
     }
+}
+
+/// Start the background budget reset task (a zero interval starts nothing). The task holds the
+/// backend weakly: it ends when the backend is dropped.
+fn start_budget_resets(backend: &Arc<SqliteBackend>, interval: Duration) {
+    let weak = Arc::downgrade(backend);
+    backend.timers.start(interval, move || {
+        let weak = weak.clone();
+        async move {
+            let Some(backend) = weak.upgrade() else {
+                return false;
+            };
+            if let Err(error) = backend.budget_reset_pass(TimestampMs::now()).await {
+                tracing::warn!(%error, "budget reset pass failed");
+            }
+            true
+        }
+    });
 }
 
 /// The bytes of a guest file.

@@ -48,6 +48,7 @@
 //! - `runtime`: wasmtime — the engine, the guest's store and linker, component checks, the
 //!   compiled cache, the instance pool, [`GuestLimits`];
 //! - `operation`: one guest call as a job for the writer thread;
+//! - `timers`: periodic background tasks (the budget reset pass), owned by a backend;
 //! - `backend`: [`SqliteBackend`], its builder and `run`;
 //! - `engine`: the `EngineBackend` implementation, one module per operation family.
 
@@ -63,6 +64,7 @@ mod operation;
 mod runtime;
 mod sql;
 mod storage;
+mod timers;
 
 pub use backend::{ConnectionForTest, SqliteBackend, SqliteBackendBuilder};
 pub use error::{BACKEND_LABEL, GuestMismatch, OpenError, OperationFailure};

@@ -162,6 +162,8 @@ async fn label_capabilities_and_unbuilt_operations_tell_the_truth() {
         (supports.issue_reclaim_grant, "issue_reclaim_grant"),
         (supports.list_expired_leases, "list_expired_leases"),
         (supports.prepare, "prepare"),
+        (supports.budget_admin, "budget_admin"),
+        (supports.quota_admin, "quota_admin"),
     ] {
         assert!(flag, "{name} works and says so");
     }
@@ -171,7 +173,10 @@ async fn label_capabilities_and_unbuilt_operations_tell_the_truth() {
         (supports.claim_for_worker, "claim_for_worker"),
         (supports.subscribe_lease_history, "subscribe_lease_history"),
         (supports.subscribe_completion, "subscribe_completion"),
-        (supports.budget_admin, "budget_admin"),
+        (
+            supports.block_execution_for_admission,
+            "block_execution_for_admission",
+        ),
         (supports.stream_durable_summary, "stream_durable_summary"),
     ] {
         assert!(!flag, "{name} is not built and must not claim support");

@@ -35,6 +35,7 @@
 mod support;
 
 mod bad_input;
+mod budgets;
 mod claim_execution;
 mod completion;
 mod construction;

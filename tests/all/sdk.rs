@@ -1,18 +1,22 @@
 //! FlowFabric's own worker SDK (`ff-sdk`) as the client: a worker built with
 //! `FlowFabricWorker::connect_with(config, our backend, None)` claims, reports progress, renews,
-//! completes and fails executions the way an application does, claiming through a scheduler's
-//! grant (`claim_from_grant`). (The SDK's own lane scan, `claim_next_via_backend`, needs
-//! `scan_eligible_executions`, which is not built yet.)
+//! completes and fails executions, and reports usage against budgets, the way an application
+//! does, claiming through a scheduler's grant (`claim_from_grant`). (The SDK's own lane scan,
+//! `claim_next_via_backend`, needs `scan_eligible_executions`, which is not built yet.)
 
 use std::sync::Arc;
 
 use ff_backend_sqlite_wasm::SqliteBackend;
 use ff_core::backend::FailOutcome;
-use ff_core::contracts::{ClaimGrant, ExecutionSnapshot, IssueClaimGrantArgs};
+use ff_core::contracts::{
+    ClaimGrant, CreateBudgetArgs, ExecutionSnapshot, IssueClaimGrantArgs, ReportUsageResult,
+};
 use ff_core::engine_backend::EngineBackend;
 use ff_core::partition::{PartitionConfig, PartitionKey};
 use ff_core::state::PublicState;
-use ff_core::types::{ExecutionId, LaneId, Namespace, TimestampMs, WorkerId, WorkerInstanceId};
+use ff_core::types::{
+    BudgetId, ExecutionId, LaneId, Namespace, TimestampMs, WorkerId, WorkerInstanceId,
+};
 use ff_sdk::task::ClaimedTask;
 use ff_sdk::{FlowFabricWorker, WorkerConfig};
 use serial_test::parallel;
@@ -140,5 +144,61 @@ async fn a_worker_fails_a_task_terminally_without_a_retry_policy() {
     assert_eq!(
         describe(&backend, &execution_id).await.public_state,
         PublicState::Failed
+    );
+}
+
+/// A task reports usage against a budget as an application does (`ClaimedTask::report_usage`):
+/// applied, replayed by its dedup key (no double count), stopped at the hard limit, and the
+/// task completes normally afterwards.
+#[tokio::test]
+#[parallel(process)]
+async fn a_task_reports_usage_against_a_budget() {
+    let backend = fresh_backend("sdk-usage").await;
+    let budget = BudgetId::new();
+    backend
+        .create_budget(CreateBudgetArgs {
+            budget_id: budget.clone(),
+            scope_type: "flow".into(),
+            scope_id: "sdk".into(),
+            enforcement_mode: "strict".into(),
+            on_hard_limit: "fail".into(),
+            on_soft_limit: "warn".into(),
+            reset_interval_ms: 0,
+            dimensions: vec!["tokens".into()],
+            hard_limits: vec![100],
+            soft_limits: vec![0],
+            now: TimestampMs::now(),
+        })
+        .await
+        .expect("create_budget");
+    let execution_id = create(&backend, b"input").await;
+    let worker = worker(&backend, "sdk-worker").await;
+    let task = granted_task(&backend, &worker, "sdk-worker", &execution_id).await;
+
+    let report = |delta: u64, key: &'static str| {
+        let (task, budget) = (&task, &budget);
+        async move {
+            task.report_usage(budget, &[("tokens", delta)], Some(key))
+                .await
+                .expect("report_usage")
+        }
+    };
+    assert_eq!(report(70, "step-1").await, ReportUsageResult::Ok);
+    assert_eq!(report(70, "step-1").await, ReportUsageResult::Ok);
+    assert_eq!(
+        report(31, "step-2").await,
+        ReportUsageResult::HardBreach {
+            dimension: "tokens".into(),
+            current_usage: 70,
+            hard_limit: 100
+        }
+    );
+    let status = backend.get_budget_status(&budget).await.unwrap();
+    assert_eq!(status.usage.get("tokens").copied(), Some(70));
+    assert_eq!(status.breach_count, 1);
+    task.complete(None).await.expect("complete");
+    assert_eq!(
+        describe(&backend, &execution_id).await.public_state,
+        PublicState::Completed
     );
 }

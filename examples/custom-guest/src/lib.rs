@@ -15,6 +15,11 @@
 pub mod oldest_first;
 
 use ff_engine_guest::Component as Builtin;
+use ff_engine_guest::bindings::budgets::{
+    self, AdmissionOutcome, BudgetStatus, BudgetUsageAndLimits, CheckAdmissionArgs,
+    CreateBudgetArgs, CreateOutcome, CreateQuotaPolicyArgs, QuotaPolicyLimits, ReconcileCounts,
+    RecordSpendArgs, ReportUsageAdminArgs, ReportUsageArgs, UsageOutcome,
+};
 use ff_engine_guest::bindings::lease_holder::{
     self, CompleteExecutionArgs, FailExecutionArgs, FailOutcome, FailureClass, HandleLease,
     RenewLeaseArgs,
@@ -189,6 +194,80 @@ impl reads::Guest for OldestFirst {
 
     fn ping() -> Result<(), EngineError> {
         <Builtin as reads::Guest>::ping()
+    }
+}
+
+/// The built-in budgets and quotas, unchanged.
+impl budgets::Guest for OldestFirst {
+    fn create_budget(args: CreateBudgetArgs) -> Result<CreateOutcome, EngineError> {
+        <Builtin as budgets::Guest>::create_budget(args)
+    }
+
+    fn reset_budget(
+        budget_id: String,
+        now: TimestampMs,
+    ) -> Result<Option<TimestampMs>, EngineError> {
+        <Builtin as budgets::Guest>::reset_budget(budget_id, now)
+    }
+
+    fn get_budget_status(budget_id: String) -> Result<BudgetStatus, EngineError> {
+        <Builtin as budgets::Guest>::get_budget_status(budget_id)
+    }
+
+    fn report_usage_admin(args: ReportUsageAdminArgs) -> Result<UsageOutcome, EngineError> {
+        <Builtin as budgets::Guest>::report_usage_admin(args)
+    }
+
+    fn report_usage(args: ReportUsageArgs) -> Result<UsageOutcome, EngineError> {
+        <Builtin as budgets::Guest>::report_usage(args)
+    }
+
+    fn record_spend(args: RecordSpendArgs) -> Result<UsageOutcome, EngineError> {
+        <Builtin as budgets::Guest>::record_spend(args)
+    }
+
+    fn release_budget(
+        budget_id: String,
+        execution_id: String,
+        now: TimestampMs,
+    ) -> Result<(), EngineError> {
+        <Builtin as budgets::Guest>::release_budget(budget_id, execution_id, now)
+    }
+
+    fn read_budget_usage_and_limits(
+        budget_id: String,
+    ) -> Result<BudgetUsageAndLimits, EngineError> {
+        <Builtin as budgets::Guest>::read_budget_usage_and_limits(budget_id)
+    }
+
+    fn due_budget_resets(now: TimestampMs, limit: u32) -> Result<Vec<String>, EngineError> {
+        <Builtin as budgets::Guest>::due_budget_resets(now, limit)
+    }
+
+    fn reset_budget_if_due(budget_id: String, now: TimestampMs) -> Result<bool, EngineError> {
+        <Builtin as budgets::Guest>::reset_budget_if_due(budget_id, now)
+    }
+
+    fn create_quota_policy(args: CreateQuotaPolicyArgs) -> Result<CreateOutcome, EngineError> {
+        <Builtin as budgets::Guest>::create_quota_policy(args)
+    }
+
+    fn check_admission(args: CheckAdmissionArgs) -> Result<AdmissionOutcome, EngineError> {
+        <Builtin as budgets::Guest>::check_admission(args)
+    }
+
+    fn read_quota_policy_limits(
+        quota_policy_id: String,
+    ) -> Result<Option<QuotaPolicyLimits>, EngineError> {
+        <Builtin as budgets::Guest>::read_quota_policy_limits(quota_policy_id)
+    }
+
+    fn release_admission(quota_policy_id: String, execution_id: String) -> Result<(), EngineError> {
+        <Builtin as budgets::Guest>::release_admission(quota_policy_id, execution_id)
+    }
+
+    fn reconcile_quota_counters(now: TimestampMs) -> Result<ReconcileCounts, EngineError> {
+        <Builtin as budgets::Guest>::reconcile_quota_counters(now)
     }
 }
 

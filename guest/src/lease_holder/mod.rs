@@ -363,10 +363,32 @@ fn end_with_failure(
 
 /// The handle operations' common checks (module docs); returns the execution and the attempt.
 fn handle_prelude(db: &mut impl Db, lease: &HandleLease) -> Result<(Exec, Attempt), EngineError> {
-    let id = ExecutionRef::parse(&lease.execution_id)?;
-    let index = i64::from(lease.attempt_index);
+    lease_prelude(
+        db,
+        &lease.execution_id,
+        lease.attempt_index,
+        lease.lease_epoch,
+        &lease.lease_id,
+        &lease.attempt_id,
+    )
+}
+
+/// The checks every handle operation starts with, on the lease's parts: the execution id
+/// parses, the attempt exists and matches the lease (`Contention(LeaseConflict)`), the
+/// execution is `active` and `leased` (`Contention(ExecutionNotActive)`), and the attempt is
+/// the current one. Returns the execution and the attempt; the caller checks liveness.
+pub fn lease_prelude(
+    db: &mut impl Db,
+    execution_id: &str,
+    attempt_index: u32,
+    lease_epoch: u64,
+    lease_id: &str,
+    attempt_id: &str,
+) -> Result<(Exec, Attempt), EngineError> {
+    let id = ExecutionRef::parse(execution_id)?;
+    let index = i64::from(attempt_index);
     let attempt = Attempt::require(db, &id, index)?;
-    if !attempt.fence_matches(lease.lease_epoch, &lease.lease_id, &lease.attempt_id) {
+    if !attempt.fence_matches(lease_epoch, lease_id, attempt_id) {
         return Err(contention(ContentionKind::LeaseConflict));
     }
     let exec = Exec::require(db, &id)?;

@@ -15,6 +15,11 @@ pub(super) fn capabilities() -> Capabilities {
     supports.issue_reclaim_grant = true;
     supports.prepare = true;
     supports.list_expired_leases = true;
+    supports.budget_admin = true;
+    supports.quota_admin = true;
+    supports.read_budget_usage_and_limits = true;
+    supports.read_quota_policy_limits = true;
+    supports.release_admission = true;
     Capabilities::new(
         BackendIdentity::new(BACKEND_LABEL, crate_version(), "unknown"),
         supports,

@@ -1,9 +1,11 @@
 //! `impl EngineBackend for SqliteBackend`, dispatching each method to its family's module:
-//! [`scheduling`], [`lease_holder`], [`recovery`], [`reads`] (one per guest interface). Each
+//! [`scheduling`], [`lease_holder`], [`recovery`], [`reads`], [`budgets`] (one per guest
+//! interface). Each
 //! operation converts its arguments ([`crate::bindings::args`]), makes one guest call in one
 //! transaction ([`SqliteBackend::run`]), and converts the result back
 //! ([`crate::bindings::results`]). Operations not built return `EngineError::Unavailable`.
 
+mod budgets;
 mod capabilities;
 mod inputs;
 mod lease_holder;
@@ -21,22 +23,27 @@ use ff_core::backend::{
 };
 use ff_core::capability::Capabilities;
 use ff_core::contracts::{
-    CancelExecutionArgs, CancelExecutionResult, CancelFlowResult, ClaimExecutionArgs,
+    BudgetStatus, BudgetUsageAndLimits, CancelExecutionArgs, CancelExecutionResult,
+    CancelFlowResult, CheckAdmissionArgs, CheckAdmissionResult, ClaimExecutionArgs,
     ClaimExecutionResult, ClaimGrantOutcome, ClaimResumedExecutionArgs,
-    ClaimResumedExecutionResult, CompleteExecutionArgs, CompleteExecutionResult,
-    CreateExecutionArgs, CreateExecutionResult, ExecutionContext, ExecutionInfo, ExecutionSnapshot,
-    FailExecutionArgs, FailExecutionResult, FlowSnapshot, IssueClaimGrantArgs,
-    IssueClaimGrantOutcome, IssueGrantAndClaimArgs, IssueReclaimGrantArgs,
-    IssueReclaimGrantOutcome, ListExpiredLeasesArgs, ListExpiredLeasesResult, ReclaimExecutionArgs,
-    ReclaimExecutionOutcome, RenewLeaseArgs, RenewLeaseResult, ReportUsageResult,
-    ResumeExecutionArgs, ResumeExecutionResult, RevokeLeaseArgs, RevokeLeaseResult, SuspendArgs,
-    SuspendOutcome,
+    ClaimResumedExecutionResult, CompleteExecutionArgs, CompleteExecutionResult, CreateBudgetArgs,
+    CreateBudgetResult, CreateExecutionArgs, CreateExecutionResult, CreateQuotaPolicyArgs,
+    CreateQuotaPolicyResult, ExecutionContext, ExecutionInfo, ExecutionSnapshot, FailExecutionArgs,
+    FailExecutionResult, FlowSnapshot, IssueClaimGrantArgs, IssueClaimGrantOutcome,
+    IssueGrantAndClaimArgs, IssueReclaimGrantArgs, IssueReclaimGrantOutcome, ListExpiredLeasesArgs,
+    ListExpiredLeasesResult, QuotaPolicyLimits, ReclaimExecutionArgs, ReclaimExecutionOutcome,
+    RecordSpendArgs, ReleaseAdmissionArgs, ReleaseAdmissionResult, ReleaseBudgetArgs,
+    RenewLeaseArgs, RenewLeaseResult, ReportUsageAdminArgs, ReportUsageResult, ResetBudgetArgs,
+    ResetBudgetResult, ResumeExecutionArgs, ResumeExecutionResult, RevokeLeaseArgs,
+    RevokeLeaseResult, SuspendArgs, SuspendOutcome,
 };
-use ff_core::engine_backend::EngineBackend;
+use ff_core::engine_backend::{EngineBackend, ReconcileCounts};
 use ff_core::engine_error::EngineError;
 use ff_core::partition::Partition;
 use ff_core::state::PublicState;
-use ff_core::types::{AttemptIndex, BudgetId, ExecutionId, FlowId, LaneId, TimestampMs};
+use ff_core::types::{
+    AttemptIndex, BudgetId, ExecutionId, FlowId, LaneId, QuotaPolicyId, TimestampMs,
+};
 
 use crate::backend::SqliteBackend;
 use crate::error::BACKEND_LABEL;
@@ -273,7 +280,107 @@ impl EngineBackend for SqliteBackend {
         capabilities::capabilities()
     }
 
-    // ── Not built: suspension, streaming, flows, budgets ─────────────────────────────────
+    async fn shutdown_prepare(&self, grace: Duration) -> Result<(), EngineError> {
+        let aborted = self.stop_timers(grace).await;
+        if aborted > 0 {
+            tracing::warn!(
+                aborted,
+                "shutdown_prepare: background tasks did not stop in time"
+            );
+        }
+        Ok(())
+    }
+
+    // ── Budgets, quota policies and admission ────────────────────────────────────────────
+
+    async fn create_budget(
+        &self,
+        args: CreateBudgetArgs,
+    ) -> Result<CreateBudgetResult, EngineError> {
+        budgets::create_budget(self, args).await
+    }
+
+    async fn reset_budget(&self, args: ResetBudgetArgs) -> Result<ResetBudgetResult, EngineError> {
+        budgets::reset_budget(self, args).await
+    }
+
+    async fn get_budget_status(&self, id: &BudgetId) -> Result<BudgetStatus, EngineError> {
+        budgets::get_budget_status(self, id).await
+    }
+
+    async fn report_usage(
+        &self,
+        handle: &Handle,
+        budget: &BudgetId,
+        dimensions: UsageDimensions,
+    ) -> Result<ReportUsageResult, EngineError> {
+        budgets::report_usage(self, handle, budget, dimensions).await
+    }
+
+    async fn report_usage_admin(
+        &self,
+        budget: &BudgetId,
+        args: ReportUsageAdminArgs,
+    ) -> Result<ReportUsageResult, EngineError> {
+        budgets::report_usage_admin(self, budget, args).await
+    }
+
+    async fn record_spend(&self, args: RecordSpendArgs) -> Result<ReportUsageResult, EngineError> {
+        budgets::record_spend(self, args).await
+    }
+
+    async fn release_budget(&self, args: ReleaseBudgetArgs) -> Result<(), EngineError> {
+        budgets::release_budget(self, args).await
+    }
+
+    async fn read_budget_usage_and_limits(
+        &self,
+        budget_id: &BudgetId,
+    ) -> Result<BudgetUsageAndLimits, EngineError> {
+        budgets::read_budget_usage_and_limits(self, budget_id).await
+    }
+
+    async fn create_quota_policy(
+        &self,
+        args: CreateQuotaPolicyArgs,
+    ) -> Result<CreateQuotaPolicyResult, EngineError> {
+        budgets::create_quota_policy(self, args).await
+    }
+
+    async fn check_admission(
+        &self,
+        quota_policy_id: &QuotaPolicyId,
+        _dimension: &str,
+        args: CheckAdmissionArgs,
+    ) -> Result<CheckAdmissionResult, EngineError> {
+        budgets::check_admission(self, quota_policy_id, args).await
+    }
+
+    async fn read_quota_policy_limits(
+        &self,
+        quota_policy_id: &QuotaPolicyId,
+    ) -> Result<Option<QuotaPolicyLimits>, EngineError> {
+        budgets::read_quota_policy_limits(self, quota_policy_id).await
+    }
+
+    async fn release_admission(
+        &self,
+        args: ReleaseAdmissionArgs,
+    ) -> Result<ReleaseAdmissionResult, EngineError> {
+        budgets::release_admission(self, args).await
+    }
+
+    /// Every policy is reconciled whichever partition is named: this backend keeps all quota
+    /// rows in one partition.
+    async fn reconcile_quota_counters(
+        &self,
+        _partition: Partition,
+        now_ms: TimestampMs,
+    ) -> Result<ReconcileCounts, EngineError> {
+        budgets::reconcile_quota_counters(self, now_ms).await
+    }
+
+    // ── Not built: suspension, streaming, flows ──────────────────────────────────────────
 
     async fn append_frame(
         &self,
@@ -327,14 +434,5 @@ impl EngineBackend for SqliteBackend {
         _wait: CancelFlowWait,
     ) -> Result<CancelFlowResult, EngineError> {
         unavailable("cancel_flow")
-    }
-
-    async fn report_usage(
-        &self,
-        _handle: &Handle,
-        _budget: &BudgetId,
-        _dimensions: UsageDimensions,
-    ) -> Result<ReportUsageResult, EngineError> {
-        unavailable("report_usage")
     }
 }

@@ -1,8 +1,9 @@
 //! `ffwasm demo`: the whole system on one database file. It creates executions across a few
 //! lanes, then a scheduler issues claim grants to a fleet of worker tasks that claim, renew,
-//! complete and fail them (retries come back on their own once their backoff ends), all through
-//! the public `EngineBackend` API of a [`SqliteBackend`] and so through the guest. It ends with
-//! every execution's state read back and a summary table.
+//! report token usage against the run's budget, complete and fail them (retries come back on
+//! their own once their backoff ends), all through the public `EngineBackend` API of a
+//! [`SqliteBackend`] and so through the guest. It ends with every execution's state and the
+//! budget read back, and a summary table.
 //!
 //! Its arguments are [`DemoArgs`]. Modules: `plan` (what the run does, decided up front from
 //! the arguments), `fleet` (the scheduler and its workers), `worker` (one attempt), `summary`
@@ -128,9 +129,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot start the engine backend on {}", given.display()))?;
     output::println(&setup(&args, &found, opening.elapsed()))?;
 
+    engine
+        .create_budget(plan.budget_args())
+        .await
+        .context("creating the run's budget")?;
     let jobs = create(engine.as_ref(), &plan).await?;
     let report = fleet::run(Arc::clone(&engine), Arc::clone(&plan), jobs).await?;
-    let states = summary::read_back(engine.as_ref(), &plan.lanes, &report).await?;
+    let states = summary::read_back(engine.as_ref(), &plan, &report).await?;
     output::println(&states.render(&report))?;
     output::println(&inspect_hint(&args.database.db, &report))?;
     Ok(())

@@ -1,8 +1,8 @@
 //! What a demo run does: its executions, lanes, partitions, failures and retry policy, all
 //! decided up front from the arguments.
 
-use ff_core::contracts::CreateExecutionArgs;
-use ff_core::types::{ExecutionId, LaneId, Namespace, TimestampMs};
+use ff_core::contracts::{CreateBudgetArgs, CreateExecutionArgs};
+use ff_core::types::{BudgetId, ExecutionId, LaneId, Namespace, TimestampMs};
 
 use super::DemoArgs;
 
@@ -39,6 +39,8 @@ pub struct Plan {
     pub seed: u64,
     /// A short id of this run, in worker instance ids and execution tags.
     pub run: String,
+    /// The run's budget: every attempt reports the tokens it used against it.
+    pub budget: BudgetId,
 }
 
 impl Plan {
@@ -56,6 +58,35 @@ impl Plan {
             max_retries: args.max_retries,
             seed: args.seed.unwrap_or(random.0),
             run: format!("{:08x}", random.1 as u32),
+            budget: BudgetId::new(),
+        }
+    }
+
+    /// The tokens attempt `attempt` of execution `index` reports using: 100 to 199.
+    pub fn tokens(&self, index: u32, attempt: u32) -> u64 {
+        100 + u64::from(
+            index
+                .wrapping_mul(37)
+                .wrapping_add(attempt.wrapping_mul(11))
+                % 100,
+        )
+    }
+
+    /// The arguments that create the run's budget: `tokens` with a soft limit of 120 per
+    /// execution (some runs cross it) and no hard limit, so usage never stops a run.
+    pub fn budget_args(&self) -> CreateBudgetArgs {
+        CreateBudgetArgs {
+            budget_id: self.budget.clone(),
+            scope_type: "demo-run".into(),
+            scope_id: self.run.clone(),
+            enforcement_mode: "strict".into(),
+            on_hard_limit: "fail".into(),
+            on_soft_limit: "warn".into(),
+            reset_interval_ms: 0,
+            dimensions: vec!["tokens".into()],
+            hard_limits: vec![0],
+            soft_limits: vec![u64::from(self.executions) * 120],
+            now: TimestampMs::now(),
         }
     }
 
@@ -127,7 +158,17 @@ mod tests {
             max_retries: 2,
             seed: 42,
             run: "run".into(),
+            budget: BudgetId::new(),
         }
+    }
+
+    #[test]
+    fn every_attempt_reports_between_100_and_199_tokens() {
+        let plan = plan(0.0);
+        let tokens: Vec<u64> = (0..1_000).map(|i| plan.tokens(i, i % 3)).collect();
+        assert!(tokens.iter().all(|t| (100..200).contains(t)));
+        assert!(tokens.iter().any(|t| *t != tokens[0]));
+        assert_eq!(plan.budget_args().soft_limits, [1_200_000]);
     }
 
     #[test]

@@ -4,16 +4,18 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use ff_core::contracts::BudgetStatus;
 use ff_core::engine_backend::EngineBackend;
 use ff_core::types::LaneId;
 
 use super::fleet::Report;
+use super::plan::Plan;
 use super::worker::Outcome;
 use crate::format;
 use crate::table::{Table, fields};
 
-/// Engine operations per attempt: grant, claim, renew, then complete or fail.
-const OPERATIONS_PER_ATTEMPT: u64 = 4;
+/// Engine operations per attempt: grant, claim, renew, report usage, then complete or fail.
+const OPERATIONS_PER_ATTEMPT: u64 = 5;
 
 /// One lane's line of the summary.
 #[derive(Debug, Clone, Default)]
@@ -46,15 +48,17 @@ impl LaneCounts {
 #[derive(Debug, Clone)]
 pub struct FinalStates {
     lanes: Vec<(LaneId, LaneCounts)>,
+    budget: BudgetStatus,
 }
 
 /// Read every execution's state through the engine and check it against the workers' view.
 pub async fn read_back(
     engine: &dyn EngineBackend,
-    lanes: &[LaneId],
+    plan: &Plan,
     report: &Report,
 ) -> anyhow::Result<FinalStates> {
-    let mut counts: Vec<(LaneId, LaneCounts)> = lanes
+    let mut counts: Vec<(LaneId, LaneCounts)> = plan
+        .lanes
         .iter()
         .map(|lane| (lane.clone(), LaneCounts::default()))
         .collect();
@@ -84,7 +88,25 @@ pub async fn read_back(
             disagreements.len()
         );
     }
-    Ok(FinalStates { lanes: counts })
+    let budget = engine
+        .get_budget_status(&plan.budget)
+        .await
+        .context("reading the run's budget")?;
+    let reported: u64 = report
+        .records
+        .iter()
+        .flat_map(|record| {
+            (0..record.attempts).map(|attempt| plan.tokens(record.job.index, attempt))
+        })
+        .sum();
+    let used = budget.usage.get("tokens").copied().unwrap_or(0);
+    if used != reported {
+        bail!("the run's budget holds {used} tokens, the workers reported {reported}");
+    }
+    Ok(FinalStates {
+        lanes: counts,
+        budget,
+    })
 }
 
 impl FinalStates {
@@ -139,10 +161,23 @@ impl FinalStates {
             ),
             _ => "-".to_owned(),
         };
+        let budget = &self.budget;
+        let budget_line = format!(
+            "{} tokens reported by {} attempts; soft limit {} crossed by {} reports ({})",
+            budget.usage.get("tokens").copied().unwrap_or(0),
+            total.attempts,
+            budget.soft_limits.get("tokens").copied().unwrap_or(0),
+            budget.soft_breach_count,
+            budget.budget_id,
+        );
         format!(
             "Executions by final state (read back through the guest)\n{}\n{}",
             table.render(),
-            fields(&[("throughput", throughput), ("claim latency", latency)])
+            fields(&[
+                ("throughput", throughput),
+                ("claim latency", latency),
+                ("budget", budget_line)
+            ])
         )
     }
 }

@@ -1,9 +1,11 @@
 //! One worker of the demo fleet: it claims the execution the scheduler granted it, renews the
-//! lease, then completes the execution or fails it (and the retry policy decides what follows).
+//! lease, reports the tokens it used against the run's budget through its handle, then completes
+//! the execution or fails it (and the retry policy decides what follows).
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use ff_core::backend::UsageDimensions;
 use ff_core::contracts::{
     ClaimExecutionArgs, ClaimExecutionResult, ClaimedExecution, CompleteExecutionArgs,
     FailExecutionArgs, FailExecutionResult, RenewLeaseArgs,
@@ -72,7 +74,8 @@ impl Worker {
         }
     }
 
-    /// Claim `job`'s execution, renew the lease, then complete or fail it as the plan says.
+    /// Claim `job`'s execution, renew the lease, report its usage, then complete or fail it as
+    /// the plan says.
     pub async fn attempt(
         &self,
         engine: &dyn EngineBackend,
@@ -104,6 +107,15 @@ impl Worker {
             })
             .await
             .with_context(|| format!("worker {} renewing its lease on {id}", self.id))?;
+
+        let mut usage = UsageDimensions::new().with_dedup_key(format!("{id}/{}", job.attempt.0));
+        usage
+            .custom
+            .insert("tokens".into(), plan.tokens(job.index, job.attempt.0));
+        engine
+            .report_usage(&lease.handle, &plan.budget, usage)
+            .await
+            .with_context(|| format!("worker {} reporting usage of {id}", self.id))?;
 
         let outcome = if plan.attempt_fails(job.index, job.attempt.0) {
             self.fail(engine, plan, id, &lease).await?

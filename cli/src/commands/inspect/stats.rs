@@ -44,6 +44,15 @@ fn stats(connection: &Connection, path: &Path) -> anyhow::Result<String> {
         [],
         |row| Ok((row.get(0)?, row.get(1)?)),
     )?;
+    let (budgets, breaches, quota_policies) = if super::budgets::has_budget_tables(connection)? {
+        (
+            count("SELECT COUNT(*) FROM ff_budget_policy")?,
+            count("SELECT COALESCE(SUM(breach_count), 0) FROM ff_budget_policy")?,
+            count("SELECT COUNT(*) FROM ff_quota_policy")?,
+        )
+    } else {
+        (0, 0, 0)
+    };
     let size: u64 = ["", "-wal"]
         .iter()
         .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", path.display())).ok())
@@ -66,6 +75,11 @@ fn stats(connection: &Connection, path: &Path) -> anyhow::Result<String> {
             "completion events",
             format!("{completions} ({undispatched} not dispatched)"),
         ),
+        (
+            "budgets",
+            format!("{budgets} ({breaches} reports refused at a hard limit)"),
+        ),
+        ("quota policies", quota_policies.to_string()),
         ("first created", format::maybe_timestamp(first_created)),
         ("last ended", format::maybe_timestamp(last_ended)),
     ]);

@@ -34,6 +34,11 @@ mod bindings {
     wit_bindgen::generate!({ path: "../../../wit", world: "engine-backend" });
 }
 
+use bindings::exports::flowfabric::backend::budgets::{
+    self, AdmissionOutcome, BudgetStatus, BudgetUsageAndLimits, CheckAdmissionArgs,
+    CreateBudgetArgs, CreateOutcome, CreateQuotaPolicyArgs, QuotaPolicyLimits, ReconcileCounts,
+    RecordSpendArgs, ReportUsageAdminArgs, ReportUsageArgs, UsageOutcome,
+};
 use bindings::exports::flowfabric::backend::lease_holder::{
     self, CompleteExecutionArgs, FailExecutionArgs, FailOutcome, FailureClass, HandleLease,
     RenewLeaseArgs,
@@ -504,6 +509,56 @@ impl reads::Guest for Hostile {
     }
     fn ping() -> Result<(), EngineError> {
         Ok(())
+    }
+}
+
+/// The budgets family misbehaves in no way of its own: every export answers
+/// `not-found(execution)` and touches nothing.
+impl budgets::Guest for Hostile {
+    fn create_budget(_: CreateBudgetArgs) -> Result<CreateOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn reset_budget(_: String, _: TimestampMs) -> Result<Option<TimestampMs>, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn get_budget_status(_: String) -> Result<BudgetStatus, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn report_usage_admin(_: ReportUsageAdminArgs) -> Result<UsageOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn report_usage(_: ReportUsageArgs) -> Result<UsageOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn record_spend(_: RecordSpendArgs) -> Result<UsageOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn release_budget(_: String, _: String, _: TimestampMs) -> Result<(), EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn read_budget_usage_and_limits(_: String) -> Result<BudgetUsageAndLimits, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn due_budget_resets(_: TimestampMs, _: u32) -> Result<Vec<String>, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn reset_budget_if_due(_: String, _: TimestampMs) -> Result<bool, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn create_quota_policy(_: CreateQuotaPolicyArgs) -> Result<CreateOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn check_admission(_: CheckAdmissionArgs) -> Result<AdmissionOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn read_quota_policy_limits(_: String) -> Result<Option<QuotaPolicyLimits>, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn release_admission(_: String, _: String) -> Result<(), EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn reconcile_quota_counters(_: TimestampMs) -> Result<ReconcileCounts, EngineError> {
+        Err(NOT_FOUND)
     }
 }
 
