@@ -1,6 +1,8 @@
 //! Builds the built-in guest component (`guest/`) and hands its path to the crate as
 //! `FF_GUEST_WASM`, so `cargo build` and `cargo test` on a fresh clone need no extra step.
 //! `FF_GUEST_WASM_OVERRIDE=<path>` skips the nested build and embeds that file instead.
+//! It also lists the WIT package's files (`wit/*.wit`, the world first) for `GUEST_WIT`, so a
+//! new interface file is part of it without anyone editing a list.
 
 #[path = "guest_build.rs"]
 mod guest_build;
@@ -16,4 +18,36 @@ fn main() {
         None => guest_build::build_component("ff-engine-guest"),
     };
     println!("cargo:rustc-env=FF_GUEST_WASM={}", wasm.display());
+    write_wit_listing();
+}
+
+/// Write `$OUT_DIR/guest_wit.rs`: the `(file name, contents)` of every `.wit` file of the
+/// package, `world.wit` first and the rest by name.
+fn write_wit_listing() {
+    let manifest_dir = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    );
+    let wit_dir = manifest_dir.join("../wit");
+    println!("cargo:rerun-if-changed={}", wit_dir.display());
+    let mut names: Vec<String> = std::fs::read_dir(&wit_dir)
+        .expect("the wit directory beside the host crate")
+        .map(|entry| entry.expect("a wit directory entry").file_name())
+        .map(|name| name.to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".wit"))
+        .collect();
+    names.sort_by_key(|name| (name != "world.wit", name.clone()));
+    let entries: String = names
+        .iter()
+        .map(|name| {
+            let path = wit_dir.join(name);
+            println!("cargo:rerun-if-changed={}", path.display());
+            format!(
+                "    ({name:?}, include_str!({:?})),\n",
+                path.display().to_string()
+            )
+        })
+        .collect();
+    let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    std::fs::write(out.join("guest_wit.rs"), format!("&[\n{entries}]\n"))
+        .expect("writing the WIT listing");
 }

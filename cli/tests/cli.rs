@@ -479,7 +479,7 @@ fn inspection_commands_report_a_missing_database_without_creating_it() {
 fn guest_commands_print_check_and_compile() {
     let dir = Scratch::new("guest");
     let wit = dir.ffwasm(&["guest", "wit"]).status(0).stdout();
-    for (name, text) in ff_backend_sqlite_wasm::GUEST_WIT {
+    for &(name, text) in ff_backend_sqlite_wasm::GUEST_WIT {
         assert!(
             wit.contains(&format!("// file: {name}\n{text}")),
             "{name} is printed"
@@ -490,8 +490,30 @@ fn guest_commands_print_check_and_compile() {
         .ffwasm(&["guest", "wit", "--out-dir", "wit"])
         .status(0)
         .stdout();
-    assert!(written.starts_with("wrote 7 WIT files"), "{written}");
-    for (name, text) in ff_backend_sqlite_wasm::GUEST_WIT {
+    assert!(
+        written.starts_with(&format!(
+            "wrote {} WIT files",
+            ff_backend_sqlite_wasm::GUEST_WIT.len()
+        )),
+        "{written}"
+    );
+    let names: Vec<&str> = ff_backend_sqlite_wasm::GUEST_WIT
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    for name in [
+        "world.wit",
+        "types.wit",
+        "sql.wit",
+        "scheduling.wit",
+        "reads.wit",
+    ] {
+        assert!(
+            names.contains(&name),
+            "{name} is part of the package: {names:?}"
+        );
+    }
+    for &(name, text) in ff_backend_sqlite_wasm::GUEST_WIT {
         assert_eq!(
             std::fs::read_to_string(dir.path("wit").join(name)).unwrap(),
             text

@@ -66,7 +66,7 @@ fn wit_listing() -> String {
 /// Write the package's files into `dir`; a file already there with other contents is an error
 /// (and nothing is written).
 fn write_wit(dir: &Path) -> anyhow::Result<()> {
-    for (name, text) in GUEST_WIT {
+    for &(name, text) in GUEST_WIT {
         let path = dir.join(name);
         if let Ok(existing) = std::fs::read_to_string(&path)
             && existing != text
@@ -78,7 +78,7 @@ fn write_wit(dir: &Path) -> anyhow::Result<()> {
         }
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    for (name, text) in GUEST_WIT {
+    for &(name, text) in GUEST_WIT {
         let path = dir.join(name);
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }

@@ -40,23 +40,9 @@ const SQL_FUNCTIONS: &[&str] = &["execute", "query", "execute-packed", "query-pa
 const ALLOWED_WASI: &[&str] = &["wasi:io/", "wasi:cli/", "wasi:clocks/", "wasi:random/"];
 
 /// The WIT package of the `engine-backend` world a guest implements, file by file
-/// (`(file name, contents)`, the world first): save them in one directory to build a guest
-/// against them.
-pub const GUEST_WIT: [(&str, &str); 7] = [
-    ("world.wit", include_str!("../../../wit/world.wit")),
-    ("types.wit", include_str!("../../../wit/types.wit")),
-    ("sql.wit", include_str!("../../../wit/sql.wit")),
-    (
-        "scheduling.wit",
-        include_str!("../../../wit/scheduling.wit"),
-    ),
-    (
-        "lease-holder.wit",
-        include_str!("../../../wit/lease-holder.wit"),
-    ),
-    ("recovery.wit", include_str!("../../../wit/recovery.wit")),
-    ("reads.wit", include_str!("../../../wit/reads.wit")),
-];
+/// (`(file name, contents)`, `world.wit` first, then by name): save them in one directory to
+/// build a guest against them.
+pub const GUEST_WIT: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/guest_wit.rs"));
 
 /// The built-in guest component (a `wasm32-wasip2` component of the `engine-backend` world,
 /// built from `guest/` by `build.rs`), the one a [`SqliteBackend`](crate::SqliteBackend) runs
