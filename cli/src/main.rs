@@ -12,6 +12,7 @@
 //! [`mod@format`] and [`output`] (what a command prints), [`errors`] (what a failure prints).
 
 mod commands;
+mod compose;
 mod database;
 mod errors;
 mod format;

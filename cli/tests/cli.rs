@@ -476,6 +476,47 @@ fn inspection_commands_report_a_missing_database_without_creating_it() {
 }
 
 #[test]
+fn guest_compose_names_what_is_missing_and_writes_nothing() {
+    let dir = Scratch::new("compose");
+    std::fs::create_dir_all(dir.path("parts")).unwrap();
+    dir.ffwasm(&[
+        "guest",
+        "compose",
+        "--standalone-dir",
+        "parts",
+        "-o",
+        "engine.wasm",
+    ])
+    .fails_with("build it with scripts/build-standalone.sh");
+    // A provider that exports nothing leaves the guest's `sql` import unsatisfied.
+    std::fs::write(dir.path("parts/ff_sqlite_provider.wasm"), EMPTY_COMPONENT).unwrap();
+    dir.ffwasm(&[
+        "guest",
+        "compose",
+        "--standalone-dir",
+        "parts",
+        "-o",
+        "engine.wasm",
+    ])
+    .fails_with(
+        "the guest imports `flowfabric:backend/sql@0.1.0`, which none of the components exports",
+    );
+    std::fs::write(dir.path("core.wasm"), CORE_MODULE).unwrap();
+    dir.ffwasm(&[
+        "guest",
+        "compose",
+        "--guest",
+        "core.wasm",
+        "--standalone-dir",
+        "parts",
+        "-o",
+        "engine.wasm",
+    ])
+    .fails_with("the guest is not a component");
+    assert!(!dir.path("engine.wasm").exists());
+}
+
+#[test]
 fn guest_commands_print_check_and_compile() {
     let dir = Scratch::new("guest");
     let wit = dir.ffwasm(&["guest", "wit"]).status(0).stdout();

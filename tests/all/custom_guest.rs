@@ -78,7 +78,7 @@ async fn the_custom_guest_claims_the_oldest_execution_where_the_built_in_one_cla
 /// for the host package's own integration tests, so `cargo test --workspace` always has a fresh
 /// one; when only this package is tested it may be missing or older than the sources, and the
 /// test says how to build it rather than test a stale binary.
-fn ffwasm() -> PathBuf {
+pub(crate) fn ffwasm() -> PathBuf {
     let test = std::env::current_exe().unwrap();
     let profile_dir = test.parent().and_then(Path::parent).unwrap();
     let binary = profile_dir.join(format!("ffwasm{}", std::env::consts::EXE_SUFFIX));

@@ -50,4 +50,5 @@ mod recovery;
 mod sandbox;
 mod scheduling;
 mod sdk;
+mod standalone;
 mod typed_claim_execution;

@@ -1,16 +1,26 @@
-//! `ffwasm guest wit | check | compile`: the world a guest implements, checking a component
-//! against it, and precompiling one.
+//! `ffwasm guest wit | check | compile | compose`: the world a guest implements, checking a
+//! component against it, precompiling one, and composing one with the SQLite provider into a
+//! component that runs outside our host.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Subcommand;
 use ff_backend_sqlite_wasm::{
-    GUEST_WIT, OpenError, check_guest_component, precompile_guest_component,
+    BUILTIN_GUEST_COMPONENT, GUEST_WIT, OpenError, check_guest_component,
+    precompile_guest_component,
 };
 
+use crate::compose::{self, Parts};
 use crate::help::ENVIRONMENT;
 use crate::{format, output};
+
+/// Where `scripts/build-standalone.sh` puts the provider and the driver in this source tree.
+const STANDALONE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/standalone");
+/// The provider's file name there.
+const PROVIDER_FILE: &str = "ff_sqlite_provider.wasm";
+/// The driver's file name there.
+const DRIVER_FILE: &str = "ff_standalone_driver.wasm";
 
 /// `ffwasm guest …`.
 #[derive(Debug, Subcommand)]
@@ -42,6 +52,25 @@ pub enum GuestCommand {
         #[arg(short, long, value_name = "OUT")]
         output: PathBuf,
     },
+    /// Compose a guest with the SQLite provider into one component that imports only `wasi:*`:
+    /// a library exporting the engine's operations (each one transaction), or with `--command`
+    /// a `wasi:cli/run` command that runs a workload and inspection commands. Run it with
+    /// `wasmtime run` or transpile it with jco (README, "Outside the host").
+    Compose {
+        /// The guest component (.wasm); the built-in guest when absent.
+        #[arg(long, value_name = "FILE.wasm")]
+        guest: Option<PathBuf>,
+        /// Build the command component (the driver) instead of the library.
+        #[arg(long)]
+        command: bool,
+        /// The directory holding the provider and driver components built by
+        /// `scripts/build-standalone.sh`.
+        #[arg(long, value_name = "DIR", default_value = STANDALONE_DIR)]
+        standalone_dir: PathBuf,
+        /// Where to write the composed component.
+        #[arg(short, long, value_name = "OUT")]
+        output: PathBuf,
+    },
 }
 
 /// Run a `guest` subcommand.
@@ -51,6 +80,12 @@ pub fn run(command: &GuestCommand) -> anyhow::Result<()> {
         GuestCommand::Wit { out_dir: Some(dir) } => write_wit(dir),
         GuestCommand::Check { file } => check(file),
         GuestCommand::Compile { file, output } => compile(file, output),
+        GuestCommand::Compose {
+            guest,
+            command,
+            standalone_dir,
+            output,
+        } => compose_command(guest.as_deref(), *command, standalone_dir, output),
     }
 }
 
@@ -133,6 +168,46 @@ fn compile(file: &Path, path: &Path) -> anyhow::Result<()> {
         path.display(),
         format::bytes(artifact.len() as u64),
         path.display()
+    ))
+}
+
+/// Compose the guest (`file`, or the built-in one) with the provider (and the driver when
+/// `command`) from `dir` into `path`.
+fn compose_command(
+    file: Option<&Path>,
+    command: bool,
+    dir: &Path,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let guest = match file {
+        Some(file) => read(file)?,
+        None => BUILTIN_GUEST_COMPONENT.to_vec(),
+    };
+    let standalone = |name: &str| {
+        let file = dir.join(name);
+        std::fs::read(&file).with_context(|| {
+            format!(
+                "cannot read {}; build it with scripts/build-standalone.sh",
+                file.display()
+            )
+        })
+    };
+    let provider = standalone(PROVIDER_FILE)?;
+    let driver = if command {
+        Some(standalone(DRIVER_FILE)?)
+    } else {
+        None
+    };
+    let composed = compose::compose(&Parts {
+        guest: &guest,
+        provider: &provider,
+        driver: driver.as_deref(),
+    })?;
+    write_atomically(path, &composed)?;
+    output::println(&format!(
+        "wrote {} ({}), importing only wasi:*",
+        path.display(),
+        format::bytes(composed.len() as u64)
     ))
 }
 
