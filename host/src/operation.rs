@@ -16,7 +16,7 @@ use wasmtime::Store;
 
 use crate::bindings::{GuestWorld, engine_error, types};
 use crate::error::OperationFailure;
-use crate::runtime::{GuestLimits, GuestRuntime, GuestState};
+use crate::runtime::{GuestLimits, GuestRuntime, GuestState, Invocation};
 use crate::storage::{BatchFailure, Job, SqlMode, SqlPolicy};
 
 /// What an operation's transaction may do.
@@ -105,14 +105,14 @@ where
         let started = Instant::now();
         let deadline = started + self.limits.operation_timeout;
         let ((connection, outcome), interrupted) = policy.with_mode(mode, deadline, || {
-            self.guest.invoke(
+            let invocation = Invocation {
                 op,
-                connection,
-                &self.limits,
+                limits: &self.limits,
+                deadline,
                 read_only,
-                self.reuse_instance,
-                call,
-            )
+                reuse: self.reuse_instance,
+            };
+            self.guest.invoke(&invocation, connection, call)
         });
         // A statement stopped at the deadline ends the operation as a timeout, whatever the guest
         // made of the interruption.
