@@ -137,6 +137,14 @@ pub enum OperationFailure {
         /// The SQL error as the guest received it.
         detail: String,
     },
+    /// SQLite ended the operation's transaction under it (a statement failed with `FULL`,
+    /// `NOMEM`, `IOERR` or `BUSY` and rolled the transaction back) and the guest still reported
+    /// success: none of its writes were kept, and the statements it ran afterwards were refused.
+    #[error("SQLite rolled back the transaction during {op}; none of its writes were kept")]
+    TransactionEnded {
+        /// The engine operation.
+        op: &'static str,
+    },
     /// The host's own SQLite work (opening, committing or rolling back the transaction) failed.
     #[error("database failure during {op}: {source}")]
     Database {

@@ -115,13 +115,16 @@ where
             self.guest.invoke(&invocation, connection, call)
         });
         // A statement stopped at the deadline ends the operation as a timeout, whatever the guest
-        // made of the interruption.
+        // made of the interruption; a transaction SQLite ended under the operation fails it,
+        // whatever the guest answered (the writer runs the rest of the batch again).
+        let transaction_ended = connection.is_autocommit();
         let result = match outcome {
             _ if interrupted => Err(OperationFailure::TimedOut {
                 op,
                 elapsed: started.elapsed(),
             }
             .into()),
+            Ok(Ok(_)) if transaction_ended => Err(OperationFailure::TransactionEnded { op }.into()),
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(engine_error::engine_error(op, error)),
             Err(failure) => Err(failure.into()),

@@ -283,6 +283,17 @@ async fn a_slow_statement_is_interrupted_at_the_timeout() {
     );
 }
 
+/// A writing statement interrupted at the deadline makes SQLite roll back the operation's
+/// transaction; the `INSERT` the guest runs next would run in autocommit mode and be committed.
+/// The host refuses every statement once the transaction has ended, so nothing is kept
+/// ([`provoke`] compares every row) and the operation is a `Timeout`.
+#[tokio::test]
+#[parallel(process)]
+async fn nothing_runs_after_a_write_is_stopped_at_the_deadline() {
+    let contained = provoke("slow-write", "").await;
+    timeout_elapsed(&contained.error);
+}
+
 #[tokio::test]
 #[parallel(process)]
 async fn a_memory_bomb_exhausts_its_memory_limit() {
