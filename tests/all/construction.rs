@@ -275,3 +275,34 @@ async fn the_compiled_cache_is_filled_once_and_damaged_entries_are_rebuilt_not_l
     assert!(cache_entries(&unused).is_empty());
     std::fs::remove_dir_all(&cache).unwrap();
 }
+
+/// Poll `future` to completion on this thread, with no runtime of any kind.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// `SqliteBackend::new` awaited outside a Tokio runtime opens the database on the calling
+/// thread (inside one it uses the runtime's blocking pool), and the backend serves without a
+/// runtime too.
+#[test]
+#[parallel(process)]
+fn a_backend_opens_and_serves_outside_a_tokio_runtime() {
+    assert!(tokio::runtime::Handle::try_current().is_err());
+    dev_mode();
+    let backend = block_on(SqliteBackend::new(&memory_uri("no-runtime"))).expect("opens");
+    block_on(backend.ping()).expect("serves");
+    let execution_id = new_execution_id();
+    block_on(backend.create_execution(create_args(execution_id.clone(), "default", now_ms())))
+        .expect("creates");
+    assert_eq!(
+        block_on(backend.read_execution_state(&execution_id)).unwrap(),
+        Some(ff_core::state::PublicState::Waiting)
+    );
+}

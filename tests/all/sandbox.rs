@@ -629,6 +629,23 @@ async fn writes_to_sqlites_own_tables_fail() {
     assert!(detail.contains("sqlite_master"), "{detail}");
 }
 
+/// A success whose identifiers are not identifiers is refused before the batch commits: the
+/// operation fails as `MalformedResult` and what the guest wrote is rolled back ([`provoke`]
+/// compares every row).
+#[tokio::test]
+#[parallel(process)]
+async fn a_malformed_result_fails_the_operation_and_keeps_none_of_its_writes() {
+    let contained = provoke("malformed-result", "").await;
+    match transport_failure(&contained.error) {
+        OperationFailure::MalformedResult {
+            op: "claim_execution",
+            field: "execution_id",
+            value,
+        } => assert_eq!(value, "not an execution id"),
+        other => panic!("expected MalformedResult, got {other:?}"),
+    }
+}
+
 // ── What the host cannot detect ─────────────────────────────────────────────────────────────
 
 /// A guest that writes garbage into rows it should not touch and then returns a plausible

@@ -36,7 +36,11 @@ impl Database {
         let mut registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
         let registry = registry.get_or_insert_with(HashMap::new);
         registry.retain(|_, database| database.strong_count() > 0);
-        if let Some(database) = registry.get(&key).and_then(Weak::upgrade) {
+        // A database whose connection a writer panic took down is replaced: its backends keep
+        // failing with `ConnectionLost`, new ones get a new connection.
+        if let Some(database) = registry.get(&key).and_then(Weak::upgrade)
+            && !database.slot.is_lost()
+        {
             return Ok(database);
         }
         let connection = location.open(uri)?;

@@ -95,11 +95,24 @@ impl Writer {
                     }
                     let mut batch = vec![first];
                     batch.extend(receiver.try_iter().take(MAX_BATCH - 1));
-                    let settled = run_batch(&slot, batch);
+                    // A panic here is a host bug (or wasmtime's). The batch's operations are
+                    // dropped, so their callers are answered with `TaskFailed`; the connection
+                    // went down with them (closing it rolled the open transaction back), so every
+                    // later batch fails with `ConnectionLost` and a new backend reopens the file.
+                    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        run_batch(&slot, batch)
+                    }));
                     next = receiver.try_recv().ok();
-                    match &handoff {
-                        None => settled.answer(None),
-                        Some(handoff) => handoff.settle(settled, next.is_some()),
+                    match (ran, &handoff) {
+                        (Ok(settled), None) => settled.answer(None),
+                        (Ok(settled), Some(handoff)) => handoff.settle(settled, next.is_some()),
+                        (Err(_), _) => {
+                            tracing::error!(
+                                "the writer panicked running a batch; its operations failed and \
+                                 the database's connection is lost"
+                            );
+                            slot.mark_lost();
+                        }
                     }
                 }
             })?;
@@ -575,6 +588,72 @@ mod tests {
                 ("ender", false, 1),
                 ("b", true, 1)
             ]
+        );
+    }
+
+    /// A job that panics when run (a host bug), or succeeds; its answer (the batch's failure,
+    /// if any) arrives on `answers`.
+    struct Probe {
+        panics: bool,
+        answers: mpsc::Sender<Result<(), String>>,
+    }
+
+    impl Job for Probe {
+        fn op(&self) -> &'static str {
+            "probe"
+        }
+        fn writes(&self) -> bool {
+            true
+        }
+        fn run(&mut self, connection: Connection, _: &SqlPolicy) -> (Connection, bool) {
+            assert!(!self.panics, "a host bug while the connection is out");
+            (connection, true)
+        }
+        fn fail(&mut self, _: OperationFailure) {}
+        fn answer(self: Box<Self>, batch: Option<&BatchFailure>) {
+            let _ = self.answers.send(match batch {
+                Some(failure) => Err(format!("{failure:?}")),
+                None => Ok(()),
+            });
+        }
+    }
+
+    #[test]
+    fn a_panic_in_the_writer_fails_its_batch_and_every_later_one_until_reopened() {
+        let uri = "file:writer-panic?mode=memory&cache=shared";
+        let database = Database::open_shared(uri).expect("open a memory database");
+        let (panicking, dropped) = mpsc::channel();
+        assert!(
+            database
+                .submit(Box::new(Probe {
+                    panics: true,
+                    answers: panicking
+                }))
+                .is_ok()
+        );
+        assert!(
+            dropped.recv().is_err(),
+            "the panicking batch is dropped unanswered (its caller sees `TaskFailed`)"
+        );
+        let (answers, answered) = mpsc::channel();
+        let probe = |answers: &mpsc::Sender<_>| {
+            Box::new(Probe {
+                panics: false,
+                answers: answers.clone(),
+            })
+        };
+        assert!(
+            database.submit(probe(&answers)).is_ok(),
+            "the writer lives on"
+        );
+        let later = answered.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(later, Err("ConnectionLost".into()));
+        let reopened = Database::open_shared(uri).expect("reopen");
+        assert!(!Arc::ptr_eq(&database, &reopened), "a new connection");
+        assert!(reopened.submit(probe(&answers)).is_ok());
+        assert_eq!(
+            answered.recv_timeout(Duration::from_secs(10)).unwrap(),
+            Ok(())
         );
     }
 
