@@ -39,7 +39,8 @@ pub enum OpenError {
     },
     /// The database was written by a newer build with a schema this build does not know.
     #[error(
-        "SQLite database {uri:?} has schema version {found}; this build supports up to {supported}"
+        "SQLite database {uri:?} has schema version {found}; this build supports up to \
+         {supported}; it was left untouched"
     )]
     SchemaTooNew {
         /// The URI or path as given.
@@ -48,6 +49,42 @@ pub enum OpenError {
         found: u32,
         /// The newest schema version this build knows.
         supported: u32,
+    },
+    /// The file is not a SQLite database (garbage, damaged, or encrypted). Nothing was written
+    /// to it.
+    #[error("{uri:?} is not a SQLite database ({detail}); it was left untouched")]
+    NotADatabase {
+        /// The URI or path as given.
+        uri: String,
+        /// What SQLite reported.
+        detail: String,
+    },
+    /// A SQLite database of some other application: it has tables, and they are not a
+    /// FlowFabric schema this backend set up. Nothing was written to it.
+    #[error(
+        "{uri:?} is a SQLite database but not a FlowFabric one (tables: {}; user_version \
+         {user_version}); it was left untouched",
+        if tables.is_empty() { "none".to_owned() } else { tables.join(", ") }
+    )]
+    Foreign {
+        /// The URI or path as given.
+        uri: String,
+        /// Its tables (SQLite's own excepted), by name.
+        tables: Vec<String>,
+        /// Its `PRAGMA user_version`.
+        user_version: u32,
+    },
+    /// A FlowFabric database created by upstream's `ff-backend-sqlite` (sqlx migrations):
+    /// this backend keeps its own schema history and does not adopt it. Nothing was written to
+    /// it.
+    #[error(
+        "{uri:?} was created by upstream ff-backend-sqlite (its schema is tracked by sqlx's \
+         _sqlx_migrations, not by this backend); it was left untouched: open it with \
+         ff-backend-sqlite, or give this backend a new database"
+    )]
+    UpstreamDatabase {
+        /// The URI or path as given.
+        uri: String,
     },
     /// The guest component could not be read, compiled or linked.
     #[error("cannot load the guest component: {0}")]

@@ -217,6 +217,8 @@ impl Location {
         }
         .map_err(open_error)?;
         conn.busy_handler(Some(wait_for_lock)).map_err(open_error)?;
+        // Before anything writes: a file that is not ours stays byte for byte as it was.
+        schema::check_ours(&conn, given)?;
         if let Self::File { .. } = self {
             conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
                 .map_err(open_error)?;
