@@ -2,7 +2,7 @@
 
 use crate::bindings::scheduling::ClaimExecutionArgs;
 use crate::db::{Db, DbExt, text};
-use crate::errors::{contention, require_positive, require_worker_id};
+use crate::errors::{contention, require_positive, require_worker_id, require_worker_instance_id};
 use crate::exec::Exec;
 use crate::ids::ExecutionRef;
 use crate::lease::{LeaseRequest, acquire_lease, attempt_type_for, claimant_of};
@@ -15,6 +15,7 @@ pub fn claim_execution(
 ) -> Result<ClaimedExecution, EngineError> {
     require_positive("lease_ttl_ms", args.lease_ttl_ms)?;
     require_worker_id(&args.worker_id)?;
+    require_worker_instance_id(&args.worker_instance_id)?;
     let id = ExecutionRef::parse(&args.execution_id)?;
     let exec = Exec::require_runnable_unowned(db, &id)?;
     if !exec.is_claimable_at(args.now) {

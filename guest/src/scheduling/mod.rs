@@ -24,6 +24,7 @@
 //! |---|---|---|
 //! | 1 | `grant_ttl_ms > 0` | `Validation(InvalidInput)` |
 //! | 2 | `worker_id` is not empty | `Validation(InvalidInput, "worker_id must not be empty")` |
+//! | 2 | `worker_instance_id` is not empty | `Validation(InvalidInput, "worker_instance_id must not be empty")` |
 //! | 3 | `execution_id` parses | `Validation(InvalidInput)` |
 //! | 4 | the execution exists | `NotFound(execution)` |
 //! | 5 | `runnable`, `unowned` and claimable now ([`Exec::is_claimable_at`]) | `Contention(ExecutionNotEligible)` |
@@ -89,6 +90,7 @@
 //! |---|---|---|
 //! | 1 | `lease_ttl_ms > 0` | `Validation(InvalidInput)` |
 //! | 2 | `worker_id` is not empty | `Validation(InvalidInput, "worker_id must not be empty")` |
+//! | 2 | `worker_instance_id` is not empty | `Validation(InvalidInput, "worker_instance_id must not be empty")` |
 //!
 //! One query finds the best candidate of the lane in every partition: `runnable`, `unowned`,
 //! claimable now (eligible, or delayed with the delay passed), `attempt_state` one of the
