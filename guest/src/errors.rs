@@ -31,6 +31,15 @@ pub fn require_worker_id(worker_id: &str) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// `Validation(InvalidInput, "worker_instance_id must not be empty")` when `worker_instance_id`
+/// is empty: checked right after [`require_worker_id`], wherever that is.
+pub fn require_worker_instance_id(worker_instance_id: &str) -> Result<(), EngineError> {
+    if worker_instance_id.is_empty() {
+        return Err(invalid_input("worker_instance_id must not be empty"));
+    }
+    Ok(())
+}
+
 /// `Validation { kind: Corruption, detail }`: stored data the logic cannot make sense of.
 pub fn corruption(detail: impl Into<String>) -> EngineError {
     EngineError::Validation(ValidationError {

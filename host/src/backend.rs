@@ -157,7 +157,8 @@ impl SqliteBackend {
 
     /// Run one guest operation on the database's writer thread, in the next batch's
     /// transaction; answered once that transaction committed (see
-    /// [`crate::storage::writer`]).
+    /// [`crate::storage::writer`]). The guest's value is the answer as it is; an operation
+    /// whose value must be parsed uses [`SqliteBackend::run_checked`].
     pub(crate) async fn run<T, F>(
         &self,
         op: &'static str,
@@ -173,6 +174,31 @@ impl SqliteBackend {
             + Send
             + 'static,
     {
+        self.run_checked(op, tx, call, Ok).await
+    }
+
+    /// [`SqliteBackend::run`], with the guest's value turned into the answer by `check` on the
+    /// writer thread, before the batch's transaction commits: a value `check` refuses (a
+    /// malformed identifier in a guest's result) fails the operation, and its writes are rolled
+    /// back like those of any failed operation. `check` runs once per run of the guest call.
+    pub(crate) async fn run_checked<G, T, F, C>(
+        &self,
+        op: &'static str,
+        tx: Tx,
+        call: F,
+        check: C,
+    ) -> Result<T, EngineError>
+    where
+        G: Send + 'static,
+        T: Send + 'static,
+        F: Fn(
+                &GuestWorld,
+                &mut Store<GuestState>,
+            ) -> wasmtime::Result<Result<G, types::EngineError>>
+            + Send
+            + 'static,
+        C: Fn(G) -> Result<T, EngineError> + Send + 'static,
+    {
         let (job, mut answer) = GuestJob::new(
             op,
             tx,
@@ -180,6 +206,7 @@ impl SqliteBackend {
             self.limits,
             self.reuse_instances,
             call,
+            check,
         );
         let Ok(submitted) = self.database.submit(Box::new(job)) else {
             return Err(writer_gone(op));
@@ -301,19 +328,31 @@ impl SqliteBackendBuilder {
         self
     }
 
-    /// Check `FF_DEV_MODE=1`, load the guest, open and migrate the database.
+    /// Check `FF_DEV_MODE=1`, load the guest, open and migrate the database. Inside a Tokio
+    /// runtime this work runs on its blocking pool; awaited outside one (another executor, or a
+    /// plain `block_on`), it runs on the calling thread. The backend's operations need no
+    /// runtime either.
     pub async fn open(self) -> Result<Arc<SqliteBackend>, OpenError> {
         if std::env::var("FF_DEV_MODE").as_deref() != Ok("1") {
             return Err(OpenError::RequiresDevMode);
         }
         let budget_reset_interval = self.budget_reset_interval;
-        let backend = tokio::task::spawn_blocking(move || self.open_blocking())
-            .await
-            .unwrap_or_else(|join| {
-                Err(OpenError::Guest(format!(
-                    "construction task failed: {join}"
-                )))
-            })?;
+        let backend = if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::task::spawn_blocking(move || self.open_blocking())
+                .await
+                .unwrap_or_else(|join| {
+                    Err(OpenError::Guest(format!(
+                        "construction task failed: {join}"
+                    )))
+                })?
+        } else if budget_reset_interval.is_zero() {
+            // No runtime to lend a blocking thread: open on the caller's.
+            self.open_blocking()?
+        } else {
+            return Err(OpenError::NeedsRuntime {
+                what: "budget_reset_interval",
+            });
+        };
         start_budget_resets(&backend, budget_reset_interval);
         Ok(backend)
     }

@@ -39,7 +39,8 @@ pub enum OpenError {
     },
     /// The database was written by a newer build with a schema this build does not know.
     #[error(
-        "SQLite database {uri:?} has schema version {found}; this build supports up to {supported}"
+        "SQLite database {uri:?} has schema version {found}; this build supports up to \
+         {supported}; it was left untouched"
     )]
     SchemaTooNew {
         /// The URI or path as given.
@@ -49,9 +50,52 @@ pub enum OpenError {
         /// The newest schema version this build knows.
         supported: u32,
     },
+    /// The file is not a SQLite database (garbage, damaged, or encrypted). Nothing was written
+    /// to it.
+    #[error("{uri:?} is not a SQLite database ({detail}); it was left untouched")]
+    NotADatabase {
+        /// The URI or path as given.
+        uri: String,
+        /// What SQLite reported.
+        detail: String,
+    },
+    /// A SQLite database of some other application: it has tables, and they are not a
+    /// FlowFabric schema this backend set up. Nothing was written to it.
+    #[error(
+        "{uri:?} is a SQLite database but not a FlowFabric one (tables: {}; user_version \
+         {user_version}); it was left untouched",
+        if tables.is_empty() { "none".to_owned() } else { tables.join(", ") }
+    )]
+    Foreign {
+        /// The URI or path as given.
+        uri: String,
+        /// Its tables (SQLite's own excepted), by name.
+        tables: Vec<String>,
+        /// Its `PRAGMA user_version`.
+        user_version: u32,
+    },
+    /// A FlowFabric database created by upstream's `ff-backend-sqlite` (sqlx migrations):
+    /// this backend keeps its own schema history and does not adopt it. Nothing was written to
+    /// it.
+    #[error(
+        "{uri:?} was created by upstream ff-backend-sqlite (its schema is tracked by sqlx's \
+         _sqlx_migrations, not by this backend); it was left untouched: open it with \
+         ff-backend-sqlite, or give this backend a new database"
+    )]
+    UpstreamDatabase {
+        /// The URI or path as given.
+        uri: String,
+    },
     /// The guest component could not be read, compiled or linked.
     #[error("cannot load the guest component: {0}")]
     Guest(String),
+    /// A background task was asked for (e.g. the builder's `budget_reset_interval`) but `open`
+    /// ran outside a tokio runtime, which the task would run on.
+    #[error("{what} needs a tokio runtime (with the time driver) when the backend is opened")]
+    NeedsRuntime {
+        /// The builder option that asked for a background task.
+        what: &'static str,
+    },
     /// The guest component does not fit the `engine-backend` world.
     #[error("the guest component does not fit the engine-backend world: {0}")]
     GuestMismatch(GuestMismatch),
@@ -136,6 +180,14 @@ pub enum OperationFailure {
         op: &'static str,
         /// The SQL error as the guest received it.
         detail: String,
+    },
+    /// SQLite ended the operation's transaction under it (a statement failed with `FULL`,
+    /// `NOMEM`, `IOERR` or `BUSY` and rolled the transaction back) and the guest still reported
+    /// success: none of its writes were kept, and the statements it ran afterwards were refused.
+    #[error("SQLite rolled back the transaction during {op}; none of its writes were kept")]
+    TransactionEnded {
+        /// The engine operation.
+        op: &'static str,
     },
     /// The host's own SQLite work (opening, committing or rolling back the transaction) failed.
     #[error("database failure during {op}: {source}")]

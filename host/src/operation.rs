@@ -4,8 +4,9 @@
 //!
 //! The writer runs the job inside the batch's transaction; the job switches the connection to
 //! the guest's SQL rights and deadline, calls the guest on a pooled instance, turns the guest's
-//! answer, a trap or a timeout into the operation's result, and answers the caller once the
-//! batch's fate is known.
+//! answer (checked and converted there, so that a malformed value fails the operation before
+//! its writes could be kept), a trap or a timeout into the operation's result, and answers the
+//! caller once the batch's fate is known.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,7 +17,7 @@ use wasmtime::Store;
 
 use crate::bindings::{GuestWorld, engine_error, types};
 use crate::error::OperationFailure;
-use crate::runtime::{GuestLimits, GuestRuntime, GuestState};
+use crate::runtime::{GuestLimits, GuestRuntime, GuestState, Invocation};
 use crate::storage::{BatchFailure, Job, SqlMode, SqlPolicy};
 
 /// What an operation's transaction may do.
@@ -29,28 +30,34 @@ pub(crate) enum Tx {
 }
 
 /// One guest call queued for the writer thread, with the caller's reply channel.
-pub(crate) struct GuestJob<T, F> {
+pub(crate) struct GuestJob<G, T, F, C> {
     op: &'static str,
     tx: Tx,
     guest: Arc<GuestRuntime>,
     limits: GuestLimits,
     reuse_instance: bool,
-    /// The guest call; it may run twice (see `writer`: a batch rolled back by another
+    /// The guest call; it may run more than once (see `writer`: a batch rolled back by another
     /// operation's failure runs again).
     call: F,
+    /// Turns the guest's value into the operation's result, before the writer decides whether
+    /// the operation's writes are kept: a value it refuses fails the operation.
+    check: C,
     result: Option<Result<T, EngineError>>,
     reply: tokio::sync::oneshot::Sender<Result<T, EngineError>>,
+    guest_value: std::marker::PhantomData<fn() -> G>,
 }
 
-impl<T, F> GuestJob<T, F>
+impl<G, T, F, C> GuestJob<G, T, F, C>
 where
+    G: Send + 'static,
     T: Send + 'static,
-    F: Fn(&GuestWorld, &mut Store<GuestState>) -> wasmtime::Result<Result<T, types::EngineError>>
+    F: Fn(&GuestWorld, &mut Store<GuestState>) -> wasmtime::Result<Result<G, types::EngineError>>
         + Send
         + 'static,
+    C: Fn(G) -> Result<T, EngineError> + Send + 'static,
 {
     /// The job for `call` (operation `op`, in a `tx` transaction) on `guest` within `limits`,
-    /// and the receiver its answer arrives on.
+    /// its value checked and converted by `check`, and the receiver its answer arrives on.
     pub fn new(
         op: &'static str,
         tx: Tx,
@@ -58,6 +65,7 @@ where
         limits: GuestLimits,
         reuse_instance: bool,
         call: F,
+        check: C,
     ) -> (Self, Answer<T>) {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = Self {
@@ -67,8 +75,10 @@ where
             limits,
             reuse_instance,
             call,
+            check,
             result: None,
             reply,
+            guest_value: std::marker::PhantomData,
         };
         (job, answer)
     }
@@ -77,12 +87,14 @@ where
 /// Where a [`GuestJob`]'s caller receives its answer.
 pub(crate) type Answer<T> = tokio::sync::oneshot::Receiver<Result<T, EngineError>>;
 
-impl<T, F> Job for GuestJob<T, F>
+impl<G, T, F, C> Job for GuestJob<G, T, F, C>
 where
+    G: Send + 'static,
     T: Send + 'static,
-    F: Fn(&GuestWorld, &mut Store<GuestState>) -> wasmtime::Result<Result<T, types::EngineError>>
+    F: Fn(&GuestWorld, &mut Store<GuestState>) -> wasmtime::Result<Result<G, types::EngineError>>
         + Send
         + 'static,
+    C: Fn(G) -> Result<T, EngineError> + Send + 'static,
 {
     fn op(&self) -> &'static str {
         self.op
@@ -105,24 +117,27 @@ where
         let started = Instant::now();
         let deadline = started + self.limits.operation_timeout;
         let ((connection, outcome), interrupted) = policy.with_mode(mode, deadline, || {
-            self.guest.invoke(
+            let invocation = Invocation {
                 op,
-                connection,
-                &self.limits,
+                limits: &self.limits,
+                deadline,
                 read_only,
-                self.reuse_instance,
-                call,
-            )
+                reuse: self.reuse_instance,
+            };
+            self.guest.invoke(&invocation, connection, call)
         });
         // A statement stopped at the deadline ends the operation as a timeout, whatever the guest
-        // made of the interruption.
+        // made of the interruption; a transaction SQLite ended under the operation fails it,
+        // whatever the guest answered (the writer runs the rest of the batch again).
+        let transaction_ended = connection.is_autocommit();
         let result = match outcome {
             _ if interrupted => Err(OperationFailure::TimedOut {
                 op,
                 elapsed: started.elapsed(),
             }
             .into()),
-            Ok(Ok(value)) => Ok(value),
+            Ok(Ok(_)) if transaction_ended => Err(OperationFailure::TransactionEnded { op }.into()),
+            Ok(Ok(value)) => (self.check)(value),
             Ok(Err(error)) => Err(engine_error::engine_error(op, error)),
             Err(failure) => Err(failure.into()),
         };
@@ -147,11 +162,14 @@ where
     }
 }
 
-/// The error of an operation whose writer thread stopped (it panicked).
+/// The error of an operation dropped unanswered: the database's writer thread panicked while
+/// running it (a host or wasmtime bug), or is gone.
 pub(crate) fn writer_gone(op: &'static str) -> EngineError {
     OperationFailure::TaskFailed {
         op,
-        detail: "the database's writer thread stopped".into(),
+        detail: "the database's writer thread panicked while running it (see the logs); the \
+                 connection is lost, open a new backend"
+            .into(),
     }
     .into()
 }

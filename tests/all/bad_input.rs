@@ -579,6 +579,52 @@ async fn empty_worker_ids_are_invalid_input_and_write_nothing() {
     .await;
 }
 
+/// An empty `worker_instance_id` is refused like an empty `worker_id`, by every operation that
+/// checks the worker id (after that check, before anything is read or written).
+#[tokio::test]
+#[parallel(process)]
+async fn empty_worker_instance_ids_are_invalid_input_and_write_nothing() {
+    let empty = "worker_instance_id must not be empty";
+    let no_instance = || WorkerInstanceId::new("");
+
+    let backend = fresh_backend("bad-input-empty-instance").await;
+    let (_, granted) = seed_granted(&backend.connection_for_test(), "worker-1");
+    let mut claim = claim_args(granted, "worker-1");
+    claim.worker_instance_id = no_instance();
+    refused_as_invalid_input(&backend, empty, backend.claim_execution(claim)).await;
+    let (_, runnable) = seed_runnable(&backend.connection_for_test());
+    let mut grant = grant_args(runnable, "worker-1", now_ms());
+    grant.worker_instance_id = no_instance();
+    refused_as_invalid_input(&backend, empty, backend.issue_claim_grant(grant)).await;
+    let mut policy = scan_policy("worker-1", 30_000);
+    policy.worker_instance_id = no_instance();
+    refused_as_invalid_input(
+        &backend,
+        empty,
+        backend.claim(&LaneId::new("default"), &CapabilitySet::default(), policy),
+    )
+    .await;
+    let resumable = seed_resumable(&backend.connection_for_test());
+    let mut resumed = resumed_args(&resumable, "worker-1", 30_000);
+    resumed.worker_instance_id = no_instance();
+    refused_as_invalid_input(&backend, empty, backend.claim_resumed_execution(resumed)).await;
+
+    let (backend, eid) = reclaimable_backend("bad-input-empty-reclaimer-instance").await;
+    let mut reclaim_grant = reclaim_grant_args(&eid, "worker-2");
+    reclaim_grant.worker_instance_id = no_instance();
+    refused_as_invalid_input(&backend, empty, backend.issue_reclaim_grant(reclaim_grant)).await;
+    backend
+        .issue_reclaim_grant(reclaim_grant_args(&eid, "worker-2"))
+        .await
+        .unwrap();
+    let mut reclaim = reclaim_args(&eid, "worker-2", None);
+    reclaim.worker_instance_id = no_instance();
+    refused_as_invalid_input(&backend, empty, backend.reclaim_execution(reclaim)).await;
+    let mut token = resume_token(&eid, "worker-2", 30_000);
+    token.worker_instance_id = no_instance();
+    refused_as_invalid_input(&backend, empty, backend.claim_from_resume_grant(token)).await;
+}
+
 // ── Payloads ────────────────────────────────────────────────────────────────────────────────
 
 #[tokio::test]

@@ -280,3 +280,124 @@ async fn the_compiled_cache_is_filled_once_and_damaged_entries_are_rebuilt_not_l
     assert!(cache_entries(&unused).is_empty());
     std::fs::remove_dir_all(&cache).unwrap();
 }
+
+/// Poll `future` to completion on this thread, with no runtime of any kind.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// `SqliteBackend::new` awaited outside a Tokio runtime opens the database on the calling
+/// thread (inside one it uses the runtime's blocking pool), and the backend serves without a
+/// runtime too.
+#[test]
+#[parallel(process)]
+fn a_backend_opens_and_serves_outside_a_tokio_runtime() {
+    assert!(tokio::runtime::Handle::try_current().is_err());
+    dev_mode();
+    let backend = block_on(SqliteBackend::new(&memory_uri("no-runtime"))).expect("opens");
+    block_on(backend.ping()).expect("serves");
+    let execution_id = new_execution_id();
+    block_on(backend.create_execution(create_args(execution_id.clone(), "default", now_ms())))
+        .expect("creates");
+    assert_eq!(
+        block_on(backend.read_execution_state(&execution_id)).unwrap(),
+        Some(ff_core::state::PublicState::Waiting)
+    );
+}
+
+/// A file in rollback-journal mode (SQLite's default), set up by `setup`.
+fn journal_mode_file(path: &str, setup: &str) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(setup).unwrap();
+}
+
+/// The journal mode a plain connection finds in `path`.
+fn journal_mode(path: &str) -> String {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap()
+}
+
+/// Files that are not this backend's are refused with a typed `OpenError` naming what was
+/// found, before the switch to WAL and before any migration: their bytes and journal mode stay
+/// as they were, and no WAL appears.
+#[tokio::test]
+#[parallel(process)]
+async fn files_that_are_not_ours_are_refused_and_left_untouched() {
+    let dir = ScratchDir::new("foreign-files");
+    let garbage = dir.file("garbage.sqlite");
+    std::fs::write(&garbage, vec![b'x'; 4096]).unwrap();
+    let other_app = dir.file("other-app.sqlite");
+    journal_mode_file(
+        &other_app,
+        "CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL); \
+         INSERT INTO invoices VALUES (1, 9.5)",
+    );
+    let newer = dir.file("newer.sqlite");
+    journal_mode_file(
+        &newer,
+        "CREATE TABLE ff_exec_core (execution_id BLOB); PRAGMA user_version = 99",
+    );
+    let upstream = dir.file("upstream.sqlite");
+    journal_mode_file(
+        &upstream,
+        "CREATE TABLE _sqlx_migrations (version INTEGER PRIMARY KEY, success BOOLEAN); \
+         CREATE TABLE ff_exec_core (execution_id BLOB); INSERT INTO _sqlx_migrations VALUES (1, 1)",
+    );
+    dev_mode();
+    for path in [&garbage, &other_app, &newer, &upstream] {
+        let before = std::fs::read(path).unwrap();
+        let mode_before = (path != &garbage).then(|| journal_mode(path));
+        let error = SqliteBackend::new(path)
+            .await
+            .expect_err("a file that is not ours is refused");
+        eprintln!("{path}: {error}");
+        match (path, &error) {
+            (p, OpenError::NotADatabase { detail, .. }) if p == &garbage => {
+                assert!(detail.contains("not a database"), "{detail}")
+            }
+            (
+                p,
+                OpenError::Foreign {
+                    tables,
+                    user_version: 0,
+                    ..
+                },
+            ) if p == &other_app => {
+                assert_eq!(tables, &["invoices"])
+            }
+            (p, OpenError::SchemaTooNew { found: 99, .. }) if p == &newer => {}
+            (p, OpenError::UpstreamDatabase { .. }) if p == &upstream => {}
+            (p, other) => panic!("{p}: unexpected {other:?}"),
+        }
+        assert!(error.to_string().contains("untouched"), "{error}");
+        assert_eq!(
+            std::fs::read(path).unwrap(),
+            before,
+            "{path}: bytes unchanged"
+        );
+        assert!(
+            !std::path::Path::new(&format!("{path}-wal")).exists(),
+            "{path}: no WAL"
+        );
+        if let Some(mode) = mode_before {
+            assert_eq!(mode, "delete");
+            assert_eq!(journal_mode(path), mode, "{path}: journal mode unchanged");
+        }
+    }
+    // An empty file is a new database: set up.
+    let empty = dir.file("empty.sqlite");
+    std::fs::write(&empty, b"").unwrap();
+    let backend = SqliteBackend::new(&empty)
+        .await
+        .expect("an empty file is set up");
+    backend.ping().await.unwrap();
+}

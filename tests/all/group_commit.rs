@@ -3,7 +3,7 @@
 //! transaction), and an operation is answered only once its transaction is durable.
 
 use crate::support::*;
-use ff_backend_sqlite_wasm::{OperationFailure, SqliteBackend};
+use ff_backend_sqlite_wasm::{GuestLimits, OperationFailure, SqliteBackend};
 use ff_core::contracts::ClaimExecutionResult;
 use ff_core::engine_backend::EngineBackend;
 use ff_core::engine_error::EngineError;
@@ -426,6 +426,108 @@ async fn a_failure_that_wrote_makes_its_batch_run_again_with_savepoints() {
     );
     drop(hostile);
     fixture.assert_both_leased_and_remove();
+}
+
+/// Claims granted to `worker-1` in the batch around the hostile `slow-write` claim.
+const CLAIMS_AROUND_A_SLOW_WRITE: usize = 16;
+
+/// A writing statement stopped at its deadline makes SQLite roll back the whole batch's
+/// transaction. The operation it ran in fails as `Timeout`, nothing it wrote is kept (not even
+/// what it wrote after the interrupt, which would otherwise have run in autocommit mode), and
+/// every other claim of the batch is run again and succeeds: no `Transport` error for work that
+/// would have succeeded, no success for work that was rolled back.
+///
+/// Alone in the process (`#[serial(process)]`): [`as_one_batch`] gives spawned tasks fixed pauses
+/// to reach the writer, which other tests' load could outlast.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial(process)]
+async fn a_write_stopped_at_its_deadline_fails_only_its_own_operation() {
+    let (dir, path, backend) = backend_on_new_file("slow-write-batch").await;
+    let (granted, slow_target): (Vec<ExecutionId>, ExecutionId) = {
+        let conn = backend.connection_for_test();
+        (
+            (0..CLAIMS_AROUND_A_SLOW_WRITE)
+                .map(|_| seed_granted(&conn, "worker-1").1)
+                .collect(),
+            seed_granted(&conn, "slow-write").1,
+        )
+    };
+    let timeout = std::time::Duration::from_millis(200);
+    let hostile = SqliteBackend::builder(path.to_str().unwrap())
+        .guest_file(HOSTILE_GUEST)
+        .limits(GuestLimits::default().with_operation_timeout(timeout))
+        .open()
+        .await
+        .unwrap();
+    let before = backend.commit_stats();
+    let half = CLAIMS_AROUND_A_SLOW_WRITE / 2;
+    let mut claims: Vec<PendingClaim> = granted[..half]
+        .iter()
+        .map(|eid| pending_claim(&backend, eid, "worker-1"))
+        .collect();
+    claims.push(pending_claim(&hostile, &slow_target, "slow-write"));
+    claims.extend(
+        granted[half..]
+            .iter()
+            .map(|eid| pending_claim(&backend, eid, "worker-1")),
+    );
+    let started = std::time::Instant::now();
+    let mut results = as_one_batch(&backend, claims).await;
+    eprintln!(
+        "slow-write batch of {} claims answered {:?} after the batch was let go (timeout {timeout:?})",
+        CLAIMS_AROUND_A_SLOW_WRITE + 1,
+        started
+            .elapsed()
+            .saturating_sub(std::time::Duration::from_millis(400))
+    );
+    let slow = results.remove(half);
+    assert!(
+        matches!(
+            slow,
+            Err(EngineError::Timeout {
+                op: "claim_execution",
+                ..
+            })
+        ),
+        "the slow write times out: {slow:?}"
+    );
+    for (index, result) in results.into_iter().enumerate() {
+        claimed(result.unwrap_or_else(|error| panic!("claim {index} must succeed: {error:?}")));
+    }
+    let after = backend.commit_stats();
+    assert_eq!(
+        after.operations - before.operations,
+        CLAIMS_AROUND_A_SLOW_WRITE as u64
+    );
+    assert!(after.batches_run_again > before.batches_run_again);
+    let conn = backend.connection_for_test();
+    for eid in &granted {
+        assert_eq!(exec_column(&conn, eid, "lifecycle_phase"), "active");
+    }
+    assert_eq!(
+        exec_column(&conn, &slow_target, "lifecycle_phase"),
+        "runnable"
+    );
+    let foreign_events: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM ff_lease_event WHERE execution_id IN \
+             ('forged', 'hostile-slow', 'hostile-after-interrupt')",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        foreign_events, 0,
+        "nothing the hostile guest wrote is kept, before or after the interrupt"
+    );
+    assert_eq!(
+        count_rows(&conn, "ff_lease_event"),
+        CLAIMS_AROUND_A_SLOW_WRITE as i64,
+        "one event per real claim"
+    );
+    drop(conn);
+    drop((hostile, backend));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Alone in the process (`#[serial(process)]`): the WAL's longest length is the restart length

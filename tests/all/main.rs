@@ -17,10 +17,12 @@
 //!     construction reads;
 //!   - `processes::*` asserts the timing of worker processes (no operation waits a second for
 //!     the write lock, both workers progress, most kills land while the worker works);
-//!   - `sandbox::a_slow_statement_is_interrupted_at_the_timeout` asserts a wall-clock bound (the
+//!   - `sandbox::{a_slow_statement_is_interrupted_at_the_timeout,
+//!     a_sleeping_guest_releases_the_database_at_its_deadline}` assert wall-clock bounds (the
 //!     200 ms timeout plus one second);
 //!   - `group_commit::{failures_that_wrote_nothing_share_a_batch_without_running_it_again,
-//!     a_failure_that_wrote_makes_its_batch_run_again_with_savepoints}` rely on fixed pauses for
+//!     a_failure_that_wrote_makes_its_batch_run_again_with_savepoints,
+//!     a_write_stopped_at_its_deadline_fails_only_its_own_operation}` rely on fixed pauses for
 //!     spawned tasks to reach the writer as one batch;
 //!   - `group_commit::the_wal_starts_over_even_when_writes_never_pause` bounds the WAL's length,
 //!     which grows with the batches, which grow when the writer falls behind.

@@ -283,6 +283,17 @@ async fn a_slow_statement_is_interrupted_at_the_timeout() {
     );
 }
 
+/// A writing statement interrupted at the deadline makes SQLite roll back the operation's
+/// transaction; the `INSERT` the guest runs next would run in autocommit mode and be committed.
+/// The host refuses every statement once the transaction has ended, so nothing is kept
+/// ([`provoke`] compares every row) and the operation is a `Timeout`.
+#[tokio::test]
+#[parallel(process)]
+async fn nothing_runs_after_a_write_is_stopped_at_the_deadline() {
+    let contained = provoke("slow-write", "").await;
+    timeout_elapsed(&contained.error);
+}
+
 #[tokio::test]
 #[parallel(process)]
 async fn a_memory_bomb_exhausts_its_memory_limit() {
@@ -328,6 +339,98 @@ async fn unbounded_recursion_traps() {
         ),
         other => panic!("expected a trap, got {other:?}"),
     }
+}
+
+// ── Waiting in WASI ─────────────────────────────────────────────────────────────────────────
+
+/// How long the waiting misbehaviours ask to wait: fifty times the timeout.
+const LONG_WAIT_MS: &str = "10000";
+
+/// `std::thread::sleep` ends in `wasi:io/poll`, which the host cuts off at the operation's
+/// deadline: `Timeout`, rolled back, the backend serving on (checked by [`provoke`], whose
+/// bound of 5 s is half the 10 s the guest asks to sleep).
+#[tokio::test]
+#[parallel(process)]
+async fn a_guest_that_sleeps_times_out() {
+    let contained = provoke("sleep", LONG_WAIT_MS).await;
+    let reported = timeout_elapsed(&contained.error);
+    assert!(reported >= TIMEOUT, "reported {reported:?}");
+}
+
+/// `wasi:clocks` `subscribe-duration` then `pollable.block`: the same.
+#[tokio::test]
+#[parallel(process)]
+async fn a_guest_that_blocks_on_a_clock_pollable_times_out() {
+    let contained = provoke("block-on-clock", LONG_WAIT_MS).await;
+    let reported = timeout_elapsed(&contained.error);
+    assert!(reported >= TIMEOUT, "reported {reported:?}");
+}
+
+/// `wasi:io/poll.poll` on clock pollables: the same.
+#[tokio::test]
+#[parallel(process)]
+async fn a_guest_that_polls_times_out() {
+    let contained = provoke("poll", LONG_WAIT_MS).await;
+    let reported = timeout_elapsed(&contained.error);
+    assert!(reported >= TIMEOUT, "reported {reported:?}");
+}
+
+/// A sleeping guest holds the writer only until its deadline: an ordinary claim on the same
+/// database sent 100 ms after it is answered within the timeout plus one second of being sent,
+/// and the sleeper's instance is dropped (its next operation runs on a fresh one).
+///
+/// Alone in the process (`#[serial(process)]`): it asserts wall-clock bounds.
+#[tokio::test]
+#[serial(process)]
+async fn a_sleeping_guest_releases_the_database_at_its_deadline() {
+    let uri = memory_uri("sandbox-sleep-next");
+    let hostile = hostile_backend(&uri, tight_limits()).await;
+    dev_mode();
+    let builtin = SqliteBackend::new(&uri).await.unwrap();
+    let (sleeper, spare) = {
+        let conn = hostile.connection_for_test();
+        (
+            seed_granted(&conn, "sleep").1,
+            seed_granted(&conn, "worker-1").1,
+        )
+    };
+    let counted = |error: EngineError| invalid_input_detail(error);
+    let count = || hostile.claim_execution(claim_args(sleeper.clone(), "count-calls"));
+    assert!(counted(count().await.unwrap_err()).contains("call 1 "));
+    assert!(counted(count().await.unwrap_err()).contains("call 2 "));
+
+    let started = Instant::now();
+    let sleeping = {
+        let hostile = Arc::clone(&hostile);
+        let mut args = claim_args(sleeper.clone(), "sleep");
+        args.attempt_policy_json = LONG_WAIT_MS.into();
+        tokio::spawn(async move {
+            let outcome = hostile.claim_execution(args).await;
+            (outcome, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let sent = Instant::now();
+    let claim = builtin
+        .claim_execution(claim_args(spare.clone(), "worker-1"))
+        .await;
+    let waited = sent.elapsed();
+    let (slept, stopped_after) = sleeping.await.unwrap();
+    eprintln!("sleep: stopped after {stopped_after:?}; the next claim waited {waited:?}");
+    timeout_elapsed(&slept.expect_err("the sleeper times out"));
+    claimed(claim.expect("the ordinary claim succeeds"));
+    assert!(
+        stopped_after < TIMEOUT + Duration::from_secs(1),
+        "the sleeper was stopped after {stopped_after:?}"
+    );
+    assert!(
+        waited < TIMEOUT + Duration::from_secs(1),
+        "the next claim waited {waited:?}"
+    );
+    assert!(
+        counted(count().await.unwrap_err()).contains("call 1 "),
+        "the sleeper's instance was dropped"
+    );
 }
 
 // ── Query limits ────────────────────────────────────────────────────────────────────────────
@@ -524,6 +627,23 @@ async fn writes_to_sqlites_own_tables_fail() {
     let contained = provoke("write-schema", "").await;
     let detail = storage_detail(&contained.error);
     assert!(detail.contains("sqlite_master"), "{detail}");
+}
+
+/// A success whose identifiers are not identifiers is refused before the batch commits: the
+/// operation fails as `MalformedResult` and what the guest wrote is rolled back ([`provoke`]
+/// compares every row).
+#[tokio::test]
+#[parallel(process)]
+async fn a_malformed_result_fails_the_operation_and_keeps_none_of_its_writes() {
+    let contained = provoke("malformed-result", "").await;
+    match transport_failure(&contained.error) {
+        OperationFailure::MalformedResult {
+            op: "claim_execution",
+            field: "execution_id",
+            value,
+        } => assert_eq!(value, "not an execution id"),
+        other => panic!("expected MalformedResult, got {other:?}"),
+    }
 }
 
 // ── What the host cannot detect ─────────────────────────────────────────────────────────────

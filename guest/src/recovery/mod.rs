@@ -46,6 +46,7 @@
 //! |---|---|---|
 //! | 1 | `lease_ttl_ms > 0` | `Validation(InvalidInput)` |
 //! | 2 | `worker_id` is not empty | `Validation(InvalidInput, "worker_id must not be empty")` |
+//! | 2 | `worker_instance_id` is not empty | `Validation(InvalidInput, "worker_instance_id must not be empty")` |
 //! | 3 | the execution id parses / exists | `Validation(InvalidInput)` / `NotFound(execution)` |
 //! | 4 | `public_state = 'resumable'` | `Contention(NotAResumedExecution)` |
 //! | 5 | `ownership_state = 'unowned'` | `Contention(LeaseConflict)` |
@@ -90,6 +91,7 @@
 //! |---|---|---|
 //! | 1 | `grant_ttl_ms > 0` | `Validation(InvalidInput)` |
 //! | 2 | `worker_id` is not empty | `Validation(InvalidInput, "worker_id must not be empty")` |
+//! | 2 | `worker_instance_id` is not empty | `Validation(InvalidInput, "worker_instance_id must not be empty")` |
 //! | 3 | the execution id parses / exists | `Validation(InvalidInput)` / `NotFound(execution)` |
 //! | 4 | `lifecycle_phase = 'active'` | `NotReclaimable("lifecycle_phase=<x> (expected active)")` |
 //! | 5 | ownership `lease_expired_reclaimable` or `lease_revoked` | `NotReclaimable("ownership_state=<x> (expected lease_expired_reclaimable \| lease_revoked)")` |
@@ -102,6 +104,7 @@
 //! |---|---|---|
 //! | 1 | `lease_ttl_ms > 0` | `Validation(InvalidInput)` |
 //! | 2 | `worker_id` is not empty | `Validation(InvalidInput, "worker_id must not be empty")` |
+//! | 2 | `worker_instance_id` is not empty | `Validation(InvalidInput, "worker_instance_id must not be empty")` |
 //! | 3 | the execution id parses | `Validation(InvalidInput)` |
 //! | 4 | a `reclaim` grant exists (the newest by `issued_at_ms` decides) | `GrantNotFound` |
 //! | 5 | the grant names this worker | `Validation(InvalidInput, "reclaim_execution: grant worker_id=<g> mismatches caller <w>")` |
@@ -123,6 +126,7 @@
 //! |---|---|---|
 //! | 1 | `lease_ttl_ms > 0` | `Validation(InvalidInput)` |
 //! | 2 | `worker_id` is not empty | `Validation(InvalidInput, "worker_id must not be empty")` |
+//! | 2 | `worker_instance_id` is not empty | `Validation(InvalidInput, "worker_instance_id must not be empty")` |
 //! | 3 | the execution id parses / exists | `Validation(InvalidInput)` / `NotFound(execution)` |
 //! | 4 | `lifecycle_phase = 'active'` | `Contention(ExecutionNotActive)` |
 //! | 5 | the current attempt exists | `NotFound(attempt)` |

@@ -8,7 +8,9 @@ use crate::bindings::recovery::{
     ReclaimGrant,
 };
 use crate::db::{Db, DbExt, int, text};
-use crate::errors::{invalid_input, require_positive, require_worker_id};
+use crate::errors::{
+    invalid_input, require_positive, require_worker_id, require_worker_instance_id,
+};
 use crate::exec::{
     Attempt, Exec, StateVector, clamp_u32, lease_expiry, next_attempt_index,
     record_completion_event, record_lease_event, update_exec,
@@ -50,6 +52,7 @@ pub fn issue_reclaim_grant(
 ) -> Result<IssueReclaimGrantOutcome, EngineError> {
     require_positive("grant_ttl_ms", args.grant_ttl_ms)?;
     require_worker_id(&args.worker_id)?;
+    require_worker_instance_id(&args.worker_instance_id)?;
     let id = ExecutionRef::parse(&args.execution_id)?;
     let exec = Exec::require(db, &id)?;
     if let Some(detail) = not_reclaimable_detail(&exec) {
@@ -121,6 +124,7 @@ pub fn reclaim_execution(
 ) -> Result<ReclaimExecutionOutcome, EngineError> {
     require_positive("lease_ttl_ms", args.lease_ttl_ms)?;
     require_worker_id(&args.worker_id)?;
+    require_worker_instance_id(&args.worker_instance_id)?;
     let id = ExecutionRef::parse(&args.execution_id)?;
     // Newest first; among grants issued in the same millisecond the last inserted wins.
     let Some(grant) = db.first_row(

@@ -6,7 +6,7 @@ use crate::bindings::recovery::{
     ClaimResumedExecutionArgs, ResumeExecutionArgs, ResumeGrantClaimArgs,
 };
 use crate::db::{Db, DbExt, int};
-use crate::errors::{contention, require_positive, require_worker_id};
+use crate::errors::{contention, require_positive, require_worker_id, require_worker_instance_id};
 use crate::exec::{Attempt, Exec, StateVector, lease_expiry, update_exec_formatted};
 use crate::ids::ExecutionRef;
 use crate::lease::{claimant_of, lease_current_attempt};
@@ -20,6 +20,7 @@ pub fn claim_resumed_execution(
 ) -> Result<ClaimedExecution, EngineError> {
     require_positive("lease_ttl_ms", args.lease_ttl_ms)?;
     require_worker_id(&args.worker_id)?;
+    require_worker_instance_id(&args.worker_instance_id)?;
     let id = ExecutionRef::parse(&args.execution_id)?;
     let exec = Exec::require(db, &id)?;
     if exec.public_state != "resumable" {
@@ -96,6 +97,7 @@ pub fn claim_from_resume_grant(
 ) -> Result<Option<ClaimedExecution>, EngineError> {
     require_positive("lease_ttl_ms", args.lease_ttl_ms)?;
     require_worker_id(&args.worker_id)?;
+    require_worker_instance_id(&args.worker_instance_id)?;
     let id = ExecutionRef::parse(&args.execution_id)?;
     let exec = Exec::require(db, &id)?;
     if exec.lifecycle_phase != "active" {

@@ -2,7 +2,9 @@
 
 use crate::bindings::scheduling::ClaimExecutionArgs;
 use crate::db::{Db, DbExt, text};
-use crate::errors::{contention, require_positive, require_worker_id};
+use crate::errors::{
+    contention, invalid_input, require_positive, require_worker_id, require_worker_instance_id,
+};
 use crate::exec::Exec;
 use crate::ids::ExecutionRef;
 use crate::lease::{LeaseRequest, acquire_lease, attempt_type_for, claimant_of};
@@ -15,6 +17,7 @@ pub fn claim_execution(
 ) -> Result<ClaimedExecution, EngineError> {
     require_positive("lease_ttl_ms", args.lease_ttl_ms)?;
     require_worker_id(&args.worker_id)?;
+    require_worker_instance_id(&args.worker_instance_id)?;
     let id = ExecutionRef::parse(&args.execution_id)?;
     let exec = Exec::require_runnable_unowned(db, &id)?;
     if !exec.is_claimable_at(args.now) {
@@ -24,6 +27,22 @@ pub fn claim_execution(
         "running_attempt" => return Err(EngineError::Conflict(ConflictKind::ActiveAttemptExists)),
         "attempt_interrupted" => return Err(contention(ContentionKind::ExecutionNotLeaseable)),
         _ => {}
+    }
+    // The claim opens the execution's next attempt (ff-core: the index is pre-read from the
+    // attempt count); any other index would overwrite an older attempt's row.
+    let next_attempt = db
+        .first_row(
+            "SELECT COALESCE(MAX(attempt_index) + 1, 0) FROM ff_attempt \
+             WHERE partition_key = ?1 AND execution_id = ?2",
+            &id.key(),
+        )?
+        .and_then(|row| row.integer(0))
+        .unwrap_or(0);
+    if i64::from(args.expected_attempt_index) != next_attempt {
+        return Err(invalid_input(format!(
+            "expected_attempt_index {} is not the execution's next attempt {next_attempt}",
+            args.expected_attempt_index
+        )));
     }
 
     // Several grants may exist; this worker's latest is the one that counts (a grant for
@@ -66,7 +85,6 @@ pub fn claim_execution(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::errors::invalid_input;
     use crate::exec::lease_expiry;
     use crate::testing::{ATTEMPT, EXEC, LEASE, NOW, Recording, TestDb, claim_args};
     use crate::types::{AttemptType, Entity, ExecutionNotActive};
@@ -126,19 +144,34 @@ mod tests {
     }
 
     #[test]
-    fn reclaiming_an_existing_attempt_index_bumps_the_epoch() {
+    fn an_attempt_index_other_than_the_next_is_refused_and_writes_nothing() {
         let mut db = runnable_with_grant(NOW + 60_000);
         db.exec(
             "INSERT INTO ff_attempt (partition_key, execution_id, attempt_index, lease_epoch, outcome) \
              SELECT 0, execution_id, 0, 4, 'failed' FROM ff_exec_core",
         );
         db.exec("UPDATE ff_exec_core SET attempt_state = 'pending_retry_attempt'");
-        let claimed = claim_execution(&mut db, &claim_args(EXEC)).expect("claim");
-        assert_eq!(claimed.lease_epoch, 5);
+        // Attempt 0 exists: claiming it again would overwrite its row; 2 would skip one.
+        for stale in [0, 2] {
+            let mut args = claim_args(EXEC);
+            args.expected_attempt_index = stale;
+            let err = db.fails_unchanged(|db| claim_execution(db, &args));
+            assert_eq!(
+                err,
+                invalid_input(format!(
+                    "expected_attempt_index {stale} is not the execution's next attempt 1"
+                ))
+            );
+        }
+        let mut args = claim_args(EXEC);
+        args.expected_attempt_index = 1;
+        let claimed = claim_execution(&mut db, &args).expect("the next attempt");
+        assert_eq!((claimed.attempt_index, claimed.lease_epoch), (1, 1));
         assert_eq!(claimed.attempt_type, AttemptType::Retry);
         assert_eq!(
-            db.one("SELECT COALESCE(outcome, 'live') FROM ff_attempt"),
-            "live"
+            db.one("SELECT attempt_index || '|' || lease_epoch || '|' || outcome FROM ff_attempt WHERE attempt_index = 0"),
+            "0|4|failed",
+            "the older attempt is untouched"
         );
     }
 

@@ -4,7 +4,9 @@ use std::collections::BTreeSet;
 
 use crate::bindings::scheduling::IssueClaimGrantArgs;
 use crate::db::{Db, DbExt, int, text};
-use crate::errors::{contention, require_positive, require_worker_id, storage};
+use crate::errors::{
+    contention, require_positive, require_worker_id, require_worker_instance_id, storage,
+};
 use crate::exec::{Exec, lease_expiry};
 use crate::ids::ExecutionRef;
 use crate::json;
@@ -18,6 +20,7 @@ use crate::types::{
 pub fn issue_claim_grant(db: &mut impl Db, args: &IssueClaimGrantArgs) -> Result<(), EngineError> {
     require_positive("grant_ttl_ms", args.grant_ttl_ms)?;
     require_worker_id(&args.worker_id)?;
+    require_worker_instance_id(&args.worker_instance_id)?;
     let id = ExecutionRef::parse(&args.execution_id)?;
     let exec = Exec::require(db, &id)?;
     if exec.lifecycle_phase != "runnable"

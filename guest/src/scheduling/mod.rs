@@ -24,6 +24,7 @@
 //! |---|---|---|
 //! | 1 | `grant_ttl_ms > 0` | `Validation(InvalidInput)` |
 //! | 2 | `worker_id` is not empty | `Validation(InvalidInput, "worker_id must not be empty")` |
+//! | 2 | `worker_instance_id` is not empty | `Validation(InvalidInput, "worker_instance_id must not be empty")` |
 //! | 3 | `execution_id` parses | `Validation(InvalidInput)` |
 //! | 4 | the execution exists | `NotFound(execution)` |
 //! | 5 | `runnable`, `unowned` and claimable now ([`Exec::is_claimable_at`]) | `Contention(ExecutionNotEligible)` |
@@ -42,7 +43,8 @@
 //!
 //! Validation order (the first failing check decides the error). Before anything is read:
 //! `lease_ttl_ms > 0`, then a non-empty `worker_id` (`Validation(InvalidInput, "worker_id must
-//! not be empty")`), then an execution id that parses, each `Validation(InvalidInput)`. Then:
+//! not be empty")`) and `worker_instance_id`, then an execution id that parses, each
+//! `Validation(InvalidInput)`. Then:
 //!
 //! | # | check | error |
 //! |---|---|---|
@@ -52,6 +54,7 @@
 //! | 4 | `eligibility_state = 'eligible_now'` | `Contention(ExecutionNotLeaseable)` |
 //! | 5 | `attempt_state != 'running_attempt'` | `Conflict(ActiveAttemptExists)` |
 //! | 6 | `attempt_state != 'attempt_interrupted'` | `Contention(ExecutionNotLeaseable)` |
+//! | 6b | `expected_attempt_index` is the execution's next attempt (one past its highest attempt row, 0 without one) | `Validation(InvalidInput, "expected_attempt_index N is not the execution's next attempt M")` |
 //! | 7 | a `claim` grant exists | `Contention(InvalidClaimGrant)` |
 //! | 8 | the grant names this worker | `Contention(InvalidClaimGrant)` |
 //! | 9 | the grant has not expired (`0 < expires_at_ms < now`) | `Contention(ClaimGrantExpired)` |
@@ -60,8 +63,7 @@
 //! ([`Exec::not_active`](crate::exec::Exec::not_active)).
 //!
 //! Writes, all in the host's transaction: the execution's claim grants are deleted; the attempt
-//! row at `expected_attempt_index` is inserted with lease epoch 1, or re-armed with its epoch
-//! bumped by one; the execution becomes `active`/`leased`/`running_attempt` with
+//! row at `expected_attempt_index` (a new one, see 6b) is inserted with lease epoch 1; the execution becomes `active`/`leased`/`running_attempt` with
 //! `attempt_index` = the claimed attempt; one `acquired` row goes to `ff_lease_event`.
 //!
 //! ## `issue-grant-and-claim` ([`issue_grant_and_claim`])
@@ -89,6 +91,7 @@
 //! |---|---|---|
 //! | 1 | `lease_ttl_ms > 0` | `Validation(InvalidInput)` |
 //! | 2 | `worker_id` is not empty | `Validation(InvalidInput, "worker_id must not be empty")` |
+//! | 2 | `worker_instance_id` is not empty | `Validation(InvalidInput, "worker_instance_id must not be empty")` |
 //!
 //! One query finds the best candidate of the lane in every partition: `runnable`, `unowned`,
 //! claimable now (eligible, or delayed with the delay passed), `attempt_state` one of the

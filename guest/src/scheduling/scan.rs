@@ -3,7 +3,7 @@
 use super::lease_claimable;
 use crate::bindings::scheduling::ClaimArgs;
 use crate::db::{Db, DbExt, int, text};
-use crate::errors::{corruption, require_positive, require_worker_id};
+use crate::errors::{corruption, require_positive, require_worker_id, require_worker_instance_id};
 use crate::exec::Exec;
 use crate::ids::ExecutionRef;
 use crate::json;
@@ -56,6 +56,7 @@ pub fn claim_first(
 ) -> Result<Option<ClaimedExecution>, EngineError> {
     require_positive("lease_ttl_ms", args.lease_ttl_ms)?;
     require_worker_id(&args.worker_id)?;
+    require_worker_instance_id(&args.worker_instance_id)?;
     let capabilities = json::string_array(args.capabilities.iter().map(String::as_str));
     let Some(row) = db.first_row(
         scan,

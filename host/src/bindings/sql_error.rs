@@ -17,6 +17,15 @@ pub(crate) enum SqlError {
     /// The result exceeded the operation's query limits.
     #[error("query result exceeds {0}")]
     TooLarge(String),
+    /// SQLite ended the operation's transaction under an earlier statement (an interrupt at the
+    /// deadline, or a `FULL`, `NOMEM`, `IOERR`, `BUSY` failure that rolls the transaction back):
+    /// a further statement would run outside the host's transaction, in autocommit mode, so it
+    /// is refused (the guest sees `denied`).
+    #[error(
+        "statement denied: the operation's transaction was ended by SQLite after an earlier \
+         statement failed; nothing more may run in this operation"
+    )]
+    TransactionEnded,
     /// No connection is bound: the guest called outside an operation. A host bug; traps.
     #[error("no database connection is bound to this guest call")]
     Unbound,

@@ -76,14 +76,18 @@ pub(super) async fn claim_resumed_execution(
 ) -> Result<ClaimResumedExecutionResult, EngineError> {
     const OP: &str = "claim_resumed_execution";
     let guest_args = args::claim_resumed_execution(&args, AttemptId::new().to_string());
-    let claimed = backend
-        .run(OP, Tx::Write, move |guest, store| {
-            guest
-                .flowfabric_backend_recovery()
-                .call_claim_resumed_execution(store, &guest_args)
-        })
+    let lease = backend
+        .run_checked(
+            OP,
+            Tx::Write,
+            move |guest, store| {
+                guest
+                    .flowfabric_backend_recovery()
+                    .call_claim_resumed_execution(store, &guest_args)
+            },
+            |claimed| Lease::parse(OP, claimed),
+        )
         .await?;
-    let lease = Lease::parse(OP, claimed)?;
     let handle = lease.handle(
         HandleKind::Resumed,
         args.lease_ttl_ms,
@@ -242,40 +246,48 @@ pub(super) async fn reclaim_execution(
 ) -> Result<ReclaimExecutionOutcome, EngineError> {
     const OP: &str = "reclaim_execution";
     let guest_args = args::reclaim_execution(&args, wall_clock());
-    let outcome = backend
-        .run(OP, Tx::Write, move |guest, store| {
-            guest
-                .flowfabric_backend_recovery()
-                .call_reclaim_execution(store, &guest_args)
-        })
-        .await?;
     let execution_id = args.execution_id.clone();
-    Ok(match outcome {
-        recovery::ReclaimExecutionOutcome::Claimed(claimed) => {
-            let lease = Lease::parse(OP, claimed)?;
-            ReclaimExecutionOutcome::Claimed(lease.handle(
-                HandleKind::Reclaimed,
-                args.lease_ttl_ms,
-                &args.lane_id,
-                &args.worker_instance_id,
-            ))
-        }
-        recovery::ReclaimExecutionOutcome::NotReclaimable(detail) => {
-            ReclaimExecutionOutcome::NotReclaimable {
-                execution_id,
-                detail,
-            }
-        }
-        recovery::ReclaimExecutionOutcome::ReclaimCapExceeded(reclaim_count) => {
-            ReclaimExecutionOutcome::ReclaimCapExceeded {
-                execution_id,
-                reclaim_count,
-            }
-        }
-        recovery::ReclaimExecutionOutcome::GrantNotFound => {
-            ReclaimExecutionOutcome::GrantNotFound { execution_id }
-        }
-    })
+    let (lane_id, worker_instance_id) = (args.lane_id.clone(), args.worker_instance_id.clone());
+    let lease_ttl_ms = args.lease_ttl_ms;
+    backend
+        .run_checked(
+            OP,
+            Tx::Write,
+            move |guest, store| {
+                guest
+                    .flowfabric_backend_recovery()
+                    .call_reclaim_execution(store, &guest_args)
+            },
+            move |outcome| {
+                let execution_id = execution_id.clone();
+                Ok(match outcome {
+                    recovery::ReclaimExecutionOutcome::Claimed(claimed) => {
+                        ReclaimExecutionOutcome::Claimed(Lease::parse(OP, claimed)?.handle(
+                            HandleKind::Reclaimed,
+                            lease_ttl_ms,
+                            &lane_id,
+                            &worker_instance_id,
+                        ))
+                    }
+                    recovery::ReclaimExecutionOutcome::NotReclaimable(detail) => {
+                        ReclaimExecutionOutcome::NotReclaimable {
+                            execution_id,
+                            detail,
+                        }
+                    }
+                    recovery::ReclaimExecutionOutcome::ReclaimCapExceeded(reclaim_count) => {
+                        ReclaimExecutionOutcome::ReclaimCapExceeded {
+                            execution_id,
+                            reclaim_count,
+                        }
+                    }
+                    recovery::ReclaimExecutionOutcome::GrantNotFound => {
+                        ReclaimExecutionOutcome::GrantNotFound { execution_id }
+                    }
+                })
+            },
+        )
+        .await
 }
 
 pub(super) async fn claim_from_resume_grant(
@@ -295,22 +307,24 @@ pub(super) async fn claim_from_resume_grant(
         attempt_id: attempt_id.to_string(),
         now: wall_clock(),
     };
-    let claimed = backend
-        .run(OP, Tx::Write, move |guest, store| {
-            guest
-                .flowfabric_backend_recovery()
-                .call_claim_from_resume_grant(store, &guest_args)
-        })
+    let lease = backend
+        .run_checked(
+            OP,
+            Tx::Write,
+            move |guest, store| {
+                guest
+                    .flowfabric_backend_recovery()
+                    .call_claim_from_resume_grant(store, &guest_args)
+            },
+            |claimed| claimed.map(|claimed| Lease::parse(OP, claimed)).transpose(),
+        )
         .await?;
-    claimed
-        .map(|claimed| {
-            let lease = Lease::parse(OP, claimed)?;
-            Ok(lease.handle(
-                HandleKind::Resumed,
-                ttl,
-                &token.grant.lane_id,
-                &token.worker_instance_id,
-            ))
-        })
-        .transpose()
+    Ok(lease.map(|lease| {
+        lease.handle(
+            HandleKind::Resumed,
+            ttl,
+            &token.grant.lane_id,
+            &token.worker_instance_id,
+        )
+    }))
 }

@@ -67,14 +67,18 @@ pub(super) async fn claim_execution(
 ) -> Result<ClaimExecutionResult, EngineError> {
     const OP: &str = "claim_execution";
     let guest_args = args::claim_execution(&args);
-    let claimed = backend
-        .run(OP, Tx::Write, move |guest, store| {
-            guest
-                .flowfabric_backend_scheduling()
-                .call_claim_execution(store, &guest_args)
-        })
+    let lease = backend
+        .run_checked(
+            OP,
+            Tx::Write,
+            move |guest, store| {
+                guest
+                    .flowfabric_backend_scheduling()
+                    .call_claim_execution(store, &guest_args)
+            },
+            |claimed| Lease::parse(OP, claimed),
+        )
         .await?;
-    let lease = Lease::parse(OP, claimed)?;
     let handle = lease.handle(
         HandleKind::Fresh,
         args.lease_ttl_ms,
@@ -107,18 +111,24 @@ pub(super) async fn issue_grant_and_claim(
         attempt_id: attempt_id.to_string(),
         now: wall_clock(),
     };
-    let outcome = backend
-        .run(OP, Tx::Write, move |guest, store| {
-            guest
-                .flowfabric_backend_scheduling()
-                .call_issue_grant_and_claim(store, &guest_args)
-        })
-        .await?;
-    Ok(ClaimGrantOutcome::new(
-        results::lease_id(OP, &outcome.lease_id)?,
-        LeaseEpoch::new(outcome.lease_epoch),
-        AttemptIndex::new(outcome.attempt_index),
-    ))
+    backend
+        .run_checked(
+            OP,
+            Tx::Write,
+            move |guest, store| {
+                guest
+                    .flowfabric_backend_scheduling()
+                    .call_issue_grant_and_claim(store, &guest_args)
+            },
+            |outcome| {
+                Ok(ClaimGrantOutcome::new(
+                    results::lease_id(OP, &outcome.lease_id)?,
+                    LeaseEpoch::new(outcome.lease_epoch),
+                    AttemptIndex::new(outcome.attempt_index),
+                ))
+            },
+        )
+        .await
 }
 
 pub(super) async fn claim(
@@ -139,24 +149,26 @@ pub(super) async fn claim(
         attempt_id: attempt_id.to_string(),
         now: wall_clock(),
     };
-    let claimed = backend
-        .run(OP, Tx::Write, move |guest, store| {
-            guest
-                .flowfabric_backend_scheduling()
-                .call_claim(store, &guest_args)
-        })
+    let lease = backend
+        .run_checked(
+            OP,
+            Tx::Write,
+            move |guest, store| {
+                guest
+                    .flowfabric_backend_scheduling()
+                    .call_claim(store, &guest_args)
+            },
+            |claimed| claimed.map(|claimed| Lease::parse(OP, claimed)).transpose(),
+        )
         .await?;
-    claimed
-        .map(|claimed| {
-            let lease = Lease::parse(OP, claimed)?;
-            Ok(lease.handle(
-                HandleKind::Fresh,
-                u64::from(policy.lease_ttl_ms),
-                lane,
-                &policy.worker_instance_id,
-            ))
-        })
-        .transpose()
+    Ok(lease.map(|lease| {
+        lease.handle(
+            HandleKind::Fresh,
+            u64::from(policy.lease_ttl_ms),
+            lane,
+            &policy.worker_instance_id,
+        )
+    }))
 }
 
 pub(super) async fn promote_delayed(

@@ -9,6 +9,7 @@ use rusqlite::Connection;
 use wasmtime::Store;
 use wasmtime::component::Component;
 
+use super::blocking::DeadlineReached;
 use super::compiled_cache::CompiledCache;
 use super::component::{self, builtin_component};
 use super::limits::{GuestLimits, MemoryLimiter};
@@ -17,6 +18,22 @@ use super::store::{GuestState, host_linker};
 use crate::bindings::{GuestWorld, GuestWorldPre};
 use crate::error::{OpenError, OperationFailure};
 use crate::sql::QueryLimits;
+
+/// How one guest call runs ([`GuestRuntime::invoke`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Invocation<'a> {
+    /// The engine operation, for errors and logs.
+    pub op: &'static str,
+    /// The limits the call runs under.
+    pub limits: &'a GuestLimits,
+    /// When the operation ends: the guest's waits in WASI end then (the epoch deadline counts
+    /// `limits.operation_timeout` from the call's start).
+    pub deadline: Instant,
+    /// Whether the guest's SQL may only read.
+    pub read_only: bool,
+    /// Whether the instance may serve earlier and later operations.
+    pub reuse: bool,
+}
 
 /// An instantiated guest between operations.
 struct IdleInstance {
@@ -102,18 +119,23 @@ impl GuestRuntime {
         store
     }
 
-    /// Run `call` with `connection` bound to the guest's `sql` import, within `limits`, on an
-    /// idle instance or a new one (always a new one, and dropped afterwards, unless `reuse`),
-    /// and hand the connection back whatever the guest did.
+    /// Run `call` with `connection` bound to the guest's `sql` import, as `invocation` says
+    /// (limits, deadline, rights, instance reuse), on an idle instance or a new one (always a
+    /// new one, and dropped afterwards, unless `invocation.reuse`), and hand the connection back
+    /// whatever the guest did.
     pub fn invoke<R>(
         &self,
-        op: &'static str,
+        invocation: &Invocation<'_>,
         connection: Connection,
-        limits: &GuestLimits,
-        read_only: bool,
-        reuse: bool,
         call: impl FnOnce(&GuestWorld, &mut Store<GuestState>) -> wasmtime::Result<R>,
     ) -> (Connection, Result<R, OperationFailure>) {
+        let Invocation {
+            op,
+            limits,
+            deadline,
+            read_only,
+            reuse,
+        } = *invocation;
         let idle = if reuse {
             self.take_idle(limits.memory_bytes)
         } else {
@@ -130,6 +152,7 @@ impl GuestRuntime {
         let state = store.data_mut();
         state.sql.bind(connection, query_limits, read_only);
         state.memory.arm(limits.memory_bytes);
+        state.deadline = deadline;
         store.set_epoch_deadline(deadline_ticks(limits.operation_timeout));
 
         let started = Instant::now();
@@ -171,7 +194,8 @@ impl GuestRuntime {
     }
 }
 
-/// What a failed guest call was: a memory refusal, a timeout, or a trap (with the guest's stderr).
+/// What a failed guest call was: a memory refusal, a timeout (the epoch deadline in guest code,
+/// or a wait in WASI cut off at the deadline), or a trap (with the guest's stderr).
 fn classify_failure(
     op: &'static str,
     error: &wasmtime::Error,
@@ -185,7 +209,9 @@ fn classify_failure(
             op,
             max_mib: memory.max_mib(),
         }
-    } else if trap == Some(wasmtime::Trap::Interrupt) {
+    } else if trap == Some(wasmtime::Trap::Interrupt)
+        || error.downcast_ref::<DeadlineReached>().is_some()
+    {
         OperationFailure::TimedOut { op, elapsed }
     } else {
         let detail = if stderr.is_empty() {

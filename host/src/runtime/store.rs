@@ -1,6 +1,9 @@
 //! What one guest instance's `Store` holds ([`GuestState`]) and what the host links into it
 //! ([`host_linker`]): WASI that grants nothing (no files, no environment, no network, stdin
-//! closed, stdout discarded, stderr captured per operation) and the `sql` import.
+//! closed, stdout discarded, stderr captured per operation) and whose waits end at the
+//! operation's deadline ([`super::blocking`]), and the `sql` import.
+
+use std::time::Instant;
 
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -19,6 +22,7 @@ const STDERR_CAPACITY: usize = 1 << 20;
 pub(crate) fn host_linker() -> wasmtime::Result<Linker<GuestState>> {
     let mut linker = Linker::new(shared_engine());
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    super::blocking::bound_poll_by_deadline(&mut linker)?;
     GuestWorld::add_to_linker::<_, HasSelf<SqlAccess>>(&mut linker, |state: &mut GuestState| {
         &mut state.sql
     })?;
@@ -32,6 +36,9 @@ pub(crate) struct GuestState {
     table: ResourceTable,
     pub(super) memory: MemoryLimiter,
     pub(super) stderr: StderrCapture,
+    /// When the operation in progress must end: a guest waiting in `wasi:io/poll` is stopped
+    /// then ([`super::blocking`]). Between operations, a moment already past.
+    pub(super) deadline: Instant,
 }
 
 impl GuestState {
@@ -44,6 +51,7 @@ impl GuestState {
             table: ResourceTable::new(),
             memory: MemoryLimiter::new(0),
             stderr,
+            deadline: Instant::now(),
         }
     }
 }

@@ -64,14 +64,20 @@ impl SqlAccess {
     }
 
     /// Prepare (or reuse) `statement`. The authorizer ruled on it when it was first prepared;
-    /// a cached statement that writes is refused here when the operation is read-only.
+    /// a cached statement that writes is refused here when the operation is read-only. Every
+    /// statement runs inside the host's transaction or not at all: once SQLite has ended that
+    /// transaction under the operation, everything is refused ([`SqlError::TransactionEnded`]).
     fn prepare(&self, statement: &str) -> Result<rusqlite::CachedStatement<'_>, SqlError> {
         if HOST_STATEMENTS.contains(&statement) {
             return Err(SqlError::Denied(
                 "transaction control belongs to the host".into(),
             ));
         }
-        let prepared = self.connection()?.prepare_cached(statement)?;
+        let connection = self.connection()?;
+        if connection.is_autocommit() {
+            return Err(SqlError::TransactionEnded);
+        }
+        let prepared = connection.prepare_cached(statement)?;
         if self.read_only && !prepared.readonly() {
             return Err(SqlError::Denied(
                 "a read-only operation may not write".into(),
@@ -185,7 +191,9 @@ impl wit_sql::Host for SqlAccess {
         match error {
             SqlError::Sqlite(error) => Ok(classify(error)),
             SqlError::Denied(why) => Ok(wit_sql::Error::Denied(why)),
-            SqlError::Malformed(_) => Ok(wit_sql::Error::Denied(error.to_string())),
+            SqlError::Malformed(_) | SqlError::TransactionEnded => {
+                Ok(wit_sql::Error::Denied(error.to_string()))
+            }
             SqlError::TooLarge(what) => Ok(wit_sql::Error::TooLarge(what)),
             SqlError::Unbound => Err(wasmtime::format_err!("{}", SqlError::Unbound)),
         }
@@ -302,8 +310,10 @@ mod tests {
 
     fn access(limits: QueryLimits) -> SqlAccess {
         let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE, data BLOB)")
-            .unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE, data BLOB); BEGIN",
+        )
+        .unwrap();
         let mut access = SqlAccess::unbound();
         access.bind(conn, limits, false);
         access
@@ -398,6 +408,28 @@ mod tests {
         read_only
             .query("SELECT COUNT(*) FROM t".into(), vec![])
             .unwrap();
+    }
+
+    #[test]
+    fn nothing_runs_once_the_transaction_has_ended() {
+        let mut sql = access(LIMITS);
+        sql.execute("INSERT INTO t (name) VALUES ('kept')".into(), vec![])
+            .unwrap();
+        // What an interrupted write or a FULL/NOMEM/IOERR failure does to the transaction.
+        sql.connection().unwrap().execute_batch("ROLLBACK").unwrap();
+        for statement in ["INSERT INTO t (name) VALUES ('late')", "SELECT 1"] {
+            let error = sql.execute(statement.into(), vec![]).unwrap_err();
+            assert!(matches!(error, SqlError::TransactionEnded), "{error:?}");
+            assert!(matches!(
+                sql.convert_error(error).unwrap(),
+                wit_sql::Error::Denied(why) if why.contains("transaction was ended")
+            ));
+        }
+        let conn = sql.unbind().unwrap();
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM t", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(rows, 0, "nothing ran in autocommit mode");
     }
 
     #[test]

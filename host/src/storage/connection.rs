@@ -1,7 +1,7 @@
 //! A database's one connection ([`ConnectionSlot`]), shared by its writer thread and test
 //! access, with the SQL policy installed on it and the group-commit counters ([`CommitStats`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rusqlite::Connection;
@@ -20,6 +20,8 @@ pub(crate) struct ConnectionSlot {
     transactions: AtomicU64,
     operations: AtomicU64,
     batches_run_again: AtomicU64,
+    /// Whether the connection was lost to a panic of the writer thread ([`ConnectionSlot::mark_lost`]).
+    lost: AtomicBool,
 }
 
 impl ConnectionSlot {
@@ -32,6 +34,7 @@ impl ConnectionSlot {
             transactions: AtomicU64::new(0),
             operations: AtomicU64::new(0),
             batches_run_again: AtomicU64::new(0),
+            lost: AtomicBool::new(false),
         }
     }
 
@@ -56,6 +59,19 @@ impl ConnectionSlot {
     /// Count one batch rolled back and run again with savepoints (see `writer`).
     pub fn count_batch_run_again(&self) {
         self.batches_run_again.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Drop the connection for good: the writer panicked while running a batch. Every later
+    /// batch fails with `ConnectionLost`.
+    pub fn mark_lost(&self) {
+        self.lost.store(true, Ordering::Release);
+        drop(self.lock().take());
+    }
+
+    /// Whether [`ConnectionSlot::mark_lost`] was called: a new backend for this database must
+    /// open it again.
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Acquire)
     }
 
     /// Lock the connection (the writer thread and test access take turns on it).

@@ -36,7 +36,11 @@ impl Database {
         let mut registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
         let registry = registry.get_or_insert_with(HashMap::new);
         registry.retain(|_, database| database.strong_count() > 0);
-        if let Some(database) = registry.get(&key).and_then(Weak::upgrade) {
+        // A database whose connection a writer panic took down is replaced: its backends keep
+        // failing with `ConnectionLost`, new ones get a new connection.
+        if let Some(database) = registry.get(&key).and_then(Weak::upgrade)
+            && !database.slot.is_lost()
+        {
             return Ok(database);
         }
         let connection = location.open(uri)?;
@@ -213,6 +217,8 @@ impl Location {
         }
         .map_err(open_error)?;
         conn.busy_handler(Some(wait_for_lock)).map_err(open_error)?;
+        // Before anything writes: a file that is not ours stays byte for byte as it was.
+        schema::check_ours(&conn, given)?;
         if let Self::File { .. } = self {
             conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
                 .map_err(open_error)?;

@@ -37,6 +37,63 @@ pub const SCHEMA_VERSION: u32 = 5;
 /// version 1 on): how a tool tells a FlowFabric database from another SQLite file.
 pub const EXEC_CORE_TABLE: &str = "ff_exec_core";
 
+/// SQLite's table of sqlx's migrations, which upstream's `ff-backend-sqlite` databases have.
+const SQLX_MIGRATIONS_TABLE: &str = "_sqlx_migrations";
+
+/// Refuse a database this backend must not touch, before anything writes to it (the switch to
+/// WAL, the migrations): a file that is not a SQLite database, another application's database,
+/// an upstream (sqlx) FlowFabric database, a schema newer than this build's. An empty database
+/// (a new file) and one this backend set up are accepted. Reads only.
+pub(crate) fn check_ours(conn: &Connection, uri: &str) -> Result<(), OpenError> {
+    let read_error = |source: rusqlite::Error| match source.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => OpenError::NotADatabase {
+            uri: uri.to_owned(),
+            detail: source.to_string(),
+        },
+        _ => OpenError::Open {
+            uri: uri.to_owned(),
+            source,
+        },
+    };
+    let user_version: u32 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(read_error)?;
+    let tables: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' \
+             ESCAPE '\\' ORDER BY name",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_map([], |row| row.get(0))?
+                .collect::<Result<_, _>>()
+        })
+        .map_err(read_error)?;
+    if tables.iter().any(|table| table == SQLX_MIGRATIONS_TABLE) {
+        return Err(OpenError::UpstreamDatabase {
+            uri: uri.to_owned(),
+        });
+    }
+    if user_version > SCHEMA_VERSION {
+        return Err(OpenError::SchemaTooNew {
+            uri: uri.to_owned(),
+            found: user_version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    let empty = tables.is_empty() && user_version == 0;
+    let ours = user_version > 0 && tables.iter().any(|table| table == EXEC_CORE_TABLE);
+    if empty || ours {
+        Ok(())
+    } else {
+        Err(OpenError::Foreign {
+            uri: uri.to_owned(),
+            tables,
+            user_version,
+        })
+    }
+}
+
 /// Bring the database to [`SCHEMA_VERSION`].
 pub(crate) fn migrate(conn: &mut Connection, uri: &str) -> Result<(), OpenError> {
     let open_error = |source| OpenError::Open {
@@ -81,6 +138,34 @@ mod tests {
                 .windows(2)
                 .all(|pair| pair[0].version < pair[1].version)
         );
+    }
+
+    #[test]
+    fn only_empty_databases_and_our_own_are_accepted() {
+        let conn = Connection::open_in_memory().unwrap();
+        check_ours(&conn, ":memory:").expect("an empty database");
+        let mut ours = Connection::open_in_memory().unwrap();
+        migrate(&mut ours, ":memory:").unwrap();
+        check_ours(&ours, ":memory:").expect("one this backend set up");
+
+        conn.execute_batch("CREATE TABLE invoices (id INTEGER)")
+            .unwrap();
+        assert!(matches!(
+            check_ours(&conn, ":memory:"),
+            Err(OpenError::Foreign { tables, user_version: 0, .. }) if tables == ["invoices"]
+        ));
+        conn.execute_batch("CREATE TABLE _sqlx_migrations (version INTEGER)")
+            .unwrap();
+        assert!(matches!(
+            check_ours(&conn, ":memory:"),
+            Err(OpenError::UpstreamDatabase { .. })
+        ));
+        let versioned = Connection::open_in_memory().unwrap();
+        versioned.pragma_update(None, "user_version", 1).unwrap();
+        assert!(matches!(
+            check_ours(&versioned, ":memory:"),
+            Err(OpenError::Foreign { tables, user_version: 1, .. }) if tables.is_empty()
+        ));
     }
 
     #[test]

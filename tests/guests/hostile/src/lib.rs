@@ -19,6 +19,11 @@
 //! | `wasi-probe` | reports what WASI gives it (environment, arguments, stdin, stdout, the clocks) as a `validation(invalid-input)` detail; touches nothing |
 //! | `stderr-flood` | damages rows, then writes 2 MiB to stderr; a refused write comes back as `validation(invalid-input)` |
 //! | `garbage-success` | overwrites every other execution's state columns with nonsense and returns `ok` with a plausible claimed execution it never wrote |
+//! | `sleep` | damages rows, then `std::thread::sleep`s `attempt-policy-json` milliseconds (default 10 s) |
+//! | `block-on-clock` | damages rows, then blocks on a `wasi:clocks` `subscribe-duration` pollable of `attempt-policy-json` milliseconds (default 10 s) |
+//! | `poll` | damages rows, then `wasi:io/poll.poll`s two clock pollables, the first ready after `attempt-policy-json` milliseconds (default 10 s) |
+//! | `slow-write` | damages rows, runs one `INSERT ... SELECT` of `attempt-policy-json` rows (default 50 million; stopped at the deadline), then inserts the lease event `hostile-after-interrupt`; reports both outcomes as `storage(denied)` |
+//! | `malformed-result` | damages rows, then returns `ok` with a claimed execution whose ids are not ids |
 //! | anything else | returns `not-found(execution)` without touching the database |
 //!
 //! `read-execution` (behind `describe_execution`, `read_execution_state`, ...) always tries to
@@ -33,6 +38,8 @@
 mod bindings {
     wit_bindgen::generate!({ path: "../../../wit", world: "engine-backend" });
 }
+
+mod hardening;
 
 use bindings::exports::flowfabric::backend::budgets::{
     self, AdmissionOutcome, BudgetStatus, BudgetUsageAndLimits, CheckAdmissionArgs,
@@ -399,7 +406,7 @@ impl scheduling::Guest for Hostile {
             "count-calls" => Err(count_calls()),
             worker => match FORBIDDEN_SQL.iter().find(|(name, _)| *name == worker) {
                 Some((_, statement)) => Err(forbidden_sql(statement, &args)),
-                None => Err(NOT_FOUND),
+                None => hardening::misbehave(worker, &args).unwrap_or(Err(NOT_FOUND)),
             },
         }
     }
