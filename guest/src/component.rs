@@ -15,11 +15,19 @@ use crate::bindings::recovery::{
     IssueReclaimGrantOutcome, ListExpiredLeasesArgs, ReclaimExecutionArgs, ReclaimExecutionOutcome,
     ResumeExecutionArgs, ResumeGrantClaimArgs, RevokeLeaseArgs, RevokeLeaseOutcome,
 };
+use crate::bindings::routing::{
+    BlockRouteArgs, BlockRouteOutcome, ClaimForWorkerArgs, ClaimGrant, ScanEligibleArgs,
+    UnblockExecutionArgs,
+};
 use crate::bindings::scheduling::{
     ClaimArgs, ClaimExecutionArgs, ClaimGrantOutcome, CreateExecutionArgs, CreateExecutionOutcome,
     IssueClaimGrantArgs, IssueGrantAndClaimArgs,
 };
-use crate::bindings::{lease_holder, reads, recovery, scheduling};
+use crate::bindings::workers::{
+    HeartbeatWorkerArgs, HeartbeatWorkerOutcome, ListWorkersArgs, MarkWorkerDeadArgs,
+    MarkWorkerDeadOutcome, RegisterWorkerArgs, RegisterWorkerOutcome, WorkerPage,
+};
+use crate::bindings::{lease_holder, reads, recovery, routing, scheduling, workers};
 use crate::db::HostDb;
 use crate::types::{ClaimedExecution, EngineError, PublicState, TimestampMs};
 
@@ -178,6 +186,46 @@ impl reads::Guest for Component {
 
     fn ping() -> Result<(), EngineError> {
         crate::reads::ping(&mut HostDb)
+    }
+}
+
+impl routing::Guest for Component {
+    fn scan_eligible_executions(args: ScanEligibleArgs) -> Result<Vec<String>, EngineError> {
+        crate::routing::scan_eligible_executions(&mut HostDb, &args)
+    }
+
+    fn block_route(args: BlockRouteArgs) -> Result<BlockRouteOutcome, EngineError> {
+        crate::routing::block_route(&mut HostDb, &args)
+    }
+
+    fn unblock_execution(args: UnblockExecutionArgs) -> Result<(), EngineError> {
+        crate::routing::unblock_execution(&mut HostDb, &args)
+    }
+
+    fn claim_for_worker(args: ClaimForWorkerArgs) -> Result<Option<ClaimGrant>, EngineError> {
+        crate::routing::claim_for_worker(&mut HostDb, &args)
+    }
+}
+
+impl workers::Guest for Component {
+    fn register_worker(args: RegisterWorkerArgs) -> Result<RegisterWorkerOutcome, EngineError> {
+        crate::workers::register_worker(&mut HostDb, &args)
+    }
+
+    fn heartbeat_worker(args: HeartbeatWorkerArgs) -> Result<HeartbeatWorkerOutcome, EngineError> {
+        crate::workers::heartbeat_worker(&mut HostDb, &args)
+    }
+
+    fn mark_worker_dead(args: MarkWorkerDeadArgs) -> Result<MarkWorkerDeadOutcome, EngineError> {
+        crate::workers::mark_worker_dead(&mut HostDb, &args)
+    }
+
+    fn list_workers(args: ListWorkersArgs) -> Result<WorkerPage, EngineError> {
+        crate::workers::list_workers(&mut HostDb, &args)
+    }
+
+    fn sweep_expired_workers(now: TimestampMs) -> Result<u32, EngineError> {
+        crate::workers::sweep_expired_workers(&mut HostDb, now)
     }
 }
 

@@ -37,7 +37,9 @@ pub mod component;
 pub mod lease_holder;
 pub mod reads;
 pub mod recovery;
+pub mod routing;
 pub mod scheduling;
+pub mod workers;
 
 pub mod db;
 pub mod errors;

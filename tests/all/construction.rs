@@ -162,13 +162,17 @@ async fn label_capabilities_and_unbuilt_operations_tell_the_truth() {
         (supports.issue_reclaim_grant, "issue_reclaim_grant"),
         (supports.list_expired_leases, "list_expired_leases"),
         (supports.prepare, "prepare"),
+        (supports.claim_for_worker, "claim_for_worker"),
+        (supports.register_worker, "register_worker"),
+        (supports.heartbeat_worker, "heartbeat_worker"),
+        (supports.mark_worker_dead, "mark_worker_dead"),
+        (supports.list_workers, "list_workers"),
     ] {
         assert!(flag, "{name} works and says so");
     }
     for (flag, name) in [
         (supports.change_priority, "change_priority"),
         (supports.replay_execution, "replay_execution"),
-        (supports.claim_for_worker, "claim_for_worker"),
         (supports.subscribe_lease_history, "subscribe_lease_history"),
         (supports.subscribe_completion, "subscribe_completion"),
         (supports.budget_admin, "budget_admin"),

@@ -46,6 +46,7 @@ mod processes;
 mod races;
 mod reads;
 mod recovery;
+mod routing;
 mod sandbox;
 mod scheduling;
 mod sdk;

@@ -6,7 +6,8 @@
 //!
 //! The world exports one interface per operation family; a component implements each one's
 //! `Guest` trait. This one changes one function of `scheduling` and delegates the rest of it,
-//! and all of `lease-holder`, `recovery` and `reads`, to the built-in guest.
+//! and all of `lease-holder`, `recovery`, `reads`, `routing` and `workers`, to the built-in
+//! guest.
 //!
 //! Build it with `cargo build -p ff-custom-guest-example --target wasm32-wasip2 --release` and
 //! run it with `ffwasm demo --guest <path to ff_custom_guest_example.wasm>` or
@@ -25,9 +26,17 @@ use ff_engine_guest::bindings::recovery::{
     IssueReclaimGrantOutcome, ListExpiredLeasesArgs, ReclaimExecutionArgs, ReclaimExecutionOutcome,
     ResumeExecutionArgs, ResumeGrantClaimArgs, RevokeLeaseArgs, RevokeLeaseOutcome,
 };
+use ff_engine_guest::bindings::routing::{
+    self, BlockRouteArgs, BlockRouteOutcome, ClaimForWorkerArgs, ClaimGrant, ScanEligibleArgs,
+    UnblockExecutionArgs,
+};
 use ff_engine_guest::bindings::scheduling::{
     self, ClaimArgs, ClaimExecutionArgs, ClaimGrantOutcome, CreateExecutionArgs,
     CreateExecutionOutcome, IssueClaimGrantArgs, IssueGrantAndClaimArgs,
+};
+use ff_engine_guest::bindings::workers::{
+    self, HeartbeatWorkerArgs, HeartbeatWorkerOutcome, ListWorkersArgs, MarkWorkerDeadArgs,
+    MarkWorkerDeadOutcome, RegisterWorkerArgs, RegisterWorkerOutcome, WorkerPage,
 };
 use ff_engine_guest::db::HostDb;
 use ff_engine_guest::types::{ClaimedExecution, EngineError, PublicState, TimestampMs};
@@ -189,6 +198,48 @@ impl reads::Guest for OldestFirst {
 
     fn ping() -> Result<(), EngineError> {
         <Builtin as reads::Guest>::ping()
+    }
+}
+
+/// The built-in guest's routing, unchanged.
+impl routing::Guest for OldestFirst {
+    fn scan_eligible_executions(args: ScanEligibleArgs) -> Result<Vec<String>, EngineError> {
+        <Builtin as routing::Guest>::scan_eligible_executions(args)
+    }
+
+    fn block_route(args: BlockRouteArgs) -> Result<BlockRouteOutcome, EngineError> {
+        <Builtin as routing::Guest>::block_route(args)
+    }
+
+    fn unblock_execution(args: UnblockExecutionArgs) -> Result<(), EngineError> {
+        <Builtin as routing::Guest>::unblock_execution(args)
+    }
+
+    fn claim_for_worker(args: ClaimForWorkerArgs) -> Result<Option<ClaimGrant>, EngineError> {
+        <Builtin as routing::Guest>::claim_for_worker(args)
+    }
+}
+
+/// The built-in guest's worker registry, unchanged.
+impl workers::Guest for OldestFirst {
+    fn register_worker(args: RegisterWorkerArgs) -> Result<RegisterWorkerOutcome, EngineError> {
+        <Builtin as workers::Guest>::register_worker(args)
+    }
+
+    fn heartbeat_worker(args: HeartbeatWorkerArgs) -> Result<HeartbeatWorkerOutcome, EngineError> {
+        <Builtin as workers::Guest>::heartbeat_worker(args)
+    }
+
+    fn mark_worker_dead(args: MarkWorkerDeadArgs) -> Result<MarkWorkerDeadOutcome, EngineError> {
+        <Builtin as workers::Guest>::mark_worker_dead(args)
+    }
+
+    fn list_workers(args: ListWorkersArgs) -> Result<WorkerPage, EngineError> {
+        <Builtin as workers::Guest>::list_workers(args)
+    }
+
+    fn sweep_expired_workers(now: TimestampMs) -> Result<u32, EngineError> {
+        <Builtin as workers::Guest>::sweep_expired_workers(now)
     }
 }
 

@@ -15,6 +15,11 @@ pub(super) fn capabilities() -> Capabilities {
     supports.issue_reclaim_grant = true;
     supports.prepare = true;
     supports.list_expired_leases = true;
+    supports.claim_for_worker = true;
+    supports.register_worker = true;
+    supports.heartbeat_worker = true;
+    supports.mark_worker_dead = true;
+    supports.list_workers = true;
     Capabilities::new(
         BackendIdentity::new(BACKEND_LABEL, crate_version(), "unknown"),
         supports,

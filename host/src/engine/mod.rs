@@ -1,5 +1,6 @@
 //! `impl EngineBackend for SqliteBackend`, dispatching each method to its family's module:
-//! [`scheduling`], [`lease_holder`], [`recovery`], [`reads`] (one per guest interface). Each
+//! [`scheduling`], [`lease_holder`], [`recovery`], [`reads`], [`routing`], [`workers`] (one per
+//! guest interface). Each
 //! operation converts its arguments ([`crate::bindings::args`]), makes one guest call in one
 //! transaction ([`SqliteBackend::run`]), and converts the result back
 //! ([`crate::bindings::results`]). Operations not built return `EngineError::Unavailable`.
@@ -9,7 +10,9 @@ mod inputs;
 mod lease_holder;
 mod reads;
 mod recovery;
+mod routing;
 mod scheduling;
+mod workers;
 
 use std::time::Duration;
 
@@ -21,16 +24,19 @@ use ff_core::backend::{
 };
 use ff_core::capability::Capabilities;
 use ff_core::contracts::{
-    CancelExecutionArgs, CancelExecutionResult, CancelFlowResult, ClaimExecutionArgs,
-    ClaimExecutionResult, ClaimGrantOutcome, ClaimResumedExecutionArgs,
+    BlockRouteArgs, BlockRouteOutcome, CancelExecutionArgs, CancelExecutionResult,
+    CancelFlowResult, ClaimExecutionArgs, ClaimExecutionResult, ClaimForWorkerArgs,
+    ClaimForWorkerOutcome, ClaimGrantOutcome, ClaimResumedExecutionArgs,
     ClaimResumedExecutionResult, CompleteExecutionArgs, CompleteExecutionResult,
     CreateExecutionArgs, CreateExecutionResult, ExecutionContext, ExecutionInfo, ExecutionSnapshot,
-    FailExecutionArgs, FailExecutionResult, FlowSnapshot, IssueClaimGrantArgs,
-    IssueClaimGrantOutcome, IssueGrantAndClaimArgs, IssueReclaimGrantArgs,
-    IssueReclaimGrantOutcome, ListExpiredLeasesArgs, ListExpiredLeasesResult, ReclaimExecutionArgs,
-    ReclaimExecutionOutcome, RenewLeaseArgs, RenewLeaseResult, ReportUsageResult,
-    ResumeExecutionArgs, ResumeExecutionResult, RevokeLeaseArgs, RevokeLeaseResult, SuspendArgs,
-    SuspendOutcome,
+    FailExecutionArgs, FailExecutionResult, FlowSnapshot, HeartbeatWorkerArgs,
+    HeartbeatWorkerOutcome, IssueClaimGrantArgs, IssueClaimGrantOutcome, IssueGrantAndClaimArgs,
+    IssueReclaimGrantArgs, IssueReclaimGrantOutcome, ListExpiredLeasesArgs,
+    ListExpiredLeasesResult, ListWorkersArgs, ListWorkersResult, MarkWorkerDeadArgs,
+    MarkWorkerDeadOutcome, ReclaimExecutionArgs, ReclaimExecutionOutcome, RegisterWorkerArgs,
+    RegisterWorkerOutcome, RenewLeaseArgs, RenewLeaseResult, ReportUsageResult,
+    ResumeExecutionArgs, ResumeExecutionResult, RevokeLeaseArgs, RevokeLeaseResult,
+    ScanEligibleArgs, SuspendArgs, SuspendOutcome,
 };
 use ff_core::engine_backend::EngineBackend;
 use ff_core::engine_error::EngineError;
@@ -252,6 +258,72 @@ impl EngineBackend for SqliteBackend {
         execution_id: &ExecutionId,
     ) -> Result<ExecutionContext, EngineError> {
         reads::read_execution_context(self, execution_id).await
+    }
+
+    // ── Routing ────────────────────────────────────────────────────────────────────────────
+
+    async fn scan_eligible_executions(
+        &self,
+        args: ScanEligibleArgs,
+    ) -> Result<Vec<ExecutionId>, EngineError> {
+        routing::scan_eligible_executions(self, args).await
+    }
+
+    async fn block_route(&self, args: BlockRouteArgs) -> Result<BlockRouteOutcome, EngineError> {
+        routing::block_route(self, args).await
+    }
+
+    async fn unblock_execution(
+        &self,
+        partition: Partition,
+        lane_id: &LaneId,
+        execution_id: &ExecutionId,
+        expected_blocking_reason: &str,
+        now_ms: TimestampMs,
+    ) -> Result<(), EngineError> {
+        routing::unblock_execution(
+            self,
+            partition,
+            lane_id,
+            execution_id,
+            expected_blocking_reason,
+            now_ms,
+        )
+        .await
+    }
+
+    async fn claim_for_worker(
+        &self,
+        args: ClaimForWorkerArgs,
+    ) -> Result<ClaimForWorkerOutcome, EngineError> {
+        routing::claim_for_worker(self, args).await
+    }
+
+    // ── Worker registry ──────────────────────────────────────────────────────────────────
+
+    async fn register_worker(
+        &self,
+        args: RegisterWorkerArgs,
+    ) -> Result<RegisterWorkerOutcome, EngineError> {
+        workers::register_worker(self, args).await
+    }
+
+    async fn heartbeat_worker(
+        &self,
+        args: HeartbeatWorkerArgs,
+    ) -> Result<HeartbeatWorkerOutcome, EngineError> {
+        workers::heartbeat_worker(self, args).await
+    }
+
+    async fn mark_worker_dead(
+        &self,
+        args: MarkWorkerDeadArgs,
+    ) -> Result<MarkWorkerDeadOutcome, EngineError> {
+        workers::mark_worker_dead(self, args).await
+    }
+
+    async fn list_workers(&self, args: ListWorkersArgs) -> Result<ListWorkersResult, EngineError> {
+        workers::list_workers(self, args).await
     }
 
     // ── The backend itself ────────────────────────────────────────────────────────────────

@@ -44,9 +44,17 @@ use bindings::exports::flowfabric::backend::recovery::{
     IssueReclaimGrantOutcome, ListExpiredLeasesArgs, ReclaimExecutionArgs, ReclaimExecutionOutcome,
     ResumeExecutionArgs, ResumeGrantClaimArgs, RevokeLeaseArgs, RevokeLeaseOutcome,
 };
+use bindings::exports::flowfabric::backend::routing::{
+    self, BlockRouteArgs, BlockRouteOutcome, ClaimForWorkerArgs, ClaimGrant, ScanEligibleArgs,
+    UnblockExecutionArgs,
+};
 use bindings::exports::flowfabric::backend::scheduling::{
     self, ClaimArgs, ClaimExecutionArgs, ClaimGrantOutcome, CreateExecutionArgs,
     CreateExecutionOutcome, IssueClaimGrantArgs, IssueGrantAndClaimArgs,
+};
+use bindings::exports::flowfabric::backend::workers::{
+    self, HeartbeatWorkerArgs, HeartbeatWorkerOutcome, ListWorkersArgs, MarkWorkerDeadArgs,
+    MarkWorkerDeadOutcome, RegisterWorkerArgs, RegisterWorkerOutcome, WorkerPage,
 };
 use bindings::flowfabric::backend::sql;
 use bindings::flowfabric::backend::types::{
@@ -504,6 +512,42 @@ impl reads::Guest for Hostile {
     }
     fn ping() -> Result<(), EngineError> {
         Ok(())
+    }
+}
+
+// The routing and worker-registry families do not misbehave: like every export without a
+// misbehaviour, they answer `not-found(execution)` and touch nothing.
+
+impl routing::Guest for Hostile {
+    fn scan_eligible_executions(_: ScanEligibleArgs) -> Result<Vec<String>, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn block_route(_: BlockRouteArgs) -> Result<BlockRouteOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn unblock_execution(_: UnblockExecutionArgs) -> Result<(), EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn claim_for_worker(_: ClaimForWorkerArgs) -> Result<Option<ClaimGrant>, EngineError> {
+        Err(NOT_FOUND)
+    }
+}
+
+impl workers::Guest for Hostile {
+    fn register_worker(_: RegisterWorkerArgs) -> Result<RegisterWorkerOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn heartbeat_worker(_: HeartbeatWorkerArgs) -> Result<HeartbeatWorkerOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn mark_worker_dead(_: MarkWorkerDeadArgs) -> Result<MarkWorkerDeadOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn list_workers(_: ListWorkersArgs) -> Result<WorkerPage, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn sweep_expired_workers(_: TimestampMs) -> Result<u32, EngineError> {
+        Err(NOT_FOUND)
     }
 }
 
