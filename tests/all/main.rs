@@ -51,3 +51,4 @@ mod sandbox;
 mod scheduling;
 mod sdk;
 mod typed_claim_execution;
+mod workers;
