@@ -27,7 +27,7 @@ use crate::bindings::workers::{
     HeartbeatWorkerArgs, HeartbeatWorkerOutcome, ListWorkersArgs, MarkWorkerDeadArgs,
     MarkWorkerDeadOutcome, RegisterWorkerArgs, RegisterWorkerOutcome, WorkerPage,
 };
-use crate::bindings::{lease_holder, reads, recovery, routing, scheduling, workers};
+use crate::bindings::{lease_holder, reads, recovery, routing, scheduling, tags, workers};
 use crate::db::HostDb;
 use crate::types::{ClaimedExecution, EngineError, PublicState, TimestampMs};
 
@@ -226,6 +226,24 @@ impl workers::Guest for Component {
 
     fn sweep_expired_workers(now: TimestampMs) -> Result<u32, EngineError> {
         crate::workers::sweep_expired_workers(&mut HostDb, now)
+    }
+}
+
+impl tags::Guest for Component {
+    fn set_execution_tag(
+        execution_id: String,
+        key: String,
+        value: String,
+    ) -> Result<(), EngineError> {
+        crate::tags::set_execution_tag(&mut HostDb, &execution_id, &key, &value)
+    }
+
+    fn get_execution_tag(execution_id: String, key: String) -> Result<Option<String>, EngineError> {
+        crate::tags::get_execution_tag(&mut HostDb, &execution_id, &key)
+    }
+
+    fn get_execution_namespace(execution_id: String) -> Result<Option<String>, EngineError> {
+        crate::tags::get_execution_namespace(&mut HostDb, &execution_id)
     }
 }
 

@@ -39,6 +39,7 @@ pub mod reads;
 pub mod recovery;
 pub mod routing;
 pub mod scheduling;
+pub mod tags;
 pub mod workers;
 
 pub mod db;

@@ -50,5 +50,6 @@ mod routing;
 mod sandbox;
 mod scheduling;
 mod sdk;
+mod tags;
 mod typed_claim_execution;
 mod workers;

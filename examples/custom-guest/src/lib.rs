@@ -6,8 +6,8 @@
 //!
 //! The world exports one interface per operation family; a component implements each one's
 //! `Guest` trait. This one changes one function of `scheduling` and delegates the rest of it,
-//! and all of `lease-holder`, `recovery`, `reads`, `routing` and `workers`, to the built-in
-//! guest.
+//! and all of `lease-holder`, `recovery`, `reads`, `routing`, `workers` and `tags`, to the
+//! built-in guest.
 //!
 //! Build it with `cargo build -p ff-custom-guest-example --target wasm32-wasip2 --release` and
 //! run it with `ffwasm demo --guest <path to ff_custom_guest_example.wasm>` or
@@ -34,6 +34,7 @@ use ff_engine_guest::bindings::scheduling::{
     self, ClaimArgs, ClaimExecutionArgs, ClaimGrantOutcome, CreateExecutionArgs,
     CreateExecutionOutcome, IssueClaimGrantArgs, IssueGrantAndClaimArgs,
 };
+use ff_engine_guest::bindings::tags;
 use ff_engine_guest::bindings::workers::{
     self, HeartbeatWorkerArgs, HeartbeatWorkerOutcome, ListWorkersArgs, MarkWorkerDeadArgs,
     MarkWorkerDeadOutcome, RegisterWorkerArgs, RegisterWorkerOutcome, WorkerPage,
@@ -240,6 +241,25 @@ impl workers::Guest for OldestFirst {
 
     fn sweep_expired_workers(now: TimestampMs) -> Result<u32, EngineError> {
         <Builtin as workers::Guest>::sweep_expired_workers(now)
+    }
+}
+
+/// The built-in guest's tags, unchanged.
+impl tags::Guest for OldestFirst {
+    fn set_execution_tag(
+        execution_id: String,
+        key: String,
+        value: String,
+    ) -> Result<(), EngineError> {
+        <Builtin as tags::Guest>::set_execution_tag(execution_id, key, value)
+    }
+
+    fn get_execution_tag(execution_id: String, key: String) -> Result<Option<String>, EngineError> {
+        <Builtin as tags::Guest>::get_execution_tag(execution_id, key)
+    }
+
+    fn get_execution_namespace(execution_id: String) -> Result<Option<String>, EngineError> {
+        <Builtin as tags::Guest>::get_execution_namespace(execution_id)
     }
 }
 

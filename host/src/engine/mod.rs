@@ -1,6 +1,6 @@
 //! `impl EngineBackend for SqliteBackend`, dispatching each method to its family's module:
-//! [`scheduling`], [`lease_holder`], [`recovery`], [`reads`], [`routing`], [`workers`] (one per
-//! guest interface). Each
+//! [`scheduling`], [`lease_holder`], [`recovery`], [`reads`], [`routing`], [`workers`],
+//! [`tags`] (one per guest interface). Each
 //! operation converts its arguments ([`crate::bindings::args`]), makes one guest call in one
 //! transaction ([`SqliteBackend::run`]), and converts the result back
 //! ([`crate::bindings::results`]). Operations not built return `EngineError::Unavailable`.
@@ -12,6 +12,7 @@ mod reads;
 mod recovery;
 mod routing;
 mod scheduling;
+mod tags;
 mod workers;
 
 use std::time::Duration;
@@ -324,6 +325,32 @@ impl EngineBackend for SqliteBackend {
 
     async fn list_workers(&self, args: ListWorkersArgs) -> Result<ListWorkersResult, EngineError> {
         workers::list_workers(self, args).await
+    }
+
+    // ── Tags and namespace ───────────────────────────────────────────────────────────────
+
+    async fn set_execution_tag(
+        &self,
+        execution_id: &ExecutionId,
+        key: &str,
+        value: &str,
+    ) -> Result<(), EngineError> {
+        tags::set_execution_tag(self, execution_id, key, value).await
+    }
+
+    async fn get_execution_tag(
+        &self,
+        execution_id: &ExecutionId,
+        key: &str,
+    ) -> Result<Option<String>, EngineError> {
+        tags::get_execution_tag(self, execution_id, key).await
+    }
+
+    async fn get_execution_namespace(
+        &self,
+        execution_id: &ExecutionId,
+    ) -> Result<Option<String>, EngineError> {
+        tags::get_execution_namespace(self, execution_id).await
     }
 
     // ── The backend itself ────────────────────────────────────────────────────────────────

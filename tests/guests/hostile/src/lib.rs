@@ -52,6 +52,7 @@ use bindings::exports::flowfabric::backend::scheduling::{
     self, ClaimArgs, ClaimExecutionArgs, ClaimGrantOutcome, CreateExecutionArgs,
     CreateExecutionOutcome, IssueClaimGrantArgs, IssueGrantAndClaimArgs,
 };
+use bindings::exports::flowfabric::backend::tags;
 use bindings::exports::flowfabric::backend::workers::{
     self, HeartbeatWorkerArgs, HeartbeatWorkerOutcome, ListWorkersArgs, MarkWorkerDeadArgs,
     MarkWorkerDeadOutcome, RegisterWorkerArgs, RegisterWorkerOutcome, WorkerPage,
@@ -515,7 +516,7 @@ impl reads::Guest for Hostile {
     }
 }
 
-// The routing and worker-registry families do not misbehave: like every export without a
+// The routing, worker-registry and tags families do not misbehave: like every export without a
 // misbehaviour, they answer `not-found(execution)` and touch nothing.
 
 impl routing::Guest for Hostile {
@@ -547,6 +548,18 @@ impl workers::Guest for Hostile {
         Err(NOT_FOUND)
     }
     fn sweep_expired_workers(_: TimestampMs) -> Result<u32, EngineError> {
+        Err(NOT_FOUND)
+    }
+}
+
+impl tags::Guest for Hostile {
+    fn set_execution_tag(_: String, _: String, _: String) -> Result<(), EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn get_execution_tag(_: String, _: String) -> Result<Option<String>, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn get_execution_namespace(_: String) -> Result<Option<String>, EngineError> {
         Err(NOT_FOUND)
     }
 }
