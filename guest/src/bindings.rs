@@ -5,7 +5,7 @@
 //! The generated modules sit at wit-bindgen's paths (`exports::flowfabric::backend::<family>`
 //! for the exported families, `flowfabric::backend::{sql, types}` for the imports); the
 //! re-exports below name each interface by its WIT name alone: [`scheduling`],
-//! [`lease_holder`], [`recovery`], [`reads`], [`routing`], [`workers`] and [`tags`] (each with its `Guest` trait and its own
+//! [`lease_holder`], [`recovery`], [`reads`], [`routing`], [`workers`], [`tags`] and [`operator`] (each with its `Guest` trait and its own
 //! records), [`types`] (shared by the families) and [`sql`] (the host's database).
 
 wit_bindgen::generate!({
@@ -16,6 +16,6 @@ wit_bindgen::generate!({
 });
 
 pub use exports::flowfabric::backend::{
-    lease_holder, reads, recovery, routing, scheduling, tags, workers,
+    lease_holder, operator, reads, recovery, routing, scheduling, tags, workers,
 };
 pub use flowfabric::backend::{sql, types};

@@ -9,6 +9,7 @@ use crate::bindings::lease_holder::{
     CompleteExecutionArgs, FailExecutionArgs, FailOutcome, FailureClass, HandleLease,
     RenewLeaseArgs,
 };
+use crate::bindings::operator::ChangePriorityArgs;
 use crate::bindings::reads::{ExecutionContext, ExecutionView};
 use crate::bindings::recovery::{
     CancelExecutionArgs, ClaimResumedExecutionArgs, ExpiredLease, IssueReclaimGrantArgs,
@@ -27,7 +28,9 @@ use crate::bindings::workers::{
     HeartbeatWorkerArgs, HeartbeatWorkerOutcome, ListWorkersArgs, MarkWorkerDeadArgs,
     MarkWorkerDeadOutcome, RegisterWorkerArgs, RegisterWorkerOutcome, WorkerPage,
 };
-use crate::bindings::{lease_holder, reads, recovery, routing, scheduling, tags, workers};
+use crate::bindings::{
+    lease_holder, operator, reads, recovery, routing, scheduling, tags, workers,
+};
 use crate::db::HostDb;
 use crate::types::{ClaimedExecution, EngineError, PublicState, TimestampMs};
 
@@ -244,6 +247,23 @@ impl tags::Guest for Component {
 
     fn get_execution_namespace(execution_id: String) -> Result<Option<String>, EngineError> {
         crate::tags::get_execution_namespace(&mut HostDb, &execution_id)
+    }
+}
+
+impl operator::Guest for Component {
+    fn change_priority(args: ChangePriorityArgs) -> Result<(), EngineError> {
+        crate::operator::change_priority(&mut HostDb, &args)
+    }
+
+    fn read_exec_core_fields(
+        execution_id: String,
+        fields: Vec<String>,
+    ) -> Result<Vec<Option<String>>, EngineError> {
+        crate::operator::read_exec_core_fields(&mut HostDb, &execution_id, &fields)
+    }
+
+    fn server_time_ms() -> Result<TimestampMs, EngineError> {
+        crate::operator::server_time_ms(&mut HostDb)
     }
 }
 

@@ -35,6 +35,7 @@ pub mod bindings;
 pub mod component;
 
 pub mod lease_holder;
+pub mod operator;
 pub mod reads;
 pub mod recovery;
 pub mod routing;

@@ -1,4 +1,4 @@
--- The worker registry (RFC-025) and the scheduler-routed claim path.
+-- The worker registry (RFC-025), the scheduler-routed claim path and the operator outbox.
 
 -- One live-or-lapsed registration per (namespace, worker instance). `lanes` and `capabilities`
 -- are JSON arrays of strings (never comma-joined, so any string reads back as written). Live
@@ -33,3 +33,18 @@ CREATE TABLE ff_worker_registry_event (
 CREATE INDEX ff_exec_core_route_scan_idx
     ON ff_exec_core (partition_key, lane_id, priority DESC, created_at_ms, execution_id)
     WHERE lifecycle_phase = 'runnable' AND eligibility_state = 'eligible_now';
+
+-- Operator outbox (`change_priority`): upstream's table. `execution_id` is the bare UUID text;
+-- `details` a JSON object.
+CREATE TABLE ff_operator_event (
+    event_id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    execution_id   TEXT    NOT NULL,
+    event_type     TEXT    NOT NULL
+        CHECK (event_type IN ('priority_changed', 'replayed', 'flow_cancel_requested')),
+    details        TEXT,
+    occurred_at_ms INTEGER NOT NULL,
+    partition_key  INTEGER NOT NULL,
+    namespace      TEXT,
+    instance_tag   TEXT
+);
+CREATE INDEX ff_operator_event_partition_key_idx ON ff_operator_event (partition_key, event_id);

@@ -42,6 +42,7 @@ mod custom_guest;
 mod group_commit;
 mod guest_containment;
 mod lifecycle;
+mod operator;
 mod processes;
 mod races;
 mod reads;

@@ -6,8 +6,8 @@
 //!
 //! The world exports one interface per operation family; a component implements each one's
 //! `Guest` trait. This one changes one function of `scheduling` and delegates the rest of it,
-//! and all of `lease-holder`, `recovery`, `reads`, `routing`, `workers` and `tags`, to the
-//! built-in guest.
+//! and all of `lease-holder`, `recovery`, `reads`, `routing`, `workers`, `tags` and
+//! `operator`, to the built-in guest.
 //!
 //! Build it with `cargo build -p ff-custom-guest-example --target wasm32-wasip2 --release` and
 //! run it with `ffwasm demo --guest <path to ff_custom_guest_example.wasm>` or
@@ -20,6 +20,7 @@ use ff_engine_guest::bindings::lease_holder::{
     self, CompleteExecutionArgs, FailExecutionArgs, FailOutcome, FailureClass, HandleLease,
     RenewLeaseArgs,
 };
+use ff_engine_guest::bindings::operator::{self, ChangePriorityArgs};
 use ff_engine_guest::bindings::reads::{self, ExecutionContext, ExecutionView};
 use ff_engine_guest::bindings::recovery::{
     self, CancelExecutionArgs, ClaimResumedExecutionArgs, ExpiredLease, IssueReclaimGrantArgs,
@@ -260,6 +261,24 @@ impl tags::Guest for OldestFirst {
 
     fn get_execution_namespace(execution_id: String) -> Result<Option<String>, EngineError> {
         <Builtin as tags::Guest>::get_execution_namespace(execution_id)
+    }
+}
+
+/// The built-in guest's operator operations, unchanged.
+impl operator::Guest for OldestFirst {
+    fn change_priority(args: ChangePriorityArgs) -> Result<(), EngineError> {
+        <Builtin as operator::Guest>::change_priority(args)
+    }
+
+    fn read_exec_core_fields(
+        execution_id: String,
+        fields: Vec<String>,
+    ) -> Result<Vec<Option<String>>, EngineError> {
+        <Builtin as operator::Guest>::read_exec_core_fields(execution_id, fields)
+    }
+
+    fn server_time_ms() -> Result<TimestampMs, EngineError> {
+        <Builtin as operator::Guest>::server_time_ms()
     }
 }
 

@@ -16,6 +16,7 @@ pub(super) fn capabilities() -> Capabilities {
     supports.prepare = true;
     supports.list_expired_leases = true;
     supports.claim_for_worker = true;
+    supports.change_priority = true;
     supports.register_worker = true;
     supports.heartbeat_worker = true;
     supports.mark_worker_dead = true;

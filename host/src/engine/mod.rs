@@ -1,6 +1,6 @@
 //! `impl EngineBackend for SqliteBackend`, dispatching each method to its family's module:
 //! [`scheduling`], [`lease_holder`], [`recovery`], [`reads`], [`routing`], [`workers`],
-//! [`tags`] (one per guest interface). Each
+//! [`tags`], [`operator`] (one per guest interface). Each
 //! operation converts its arguments ([`crate::bindings::args`]), makes one guest call in one
 //! transaction ([`SqliteBackend::run`]), and converts the result back
 //! ([`crate::bindings::results`]). Operations not built return `EngineError::Unavailable`.
@@ -8,6 +8,7 @@
 mod capabilities;
 mod inputs;
 mod lease_holder;
+mod operator;
 mod reads;
 mod recovery;
 mod routing;
@@ -26,13 +27,13 @@ use ff_core::backend::{
 use ff_core::capability::Capabilities;
 use ff_core::contracts::{
     BlockRouteArgs, BlockRouteOutcome, CancelExecutionArgs, CancelExecutionResult,
-    CancelFlowResult, ClaimExecutionArgs, ClaimExecutionResult, ClaimForWorkerArgs,
-    ClaimForWorkerOutcome, ClaimGrantOutcome, ClaimResumedExecutionArgs,
-    ClaimResumedExecutionResult, CompleteExecutionArgs, CompleteExecutionResult,
-    CreateExecutionArgs, CreateExecutionResult, ExecutionContext, ExecutionInfo, ExecutionSnapshot,
-    FailExecutionArgs, FailExecutionResult, FlowSnapshot, HeartbeatWorkerArgs,
-    HeartbeatWorkerOutcome, IssueClaimGrantArgs, IssueClaimGrantOutcome, IssueGrantAndClaimArgs,
-    IssueReclaimGrantArgs, IssueReclaimGrantOutcome, ListExpiredLeasesArgs,
+    CancelFlowResult, ChangePriorityArgs, ChangePriorityResult, ClaimExecutionArgs,
+    ClaimExecutionResult, ClaimForWorkerArgs, ClaimForWorkerOutcome, ClaimGrantOutcome,
+    ClaimResumedExecutionArgs, ClaimResumedExecutionResult, CompleteExecutionArgs,
+    CompleteExecutionResult, CreateExecutionArgs, CreateExecutionResult, ExecutionContext,
+    ExecutionInfo, ExecutionSnapshot, FailExecutionArgs, FailExecutionResult, FlowSnapshot,
+    HeartbeatWorkerArgs, HeartbeatWorkerOutcome, IssueClaimGrantArgs, IssueClaimGrantOutcome,
+    IssueGrantAndClaimArgs, IssueReclaimGrantArgs, IssueReclaimGrantOutcome, ListExpiredLeasesArgs,
     ListExpiredLeasesResult, ListWorkersArgs, ListWorkersResult, MarkWorkerDeadArgs,
     MarkWorkerDeadOutcome, ReclaimExecutionArgs, ReclaimExecutionOutcome, RegisterWorkerArgs,
     RegisterWorkerOutcome, RenewLeaseArgs, RenewLeaseResult, ReportUsageResult,
@@ -351,6 +352,28 @@ impl EngineBackend for SqliteBackend {
         execution_id: &ExecutionId,
     ) -> Result<Option<String>, EngineError> {
         tags::get_execution_namespace(self, execution_id).await
+    }
+
+    // ── Operator ops and low-level reads ─────────────────────────────────────────────────
+
+    async fn change_priority(
+        &self,
+        args: ChangePriorityArgs,
+    ) -> Result<ChangePriorityResult, EngineError> {
+        operator::change_priority(self, args).await
+    }
+
+    async fn read_exec_core_fields(
+        &self,
+        partition: Partition,
+        execution_id: &ExecutionId,
+        fields: &[&str],
+    ) -> Result<std::collections::HashMap<String, Option<String>>, EngineError> {
+        operator::read_exec_core_fields(self, partition, execution_id, fields).await
+    }
+
+    async fn server_time_ms(&self) -> Result<u64, EngineError> {
+        operator::server_time_ms(self).await
     }
 
     // ── The backend itself ────────────────────────────────────────────────────────────────

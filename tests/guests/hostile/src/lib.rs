@@ -38,6 +38,7 @@ use bindings::exports::flowfabric::backend::lease_holder::{
     self, CompleteExecutionArgs, FailExecutionArgs, FailOutcome, FailureClass, HandleLease,
     RenewLeaseArgs,
 };
+use bindings::exports::flowfabric::backend::operator::{self, ChangePriorityArgs};
 use bindings::exports::flowfabric::backend::reads::{self, ExecutionContext, ExecutionView};
 use bindings::exports::flowfabric::backend::recovery::{
     self, CancelExecutionArgs, ClaimResumedExecutionArgs, ExpiredLease, IssueReclaimGrantArgs,
@@ -516,7 +517,7 @@ impl reads::Guest for Hostile {
     }
 }
 
-// The routing, worker-registry and tags families do not misbehave: like every export without a
+// The routing, worker-registry, tags and operator families do not misbehave: like every export without a
 // misbehaviour, they answer `not-found(execution)` and touch nothing.
 
 impl routing::Guest for Hostile {
@@ -560,6 +561,21 @@ impl tags::Guest for Hostile {
         Err(NOT_FOUND)
     }
     fn get_execution_namespace(_: String) -> Result<Option<String>, EngineError> {
+        Err(NOT_FOUND)
+    }
+}
+
+impl operator::Guest for Hostile {
+    fn change_priority(_: ChangePriorityArgs) -> Result<(), EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn read_exec_core_fields(
+        _: String,
+        _: Vec<String>,
+    ) -> Result<Vec<Option<String>>, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn server_time_ms() -> Result<TimestampMs, EngineError> {
         Err(NOT_FOUND)
     }
 }
