@@ -31,6 +31,7 @@ use commands::guest::GuestCommand;
 use commands::inspect::executions::ExecutionsArgs;
 use commands::inspect::show::ShowArgs;
 use commands::inspect::stats::StatsArgs;
+use commands::inspect::workers::WorkersArgs;
 use help::ENVIRONMENT;
 
 /// FlowFabric's SQLite engine backend, with the engine logic in a WebAssembly guest: run it,
@@ -59,6 +60,10 @@ enum Command {
     /// Summarize a database: executions by lane and state, attempts, retries, outbox events.
     #[command(after_help = ENVIRONMENT)]
     Stats(StatsArgs),
+    /// List the worker registry: live workers (with `--all`, lapsed ones too), their lanes,
+    /// capabilities and last heartbeat.
+    #[command(after_help = ENVIRONMENT)]
+    Workers(WorkersArgs),
     /// Work with guest components: print the world's WIT, check or precompile a component.
     #[command(subcommand, after_help = ENVIRONMENT)]
     Guest(GuestCommand),
@@ -100,6 +105,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Executions(args) => commands::inspect::executions::run(&args),
         Command::Show(args) => commands::inspect::show::run(&args),
         Command::Stats(args) => commands::inspect::stats::run(&args),
+        Command::Workers(args) => commands::inspect::workers::run(&args),
         Command::Guest(command) => commands::guest::run(&command),
     }
 }

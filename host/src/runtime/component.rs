@@ -45,7 +45,7 @@ const ALLOWED_WASI: &[&str] = &["wasi:io/", "wasi:cli/", "wasi:clocks/", "wasi:r
 /// The WIT package of the `engine-backend` world a guest implements, file by file
 /// (`(file name, contents)`, the world first): save them in one directory to build a guest
 /// against them.
-pub const GUEST_WIT: [(&str, &str); 7] = [
+pub const GUEST_WIT: [(&str, &str); 11] = [
     ("world.wit", include_str!("../../../wit/world.wit")),
     ("types.wit", include_str!("../../../wit/types.wit")),
     ("sql.wit", include_str!("../../../wit/sql.wit")),
@@ -59,6 +59,10 @@ pub const GUEST_WIT: [(&str, &str); 7] = [
     ),
     ("recovery.wit", include_str!("../../../wit/recovery.wit")),
     ("reads.wit", include_str!("../../../wit/reads.wit")),
+    ("routing.wit", include_str!("../../../wit/routing.wit")),
+    ("workers.wit", include_str!("../../../wit/workers.wit")),
+    ("tags.wit", include_str!("../../../wit/tags.wit")),
+    ("operator.wit", include_str!("../../../wit/operator.wit")),
 ];
 
 /// The built-in guest component (a `wasm32-wasip2` component of the `engine-backend` world,
@@ -278,5 +282,26 @@ mod tests {
             .map(|(name, _)| name)
             .collect();
         assert_eq!(declared, SQL_FUNCTIONS);
+    }
+
+    #[test]
+    fn guest_wit_holds_every_file_of_the_package_and_every_family_is_checked() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../wit");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".wit"))
+            .collect();
+        on_disk.sort();
+        let mut listed: Vec<String> = GUEST_WIT.iter().map(|(name, _)| name.to_string()).collect();
+        listed.sort();
+        assert_eq!(listed, on_disk);
+        let world = include_str!("../../../wit/world.wit");
+        let exported: Vec<String> = world
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("export "))
+            .map(|name| format!("flowfabric:backend/{}@0.1.0", name.trim_end_matches(';')))
+            .collect();
+        assert_eq!(exported, FAMILY_INTERFACES);
     }
 }

@@ -1,7 +1,8 @@
-//! The inspection commands: `executions`, `show` and `stats`. They read the database directly
+//! The inspection commands: `executions`, `show`, `stats` and `workers`. They read the database directly
 //! over a read-only SQLite connection (the schema is `host/migrations/`), never through the
 //! backend, so they work while a demo is writing and never change the file.
 
 pub mod executions;
 pub mod show;
 pub mod stats;
+pub mod workers;
