@@ -9,7 +9,7 @@ use crate::bindings::lease_holder::{
     CompleteExecutionArgs, FailExecutionArgs, FailOutcome, FailureClass, HandleLease,
     RenewLeaseArgs,
 };
-use crate::bindings::operator::ChangePriorityArgs;
+use crate::bindings::operator::{ChangePriorityArgs, LanePage};
 use crate::bindings::reads::{ExecutionContext, ExecutionView};
 use crate::bindings::recovery::{
     CancelExecutionArgs, ClaimResumedExecutionArgs, ExpiredLease, IssueReclaimGrantArgs,
@@ -260,6 +260,10 @@ impl operator::Guest for Component {
         fields: Vec<String>,
     ) -> Result<Vec<Option<String>>, EngineError> {
         crate::operator::read_exec_core_fields(&mut HostDb, &execution_id, &fields)
+    }
+
+    fn list_lanes(after: Option<String>, limit: u32) -> Result<LanePage, EngineError> {
+        crate::operator::list_lanes(&mut HostDb, after.as_deref(), limit)
     }
 
     fn server_time_ms() -> Result<TimestampMs, EngineError> {

@@ -1,7 +1,7 @@
 //! Operator operations and low-level reads through the public `EngineBackend` API:
 //! upstream's `wave9_operator.rs` `change_priority` tests (set-up changed: our
 //! `create_execution` makes an execution eligible at once, so the ineligible case is a delayed
-//! one), `read_exec_core_fields` and `server_time_ms` from the database clock.
+//! one), `read_exec_core_fields`, `list_lanes` and `server_time_ms` from the database clock.
 
 use crate::support::*;
 use ff_core::contracts::{ChangePriorityArgs, ChangePriorityResult};
@@ -133,4 +133,26 @@ async fn server_time_is_the_database_clock() {
         server + 1 >= before && server <= after + 1,
         "{before} {server} {after}"
     );
+}
+
+#[tokio::test]
+#[parallel(process)]
+async fn list_lanes_pages_the_lanes_executions_were_created_on() {
+    let backend = fresh_backend("operator-lanes").await;
+    for lane in ["reports", "email", "alerts", "email"] {
+        backend
+            .create_execution(create_args(new_execution_id(), lane, now_ms()))
+            .await
+            .unwrap();
+    }
+    let first = backend.list_lanes(None, 2).await.unwrap();
+    assert_eq!(
+        first.lanes,
+        vec![LaneId::new("alerts"), LaneId::new("email")]
+    );
+    assert_eq!(first.next_cursor, Some(LaneId::new("email")));
+    let last = backend.list_lanes(first.next_cursor, 2).await.unwrap();
+    assert_eq!(last.lanes, vec![LaneId::new("reports")]);
+    assert_eq!(last.next_cursor, None);
+    assert!(backend.list_lanes(None, 0).await.unwrap().lanes.is_empty());
 }

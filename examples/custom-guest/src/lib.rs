@@ -20,7 +20,7 @@ use ff_engine_guest::bindings::lease_holder::{
     self, CompleteExecutionArgs, FailExecutionArgs, FailOutcome, FailureClass, HandleLease,
     RenewLeaseArgs,
 };
-use ff_engine_guest::bindings::operator::{self, ChangePriorityArgs};
+use ff_engine_guest::bindings::operator::{self, ChangePriorityArgs, LanePage};
 use ff_engine_guest::bindings::reads::{self, ExecutionContext, ExecutionView};
 use ff_engine_guest::bindings::recovery::{
     self, CancelExecutionArgs, ClaimResumedExecutionArgs, ExpiredLease, IssueReclaimGrantArgs,
@@ -275,6 +275,10 @@ impl operator::Guest for OldestFirst {
         fields: Vec<String>,
     ) -> Result<Vec<Option<String>>, EngineError> {
         <Builtin as operator::Guest>::read_exec_core_fields(execution_id, fields)
+    }
+
+    fn list_lanes(after: Option<String>, limit: u32) -> Result<LanePage, EngineError> {
+        <Builtin as operator::Guest>::list_lanes(after, limit)
     }
 
     fn server_time_ms() -> Result<TimestampMs, EngineError> {

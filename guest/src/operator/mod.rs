@@ -1,4 +1,5 @@
-//! The `operator` interface: `change-priority`, `read-exec-core-fields`, `server-time-ms`.
+//! The `operator` interface: `change-priority`, `read-exec-core-fields`, `list-lanes`,
+//! `server-time-ms`.
 //!
 //! ## `change-priority` ([`change_priority`])
 //!
@@ -18,15 +19,22 @@
 //! missing execution gives `None` for every name. `flow_id` is the hyphenated UUID (upstream
 //! SQLite returned the BLOB's bytes); `required_capabilities` is sorted and comma-joined.
 //!
+//! ## `list-lanes` ([`list_lanes`])
+//!
+//! Read-only. `ff_lane_registry` lanes after `after` (exclusive, byte order, served by its
+//! primary key), at most `limit` (`0` → an empty page); `limit + 1` are read so that
+//! `next_cursor` is set only when more follow. A stored lane breaking ff-core's `LaneId` rules
+//! is `Validation(Corruption)`.
+//!
 //! ## `server-time-ms` ([`server_time_ms`])
 //!
 //! SQLite's `julianday('now')` in Unix milliseconds; a negative value is `Validation(Corruption)`.
 
-use crate::bindings::operator::ChangePriorityArgs;
+use crate::bindings::operator::{ChangePriorityArgs, LanePage};
 use crate::db::{Db, DbExt, int};
 use crate::errors::{contention, corruption, storage};
 use crate::exec::Exec;
-use crate::ids::ExecutionRef;
+use crate::ids::{ExecutionRef, validate_lane_id};
 use crate::types::{ContentionKind, EngineError};
 
 /// The highest priority `change-priority` stores (upstream's clamp).
@@ -133,6 +141,45 @@ pub fn read_exec_core_fields(
         return Ok(vec![None; fields.len()]);
     };
     Ok((0..fields.len()).map(|i| row.text(i)).collect())
+}
+
+/// One page of lanes; see the module docs.
+pub fn list_lanes(
+    db: &mut impl Db,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<LanePage, EngineError> {
+    if limit == 0 {
+        return Ok(LanePage {
+            lanes: Vec::new(),
+            next_cursor: None,
+        });
+    }
+    let rows = db
+        .query(
+            // No cursor: after `''`, which sorts before every valid (non-empty) lane id.
+            "SELECT lane_id FROM ff_lane_registry WHERE lane_id > ?1 ORDER BY lane_id LIMIT ?2",
+            &[
+                crate::db::text(after.unwrap_or("")),
+                int(i64::from(limit) + 1),
+            ],
+        )
+        .map_err(storage)?;
+    let more = rows.len() > limit as usize;
+    let mut lanes = Vec::with_capacity(rows.len().min(limit as usize));
+    for row in rows.into_iter().take(limit as usize) {
+        let lane = crate::db::Row(row)
+            .text(0)
+            .ok_or_else(|| corruption("list_lanes: ff_lane_registry: lane_id is not text"))?;
+        validate_lane_id(&lane).map_err(|_| {
+            corruption(format!(
+                "list_lanes: ff_lane_registry: lane_id {lane:?} is not a valid LaneId"
+            ))
+        })?;
+        lanes.push(lane);
+    }
+    let next_cursor = if more { lanes.last().cloned() } else { None };
+    Ok(LanePage { lanes, next_cursor })
 }
 
 /// The database clock; see the module docs.
@@ -253,6 +300,42 @@ mod tests {
         assert_eq!(
             read_exec_core_fields(&mut empty, EXEC, &names[..2]).unwrap(),
             vec![None, None]
+        );
+    }
+
+    #[test]
+    fn lanes_page_in_byte_order_with_a_cursor_only_when_more_follow() {
+        let mut db = TestDb::new();
+        db.exec(
+            "INSERT INTO ff_lane_registry VALUES ('b', 1, 't'), ('a', 1, 't'), ('c', 1, 't'), ('B', 1, 't')",
+        );
+        let page = list_lanes(&mut db, None, 2).unwrap();
+        assert_eq!(
+            (page.lanes, page.next_cursor.as_deref()),
+            (vec!["B".to_string(), "a".to_string()], Some("a"))
+        );
+        let page = list_lanes(&mut db, Some("a"), 2).unwrap();
+        assert_eq!(
+            (page.lanes, page.next_cursor),
+            (vec!["b".to_string(), "c".to_string()], None)
+        );
+        assert!(list_lanes(&mut db, None, 0).unwrap().lanes.is_empty());
+        let mut recording = crate::testing::Recording {
+            db: &mut db,
+            statements: Vec::new(),
+        };
+        list_lanes(&mut recording, Some("a"), 5).unwrap();
+        assert_eq!(recording.unindexed_steps(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_stored_lane_that_is_not_a_lane_id_is_corruption() {
+        let mut db = TestDb::new();
+        db.exec("INSERT INTO ff_lane_registry VALUES ('bad\tlane', 1, 't')");
+        let err = list_lanes(&mut db, None, 10).unwrap_err();
+        assert!(
+            matches!(err, EngineError::Validation(ref v) if v.kind == crate::types::ValidationKind::Corruption),
+            "{err:?}"
         );
     }
 

@@ -244,13 +244,14 @@ pub fn list_workers(db: &mut impl Db, args: &ListWorkersArgs) -> Result<WorkerPa
     }
     let page_params = [
         text(&args.namespace),
-        args.after.as_deref().map_or(Value::Null, text),
+        // No cursor: after `''`, which sorts before every instance id (never empty).
+        text(args.after.as_deref().unwrap_or("")),
         int(args.now),
         int(i64::from(args.limit) + 1),
     ];
     const PAGE: &str = "SELECT worker_instance_id, worker_id, last_heartbeat_ms, liveness_ttl_ms, \
              registered_at_ms, lanes, capabilities FROM ff_worker_registry \
-         WHERE namespace = ?1 AND (?2 IS NULL OR worker_instance_id > ?2) \
+         WHERE namespace = ?1 AND worker_instance_id > ?2 \
              AND last_heartbeat_ms + liveness_ttl_ms > ?3 \
          ORDER BY worker_instance_id LIMIT ?4";
     let rows = db.query(PAGE, &page_params).map_err(storage)?;

@@ -34,7 +34,7 @@ use ff_core::contracts::{
     ExecutionInfo, ExecutionSnapshot, FailExecutionArgs, FailExecutionResult, FlowSnapshot,
     HeartbeatWorkerArgs, HeartbeatWorkerOutcome, IssueClaimGrantArgs, IssueClaimGrantOutcome,
     IssueGrantAndClaimArgs, IssueReclaimGrantArgs, IssueReclaimGrantOutcome, ListExpiredLeasesArgs,
-    ListExpiredLeasesResult, ListWorkersArgs, ListWorkersResult, MarkWorkerDeadArgs,
+    ListExpiredLeasesResult, ListLanesPage, ListWorkersArgs, ListWorkersResult, MarkWorkerDeadArgs,
     MarkWorkerDeadOutcome, ReclaimExecutionArgs, ReclaimExecutionOutcome, RegisterWorkerArgs,
     RegisterWorkerOutcome, RenewLeaseArgs, RenewLeaseResult, ReportUsageResult,
     ResumeExecutionArgs, ResumeExecutionResult, RevokeLeaseArgs, RevokeLeaseResult,
@@ -370,6 +370,14 @@ impl EngineBackend for SqliteBackend {
         fields: &[&str],
     ) -> Result<std::collections::HashMap<String, Option<String>>, EngineError> {
         operator::read_exec_core_fields(self, partition, execution_id, fields).await
+    }
+
+    async fn list_lanes(
+        &self,
+        cursor: Option<LaneId>,
+        limit: usize,
+    ) -> Result<ListLanesPage, EngineError> {
+        operator::list_lanes(self, cursor, limit).await
     }
 
     async fn server_time_ms(&self) -> Result<u64, EngineError> {

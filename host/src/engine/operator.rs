@@ -1,16 +1,17 @@
 //! Operator operations and low-level reads: `change_priority`, `read_exec_core_fields`,
-//! `server_time_ms` (the database's clock); the guest's `operator` interface.
+//! `list_lanes`, `server_time_ms` (the database's clock); the guest's `operator` interface.
 
 use std::collections::HashMap;
 
-use ff_core::contracts::{ChangePriorityArgs, ChangePriorityResult};
+use ff_core::contracts::{ChangePriorityArgs, ChangePriorityResult, ListLanesPage};
 use ff_core::engine_error::{EngineError, ValidationKind};
 use ff_core::partition::Partition;
-use ff_core::types::ExecutionId;
+use ff_core::types::{ExecutionId, LaneId};
 
 use crate::backend::SqliteBackend;
 use crate::bindings::args::validation;
 use crate::bindings::operator;
+use crate::error::OperationFailure;
 use crate::operation::Tx;
 
 pub(super) async fn change_priority(
@@ -64,6 +65,31 @@ pub(super) async fn read_exec_core_fields(
         })
         .await?;
     Ok(names.into_iter().zip(values).collect())
+}
+
+pub(super) async fn list_lanes(
+    backend: &SqliteBackend,
+    cursor: Option<LaneId>,
+    limit: usize,
+) -> Result<ListLanesPage, EngineError> {
+    let after = cursor.map(|lane| lane.to_string());
+    let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+    let page = backend
+        .run("list_lanes", Tx::Read, move |guest, store| {
+            guest
+                .flowfabric_backend_operator()
+                .call_list_lanes(store, after.as_deref(), limit)
+        })
+        .await?;
+    let lane = |text: String| {
+        LaneId::try_new(text.clone()).map_err(|_| {
+            EngineError::from(OperationFailure::malformed("list_lanes", "lane_id", &text))
+        })
+    };
+    Ok(ListLanesPage::new(
+        page.lanes.into_iter().map(lane).collect::<Result<_, _>>()?,
+        page.next_cursor.map(lane).transpose()?,
+    ))
 }
 
 pub(super) async fn server_time_ms(backend: &SqliteBackend) -> Result<u64, EngineError> {

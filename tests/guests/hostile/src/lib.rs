@@ -38,7 +38,7 @@ use bindings::exports::flowfabric::backend::lease_holder::{
     self, CompleteExecutionArgs, FailExecutionArgs, FailOutcome, FailureClass, HandleLease,
     RenewLeaseArgs,
 };
-use bindings::exports::flowfabric::backend::operator::{self, ChangePriorityArgs};
+use bindings::exports::flowfabric::backend::operator::{self, ChangePriorityArgs, LanePage};
 use bindings::exports::flowfabric::backend::reads::{self, ExecutionContext, ExecutionView};
 use bindings::exports::flowfabric::backend::recovery::{
     self, CancelExecutionArgs, ClaimResumedExecutionArgs, ExpiredLease, IssueReclaimGrantArgs,
@@ -573,6 +573,9 @@ impl operator::Guest for Hostile {
         _: String,
         _: Vec<String>,
     ) -> Result<Vec<Option<String>>, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn list_lanes(_: Option<String>, _: u32) -> Result<LanePage, EngineError> {
         Err(NOT_FOUND)
     }
     fn server_time_ms() -> Result<TimestampMs, EngineError> {
