@@ -33,6 +33,7 @@ use commands::inspect::budgets::BudgetsArgs;
 use commands::inspect::executions::ExecutionsArgs;
 use commands::inspect::show::ShowArgs;
 use commands::inspect::stats::StatsArgs;
+use commands::inspect::workers::WorkersArgs;
 use help::ENVIRONMENT;
 
 /// FlowFabric's SQLite engine backend, with the engine logic in a WebAssembly guest: run it,
@@ -64,6 +65,10 @@ enum Command {
     /// List budgets (usage against limits, by dimension) and quota policies.
     #[command(after_help = ENVIRONMENT)]
     Budgets(BudgetsArgs),
+    /// List the worker registry: live workers (with `--all`, lapsed ones too), their lanes,
+    /// capabilities and last heartbeat.
+    #[command(after_help = ENVIRONMENT)]
+    Workers(WorkersArgs),
     /// Work with guest components: print the world's WIT, check or precompile a component.
     #[command(subcommand, after_help = ENVIRONMENT)]
     Guest(GuestCommand),
@@ -106,6 +111,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Show(args) => commands::inspect::show::run(&args),
         Command::Stats(args) => commands::inspect::stats::run(&args),
         Command::Budgets(args) => commands::inspect::budgets::run(&args),
+        Command::Workers(args) => commands::inspect::workers::run(&args),
         Command::Guest(command) => commands::guest::run(&command),
     }
 }

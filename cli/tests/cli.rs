@@ -166,6 +166,26 @@ fn the_demo_runs_twice_in_one_directory_and_the_inspection_commands_read_what_it
     assert!(stdout.contains("(reused"), "{stdout}");
     assert_eq!(summary_totals(&stdout), [30, 30, 0, 30, 0]);
 
+    // Each run registered its four workers; `--all` lists them whether or not they lapsed.
+    let workers = dir.ffwasm(&["workers", "--all"]).status(0).stdout();
+    let demo_workers = workers
+        .lines()
+        .filter(|line| line.starts_with("ffwasm-demo ") && line.contains("demo-worker-"))
+        .count();
+    assert_eq!(demo_workers, 8, "{workers}");
+    assert!(
+        workers.contains("alerts") || workers.contains("email"),
+        "{workers}"
+    );
+    let elsewhere = dir
+        .ffwasm(&["workers", "--all", "--namespace", "elsewhere"])
+        .status(0)
+        .stdout();
+    assert!(
+        elsewhere.contains("No live workers in namespace elsewhere"),
+        "{elsewhere}"
+    );
+
     let stats = dir.ffwasm(&["stats"]).status(0).stdout();
     assert!(stats.contains("executions         60"), "{stats}");
     assert!(
@@ -368,6 +388,7 @@ fn every_command_has_help() {
         &["executions"],
         &["show"],
         &["stats"],
+        &["workers"],
         &["guest"],
         &["guest", "wit"],
         &["guest", "check"],
@@ -461,6 +482,7 @@ fn inspection_commands_report_a_missing_database_without_creating_it() {
     for command in [
         &["stats"][..],
         &["executions"],
+        &["workers"],
         &["show", "53ad96d2-6b08-4d0c-86e3-36598db2291c"],
     ] {
         dir.ffwasm(command)
@@ -582,7 +604,18 @@ fn guest_commands_print_check_and_compile() {
 
     std::fs::write(dir.path("empty.wasm"), EMPTY_COMPONENT).unwrap();
     let mismatch = dir.ffwasm(&["guest", "check", "empty.wasm"]);
-    for family in ["scheduling", "lease-holder", "recovery", "reads", "budgets"] {
+    let families = [
+        "scheduling",
+        "lease-holder",
+        "recovery",
+        "reads",
+        "budgets",
+        "routing",
+        "workers",
+        "tags",
+        "operator",
+    ];
+    for family in families {
         assert!(
             mismatch.stdout().contains(&format!(
                 "  - does not export `flowfabric:backend/{family}@0.1.0`"
@@ -591,7 +624,7 @@ fn guest_commands_print_check_and_compile() {
             mismatch.stdout()
         );
     }
-    mismatch.fails_with("empty.wasm does not fit the engine-backend world (5 problems)");
+    mismatch.fails_with("empty.wasm does not fit the engine-backend world (9 problems)");
 
     dir.ffwasm(&["guest", "compile", "empty.wasm", "-o", "empty.cwasm"])
         .fails_with("cannot precompile empty.wasm");

@@ -14,17 +14,28 @@ use crate::bindings::lease_holder::{
     CompleteExecutionArgs, FailExecutionArgs, FailOutcome, FailureClass, HandleLease,
     RenewLeaseArgs,
 };
+use crate::bindings::operator::{ChangePriorityArgs, LanePage};
 use crate::bindings::reads::{ExecutionContext, ExecutionView};
 use crate::bindings::recovery::{
     CancelExecutionArgs, ClaimResumedExecutionArgs, ExpiredLease, IssueReclaimGrantArgs,
     IssueReclaimGrantOutcome, ListExpiredLeasesArgs, ReclaimExecutionArgs, ReclaimExecutionOutcome,
     ResumeExecutionArgs, ResumeGrantClaimArgs, RevokeLeaseArgs, RevokeLeaseOutcome,
 };
+use crate::bindings::routing::{
+    BlockRouteArgs, BlockRouteOutcome, ClaimForWorkerArgs, ClaimGrant, ScanEligibleArgs,
+    UnblockExecutionArgs,
+};
 use crate::bindings::scheduling::{
     ClaimArgs, ClaimExecutionArgs, ClaimGrantOutcome, CreateExecutionArgs, CreateExecutionOutcome,
     IssueClaimGrantArgs, IssueGrantAndClaimArgs,
 };
-use crate::bindings::{budgets, lease_holder, reads, recovery, scheduling};
+use crate::bindings::workers::{
+    HeartbeatWorkerArgs, HeartbeatWorkerOutcome, ListWorkersArgs, MarkWorkerDeadArgs,
+    MarkWorkerDeadOutcome, RegisterWorkerArgs, RegisterWorkerOutcome, WorkerPage,
+};
+use crate::bindings::{
+    budgets, lease_holder, operator, reads, recovery, routing, scheduling, tags, workers,
+};
 use crate::db::HostDb;
 use crate::types::{ClaimedExecution, EngineError, PublicState, TimestampMs};
 
@@ -256,6 +267,85 @@ impl budgets::Guest for Component {
 
     fn reconcile_quota_counters(now: TimestampMs) -> Result<ReconcileCounts, EngineError> {
         crate::budgets::reconcile_quota_counters(&mut HostDb, now)
+    }
+}
+
+impl routing::Guest for Component {
+    fn scan_eligible_executions(args: ScanEligibleArgs) -> Result<Vec<String>, EngineError> {
+        crate::routing::scan_eligible_executions(&mut HostDb, &args)
+    }
+
+    fn block_route(args: BlockRouteArgs) -> Result<BlockRouteOutcome, EngineError> {
+        crate::routing::block_route(&mut HostDb, &args)
+    }
+
+    fn unblock_execution(args: UnblockExecutionArgs) -> Result<(), EngineError> {
+        crate::routing::unblock_execution(&mut HostDb, &args)
+    }
+
+    fn claim_for_worker(args: ClaimForWorkerArgs) -> Result<Option<ClaimGrant>, EngineError> {
+        crate::routing::claim_for_worker(&mut HostDb, &args)
+    }
+}
+
+impl workers::Guest for Component {
+    fn register_worker(args: RegisterWorkerArgs) -> Result<RegisterWorkerOutcome, EngineError> {
+        crate::workers::register_worker(&mut HostDb, &args)
+    }
+
+    fn heartbeat_worker(args: HeartbeatWorkerArgs) -> Result<HeartbeatWorkerOutcome, EngineError> {
+        crate::workers::heartbeat_worker(&mut HostDb, &args)
+    }
+
+    fn mark_worker_dead(args: MarkWorkerDeadArgs) -> Result<MarkWorkerDeadOutcome, EngineError> {
+        crate::workers::mark_worker_dead(&mut HostDb, &args)
+    }
+
+    fn list_workers(args: ListWorkersArgs) -> Result<WorkerPage, EngineError> {
+        crate::workers::list_workers(&mut HostDb, &args)
+    }
+
+    fn sweep_expired_workers(now: TimestampMs) -> Result<u32, EngineError> {
+        crate::workers::sweep_expired_workers(&mut HostDb, now)
+    }
+}
+
+impl tags::Guest for Component {
+    fn set_execution_tag(
+        execution_id: String,
+        key: String,
+        value: String,
+    ) -> Result<(), EngineError> {
+        crate::tags::set_execution_tag(&mut HostDb, &execution_id, &key, &value)
+    }
+
+    fn get_execution_tag(execution_id: String, key: String) -> Result<Option<String>, EngineError> {
+        crate::tags::get_execution_tag(&mut HostDb, &execution_id, &key)
+    }
+
+    fn get_execution_namespace(execution_id: String) -> Result<Option<String>, EngineError> {
+        crate::tags::get_execution_namespace(&mut HostDb, &execution_id)
+    }
+}
+
+impl operator::Guest for Component {
+    fn change_priority(args: ChangePriorityArgs) -> Result<(), EngineError> {
+        crate::operator::change_priority(&mut HostDb, &args)
+    }
+
+    fn read_exec_core_fields(
+        execution_id: String,
+        fields: Vec<String>,
+    ) -> Result<Vec<Option<String>>, EngineError> {
+        crate::operator::read_exec_core_fields(&mut HostDb, &execution_id, &fields)
+    }
+
+    fn list_lanes(after: Option<String>, limit: u32) -> Result<LanePage, EngineError> {
+        crate::operator::list_lanes(&mut HostDb, after.as_deref(), limit)
+    }
+
+    fn server_time_ms() -> Result<TimestampMs, EngineError> {
+        crate::operator::server_time_ms(&mut HostDb)
     }
 }
 

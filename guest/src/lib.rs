@@ -37,9 +37,13 @@ pub mod component;
 
 pub mod budgets;
 pub mod lease_holder;
+pub mod operator;
 pub mod reads;
 pub mod recovery;
+pub mod routing;
 pub mod scheduling;
+pub mod tags;
+pub mod workers;
 
 pub mod db;
 pub mod errors;

@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../host/migrations/0001_hot_path.sql"),
     include_str!("../../host/migrations/0002_claim_scan.sql"),
     include_str!("../../host/migrations/0005_budgets.sql"),
+    include_str!("../../host/migrations/0007_workers.sql"),
 ];
 
 /// The execution most tests use.

@@ -5,7 +5,6 @@ use crate::support::*;
 use ff_backend_sqlite_wasm::{OpenError, SqliteBackend};
 use ff_core::engine_backend::EngineBackend;
 use ff_core::engine_error::{BackendError, EngineError};
-use ff_core::types::LaneId;
 use serial_test::{parallel, serial};
 use std::sync::Arc;
 
@@ -164,13 +163,17 @@ async fn label_capabilities_and_unbuilt_operations_tell_the_truth() {
         (supports.prepare, "prepare"),
         (supports.budget_admin, "budget_admin"),
         (supports.quota_admin, "quota_admin"),
+        (supports.claim_for_worker, "claim_for_worker"),
+        (supports.register_worker, "register_worker"),
+        (supports.heartbeat_worker, "heartbeat_worker"),
+        (supports.mark_worker_dead, "mark_worker_dead"),
+        (supports.list_workers, "list_workers"),
+        (supports.change_priority, "change_priority"),
     ] {
         assert!(flag, "{name} works and says so");
     }
     for (flag, name) in [
-        (supports.change_priority, "change_priority"),
         (supports.replay_execution, "replay_execution"),
-        (supports.claim_for_worker, "claim_for_worker"),
         (supports.subscribe_lease_history, "subscribe_lease_history"),
         (supports.subscribe_completion, "subscribe_completion"),
         (
@@ -181,20 +184,6 @@ async fn label_capabilities_and_unbuilt_operations_tell_the_truth() {
     ] {
         assert!(!flag, "{name} is not built and must not claim support");
     }
-    let eid = new_execution_id();
-    assert!(matches!(
-        engine
-            .change_priority(ff_core::contracts::ChangePriorityArgs {
-                execution_id: eid.clone(),
-                new_priority: 1,
-                lane_id: LaneId::new("default"),
-                now: ff_core::types::TimestampMs::now(),
-            })
-            .await,
-        Err(EngineError::Unavailable {
-            op: "change_priority"
-        })
-    ));
     let flow = ff_core::types::FlowId::new();
     assert!(matches!(
         engine.describe_flow(&flow).await,

@@ -874,12 +874,16 @@ fn assert_named(problems: &[String], fragments: &[&str]) {
 }
 
 /// The world's exported interfaces, one per operation family.
-const FAMILIES: [&str; 5] = [
+const FAMILIES: [&str; 9] = [
     "flowfabric:backend/scheduling@0.1.0",
     "flowfabric:backend/lease-holder@0.1.0",
     "flowfabric:backend/recovery@0.1.0",
     "flowfabric:backend/reads@0.1.0",
     "flowfabric:backend/budgets@0.1.0",
+    "flowfabric:backend/routing@0.1.0",
+    "flowfabric:backend/workers@0.1.0",
+    "flowfabric:backend/tags@0.1.0",
+    "flowfabric:backend/operator@0.1.0",
 ];
 const READS: &str = "flowfabric:backend/reads@0.1.0";
 const SQL: &str = "flowfabric:backend/sql@0.1.0";

@@ -1,8 +1,9 @@
 //! FlowFabric's own worker SDK (`ff-sdk`) as the client: a worker built with
 //! `FlowFabricWorker::connect_with(config, our backend, None)` claims, reports progress, renews,
-//! completes and fails executions, and reports usage against budgets, the way an application
-//! does, claiming through a scheduler's grant (`claim_from_grant`). (The SDK's own lane scan,
-//! `claim_next_via_backend`, needs `scan_eligible_executions`, which is not built yet.)
+//! completes and fails executions, and reports usage against budgets, the way an application does, claiming through a scheduler's
+//! grant (`claim_from_grant`) and through the SDK's own claim loop (`claim_next_via_backend`:
+//! `scan_eligible_executions`, `issue_claim_grant`, `claim_execution`, and `block_route` when
+//! the worker lacks a required capability).
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use ff_core::contracts::{
 };
 use ff_core::engine_backend::EngineBackend;
 use ff_core::partition::{PartitionConfig, PartitionKey};
+use ff_core::policy::{ExecutionPolicy, RoutingRequirements};
 use ff_core::state::PublicState;
 use ff_core::types::{
     BudgetId, ExecutionId, LaneId, Namespace, TimestampMs, WorkerId, WorkerInstanceId,
@@ -28,13 +30,22 @@ const LANE: &str = "sdk";
 
 /// A worker on [`LANE`] over `backend`, as an application builds one for a non-Valkey backend.
 async fn worker(backend: &Arc<SqliteBackend>, name: &str) -> FlowFabricWorker {
+    capable_worker(backend, name, &[]).await
+}
+
+/// [`worker`] announcing `capabilities`.
+async fn capable_worker(
+    backend: &Arc<SqliteBackend>,
+    name: &str,
+    capabilities: &[&str],
+) -> FlowFabricWorker {
     let config = WorkerConfig {
         backend: None,
         worker_id: WorkerId::new(name),
         worker_instance_id: WorkerInstanceId::new(format!("{name}-1")),
         namespace: Namespace::new("default"),
         lanes: vec![LaneId::new(LANE)],
-        capabilities: Vec::new(),
+        capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
         lease_ttl_ms: 30_000,
         claim_poll_interval_ms: 10,
         max_concurrent_tasks: 4,
@@ -197,8 +208,97 @@ async fn a_task_reports_usage_against_a_budget() {
     assert_eq!(status.usage.get("tokens").copied(), Some(70));
     assert_eq!(status.breach_count, 1);
     task.complete(None).await.expect("complete");
+}
+
+#[tokio::test]
+#[parallel(process)]
+async fn a_worker_claims_through_its_own_claim_loop() {
+    let backend = fresh_backend("sdk-claim-next").await;
+    let execution_id = create(&backend, b"scanned").await;
+    let worker = worker(&backend, "sdk-scanner").await;
+
+    let task = worker
+        .claim_next_via_backend()
+        .await
+        .expect("claim_next_via_backend")
+        .expect("a task");
+    assert_eq!(task.execution_id(), &execution_id);
+    assert_eq!(task.input_payload(), b"scanned");
+    // Nothing else is eligible: the loop comes back empty-handed.
+    assert!(
+        worker
+            .claim_next_via_backend()
+            .await
+            .expect("claim_next_via_backend")
+            .is_none()
+    );
+    task.update_progress(10, "started").await.expect("progress");
+    task.renew_lease().await.expect("renew");
+    task.complete(Some(b"ok".to_vec())).await.expect("complete");
     assert_eq!(
         describe(&backend, &execution_id).await.public_state,
         PublicState::Completed
     );
+    assert!(
+        worker
+            .claim_next_via_backend()
+            .await
+            .expect("claim_next_via_backend")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+#[parallel(process)]
+async fn a_worker_without_a_required_capability_blocks_the_route_and_a_capable_one_gets_it_once_unblocked()
+ {
+    let backend = fresh_backend("sdk-block-route").await;
+    let execution_id = new_execution_id();
+    let mut args = create_args(execution_id.clone(), LANE, now_ms());
+    args.policy = Some(ExecutionPolicy {
+        routing_requirements: Some(RoutingRequirements {
+            required_capabilities: ["gpu".to_string()].into_iter().collect(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    backend.create_execution(args).await.expect("create");
+
+    let cpu = capable_worker(&backend, "sdk-cpu", &["cpu"]).await;
+    assert!(
+        cpu.claim_next_via_backend()
+            .await
+            .expect("claim_next_via_backend")
+            .is_none()
+    );
+    assert_eq!(
+        describe(&backend, &execution_id).await.public_state,
+        PublicState::RateLimited
+    );
+    // Blocked: even a capable worker's scan no longer sees it ...
+    let gpu = capable_worker(&backend, "sdk-gpu", &["gpu"]).await;
+    assert!(
+        gpu.claim_next_via_backend()
+            .await
+            .expect("claim_next_via_backend")
+            .is_none()
+    );
+    // ... until the unblock hook runs.
+    backend
+        .unblock_execution(
+            partition_of(&execution_id),
+            &LaneId::new(LANE),
+            &execution_id,
+            "waiting_for_capable_worker",
+            TimestampMs::now(),
+        )
+        .await
+        .expect("unblock");
+    let task = gpu
+        .claim_next_via_backend()
+        .await
+        .expect("claim_next_via_backend")
+        .expect("the gpu worker gets the task");
+    assert_eq!(task.execution_id(), &execution_id);
+    task.complete(None).await.expect("complete");
 }

@@ -2,7 +2,7 @@
 //! arguments and its `run`; `main.rs` only parses and dispatches.
 //!
 //! - [`demo`]: `ffwasm demo`;
-//! - [`inspect`]: `ffwasm executions`, `ffwasm show`, `ffwasm stats`, `ffwasm budgets`;
+//! - [`inspect`]: `ffwasm executions`, `ffwasm show`, `ffwasm stats`, `ffwasm budgets`, `ffwasm workers`;
 //! - [`guest`]: `ffwasm guest wit | check | compile`.
 
 pub mod demo;

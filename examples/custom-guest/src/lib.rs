@@ -6,7 +6,8 @@
 //!
 //! The world exports one interface per operation family; a component implements each one's
 //! `Guest` trait. This one changes one function of `scheduling` and delegates the rest of it,
-//! and all of `lease-holder`, `recovery` and `reads`, to the built-in guest.
+//! and all of `lease-holder`, `recovery`, `reads`, `routing`, `workers`, `tags` and
+//! `operator`, to the built-in guest.
 //!
 //! Build it with `cargo build -p ff-custom-guest-example --target wasm32-wasip2 --release` and
 //! run it with `ffwasm demo --guest <path to ff_custom_guest_example.wasm>` or
@@ -24,15 +25,25 @@ use ff_engine_guest::bindings::lease_holder::{
     self, CompleteExecutionArgs, FailExecutionArgs, FailOutcome, FailureClass, HandleLease,
     RenewLeaseArgs,
 };
+use ff_engine_guest::bindings::operator::{self, ChangePriorityArgs, LanePage};
 use ff_engine_guest::bindings::reads::{self, ExecutionContext, ExecutionView};
 use ff_engine_guest::bindings::recovery::{
     self, CancelExecutionArgs, ClaimResumedExecutionArgs, ExpiredLease, IssueReclaimGrantArgs,
     IssueReclaimGrantOutcome, ListExpiredLeasesArgs, ReclaimExecutionArgs, ReclaimExecutionOutcome,
     ResumeExecutionArgs, ResumeGrantClaimArgs, RevokeLeaseArgs, RevokeLeaseOutcome,
 };
+use ff_engine_guest::bindings::routing::{
+    self, BlockRouteArgs, BlockRouteOutcome, ClaimForWorkerArgs, ClaimGrant, ScanEligibleArgs,
+    UnblockExecutionArgs,
+};
 use ff_engine_guest::bindings::scheduling::{
     self, ClaimArgs, ClaimExecutionArgs, ClaimGrantOutcome, CreateExecutionArgs,
     CreateExecutionOutcome, IssueClaimGrantArgs, IssueGrantAndClaimArgs,
+};
+use ff_engine_guest::bindings::tags;
+use ff_engine_guest::bindings::workers::{
+    self, HeartbeatWorkerArgs, HeartbeatWorkerOutcome, ListWorkersArgs, MarkWorkerDeadArgs,
+    MarkWorkerDeadOutcome, RegisterWorkerArgs, RegisterWorkerOutcome, WorkerPage,
 };
 use ff_engine_guest::db::HostDb;
 use ff_engine_guest::types::{ClaimedExecution, EngineError, PublicState, TimestampMs};
@@ -268,6 +279,89 @@ impl budgets::Guest for OldestFirst {
 
     fn reconcile_quota_counters(now: TimestampMs) -> Result<ReconcileCounts, EngineError> {
         <Builtin as budgets::Guest>::reconcile_quota_counters(now)
+    }
+}
+
+/// The built-in guest's routing, unchanged.
+impl routing::Guest for OldestFirst {
+    fn scan_eligible_executions(args: ScanEligibleArgs) -> Result<Vec<String>, EngineError> {
+        <Builtin as routing::Guest>::scan_eligible_executions(args)
+    }
+
+    fn block_route(args: BlockRouteArgs) -> Result<BlockRouteOutcome, EngineError> {
+        <Builtin as routing::Guest>::block_route(args)
+    }
+
+    fn unblock_execution(args: UnblockExecutionArgs) -> Result<(), EngineError> {
+        <Builtin as routing::Guest>::unblock_execution(args)
+    }
+
+    fn claim_for_worker(args: ClaimForWorkerArgs) -> Result<Option<ClaimGrant>, EngineError> {
+        <Builtin as routing::Guest>::claim_for_worker(args)
+    }
+}
+
+/// The built-in guest's worker registry, unchanged.
+impl workers::Guest for OldestFirst {
+    fn register_worker(args: RegisterWorkerArgs) -> Result<RegisterWorkerOutcome, EngineError> {
+        <Builtin as workers::Guest>::register_worker(args)
+    }
+
+    fn heartbeat_worker(args: HeartbeatWorkerArgs) -> Result<HeartbeatWorkerOutcome, EngineError> {
+        <Builtin as workers::Guest>::heartbeat_worker(args)
+    }
+
+    fn mark_worker_dead(args: MarkWorkerDeadArgs) -> Result<MarkWorkerDeadOutcome, EngineError> {
+        <Builtin as workers::Guest>::mark_worker_dead(args)
+    }
+
+    fn list_workers(args: ListWorkersArgs) -> Result<WorkerPage, EngineError> {
+        <Builtin as workers::Guest>::list_workers(args)
+    }
+
+    fn sweep_expired_workers(now: TimestampMs) -> Result<u32, EngineError> {
+        <Builtin as workers::Guest>::sweep_expired_workers(now)
+    }
+}
+
+/// The built-in guest's tags, unchanged.
+impl tags::Guest for OldestFirst {
+    fn set_execution_tag(
+        execution_id: String,
+        key: String,
+        value: String,
+    ) -> Result<(), EngineError> {
+        <Builtin as tags::Guest>::set_execution_tag(execution_id, key, value)
+    }
+
+    fn get_execution_tag(execution_id: String, key: String) -> Result<Option<String>, EngineError> {
+        <Builtin as tags::Guest>::get_execution_tag(execution_id, key)
+    }
+
+    fn get_execution_namespace(execution_id: String) -> Result<Option<String>, EngineError> {
+        <Builtin as tags::Guest>::get_execution_namespace(execution_id)
+    }
+}
+
+/// The built-in guest's operator operations, unchanged.
+impl operator::Guest for OldestFirst {
+    fn change_priority(args: ChangePriorityArgs) -> Result<(), EngineError> {
+        <Builtin as operator::Guest>::change_priority(args)
+    }
+
+    fn read_exec_core_fields(
+        execution_id: String,
+        fields: Vec<String>,
+    ) -> Result<Vec<Option<String>>, EngineError> {
+        <Builtin as operator::Guest>::read_exec_core_fields(execution_id, fields)
+    }
+
+    fn list_lanes(after: Option<String>, limit: u32) -> Result<LanePage, EngineError> {
+        <Builtin as operator::Guest>::list_lanes(after, limit)
+    }
+
+    fn server_time_ms() -> Result<TimestampMs, EngineError> {
+        <Builtin as operator::Guest>::server_time_ms()
     }
 }
 

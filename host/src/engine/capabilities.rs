@@ -20,6 +20,12 @@ pub(super) fn capabilities() -> Capabilities {
     supports.read_budget_usage_and_limits = true;
     supports.read_quota_policy_limits = true;
     supports.release_admission = true;
+    supports.claim_for_worker = true;
+    supports.change_priority = true;
+    supports.register_worker = true;
+    supports.heartbeat_worker = true;
+    supports.mark_worker_dead = true;
+    supports.list_workers = true;
     Capabilities::new(
         BackendIdentity::new(BACKEND_LABEL, crate_version(), "unknown"),
         supports,

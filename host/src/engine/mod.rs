@@ -1,6 +1,6 @@
 //! `impl EngineBackend for SqliteBackend`, dispatching each method to its family's module:
-//! [`scheduling`], [`lease_holder`], [`recovery`], [`reads`], [`budgets`] (one per guest
-//! interface). Each
+//! [`scheduling`], [`lease_holder`], [`recovery`], [`reads`], [`budgets`], [`routing`],
+//! [`workers`], [`tags`], [`operator`] (one per guest interface). Each
 //! operation converts its arguments ([`crate::bindings::args`]), makes one guest call in one
 //! transaction ([`SqliteBackend::run`]), and converts the result back
 //! ([`crate::bindings::results`]). Operations not built return `EngineError::Unavailable`.
@@ -9,9 +9,13 @@ mod budgets;
 mod capabilities;
 mod inputs;
 mod lease_holder;
+mod operator;
 mod reads;
 mod recovery;
+mod routing;
 mod scheduling;
+mod tags;
+mod workers;
 
 use std::time::Duration;
 
@@ -23,19 +27,22 @@ use ff_core::backend::{
 };
 use ff_core::capability::Capabilities;
 use ff_core::contracts::{
-    BudgetStatus, BudgetUsageAndLimits, CancelExecutionArgs, CancelExecutionResult,
-    CancelFlowResult, CheckAdmissionArgs, CheckAdmissionResult, ClaimExecutionArgs,
-    ClaimExecutionResult, ClaimGrantOutcome, ClaimResumedExecutionArgs,
+    BlockRouteArgs, BlockRouteOutcome, BudgetStatus, BudgetUsageAndLimits, CancelExecutionArgs,
+    CancelExecutionResult, CancelFlowResult, ChangePriorityArgs, ChangePriorityResult,
+    CheckAdmissionArgs, CheckAdmissionResult, ClaimExecutionArgs, ClaimExecutionResult,
+    ClaimForWorkerArgs, ClaimForWorkerOutcome, ClaimGrantOutcome, ClaimResumedExecutionArgs,
     ClaimResumedExecutionResult, CompleteExecutionArgs, CompleteExecutionResult, CreateBudgetArgs,
     CreateBudgetResult, CreateExecutionArgs, CreateExecutionResult, CreateQuotaPolicyArgs,
     CreateQuotaPolicyResult, ExecutionContext, ExecutionInfo, ExecutionSnapshot, FailExecutionArgs,
-    FailExecutionResult, FlowSnapshot, IssueClaimGrantArgs, IssueClaimGrantOutcome,
-    IssueGrantAndClaimArgs, IssueReclaimGrantArgs, IssueReclaimGrantOutcome, ListExpiredLeasesArgs,
-    ListExpiredLeasesResult, QuotaPolicyLimits, ReclaimExecutionArgs, ReclaimExecutionOutcome,
-    RecordSpendArgs, ReleaseAdmissionArgs, ReleaseAdmissionResult, ReleaseBudgetArgs,
-    RenewLeaseArgs, RenewLeaseResult, ReportUsageAdminArgs, ReportUsageResult, ResetBudgetArgs,
-    ResetBudgetResult, ResumeExecutionArgs, ResumeExecutionResult, RevokeLeaseArgs,
-    RevokeLeaseResult, SuspendArgs, SuspendOutcome,
+    FailExecutionResult, FlowSnapshot, HeartbeatWorkerArgs, HeartbeatWorkerOutcome,
+    IssueClaimGrantArgs, IssueClaimGrantOutcome, IssueGrantAndClaimArgs, IssueReclaimGrantArgs,
+    IssueReclaimGrantOutcome, ListExpiredLeasesArgs, ListExpiredLeasesResult, ListLanesPage,
+    ListWorkersArgs, ListWorkersResult, MarkWorkerDeadArgs, MarkWorkerDeadOutcome,
+    QuotaPolicyLimits, ReclaimExecutionArgs, ReclaimExecutionOutcome, RecordSpendArgs,
+    RegisterWorkerArgs, RegisterWorkerOutcome, ReleaseAdmissionArgs, ReleaseAdmissionResult,
+    ReleaseBudgetArgs, RenewLeaseArgs, RenewLeaseResult, ReportUsageAdminArgs, ReportUsageResult,
+    ResetBudgetArgs, ResetBudgetResult, ResumeExecutionArgs, ResumeExecutionResult,
+    RevokeLeaseArgs, RevokeLeaseResult, ScanEligibleArgs, SuspendArgs, SuspendOutcome,
 };
 use ff_core::engine_backend::{EngineBackend, ReconcileCounts};
 use ff_core::engine_error::EngineError;
@@ -259,6 +266,128 @@ impl EngineBackend for SqliteBackend {
         execution_id: &ExecutionId,
     ) -> Result<ExecutionContext, EngineError> {
         reads::read_execution_context(self, execution_id).await
+    }
+
+    // ── Routing ────────────────────────────────────────────────────────────────────────────
+
+    async fn scan_eligible_executions(
+        &self,
+        args: ScanEligibleArgs,
+    ) -> Result<Vec<ExecutionId>, EngineError> {
+        routing::scan_eligible_executions(self, args).await
+    }
+
+    async fn block_route(&self, args: BlockRouteArgs) -> Result<BlockRouteOutcome, EngineError> {
+        routing::block_route(self, args).await
+    }
+
+    async fn unblock_execution(
+        &self,
+        partition: Partition,
+        lane_id: &LaneId,
+        execution_id: &ExecutionId,
+        expected_blocking_reason: &str,
+        now_ms: TimestampMs,
+    ) -> Result<(), EngineError> {
+        routing::unblock_execution(
+            self,
+            partition,
+            lane_id,
+            execution_id,
+            expected_blocking_reason,
+            now_ms,
+        )
+        .await
+    }
+
+    async fn claim_for_worker(
+        &self,
+        args: ClaimForWorkerArgs,
+    ) -> Result<ClaimForWorkerOutcome, EngineError> {
+        routing::claim_for_worker(self, args).await
+    }
+
+    // ── Worker registry ──────────────────────────────────────────────────────────────────
+
+    async fn register_worker(
+        &self,
+        args: RegisterWorkerArgs,
+    ) -> Result<RegisterWorkerOutcome, EngineError> {
+        workers::register_worker(self, args).await
+    }
+
+    async fn heartbeat_worker(
+        &self,
+        args: HeartbeatWorkerArgs,
+    ) -> Result<HeartbeatWorkerOutcome, EngineError> {
+        workers::heartbeat_worker(self, args).await
+    }
+
+    async fn mark_worker_dead(
+        &self,
+        args: MarkWorkerDeadArgs,
+    ) -> Result<MarkWorkerDeadOutcome, EngineError> {
+        workers::mark_worker_dead(self, args).await
+    }
+
+    async fn list_workers(&self, args: ListWorkersArgs) -> Result<ListWorkersResult, EngineError> {
+        workers::list_workers(self, args).await
+    }
+
+    // ── Tags and namespace ───────────────────────────────────────────────────────────────
+
+    async fn set_execution_tag(
+        &self,
+        execution_id: &ExecutionId,
+        key: &str,
+        value: &str,
+    ) -> Result<(), EngineError> {
+        tags::set_execution_tag(self, execution_id, key, value).await
+    }
+
+    async fn get_execution_tag(
+        &self,
+        execution_id: &ExecutionId,
+        key: &str,
+    ) -> Result<Option<String>, EngineError> {
+        tags::get_execution_tag(self, execution_id, key).await
+    }
+
+    async fn get_execution_namespace(
+        &self,
+        execution_id: &ExecutionId,
+    ) -> Result<Option<String>, EngineError> {
+        tags::get_execution_namespace(self, execution_id).await
+    }
+
+    // ── Operator ops and low-level reads ─────────────────────────────────────────────────
+
+    async fn change_priority(
+        &self,
+        args: ChangePriorityArgs,
+    ) -> Result<ChangePriorityResult, EngineError> {
+        operator::change_priority(self, args).await
+    }
+
+    async fn read_exec_core_fields(
+        &self,
+        partition: Partition,
+        execution_id: &ExecutionId,
+        fields: &[&str],
+    ) -> Result<std::collections::HashMap<String, Option<String>>, EngineError> {
+        operator::read_exec_core_fields(self, partition, execution_id, fields).await
+    }
+
+    async fn list_lanes(
+        &self,
+        cursor: Option<LaneId>,
+        limit: usize,
+    ) -> Result<ListLanesPage, EngineError> {
+        operator::list_lanes(self, cursor, limit).await
+    }
+
+    async fn server_time_ms(&self) -> Result<u64, EngineError> {
+        operator::server_time_ms(self).await
     }
 
     // ── The backend itself ────────────────────────────────────────────────────────────────

@@ -21,12 +21,16 @@ use super::store::host_linker;
 use crate::error::{GuestMismatch, OpenError};
 
 /// The interfaces a guest exports: one per operation family.
-const FAMILY_INTERFACES: [&str; 5] = [
+const FAMILY_INTERFACES: [&str; 9] = [
     "flowfabric:backend/scheduling@0.1.0",
     "flowfabric:backend/lease-holder@0.1.0",
     "flowfabric:backend/recovery@0.1.0",
     "flowfabric:backend/reads@0.1.0",
     "flowfabric:backend/budgets@0.1.0",
+    "flowfabric:backend/routing@0.1.0",
+    "flowfabric:backend/workers@0.1.0",
+    "flowfabric:backend/tags@0.1.0",
+    "flowfabric:backend/operator@0.1.0",
 ];
 /// The interface the host provides.
 const SQL_INTERFACE: &str = "flowfabric:backend/sql@0.1.0";
@@ -261,5 +265,26 @@ mod tests {
             .map(|(name, _)| name)
             .collect();
         assert_eq!(declared, SQL_FUNCTIONS);
+    }
+
+    #[test]
+    fn guest_wit_holds_every_file_of_the_package_and_every_family_is_checked() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../wit");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".wit"))
+            .collect();
+        on_disk.sort();
+        let mut listed: Vec<String> = GUEST_WIT.iter().map(|(name, _)| name.to_string()).collect();
+        listed.sort();
+        assert_eq!(listed, on_disk);
+        let world = include_str!("../../../wit/world.wit");
+        let exported: Vec<String> = world
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("export "))
+            .map(|name| format!("flowfabric:backend/{}@0.1.0", name.trim_end_matches(';')))
+            .collect();
+        assert_eq!(exported, FAMILY_INTERFACES);
     }
 }

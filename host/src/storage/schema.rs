@@ -27,11 +27,15 @@ const MIGRATIONS: &[Migration] = &[
         version: 5,
         sql: include_str!("../../migrations/0005_budgets.sql"),
     },
+    Migration {
+        version: 7,
+        sql: include_str!("../../migrations/0007_workers.sql"),
+    },
 ];
 
 /// The newest schema version (SQLite's `PRAGMA user_version`, see `host/migrations/`) this build
 /// knows. A backend refuses to open a database with a newer one.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// The table of execution rows, which every database this backend has set up holds (from schema
 /// version 1 on): how a tool tells a FlowFabric database from another SQLite file.

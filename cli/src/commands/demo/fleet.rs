@@ -76,7 +76,8 @@ impl Ord for Queued {
     }
 }
 
-/// Run every job to its end with `plan.workers` workers; the first engine error stops the run.
+/// Run every job to its end with `plan.workers` workers, each registered in the worker registry
+/// first (and heartbeating after every claim); the first engine error stops the run.
 pub async fn run(
     engine: Arc<dyn EngineBackend>,
     plan: Arc<Plan>,
@@ -88,6 +89,7 @@ pub async fn run(
     for number in 0..plan.workers {
         let (job_tx, mut job_rx) = mpsc::channel::<Job>(1);
         let worker = Worker::new(number, &plan.run);
+        worker.register(engine.as_ref(), &plan).await?;
         workers.push((worker.clone(), job_tx));
         let (engine, plan, done_tx) = (Arc::clone(&engine), Arc::clone(&plan), done_tx.clone());
         handles.push(tokio::spawn(async move {

@@ -15,6 +15,9 @@ pub const LANE_NAMES: [&str; 8] = [
 const PARTITIONS: u32 = 4;
 /// The lease a worker takes on each claim.
 pub const LEASE_TTL_MS: u64 = 30_000;
+
+/// The namespace of the demo's executions and workers.
+pub const NAMESPACE: &str = "ffwasm-demo";
 /// How long a claim grant stays valid.
 pub const GRANT_TTL_MS: u64 = 10_000;
 /// The first retry's backoff; each further retry doubles it, up to [`MAX_BACKOFF_MS`].
@@ -101,7 +104,7 @@ impl Plan {
     pub fn create_args(&self, index: u32, id: ExecutionId, lane: LaneId) -> CreateExecutionArgs {
         CreateExecutionArgs {
             execution_id: id,
-            namespace: Namespace::new("ffwasm-demo"),
+            namespace: Namespace::new(NAMESPACE),
             execution_kind: format!("demo.{lane}"),
             lane_id: lane,
             input_payload: format!("{{\"job\":{index}}}").into_bytes(),

@@ -8,15 +8,16 @@ use anyhow::Context;
 use ff_core::backend::UsageDimensions;
 use ff_core::contracts::{
     ClaimExecutionArgs, ClaimExecutionResult, ClaimedExecution, CompleteExecutionArgs,
-    FailExecutionArgs, FailExecutionResult, RenewLeaseArgs,
+    FailExecutionArgs, FailExecutionResult, HeartbeatWorkerArgs, RegisterWorkerArgs,
+    RenewLeaseArgs,
 };
 use ff_core::engine_backend::EngineBackend;
 use ff_core::types::{
-    AttemptId, AttemptIndex, CancelSource, ExecutionId, LaneId, LeaseFence, LeaseId, TimestampMs,
-    WorkerId, WorkerInstanceId,
+    AttemptId, AttemptIndex, CancelSource, ExecutionId, LaneId, LeaseFence, LeaseId, Namespace,
+    TimestampMs, WorkerId, WorkerInstanceId,
 };
 
-use super::plan::{LEASE_TTL_MS, Plan};
+use super::plan::{LEASE_TTL_MS, NAMESPACE, Plan};
 
 /// One attempt the scheduler hands to a worker, after granting it the claim.
 #[derive(Debug, Clone)]
@@ -74,6 +75,37 @@ impl Worker {
         }
     }
 
+    /// Announce the worker in the worker registry, serving every lane of the plan; it stays
+    /// live for [`LEASE_TTL_MS`] after its last heartbeat.
+    pub async fn register(&self, engine: &dyn EngineBackend, plan: &Plan) -> anyhow::Result<()> {
+        engine
+            .register_worker(RegisterWorkerArgs::new(
+                self.id.clone(),
+                self.instance.clone(),
+                plan.lanes.iter().cloned().collect(),
+                Default::default(),
+                LEASE_TTL_MS,
+                Namespace::new(NAMESPACE),
+                TimestampMs::now(),
+            ))
+            .await
+            .with_context(|| format!("registering worker {}", self.id))?;
+        Ok(())
+    }
+
+    /// Tell the worker registry the worker is alive.
+    pub async fn heartbeat(&self, engine: &dyn EngineBackend) -> anyhow::Result<()> {
+        engine
+            .heartbeat_worker(HeartbeatWorkerArgs::new(
+                self.instance.clone(),
+                Namespace::new(NAMESPACE),
+                TimestampMs::now(),
+            ))
+            .await
+            .with_context(|| format!("worker {} heartbeating", self.id))?;
+        Ok(())
+    }
+
     /// Claim `job`'s execution, renew the lease, report its usage, then complete or fail it as
     /// the plan says.
     pub async fn attempt(
@@ -96,6 +128,7 @@ impl Worker {
             ),
         };
         let claim_latency = started.elapsed();
+        self.heartbeat(engine).await?;
 
         engine
             .renew_lease(RenewLeaseArgs {

@@ -1,4 +1,4 @@
-//! The inspection commands: `executions`, `show`, `stats` and `budgets`. They read the database directly
+//! The inspection commands: `executions`, `show`, `stats`, `budgets` and `workers`. They read the database directly
 //! over a read-only SQLite connection (the schema is `host/migrations/`), never through the
 //! backend, so they work while a demo is writing and never change the file.
 
@@ -6,3 +6,4 @@ pub mod budgets;
 pub mod executions;
 pub mod show;
 pub mod stats;
+pub mod workers;

@@ -50,15 +50,25 @@ use bindings::exports::flowfabric::backend::lease_holder::{
     self, CompleteExecutionArgs, FailExecutionArgs, FailOutcome, FailureClass, HandleLease,
     RenewLeaseArgs,
 };
+use bindings::exports::flowfabric::backend::operator::{self, ChangePriorityArgs, LanePage};
 use bindings::exports::flowfabric::backend::reads::{self, ExecutionContext, ExecutionView};
 use bindings::exports::flowfabric::backend::recovery::{
     self, CancelExecutionArgs, ClaimResumedExecutionArgs, ExpiredLease, IssueReclaimGrantArgs,
     IssueReclaimGrantOutcome, ListExpiredLeasesArgs, ReclaimExecutionArgs, ReclaimExecutionOutcome,
     ResumeExecutionArgs, ResumeGrantClaimArgs, RevokeLeaseArgs, RevokeLeaseOutcome,
 };
+use bindings::exports::flowfabric::backend::routing::{
+    self, BlockRouteArgs, BlockRouteOutcome, ClaimForWorkerArgs, ClaimGrant, ScanEligibleArgs,
+    UnblockExecutionArgs,
+};
 use bindings::exports::flowfabric::backend::scheduling::{
     self, ClaimArgs, ClaimExecutionArgs, ClaimGrantOutcome, CreateExecutionArgs,
     CreateExecutionOutcome, IssueClaimGrantArgs, IssueGrantAndClaimArgs,
+};
+use bindings::exports::flowfabric::backend::tags;
+use bindings::exports::flowfabric::backend::workers::{
+    self, HeartbeatWorkerArgs, HeartbeatWorkerOutcome, ListWorkersArgs, MarkWorkerDeadArgs,
+    MarkWorkerDeadOutcome, RegisterWorkerArgs, RegisterWorkerOutcome, WorkerPage,
 };
 use bindings::flowfabric::backend::sql;
 use bindings::flowfabric::backend::types::{
@@ -565,6 +575,72 @@ impl budgets::Guest for Hostile {
         Err(NOT_FOUND)
     }
     fn reconcile_quota_counters(_: TimestampMs) -> Result<ReconcileCounts, EngineError> {
+        Err(NOT_FOUND)
+    }
+}
+
+// The routing, worker-registry, tags and operator families do not misbehave: like every export without a
+// misbehaviour, they answer `not-found(execution)` and touch nothing.
+
+impl routing::Guest for Hostile {
+    fn scan_eligible_executions(_: ScanEligibleArgs) -> Result<Vec<String>, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn block_route(_: BlockRouteArgs) -> Result<BlockRouteOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn unblock_execution(_: UnblockExecutionArgs) -> Result<(), EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn claim_for_worker(_: ClaimForWorkerArgs) -> Result<Option<ClaimGrant>, EngineError> {
+        Err(NOT_FOUND)
+    }
+}
+
+impl workers::Guest for Hostile {
+    fn register_worker(_: RegisterWorkerArgs) -> Result<RegisterWorkerOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn heartbeat_worker(_: HeartbeatWorkerArgs) -> Result<HeartbeatWorkerOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn mark_worker_dead(_: MarkWorkerDeadArgs) -> Result<MarkWorkerDeadOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn list_workers(_: ListWorkersArgs) -> Result<WorkerPage, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn sweep_expired_workers(_: TimestampMs) -> Result<u32, EngineError> {
+        Err(NOT_FOUND)
+    }
+}
+
+impl tags::Guest for Hostile {
+    fn set_execution_tag(_: String, _: String, _: String) -> Result<(), EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn get_execution_tag(_: String, _: String) -> Result<Option<String>, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn get_execution_namespace(_: String) -> Result<Option<String>, EngineError> {
+        Err(NOT_FOUND)
+    }
+}
+
+impl operator::Guest for Hostile {
+    fn change_priority(_: ChangePriorityArgs) -> Result<(), EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn read_exec_core_fields(
+        _: String,
+        _: Vec<String>,
+    ) -> Result<Vec<Option<String>>, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn list_lanes(_: Option<String>, _: u32) -> Result<LanePage, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn server_time_ms() -> Result<TimestampMs, EngineError> {
         Err(NOT_FOUND)
     }
 }
