@@ -5,8 +5,9 @@
 //! The generated modules sit at wit-bindgen's paths (`exports::flowfabric::backend::<family>`
 //! for the exported families, `flowfabric::backend::{sql, types}` for the imports); the
 //! re-exports below name each interface by its WIT name alone: [`scheduling`],
-//! [`lease_holder`], [`recovery`] and [`reads`] (each with its `Guest` trait and its own
-//! records), [`types`] (shared by the families) and [`sql`] (the host's database).
+//! [`lease_holder`], [`recovery`], [`reads`] and [`suspension`] (each with its `Guest` trait and
+//! its own records), [`types`] (shared by the families), [`sql`] (the host's database) and
+//! [`waitpoint_tokens`] (the host's token signer).
 
 wit_bindgen::generate!({
     path: "../wit",
@@ -15,5 +16,5 @@ wit_bindgen::generate!({
     pub_export_macro: true,
 });
 
-pub use exports::flowfabric::backend::{lease_holder, reads, recovery, scheduling};
-pub use flowfabric::backend::{sql, types};
+pub use exports::flowfabric::backend::{lease_holder, reads, recovery, scheduling, suspension};
+pub use flowfabric::backend::{sql, types, waitpoint_tokens};

@@ -16,6 +16,8 @@
 //!   - [`lease_holder`]: the lease holder's operations: renew, complete, fail, progress;
 //!   - [`recovery`]: cancel, revoke, suspension resume, lease expiry and reclaim;
 //!   - [`reads`]: what the read operations report;
+//!   - [`suspension`]: suspending on waitpoints, signals, resumable executions (tokens signed
+//!     by the host);
 //! - what the families share:
 //!   - [`db`], the small [`db::Db`] trait the logic talks to, and its implementation over the
 //!     host's `sql` import ([`packed`]: the parameters and rows as it sends them);
@@ -38,6 +40,7 @@ pub mod lease_holder;
 pub mod reads;
 pub mod recovery;
 pub mod scheduling;
+pub mod suspension;
 
 pub mod db;
 pub mod errors;

@@ -49,4 +49,5 @@ mod recovery;
 mod sandbox;
 mod scheduling;
 mod sdk;
+mod suspension;
 mod typed_claim_execution;

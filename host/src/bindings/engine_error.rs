@@ -37,6 +37,7 @@ fn entity_name(entity: types::Entity) -> &'static str {
         types::Entity::Attempt => "attempt",
         types::Entity::Flow => "flow",
         types::Entity::Waitpoint => "waitpoint",
+        types::Entity::Suspension => "suspension",
     }
 }
 

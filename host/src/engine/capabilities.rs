@@ -15,6 +15,10 @@ pub(super) fn capabilities() -> Capabilities {
     supports.issue_reclaim_grant = true;
     supports.prepare = true;
     supports.list_expired_leases = true;
+    supports.seed_waitpoint_hmac_secret = true;
+    supports.rotate_waitpoint_hmac_secret_all = true;
+    supports.list_pending_waitpoints = true;
+
     Capabilities::new(
         BackendIdentity::new(BACKEND_LABEL, crate_version(), "unknown"),
         supports,

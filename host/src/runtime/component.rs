@@ -3,8 +3,9 @@
 //! named (wasmtime's own type check stops at the first).
 //!
 //! A guest must export every family interface of the world (`flowfabric:backend/scheduling`,
-//! `lease-holder`, `recovery`, `reads`, all `@0.1.0`) with every function, each with the world's
-//! signature, and may import only `flowfabric:backend/sql@0.1.0`, the types-only
+//! `lease-holder`, `recovery`, `reads`, `suspension`, all `@0.1.0`) with every function, each with
+//! the world's signature, and may import only `flowfabric:backend/sql@0.1.0`,
+//! `flowfabric:backend/waitpoint-tokens@0.1.0` (the host's token signer), the types-only
 //! `flowfabric:backend/types@0.1.0` that the families `use`, and the WASI interfaces Rust's
 //! standard library uses (`wasi:io`, `wasi:cli`, `wasi:clocks`, `wasi:random`). Filesystem and
 //! socket interfaces, or anything else, are refused. The reference for signatures is the
@@ -21,14 +22,19 @@ use super::store::host_linker;
 use crate::error::{GuestMismatch, OpenError};
 
 /// The interfaces a guest exports: one per operation family.
-const FAMILY_INTERFACES: [&str; 4] = [
+const FAMILY_INTERFACES: [&str; 5] = [
     "flowfabric:backend/scheduling@0.1.0",
     "flowfabric:backend/lease-holder@0.1.0",
     "flowfabric:backend/recovery@0.1.0",
     "flowfabric:backend/reads@0.1.0",
+    "flowfabric:backend/suspension@0.1.0",
 ];
 /// The interface the host provides.
 const SQL_INTERFACE: &str = "flowfabric:backend/sql@0.1.0";
+/// The interface that signs and verifies waitpoint tokens (the host holds the secrets).
+const TOKENS_INTERFACE: &str = "flowfabric:backend/waitpoint-tokens@0.1.0";
+/// The functions of the `waitpoint-tokens` interface.
+const TOKENS_FUNCTIONS: &[&str] = &["sign", "verify"];
 /// The interface of shared types: no functions, imported by any guest whose exports use it.
 const TYPES_INTERFACE: &str = "flowfabric:backend/types@0.1.0";
 /// The functions of the `sql` interface. The built-in guest, which serves as the reference for
@@ -41,7 +47,7 @@ const ALLOWED_WASI: &[&str] = &["wasi:io/", "wasi:cli/", "wasi:clocks/", "wasi:r
 /// The WIT package of the `engine-backend` world a guest implements, file by file
 /// (`(file name, contents)`, the world first): save them in one directory to build a guest
 /// against them.
-pub const GUEST_WIT: [(&str, &str); 7] = [
+pub const GUEST_WIT: [(&str, &str); 9] = [
     ("world.wit", include_str!("../../../wit/world.wit")),
     ("types.wit", include_str!("../../../wit/types.wit")),
     ("sql.wit", include_str!("../../../wit/sql.wit")),
@@ -55,6 +61,14 @@ pub const GUEST_WIT: [(&str, &str); 7] = [
     ),
     ("recovery.wit", include_str!("../../../wit/recovery.wit")),
     ("reads.wit", include_str!("../../../wit/reads.wit")),
+    (
+        "suspension.wit",
+        include_str!("../../../wit/suspension.wit"),
+    ),
+    (
+        "waitpoint-tokens.wit",
+        include_str!("../../../wit/waitpoint-tokens.wit"),
+    ),
 ];
 
 /// The built-in guest component (a `wasm32-wasip2` component of the `engine-backend` world,
@@ -152,6 +166,21 @@ pub(crate) fn check(
                     &mut problems,
                 );
             }
+        } else if name == TOKENS_INTERFACE {
+            let expected = reference.get_import(engine, TOKENS_INTERFACE).map(|e| e.ty);
+            if let (
+                ComponentItem::ComponentInstance(actual),
+                Some(ComponentItem::ComponentInstance(expected)),
+            ) = (&item.ty, expected)
+            {
+                compare_functions(
+                    &format!("import `{TOKENS_INTERFACE}`"),
+                    &expected,
+                    actual,
+                    Expect::Subset(TOKENS_FUNCTIONS),
+                    &mut problems,
+                );
+            }
         } else if name == TYPES_INTERFACE {
             // Types only: wasmtime's link below checks that its types are the world's, and any
             // function in it is not part of the world.
@@ -166,7 +195,7 @@ pub(crate) fn check(
             }
         } else if !ALLOWED_WASI.iter().any(|prefix| name.starts_with(prefix)) {
             problems.push(format!(
-                "imports `{name}`, which the host does not provide (allowed: `{SQL_INTERFACE}`, `{TYPES_INTERFACE}`, wasi:io, wasi:cli, wasi:clocks, wasi:random)"
+                "imports `{name}`, which the host does not provide (allowed: `{SQL_INTERFACE}`, `{TOKENS_INTERFACE}`, `{TYPES_INTERFACE}`, wasi:io, wasi:cli, wasi:clocks, wasi:random)"
             ));
         }
     }
@@ -274,5 +303,16 @@ mod tests {
             .map(|(name, _)| name)
             .collect();
         assert_eq!(declared, SQL_FUNCTIONS);
+    }
+
+    #[test]
+    fn the_known_token_functions_are_those_of_the_wit() {
+        let tokens = include_str!("../../../wit/waitpoint-tokens.wit");
+        let declared: Vec<&str> = tokens
+            .lines()
+            .filter_map(|line| line.trim().split_once(": func("))
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(declared, TOKENS_FUNCTIONS);
     }
 }

@@ -17,6 +17,7 @@ use super::store::{GuestState, host_linker};
 use crate::bindings::{GuestWorld, GuestWorldPre};
 use crate::error::{OpenError, OperationFailure};
 use crate::sql::QueryLimits;
+use crate::storage::SqlPolicy;
 
 /// An instantiated guest between operations.
 struct IdleInstance {
@@ -102,13 +103,15 @@ impl GuestRuntime {
         store
     }
 
-    /// Run `call` with `connection` bound to the guest's `sql` import, within `limits`, on an
+    /// Run `call` with `connection` (under `policy`) bound to the guest's `sql` and
+    /// `waitpoint-tokens` imports, within `limits`, on an
     /// idle instance or a new one (always a new one, and dropped afterwards, unless `reuse`),
     /// and hand the connection back whatever the guest did.
     pub fn invoke<R>(
         &self,
         op: &'static str,
         connection: Connection,
+        policy: &SqlPolicy,
         limits: &GuestLimits,
         read_only: bool,
         reuse: bool,
@@ -128,7 +131,7 @@ impl GuestRuntime {
             max_bytes: limits.query_bytes,
         };
         let state = store.data_mut();
-        state.sql.bind(connection, query_limits, read_only);
+        state.sql.bind(connection, policy, query_limits, read_only);
         state.memory.arm(limits.memory_bytes);
         store.set_epoch_deadline(deadline_ticks(limits.operation_timeout));
 
