@@ -107,8 +107,7 @@ where
         let ((connection, outcome), interrupted) = policy.with_mode(mode, deadline, || {
             self.guest.invoke(
                 op,
-                connection,
-                policy,
+                (connection, policy),
                 &self.limits,
                 read_only,
                 self.reuse_instance,

@@ -1315,7 +1315,7 @@ async fn a_hostile_guest_cannot_read_copy_or_replace_the_keystore() {
         .unwrap();
     assert_eq!(
         secret,
-        vec![0xca, 0xfe, 0xba, 0xbe].repeat(8),
+        [0xca, 0xfe, 0xba, 0xbe].repeat(8),
         "the keystore is intact"
     );
 }

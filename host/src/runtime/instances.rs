@@ -103,15 +103,14 @@ impl GuestRuntime {
         store
     }
 
-    /// Run `call` with `connection` (under `policy`) bound to the guest's `sql` and
+    /// Run `call` with `connection` (and `policy`, which its statements run under) bound to the guest's `sql` and
     /// `waitpoint-tokens` imports, within `limits`, on an
     /// idle instance or a new one (always a new one, and dropped afterwards, unless `reuse`),
     /// and hand the connection back whatever the guest did.
     pub fn invoke<R>(
         &self,
         op: &'static str,
-        connection: Connection,
-        policy: &SqlPolicy,
+        (connection, policy): (Connection, &SqlPolicy),
         limits: &GuestLimits,
         read_only: bool,
         reuse: bool,

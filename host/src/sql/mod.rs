@@ -318,7 +318,7 @@ mod tests {
         conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE, data BLOB)")
             .unwrap();
         let mut access = SqlAccess::unbound();
-        access.bind(conn, limits, false);
+        access.bind(conn, &SqlPolicy::default(), limits, false);
         access
     }
 
@@ -402,7 +402,7 @@ mod tests {
             Err(SqlError::Unbound)
         ));
         let mut read_only = SqlAccess::unbound();
-        read_only.bind(conn, LIMITS, true);
+        read_only.bind(conn, &SqlPolicy::default(), LIMITS, true);
         let error = read_only.execute(insert, vec![]).unwrap_err();
         assert!(matches!(
             read_only.convert_error(error).unwrap(),
@@ -416,6 +416,7 @@ mod tests {
     #[test]
     fn a_call_without_a_connection_traps() {
         let mut sql = SqlAccess {
+            policy: None,
             connection: None,
             limits: LIMITS,
             read_only: false,
