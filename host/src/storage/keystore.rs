@@ -1,6 +1,6 @@
 //! The waitpoint HMAC keystore (`ff_waitpoint_hmac`), which only the host touches: the SQL policy
 //! refuses every guest statement on the table ([`super::policy`]), so secrets never reach a
-//! guest. Guests sign and verify through the `waitpoint-tokens` import (`crate::sql`), which calls
+//! guest. Guests sign and verify through the `waitpoint-tokens` import (served next to `sql`), which calls
 //! [`active_key`] and [`verification_key`]; seeding and rotating run here as host jobs.
 //!
 //! Statements on the table are prepared without the statement cache: a guest that sent the same
