@@ -754,15 +754,17 @@ fn assert_named(problems: &[String], fragments: &[&str]) {
 }
 
 /// The world's exported interfaces, one per operation family.
-const FAMILIES: [&str; 4] = [
+const FAMILIES: [&str; 5] = [
     "flowfabric:backend/scheduling@0.1.0",
     "flowfabric:backend/lease-holder@0.1.0",
     "flowfabric:backend/recovery@0.1.0",
     "flowfabric:backend/reads@0.1.0",
+    "flowfabric:backend/suspension@0.1.0",
 ];
 const READS: &str = "flowfabric:backend/reads@0.1.0";
 const SQL: &str = "flowfabric:backend/sql@0.1.0";
 const TYPES: &str = "flowfabric:backend/types@0.1.0";
+const TOKENS: &str = "flowfabric:backend/waitpoint-tokens@0.1.0";
 
 /// Every function of the world's `reads` interface.
 const READS_FUNCTIONS: [&str; 4] = [
@@ -787,7 +789,7 @@ async fn a_component_without_the_family_exports_is_refused() {
 async fn missing_functions_wrong_signatures_and_extra_functions_are_each_named() {
     // `ping: func() -> u32` (the world's returns `result<_, engine-error>`), an extra function,
     // and nothing else.
-    // The other three families are not exported at all.
+    // The other four families are not exported at all.
     let problems = mismatch(&wasm::component(
         &[],
         Some((READS, &["ping", "exfiltrate"])),
@@ -802,7 +804,11 @@ async fn missing_functions_wrong_signatures_and_extra_functions_are_each_named()
     for family in FAMILIES.iter().filter(|f| **f != READS) {
         assert_named(&problems, &["does not export", family]);
     }
-    assert_eq!(problems.len(), 2 + 3 + 3, "one problem each: {problems:#?}");
+    assert_eq!(
+        problems.len(),
+        2 + 3 + (FAMILIES.len() - 1),
+        "one problem each: {problems:#?}"
+    );
 }
 
 #[tokio::test]
@@ -866,6 +872,20 @@ async fn a_sql_import_with_other_functions_is_refused() {
         &problems,
         &[SQL, "`load-extension`", "not part of the world"],
     );
+}
+
+#[tokio::test]
+#[parallel(process)]
+async fn a_token_import_with_other_functions_is_refused() {
+    // The host's token signer offers `sign` and `verify`, nothing that hands out a secret; and
+    // `sign` with another signature does not link.
+    let imports: [(&str, &[&str]); 1] = [(TOKENS, &["sign", "read-secret"])];
+    let problems = mismatch(&wasm::component(&imports, None)).await.problems;
+    assert_named(
+        &problems,
+        &[TOKENS, "`read-secret`", "not part of the world"],
+    );
+    assert_named(&problems, &[TOKENS, "`sign`", "different signature"]);
 }
 
 #[tokio::test]
