@@ -198,8 +198,11 @@ pub async fn through_backend(
     latencies.push(started.elapsed());
 }
 
+/// Runs one native operation (given the connection) in its own transaction and times it.
+pub type TimedOp<'a> = dyn FnMut(&mut dyn FnMut(&Connection)) + 'a;
+
 /// The same cycle natively; `op` runs one operation in its own transaction and times it.
-pub fn native(op: &mut dyn FnMut(&mut dyn FnMut(&Connection)), lease: &types::ClaimedExecution) {
+pub fn native(op: &mut TimedOp<'_>, lease: &types::ClaimedExecution) {
     let execution_id = lease.execution_id.clone();
     let fence = types::LeaseFence {
         lease_id: lease.lease_id.clone(),
