@@ -49,6 +49,9 @@ impl waitpoint_tokens::Host for SqlAccess {
         token: String,
         now: i64,
     ) -> wasmtime::Result<Result<(), TokenError>> {
+        // The operation's `now` may come from the caller: a grace period must not be extended by
+        // a clock set back, so the later of that and the host's clock counts.
+        let now = now.max(ff_core::types::TimestampMs::now().0);
         let secret = match self.with_keystore(|c| keystore::verification_key(c, &kid, now))? {
             Ok(secret) => secret,
             Err(KeyRefusal::Unknown) => return Ok(Err(TokenError::UnknownKid(kid))),
