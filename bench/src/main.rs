@@ -14,6 +14,7 @@ mod child;
 mod native;
 mod scenarios;
 mod stats;
+mod suspension;
 mod usage;
 mod workload;
 
@@ -215,6 +216,20 @@ impl Bench {
             );
         }
 
+        let what = "suspension cycle, memory, sequential";
+        if self.wanted(what) {
+            let compared = self
+                .compare(what, Storage::Memory, 1, claims / 4, Work::Suspension)
+                .await?;
+            table.row(
+                format!("{what} (claim→suspend→signal→claim resumed→complete)"),
+                show_rate(compared.ours().rate()),
+                show_rate(compared.native().rate()),
+                format!("{:.2}× native throughput", compared.median_speedup()),
+                "—",
+            );
+        }
+
         if self.wanted("claim latency at scale") {
             self.scale_rows(table, scales, scale_claims).await?;
         }
@@ -235,7 +250,7 @@ impl Bench {
         count: usize,
         work: Work,
     ) -> anyhow::Result<Comparison> {
-        let grant = work == Work::Claim;
+        let grant = work != Work::Lifecycle;
         let tag = what.replace([',', ' ', '(', ')'], "");
         let backend = self.backend(storage, &format!("wasm-{tag}")).await?;
         let native = Mutex::new(self.native_connection(storage, &format!("native-{tag}"))?);
@@ -250,6 +265,10 @@ impl Bench {
         // thread), the baseline on this thread, where its sequential rows also run.
         seed_through_backend(&backend, &ours_ids, grant, SEED_TASKS).await?;
         seed(&native.lock().expect("lock"), &native_ids, grant)?;
+        if work == Work::Suspension {
+            suspension::seed_backend(&*backend).await?;
+            suspension::seed_native(&native.lock().expect("lock"))?;
+        }
         let (ours_warm_up, ours_ids) = ours_ids.split_at(warm_up);
         let (native_warm_up, native_ids) = native_ids.split_at(warm_up);
         scenarios::through_backend(&backend, ours_warm_up.to_vec(), 1, work).await;

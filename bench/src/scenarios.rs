@@ -26,6 +26,9 @@ pub enum Work {
     /// grant → claim → renew → complete (the execution was seeded without a grant): four
     /// operations.
     Lifecycle,
+    /// claim → suspend → signal → claim resumed → complete (seeded with a grant, the keystore
+    /// seeded): five operations.
+    Suspension,
 }
 
 impl Work {
@@ -34,6 +37,7 @@ impl Work {
         match self {
             Work::Claim => 1,
             Work::Lifecycle => 4,
+            Work::Suspension => 1 + crate::suspension::OPS,
         }
     }
 }
@@ -98,6 +102,9 @@ async fn backend_work(
     }
     let claim = timed_async(latencies, backend.claim_execution(claim_args(id))).await;
     let lease = claimed(claim.expect("claim_execution"));
+    if work == Work::Suspension {
+        crate::suspension::through_backend(backend, id, &lease, latencies).await;
+    }
     if work == Work::Lifecycle {
         let renewed = timed_async(latencies, backend.renew_lease(renew_args(id, &lease))).await;
         renewed.expect("renew_lease");
@@ -180,6 +187,11 @@ fn native_work(
             .expect("native claim"),
         );
     });
+    if work == Work::Suspension {
+        let lease = lease.expect("claimed above");
+        crate::suspension::native(&mut |f| op(latencies, f), &lease);
+        return;
+    }
     if work == Work::Lifecycle {
         let lease = lease.expect("claimed above");
         op(latencies, &mut |conn| {

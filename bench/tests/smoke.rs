@@ -32,6 +32,7 @@ fn a_tiny_run_prints_every_row_of_the_table() {
         "lifecycle ops, file, 8 tasks",
         "report_usage, memory, sequential",
         "report_usage, file, 8 tasks",
+        "suspension cycle, memory, sequential",
         "claim latency, memory, 100 executions",
         "claim latency, memory, 300 executions",
         "construction, new process, empty compiled cache",

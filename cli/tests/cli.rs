@@ -291,6 +291,56 @@ fn the_demo_runs_twice_in_one_directory_and_the_inspection_commands_read_what_it
     );
     dir.ffwasm(&["show", "53ad96d2-6b08-4d0c-86e3-36598db2291c"])
         .fails_with("no execution 53ad96d2");
+
+    // A suspension as the backend stores one (rows written here: the demo does not suspend).
+    assert!(shown.contains("\nSuspension\n(none)\n"), "{shown}");
+    let completed = &listed_ids(&email)[0];
+    let blob = uuid::Uuid::parse_str(completed.split_once("}:").unwrap().1).unwrap();
+    let db = rusqlite::Connection::open(dir.path("ffwasm-demo.sqlite")).unwrap();
+    db.execute(
+        "INSERT INTO ff_suspension_current (partition_key, execution_id, suspension_id, \
+             suspended_at_ms, reason_code, condition, member_map, timeout_behavior) \
+         SELECT partition_key, execution_id, x'cccccccccccc4ccc8ccccccccccccccc', 1700000000000, \
+             'waiting_for_approval', '\"OperatorOnly\"', \
+             '{\"wpk:a\":[{\"signal_id\":\"dddddddd-dddd-4ddd-8ddd-dddddddddddd\",\"signal_name\":\"approved\",\"source_type\":\"operator\",\"source_identity\":\"ops\",\"accepted_at\":1700000001000}]}', \
+             'fail' \
+         FROM ff_exec_core WHERE execution_id = ?1",
+        [blob.as_bytes().as_slice()],
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO ff_waitpoint_pending (partition_key, waitpoint_id, execution_id, token_kid, token, \
+             created_at_ms, waitpoint_key, state, required_signal_names) \
+         SELECT partition_key, x'aaaaaaaaaaaa4aaa8aaaaaaaaaaaaaaa', execution_id, 'kid-1', 'kid-1:secretdigest', \
+             1700000000000, 'wpk:a', 'active', '[\"approved\"]' \
+         FROM ff_exec_core WHERE execution_id = ?1",
+        [blob.as_bytes().as_slice()],
+    )
+    .unwrap();
+    drop(db);
+    let shown = dir.ffwasm(&["show", completed]).status(0).stdout();
+    let suspension = shown.split("\nSuspension\n").nth(1).unwrap();
+    assert!(
+        suspension.contains("cccccccc-cccc-4ccc-8ccc-cccccccccccc")
+            && suspension.contains("waiting_for_approval"),
+        "{shown}"
+    );
+    let waitpoints = shown.split("\nWaitpoints\n").nth(1).unwrap();
+    assert!(
+        waitpoints.contains("aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa")
+            && waitpoints.contains(" wpk:a ")
+            && waitpoints.contains(" active "),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("secretdigest"),
+        "tokens are not shown: {shown}"
+    );
+    let signals = shown.split("\nSignals\n").nth(1).unwrap();
+    assert!(
+        signals.contains(" approved ") && signals.contains("operator:ops"),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -614,6 +664,7 @@ fn guest_commands_print_check_and_compile() {
         "workers",
         "tags",
         "operator",
+        "suspension",
     ];
     for family in families {
         assert!(
@@ -624,7 +675,7 @@ fn guest_commands_print_check_and_compile() {
             mismatch.stdout()
         );
     }
-    mismatch.fails_with("empty.wasm does not fit the engine-backend world (9 problems)");
+    mismatch.fails_with("empty.wasm does not fit the engine-backend world (10 problems)");
 
     dir.ffwasm(&["guest", "compile", "empty.wasm", "-o", "empty.cwasm"])
         .fails_with("cannot precompile empty.wasm");

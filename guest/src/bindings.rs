@@ -5,8 +5,10 @@
 //! The generated modules sit at wit-bindgen's paths (`exports::flowfabric::backend::<family>`
 //! for the exported families, `flowfabric::backend::{sql, types}` for the imports); the
 //! re-exports below name each interface by its WIT name alone: [`scheduling`],
-//! [`lease_holder`], [`recovery`], [`reads`], [`budgets`], [`routing`], [`workers`], [`tags`] and [`operator`] (each with its `Guest` trait and its own
-//! records), [`types`] (shared by the families) and [`sql`] (the host's database).
+//! [`lease_holder`], [`recovery`], [`reads`], [`budgets`], [`routing`], [`workers`], [`tags`],
+//! [`operator`] and [`suspension`] (each with its `Guest` trait and its own records), [`types`]
+//! (shared by the families), [`sql`] (the host's database) and [`waitpoint_tokens`] (the host's
+//! token signer).
 
 wit_bindgen::generate!({
     path: "../wit",
@@ -16,6 +18,7 @@ wit_bindgen::generate!({
 });
 
 pub use exports::flowfabric::backend::{
-    budgets, lease_holder, operator, reads, recovery, routing, scheduling, tags, workers,
+    budgets, lease_holder, operator, reads, recovery, routing, scheduling, suspension, tags,
+    workers,
 };
-pub use flowfabric::backend::{sql, types};
+pub use flowfabric::backend::{sql, types, waitpoint_tokens};

@@ -29,15 +29,22 @@ use crate::bindings::scheduling::{
     ClaimArgs, ClaimExecutionArgs, ClaimGrantOutcome, CreateExecutionArgs, CreateExecutionOutcome,
     IssueClaimGrantArgs, IssueGrantAndClaimArgs,
 };
+use crate::bindings::suspension::{
+    DeliverApprovalSignalArgs, DeliverSignalArgs, DeliverSignalOutcome, ListPendingWaitpointsArgs,
+    ListSuspendedArgs, PendingWaitpointsPage, ResumeSignal, SignedWaitpoint, SuspendArgs,
+    SuspendOutcome, SuspendedPage,
+};
 use crate::bindings::workers::{
     HeartbeatWorkerArgs, HeartbeatWorkerOutcome, ListWorkersArgs, MarkWorkerDeadArgs,
     MarkWorkerDeadOutcome, RegisterWorkerArgs, RegisterWorkerOutcome, WorkerPage,
 };
 use crate::bindings::{
-    budgets, lease_holder, operator, reads, recovery, routing, scheduling, tags, workers,
+    budgets, lease_holder, operator, reads, recovery, routing, scheduling, suspension, tags,
+    workers,
 };
 use crate::db::HostDb;
-use crate::types::{ClaimedExecution, EngineError, PublicState, TimestampMs};
+use crate::suspension::tokens::HostTokens;
+use crate::types::{ClaimedExecution, EngineError, LeaseFence, PublicState, TimestampMs};
 
 /// The built-in component allocates through [`crate::small_blocks::SmallBlocks`].
 #[cfg(all(
@@ -346,6 +353,104 @@ impl operator::Guest for Component {
 
     fn server_time_ms() -> Result<TimestampMs, EngineError> {
         crate::operator::server_time_ms(&mut HostDb)
+    }
+}
+
+impl suspension::Guest for Component {
+    fn suspend(
+        lease: suspension::HandleLease,
+        args: SuspendArgs,
+    ) -> Result<SuspendOutcome, EngineError> {
+        crate::suspension::suspend(&mut HostDb, &mut HostTokens, &lease, &args)
+    }
+
+    fn suspend_by_triple(
+        execution_id: String,
+        fence: LeaseFence,
+        args: SuspendArgs,
+    ) -> Result<SuspendOutcome, EngineError> {
+        crate::suspension::suspend_by_triple(
+            &mut HostDb,
+            &mut HostTokens,
+            &execution_id,
+            &fence,
+            &args,
+        )
+    }
+
+    fn create_waitpoint(
+        lease: suspension::HandleLease,
+        waitpoint_key: String,
+        expires_at: TimestampMs,
+        now: TimestampMs,
+    ) -> Result<SignedWaitpoint, EngineError> {
+        crate::suspension::create_waitpoint(
+            &mut HostDb,
+            &mut HostTokens,
+            &lease,
+            &waitpoint_key,
+            expires_at,
+            now,
+        )
+    }
+
+    fn observe_signals(lease: suspension::HandleLease) -> Result<Vec<ResumeSignal>, EngineError> {
+        crate::suspension::observe_signals(&mut HostDb, &lease)
+    }
+
+    fn read_waitpoint_token(
+        partition: u16,
+        waitpoint_id: String,
+    ) -> Result<Option<String>, EngineError> {
+        crate::suspension::read_waitpoint_token(&mut HostDb, partition, &waitpoint_id)
+    }
+
+    fn deliver_signal(args: DeliverSignalArgs) -> Result<DeliverSignalOutcome, EngineError> {
+        crate::suspension::deliver_signal(&mut HostDb, &mut HostTokens, &args)
+    }
+
+    fn deliver_approval_signal(
+        args: DeliverApprovalSignalArgs,
+    ) -> Result<DeliverSignalOutcome, EngineError> {
+        crate::suspension::deliver_approval_signal(&mut HostDb, &mut HostTokens, &args)
+    }
+
+    fn list_pending_waitpoints(
+        args: ListPendingWaitpointsArgs,
+    ) -> Result<PendingWaitpointsPage, EngineError> {
+        crate::suspension::list_pending_waitpoints(&mut HostDb, &args)
+    }
+
+    fn delay(
+        lease: suspension::HandleLease,
+        delay_until: TimestampMs,
+        now: TimestampMs,
+    ) -> Result<(), EngineError> {
+        crate::suspension::delay(&mut HostDb, &lease, delay_until, now)
+    }
+
+    fn cancel(
+        lease: suspension::HandleLease,
+        reason: String,
+        now: TimestampMs,
+    ) -> Result<(), EngineError> {
+        crate::suspension::cancel(&mut HostDb, &lease, &reason, now)
+    }
+
+    fn close_waitpoint(
+        execution_id: String,
+        waitpoint_id: String,
+        _now: TimestampMs,
+    ) -> Result<(), EngineError> {
+        crate::suspension::close_waitpoint(&mut HostDb, &execution_id, &waitpoint_id)
+    }
+
+    fn expire_suspension(execution_id: String, now: TimestampMs) -> Result<(), EngineError> {
+        crate::suspension::expire_suspension(&mut HostDb, &execution_id, now)
+    }
+
+    fn list_suspended(args: ListSuspendedArgs) -> Result<SuspendedPage, EngineError> {
+        crate::suspension::list_suspended(&mut HostDb, &args)
     }
 }
 

@@ -17,6 +17,8 @@
 //!   - [`recovery`]: cancel, revoke, suspension resume, lease expiry and reclaim;
 //!   - [`reads`]: what the read operations report;
 //!   - [`budgets`]: budgets, usage reports, quota policies and admission;
+//!   - [`suspension`]: suspending on waitpoints, signals, resumable executions (tokens signed
+//!     by the host);
 //! - what the families share:
 //!   - [`db`], the small [`db::Db`] trait the logic talks to, and its implementation over the
 //!     host's `sql` import ([`packed`]: the parameters and rows as it sends them);
@@ -42,6 +44,7 @@ pub mod reads;
 pub mod recovery;
 pub mod routing;
 pub mod scheduling;
+pub mod suspension;
 pub mod tags;
 pub mod workers;
 

@@ -23,7 +23,7 @@ use wasmtime::Store;
 use crate::bindings::args::validation;
 use crate::bindings::{GuestWorld, types};
 use crate::error::OpenError;
-use crate::operation::{GuestJob, Tx, writer_gone};
+use crate::operation::{Answer, GuestJob, HostJob, Tx, writer_gone};
 use crate::runtime::{CompiledCache, GuestLimits, GuestRuntime, GuestState};
 use crate::storage::{CommitStats, Database, Submitted};
 use crate::timers::Timers;
@@ -211,6 +211,30 @@ impl SqliteBackend {
         let Ok(submitted) = self.database.submit(Box::new(job)) else {
             return Err(writer_gone(op));
         };
+        self.await_answer(op, submitted, answer).await
+    }
+
+    /// Run `call` on the database's connection in a host-owned write transaction, with the
+    /// host's SQL rights and no guest (for data no guest may see: the waitpoint keystore).
+    pub(crate) async fn run_host<T, F>(&self, op: &'static str, call: F) -> Result<T, EngineError>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection) -> Result<T, EngineError> + Send + 'static,
+    {
+        let (job, answer) = HostJob::new(op, call);
+        let Ok(submitted) = self.database.submit(Box::new(job)) else {
+            return Err(writer_gone(op));
+        };
+        self.await_answer(op, submitted, answer).await
+    }
+
+    /// The answer of a submitted job.
+    async fn await_answer<T>(
+        &self,
+        op: &'static str,
+        submitted: Submitted,
+        mut answer: Answer<T>,
+    ) -> Result<T, EngineError> {
         if self.database.is_memory() && submitted == Submitted::WriterAwake {
             // An operation on a memory database takes tens of microseconds: watch for its answer
             // for a moment instead of parking this thread (a park and a wake-up cost as much).

@@ -124,7 +124,7 @@ where
                 read_only,
                 reuse: self.reuse_instance,
             };
-            self.guest.invoke(&invocation, connection, call)
+            self.guest.invoke(&invocation, (connection, policy), call)
         });
         // A statement stopped at the deadline ends the operation as a timeout, whatever the guest
         // made of the interruption; a transaction SQLite ended under the operation fails it,
@@ -158,6 +158,72 @@ where
             (None, None) => Err(writer_gone(self.op)),
         };
         // The caller may have stopped waiting; then nobody needs the answer.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// An operation the host runs itself, with no guest, in the batch's transaction under the
+/// host's SQL rights: the waitpoint keystore's seed and rotation, which handle secrets that must
+/// never reach a guest.
+pub(crate) struct HostJob<T, F> {
+    op: &'static str,
+    /// The work; it may run twice, like a guest call (see [`GuestJob`]).
+    call: F,
+    result: Option<Result<T, EngineError>>,
+    reply: tokio::sync::oneshot::Sender<Result<T, EngineError>>,
+}
+
+impl<T, F> HostJob<T, F>
+where
+    T: Send + 'static,
+    F: Fn(&Connection) -> Result<T, EngineError> + Send + 'static,
+{
+    /// The job for `call` (operation `op`, a writing transaction), and the receiver its answer
+    /// arrives on.
+    pub fn new(op: &'static str, call: F) -> (Self, Answer<T>) {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Self {
+            op,
+            call,
+            result: None,
+            reply,
+        };
+        (job, answer)
+    }
+}
+
+impl<T, F> Job for HostJob<T, F>
+where
+    T: Send + 'static,
+    F: Fn(&Connection) -> Result<T, EngineError> + Send + 'static,
+{
+    fn op(&self) -> &'static str {
+        self.op
+    }
+
+    fn writes(&self) -> bool {
+        true
+    }
+
+    /// The host's work; the writer runs jobs with the host's SQL rights.
+    fn run(&mut self, connection: Connection, _policy: &SqlPolicy) -> (Connection, bool) {
+        let result = (self.call)(&connection);
+        let succeeded = result.is_ok();
+        self.result = Some(result);
+        (connection, succeeded)
+    }
+
+    fn fail(&mut self, failure: OperationFailure) {
+        self.result = Some(Err(failure.into()));
+    }
+
+    fn answer(self: Box<Self>, batch: Option<&BatchFailure>) {
+        let result = match (self.result, batch) {
+            (Some(Err(error)), _) => Err(error),
+            (_, Some(failure)) => Err(failure.for_op(self.op).into()),
+            (Some(Ok(value)), None) => Ok(value),
+            (None, None) => Err(writer_gone(self.op)),
+        };
         let _ = self.reply.send(result);
     }
 }

@@ -874,7 +874,7 @@ fn assert_named(problems: &[String], fragments: &[&str]) {
 }
 
 /// The world's exported interfaces, one per operation family.
-const FAMILIES: [&str; 9] = [
+const FAMILIES: [&str; 10] = [
     "flowfabric:backend/scheduling@0.1.0",
     "flowfabric:backend/lease-holder@0.1.0",
     "flowfabric:backend/recovery@0.1.0",
@@ -884,10 +884,12 @@ const FAMILIES: [&str; 9] = [
     "flowfabric:backend/workers@0.1.0",
     "flowfabric:backend/tags@0.1.0",
     "flowfabric:backend/operator@0.1.0",
+    "flowfabric:backend/suspension@0.1.0",
 ];
 const READS: &str = "flowfabric:backend/reads@0.1.0";
 const SQL: &str = "flowfabric:backend/sql@0.1.0";
 const TYPES: &str = "flowfabric:backend/types@0.1.0";
+const TOKENS: &str = "flowfabric:backend/waitpoint-tokens@0.1.0";
 
 /// Every function of the world's `reads` interface.
 const READS_FUNCTIONS: [&str; 4] = [
@@ -995,6 +997,20 @@ async fn a_sql_import_with_other_functions_is_refused() {
         &problems,
         &[SQL, "`load-extension`", "not part of the world"],
     );
+}
+
+#[tokio::test]
+#[parallel(process)]
+async fn a_token_import_with_other_functions_is_refused() {
+    // The host's token signer offers `sign` and `verify`, nothing that hands out a secret; and
+    // `sign` with another signature does not link.
+    let imports: [(&str, &[&str]); 1] = [(TOKENS, &["sign", "read-secret"])];
+    let problems = mismatch(&wasm::component(&imports, None)).await.problems;
+    assert_named(
+        &problems,
+        &[TOKENS, "`read-secret`", "not part of the world"],
+    );
+    assert_named(&problems, &[TOKENS, "`sign`", "different signature"]);
 }
 
 #[tokio::test]

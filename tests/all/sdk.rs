@@ -3,23 +3,28 @@
 //! completes and fails executions, and reports usage against budgets, the way an application does, claiming through a scheduler's
 //! grant (`claim_from_grant`) and through the SDK's own claim loop (`claim_next_via_backend`:
 //! `scan_eligible_executions`, `issue_claim_grant`, `claim_execution`, and `block_route` when
-//! the worker lacks a required capability).
+//! the worker lacks a required capability); a task suspends until a signaller delivers its
+//! signal, and the resumed execution is claimed again through the same grant path (the SDK falls
+//! back to `claim_resumed_execution`); a task delays or cancels itself.
 
 use std::sync::Arc;
 
 use ff_backend_sqlite_wasm::SqliteBackend;
 use ff_core::backend::FailOutcome;
 use ff_core::contracts::{
-    ClaimGrant, CreateBudgetArgs, ExecutionSnapshot, IssueClaimGrantArgs, ReportUsageResult,
+    ClaimGrant, CreateBudgetArgs, DeliverSignalArgs, DeliverSignalResult, ExecutionSnapshot,
+    IssueClaimGrantArgs, ReportUsageResult, ResumeCondition, ResumePolicy,
+    SeedWaitpointHmacSecretArgs, SignalMatcher, SuspendOutcomeDetails, SuspensionReasonCode,
 };
 use ff_core::engine_backend::EngineBackend;
 use ff_core::partition::{PartitionConfig, PartitionKey};
 use ff_core::policy::{ExecutionPolicy, RoutingRequirements};
 use ff_core::state::PublicState;
 use ff_core::types::{
-    BudgetId, ExecutionId, LaneId, Namespace, TimestampMs, WorkerId, WorkerInstanceId,
+    AttemptIndex, BudgetId, ExecutionId, LaneId, Namespace, SignalId, TimestampMs, WaitpointToken,
+    WorkerId, WorkerInstanceId,
 };
-use ff_sdk::task::ClaimedTask;
+use ff_sdk::task::{ClaimedTask, TrySuspendOutcome};
 use ff_sdk::{FlowFabricWorker, WorkerConfig};
 use serial_test::parallel;
 
@@ -301,4 +306,148 @@ async fn a_worker_without_a_required_capability_blocks_the_route_and_a_capable_o
         .expect("the gpu worker gets the task");
     assert_eq!(task.execution_id(), &execution_id);
     task.complete(None).await.expect("complete");
+}
+
+/// A signaller delivers `name` to the waitpoint a suspension returned.
+async fn signal(
+    backend: &SqliteBackend,
+    execution_id: &ExecutionId,
+    details: &SuspendOutcomeDetails,
+    name: &str,
+) -> DeliverSignalResult {
+    backend
+        .deliver_signal(DeliverSignalArgs {
+            execution_id: execution_id.clone(),
+            waitpoint_id: details.waitpoint_id.clone(),
+            signal_id: SignalId::new(),
+            signal_name: name.into(),
+            signal_category: "external".into(),
+            source_type: "webhook".into(),
+            source_identity: "payments".into(),
+            payload: Some(b"paid".to_vec()),
+            payload_encoding: None,
+            correlation_id: None,
+            idempotency_key: None,
+            target_scope: "execution".into(),
+            created_at: None,
+            dedup_ttl_ms: None,
+            resume_delay_ms: None,
+            max_signals_per_execution: None,
+            signal_maxlen: None,
+            waitpoint_token: WaitpointToken::from(details.waitpoint_token.as_str().to_owned()),
+            now: TimestampMs::now(),
+        })
+        .await
+        .expect("deliver_signal")
+}
+
+#[tokio::test]
+#[parallel(process)]
+async fn a_task_suspends_is_signalled_and_is_claimed_again() {
+    let backend = fresh_backend("sdk-suspend").await;
+    backend
+        .seed_waitpoint_hmac_secret(SeedWaitpointHmacSecretArgs::new(
+            "kid-1",
+            "cafebabe".repeat(8),
+        ))
+        .await
+        .expect("seed");
+    let execution_id = create(&backend, b"input").await;
+    let worker = worker(&backend, "sdk-worker").await;
+
+    let task = granted_task(&backend, &worker, "sdk-worker", &execution_id).await;
+    let condition = ResumeCondition::Single {
+        waitpoint_key: "wpk:payment".into(),
+        matcher: SignalMatcher::ByName("paid".into()),
+    };
+    let suspended = match task
+        .try_suspend(
+            SuspensionReasonCode::WaitingForCallback,
+            condition,
+            None,
+            ResumePolicy::normal(),
+        )
+        .await
+        .expect("try_suspend")
+    {
+        TrySuspendOutcome::Suspended(suspended) => suspended,
+        TrySuspendOutcome::AlreadySatisfied { .. } => panic!("nothing was delivered yet"),
+    };
+    assert_eq!(suspended.details.waitpoint_key, "wpk:payment");
+    assert_eq!(
+        describe(&backend, &execution_id).await.public_state,
+        PublicState::Suspended
+    );
+
+    // An unrelated signal is recorded; the matching one resumes the execution.
+    let DeliverSignalResult::Accepted { effect, .. } =
+        signal(&backend, &execution_id, &suspended.details, "reminder").await
+    else {
+        panic!("accepted")
+    };
+    assert_eq!(effect, "appended_to_waitpoint");
+    let DeliverSignalResult::Accepted { effect, .. } =
+        signal(&backend, &execution_id, &suspended.details, "paid").await
+    else {
+        panic!("accepted")
+    };
+    assert_eq!(effect, "resume_condition_satisfied");
+    assert_eq!(
+        describe(&backend, &execution_id).await.public_state,
+        PublicState::Resumable
+    );
+
+    // The scheduler grants it again; `claim_from_grant` is told to use the resumed-claim path
+    // and continues the same attempt.
+    let resumed = granted_task(&backend, &worker, "sdk-worker", &execution_id).await;
+    assert_eq!(resumed.execution_id(), &execution_id);
+    assert_eq!(
+        backend
+            .read_current_attempt_index(&execution_id)
+            .await
+            .unwrap(),
+        AttemptIndex::new(0)
+    );
+    let signals = resumed.resume_signals().await.expect("resume_signals");
+    let paid = signals
+        .iter()
+        .find(|s| s.signal_name == "paid")
+        .expect("the satisfying signal");
+    assert_eq!(paid.payload.as_deref(), Some(&b"paid"[..]));
+    assert_eq!(paid.source_identity, "payments");
+    resumed
+        .complete(Some(b"shipped".to_vec()))
+        .await
+        .expect("complete");
+    assert_eq!(
+        describe(&backend, &execution_id).await.public_state,
+        PublicState::Completed
+    );
+}
+
+#[tokio::test]
+#[parallel(process)]
+async fn a_task_delays_itself_and_another_cancels_itself() {
+    let backend = fresh_backend("sdk-delay-cancel").await;
+    let worker = worker(&backend, "sdk-worker").await;
+
+    let delayed = create(&backend, b"later").await;
+    let task = granted_task(&backend, &worker, "sdk-worker", &delayed).await;
+    task.delay_execution(TimestampMs::from_millis(now_ms() + 60_000))
+        .await
+        .expect("delay_execution");
+    assert_eq!(
+        describe(&backend, &delayed).await.public_state,
+        PublicState::Delayed
+    );
+
+    let cancelled = create(&backend, b"never mind").await;
+    let task = granted_task(&backend, &worker, "sdk-worker", &cancelled).await;
+    task.cancel("the order was withdrawn")
+        .await
+        .expect("cancel");
+    assert_eq!(
+        describe(&backend, &cancelled).await.public_state,
+        PublicState::Cancelled
+    );
 }

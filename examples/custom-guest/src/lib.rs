@@ -6,8 +6,8 @@
 //!
 //! The world exports one interface per operation family; a component implements each one's
 //! `Guest` trait. This one changes one function of `scheduling` and delegates the rest of it,
-//! and all of `lease-holder`, `recovery`, `reads`, `routing`, `workers`, `tags` and
-//! `operator`, to the built-in guest.
+//! and all of `lease-holder`, `recovery`, `reads`, `routing`, `workers`, `tags`, `operator`
+//! and `suspension`, to the built-in guest.
 //!
 //! Build it with `cargo build -p ff-custom-guest-example --target wasm32-wasip2 --release` and
 //! run it with `ffwasm demo --guest <path to ff_custom_guest_example.wasm>` or
@@ -40,13 +40,18 @@ use ff_engine_guest::bindings::scheduling::{
     self, ClaimArgs, ClaimExecutionArgs, ClaimGrantOutcome, CreateExecutionArgs,
     CreateExecutionOutcome, IssueClaimGrantArgs, IssueGrantAndClaimArgs,
 };
+use ff_engine_guest::bindings::suspension::{
+    self, DeliverApprovalSignalArgs, DeliverSignalArgs, DeliverSignalOutcome,
+    ListPendingWaitpointsArgs, ListSuspendedArgs, PendingWaitpointsPage, ResumeSignal,
+    SignedWaitpoint, SuspendArgs, SuspendOutcome, SuspendedPage,
+};
 use ff_engine_guest::bindings::tags;
 use ff_engine_guest::bindings::workers::{
     self, HeartbeatWorkerArgs, HeartbeatWorkerOutcome, ListWorkersArgs, MarkWorkerDeadArgs,
     MarkWorkerDeadOutcome, RegisterWorkerArgs, RegisterWorkerOutcome, WorkerPage,
 };
 use ff_engine_guest::db::HostDb;
-use ff_engine_guest::types::{ClaimedExecution, EngineError, PublicState, TimestampMs};
+use ff_engine_guest::types::{ClaimedExecution, EngineError, LeaseFence, PublicState, TimestampMs};
 
 /// The built-in guest's allocator (free lists of small blocks; see
 /// [`ff_engine_guest::small_blocks`]): a library does not choose the allocator, the component
@@ -362,6 +367,92 @@ impl operator::Guest for OldestFirst {
 
     fn server_time_ms() -> Result<TimestampMs, EngineError> {
         <Builtin as operator::Guest>::server_time_ms()
+    }
+}
+
+/// The built-in guest's suspension family, unchanged (its tokens are signed by the host).
+impl suspension::Guest for OldestFirst {
+    fn suspend(
+        lease: suspension::HandleLease,
+        args: SuspendArgs,
+    ) -> Result<SuspendOutcome, EngineError> {
+        <Builtin as suspension::Guest>::suspend(lease, args)
+    }
+
+    fn suspend_by_triple(
+        execution_id: String,
+        fence: LeaseFence,
+        args: SuspendArgs,
+    ) -> Result<SuspendOutcome, EngineError> {
+        <Builtin as suspension::Guest>::suspend_by_triple(execution_id, fence, args)
+    }
+
+    fn create_waitpoint(
+        lease: suspension::HandleLease,
+        waitpoint_key: String,
+        expires_at: TimestampMs,
+        now: TimestampMs,
+    ) -> Result<SignedWaitpoint, EngineError> {
+        <Builtin as suspension::Guest>::create_waitpoint(lease, waitpoint_key, expires_at, now)
+    }
+
+    fn observe_signals(lease: suspension::HandleLease) -> Result<Vec<ResumeSignal>, EngineError> {
+        <Builtin as suspension::Guest>::observe_signals(lease)
+    }
+
+    fn read_waitpoint_token(
+        partition: u16,
+        waitpoint_id: String,
+    ) -> Result<Option<String>, EngineError> {
+        <Builtin as suspension::Guest>::read_waitpoint_token(partition, waitpoint_id)
+    }
+
+    fn deliver_signal(args: DeliverSignalArgs) -> Result<DeliverSignalOutcome, EngineError> {
+        <Builtin as suspension::Guest>::deliver_signal(args)
+    }
+
+    fn deliver_approval_signal(
+        args: DeliverApprovalSignalArgs,
+    ) -> Result<DeliverSignalOutcome, EngineError> {
+        <Builtin as suspension::Guest>::deliver_approval_signal(args)
+    }
+
+    fn list_pending_waitpoints(
+        args: ListPendingWaitpointsArgs,
+    ) -> Result<PendingWaitpointsPage, EngineError> {
+        <Builtin as suspension::Guest>::list_pending_waitpoints(args)
+    }
+
+    fn delay(
+        lease: suspension::HandleLease,
+        delay_until: TimestampMs,
+        now: TimestampMs,
+    ) -> Result<(), EngineError> {
+        <Builtin as suspension::Guest>::delay(lease, delay_until, now)
+    }
+
+    fn cancel(
+        lease: suspension::HandleLease,
+        reason: String,
+        now: TimestampMs,
+    ) -> Result<(), EngineError> {
+        <Builtin as suspension::Guest>::cancel(lease, reason, now)
+    }
+
+    fn close_waitpoint(
+        execution_id: String,
+        waitpoint_id: String,
+        now: TimestampMs,
+    ) -> Result<(), EngineError> {
+        <Builtin as suspension::Guest>::close_waitpoint(execution_id, waitpoint_id, now)
+    }
+
+    fn expire_suspension(execution_id: String, now: TimestampMs) -> Result<(), EngineError> {
+        <Builtin as suspension::Guest>::expire_suspension(execution_id, now)
+    }
+
+    fn list_suspended(args: ListSuspendedArgs) -> Result<SuspendedPage, EngineError> {
+        <Builtin as suspension::Guest>::list_suspended(args)
     }
 }
 

@@ -31,6 +31,11 @@ pub fn claim_resumed_execution(
     }
     let claimant = claimant_of!(args);
     let lease = lease_current_attempt(db, &exec, &claimant, "acquired")?;
+    // A grant issued for the resumable execution was meant for this claim.
+    db.run(
+        "DELETE FROM ff_claim_grant WHERE partition_key = ?1 AND execution_id = ?2 AND kind = 'claim'",
+        &id.key(),
+    )?;
     Ok(lease.claimed(id.canonical(), &claimant))
 }
 

@@ -25,6 +25,10 @@ pub fn claim_execution(
     }
     match exec.attempt_state.as_str() {
         "running_attempt" => return Err(EngineError::Conflict(ConflictKind::ActiveAttemptExists)),
+        // A satisfied suspension is continued by `claim-resumed-execution` (docs/semantics.md).
+        "attempt_interrupted" if exec.public_state == "resumable" => {
+            return Err(contention(ContentionKind::UseClaimResumedExecution));
+        }
         "attempt_interrupted" => return Err(contention(ContentionKind::ExecutionNotLeaseable)),
         _ => {}
     }

@@ -31,6 +31,9 @@ pub fn issue_claim_grant(db: &mut impl Db, args: &IssueClaimGrantArgs) -> Result
     }
     match exec.attempt_state.as_str() {
         "running_attempt" => return Err(EngineError::Conflict(ConflictKind::ActiveAttemptExists)),
+        // A satisfied suspension may be granted: the grant's claim answers
+        // `UseClaimResumedExecution` and the worker continues through `claim-resumed-execution`.
+        "attempt_interrupted" if exec.public_state == "resumable" => {}
         "attempt_interrupted" => return Err(contention(ContentionKind::ExecutionNotLeaseable)),
         _ => {}
     }

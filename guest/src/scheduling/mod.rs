@@ -29,7 +29,7 @@
 //! | 4 | the execution exists | `NotFound(execution)` |
 //! | 5 | `runnable`, `unowned` and claimable now ([`Exec::is_claimable_at`]) | `Contention(ExecutionNotEligible)` |
 //! | 6 | `attempt_state != 'running_attempt'` | `Conflict(ActiveAttemptExists)` |
-//! | 7 | `attempt_state != 'attempt_interrupted'` | `Contention(ExecutionNotLeaseable)` |
+//! | 7 | `attempt_state != 'attempt_interrupted'`, unless public `resumable` (a satisfied suspension) | `Contention(ExecutionNotLeaseable)` |
 //! | 8 | no unexpired `claim` grant exists (expired: `0 < expires_at_ms < now`) | `State(GrantAlreadyExists)` |
 //! | 9 | every required capability (empty tokens ignored) is in `worker_capabilities` | `Validation(CapabilityMismatch)`, detail = sorted, comma-separated missing tokens |
 //!
@@ -53,7 +53,7 @@
 //! | 3 | `ownership_state = 'unowned'` | `Contention(LeaseConflict)` |
 //! | 4 | `eligibility_state = 'eligible_now'` | `Contention(ExecutionNotLeaseable)` |
 //! | 5 | `attempt_state != 'running_attempt'` | `Conflict(ActiveAttemptExists)` |
-//! | 6 | `attempt_state != 'attempt_interrupted'` | `Contention(ExecutionNotLeaseable)` |
+//! | 6 | `attempt_state != 'attempt_interrupted'` (public `resumable`: `Contention(UseClaimResumedExecution)`) | `Contention(ExecutionNotLeaseable)` |
 //! | 6b | `expected_attempt_index` is the execution's next attempt (one past its highest attempt row, 0 without one) | `Validation(InvalidInput, "expected_attempt_index N is not the execution's next attempt M")` |
 //! | 7 | a `claim` grant exists | `Contention(InvalidClaimGrant)` |
 //! | 8 | the grant names this worker | `Contention(InvalidClaimGrant)` |

@@ -38,6 +38,7 @@ fn entity_name(entity: types::Entity) -> &'static str {
         types::Entity::Flow => "flow",
         types::Entity::Waitpoint => "waitpoint",
         types::Entity::Budget => "budget",
+        types::Entity::Suspension => "suspension",
     }
 }
 

@@ -26,6 +26,10 @@ pub(super) fn capabilities() -> Capabilities {
     supports.heartbeat_worker = true;
     supports.mark_worker_dead = true;
     supports.list_workers = true;
+    supports.seed_waitpoint_hmac_secret = true;
+    supports.rotate_waitpoint_hmac_secret_all = true;
+    supports.list_pending_waitpoints = true;
+
     Capabilities::new(
         BackendIdentity::new(BACKEND_LABEL, crate_version(), "unknown"),
         supports,

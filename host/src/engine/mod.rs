@@ -1,6 +1,6 @@
 //! `impl EngineBackend for SqliteBackend`, dispatching each method to its family's module:
 //! [`scheduling`], [`lease_holder`], [`recovery`], [`reads`], [`budgets`], [`routing`],
-//! [`workers`], [`tags`], [`operator`] (one per guest interface). Each
+//! [`workers`], [`tags`], [`operator`], [`suspension`] (one per guest interface). Each
 //! operation converts its arguments ([`crate::bindings::args`]), makes one guest call in one
 //! transaction ([`SqliteBackend::run`]), and converts the result back
 //! ([`crate::bindings::results`]). Operations not built return `EngineError::Unavailable`.
@@ -14,6 +14,7 @@ mod reads;
 mod recovery;
 mod routing;
 mod scheduling;
+mod suspension;
 mod tags;
 mod workers;
 
@@ -33,23 +34,27 @@ use ff_core::contracts::{
     ClaimForWorkerArgs, ClaimForWorkerOutcome, ClaimGrantOutcome, ClaimResumedExecutionArgs,
     ClaimResumedExecutionResult, CompleteExecutionArgs, CompleteExecutionResult, CreateBudgetArgs,
     CreateBudgetResult, CreateExecutionArgs, CreateExecutionResult, CreateQuotaPolicyArgs,
-    CreateQuotaPolicyResult, ExecutionContext, ExecutionInfo, ExecutionSnapshot, FailExecutionArgs,
-    FailExecutionResult, FlowSnapshot, HeartbeatWorkerArgs, HeartbeatWorkerOutcome,
-    IssueClaimGrantArgs, IssueClaimGrantOutcome, IssueGrantAndClaimArgs, IssueReclaimGrantArgs,
+    CreateQuotaPolicyResult, DeliverApprovalSignalArgs, DeliverSignalArgs, DeliverSignalResult,
+    ExecutionContext, ExecutionInfo, ExecutionSnapshot, FailExecutionArgs, FailExecutionResult,
+    FlowSnapshot, HeartbeatWorkerArgs, HeartbeatWorkerOutcome, IssueClaimGrantArgs,
+    IssueClaimGrantOutcome, IssueGrantAndClaimArgs, IssueReclaimGrantArgs,
     IssueReclaimGrantOutcome, ListExpiredLeasesArgs, ListExpiredLeasesResult, ListLanesPage,
-    ListWorkersArgs, ListWorkersResult, MarkWorkerDeadArgs, MarkWorkerDeadOutcome,
-    QuotaPolicyLimits, ReclaimExecutionArgs, ReclaimExecutionOutcome, RecordSpendArgs,
-    RegisterWorkerArgs, RegisterWorkerOutcome, ReleaseAdmissionArgs, ReleaseAdmissionResult,
-    ReleaseBudgetArgs, RenewLeaseArgs, RenewLeaseResult, ReportUsageAdminArgs, ReportUsageResult,
-    ResetBudgetArgs, ResetBudgetResult, ResumeExecutionArgs, ResumeExecutionResult,
-    RevokeLeaseArgs, RevokeLeaseResult, ScanEligibleArgs, SuspendArgs, SuspendOutcome,
+    ListPendingWaitpointsArgs, ListPendingWaitpointsResult, ListSuspendedPage, ListWorkersArgs,
+    ListWorkersResult, MarkWorkerDeadArgs, MarkWorkerDeadOutcome, QuotaPolicyLimits,
+    ReclaimExecutionArgs, ReclaimExecutionOutcome, RecordSpendArgs, RegisterWorkerArgs,
+    RegisterWorkerOutcome, ReleaseAdmissionArgs, ReleaseAdmissionResult, ReleaseBudgetArgs,
+    RenewLeaseArgs, RenewLeaseResult, ReportUsageAdminArgs, ReportUsageResult, ResetBudgetArgs,
+    ResetBudgetResult, ResumeExecutionArgs, ResumeExecutionResult, RevokeLeaseArgs,
+    RevokeLeaseResult, RotateWaitpointHmacSecretAllArgs, RotateWaitpointHmacSecretAllResult,
+    ScanEligibleArgs, SeedOutcome, SeedWaitpointHmacSecretArgs, SuspendArgs, SuspendOutcome,
 };
 use ff_core::engine_backend::{EngineBackend, ReconcileCounts};
 use ff_core::engine_error::EngineError;
-use ff_core::partition::Partition;
+use ff_core::partition::{Partition, PartitionKey};
 use ff_core::state::PublicState;
 use ff_core::types::{
-    AttemptIndex, BudgetId, ExecutionId, FlowId, LaneId, QuotaPolicyId, TimestampMs,
+    AttemptIndex, BudgetId, ExecutionId, FlowId, LaneId, LeaseFence, QuotaPolicyId, TimestampMs,
+    WaitpointId,
 };
 
 use crate::backend::SqliteBackend;
@@ -390,6 +395,117 @@ impl EngineBackend for SqliteBackend {
         operator::server_time_ms(self).await
     }
 
+    // ── Suspension, waitpoints and signals ──────────────────────────────────────────────────
+
+    async fn suspend(
+        &self,
+        handle: &Handle,
+        args: SuspendArgs,
+    ) -> Result<SuspendOutcome, EngineError> {
+        suspension::suspend(self, handle, args).await
+    }
+
+    async fn suspend_by_triple(
+        &self,
+        exec_id: ExecutionId,
+        triple: LeaseFence,
+        args: SuspendArgs,
+    ) -> Result<SuspendOutcome, EngineError> {
+        suspension::suspend_by_triple(self, exec_id, triple, args).await
+    }
+
+    async fn create_waitpoint(
+        &self,
+        handle: &Handle,
+        waitpoint_key: &str,
+        expires_in: Duration,
+    ) -> Result<PendingWaitpoint, EngineError> {
+        suspension::create_waitpoint(self, handle, waitpoint_key, expires_in).await
+    }
+
+    async fn observe_signals(&self, handle: &Handle) -> Result<Vec<ResumeSignal>, EngineError> {
+        suspension::observe_signals(self, handle).await
+    }
+
+    async fn read_waitpoint_token(
+        &self,
+        partition: PartitionKey,
+        waitpoint_id: &WaitpointId,
+    ) -> Result<Option<String>, EngineError> {
+        suspension::read_waitpoint_token(self, partition, waitpoint_id).await
+    }
+
+    async fn deliver_signal(
+        &self,
+        args: DeliverSignalArgs,
+    ) -> Result<DeliverSignalResult, EngineError> {
+        suspension::deliver_signal(self, args).await
+    }
+
+    async fn deliver_approval_signal(
+        &self,
+        args: DeliverApprovalSignalArgs,
+    ) -> Result<DeliverSignalResult, EngineError> {
+        suspension::deliver_approval_signal(self, args).await
+    }
+
+    async fn list_pending_waitpoints(
+        &self,
+        args: ListPendingWaitpointsArgs,
+    ) -> Result<ListPendingWaitpointsResult, EngineError> {
+        suspension::list_pending_waitpoints(self, args).await
+    }
+
+    async fn seed_waitpoint_hmac_secret(
+        &self,
+        args: SeedWaitpointHmacSecretArgs,
+    ) -> Result<SeedOutcome, EngineError> {
+        suspension::seed_waitpoint_hmac_secret(self, args).await
+    }
+
+    async fn rotate_waitpoint_hmac_secret_all(
+        &self,
+        args: RotateWaitpointHmacSecretAllArgs,
+    ) -> Result<RotateWaitpointHmacSecretAllResult, EngineError> {
+        suspension::rotate_waitpoint_hmac_secret_all(self, args).await
+    }
+
+    async fn delay(&self, handle: &Handle, delay_until: TimestampMs) -> Result<(), EngineError> {
+        suspension::delay(self, handle, delay_until).await
+    }
+
+    async fn cancel(&self, handle: &Handle, reason: &str) -> Result<(), EngineError> {
+        suspension::cancel(self, handle, reason).await
+    }
+
+    async fn close_waitpoint(
+        &self,
+        partition: Partition,
+        execution_id: &ExecutionId,
+        waitpoint_id: &str,
+        now_ms: TimestampMs,
+    ) -> Result<(), EngineError> {
+        suspension::close_waitpoint(self, partition, execution_id, waitpoint_id, now_ms).await
+    }
+
+    async fn expire_suspension(
+        &self,
+        partition: Partition,
+        execution_id: &ExecutionId,
+        now_ms: TimestampMs,
+    ) -> Result<(), EngineError> {
+        suspension::expire_suspension(self, partition, execution_id, now_ms).await
+    }
+
+    async fn list_suspended(
+        &self,
+        partition: PartitionKey,
+        cursor: Option<ExecutionId>,
+        limit: usize,
+    ) -> Result<ListSuspendedPage, EngineError> {
+        suspension::list_suspended(self, partition, cursor, limit).await
+    }
+
     // ── The backend itself ────────────────────────────────────────────────────────────────
 
     async fn ping(&self) -> Result<(), EngineError> {
@@ -509,7 +625,7 @@ impl EngineBackend for SqliteBackend {
         budgets::reconcile_quota_counters(self, now_ms).await
     }
 
-    // ── Not built: suspension, streaming, flows ──────────────────────────────────────────
+    // ── Not built: streaming, flows ──────────────────────────────────────────
 
     async fn append_frame(
         &self,
@@ -517,35 +633,6 @@ impl EngineBackend for SqliteBackend {
         _frame: Frame,
     ) -> Result<AppendFrameOutcome, EngineError> {
         unavailable("append_frame")
-    }
-
-    async fn cancel(&self, _handle: &Handle, _reason: &str) -> Result<(), EngineError> {
-        unavailable("cancel")
-    }
-
-    async fn suspend(
-        &self,
-        _handle: &Handle,
-        _args: SuspendArgs,
-    ) -> Result<SuspendOutcome, EngineError> {
-        unavailable("suspend")
-    }
-
-    async fn create_waitpoint(
-        &self,
-        _handle: &Handle,
-        _waitpoint_key: &str,
-        _expires_in: Duration,
-    ) -> Result<PendingWaitpoint, EngineError> {
-        unavailable("create_waitpoint")
-    }
-
-    async fn observe_signals(&self, _handle: &Handle) -> Result<Vec<ResumeSignal>, EngineError> {
-        unavailable("observe_signals")
-    }
-
-    async fn delay(&self, _handle: &Handle, _delay_until: TimestampMs) -> Result<(), EngineError> {
-        unavailable("delay")
     }
 
     async fn wait_children(&self, _handle: &Handle) -> Result<(), EngineError> {

@@ -3,8 +3,9 @@
 //! named (wasmtime's own type check stops at the first).
 //!
 //! A guest must export every family interface of the world (`flowfabric:backend/scheduling`,
-//! `lease-holder`, `recovery`, `reads`, all `@0.1.0`) with every function, each with the world's
-//! signature, and may import only `flowfabric:backend/sql@0.1.0`, the types-only
+//! `lease-holder`, `recovery`, `reads`, `suspension`, all `@0.1.0`) with every function, each with
+//! the world's signature, and may import only `flowfabric:backend/sql@0.1.0`,
+//! `flowfabric:backend/waitpoint-tokens@0.1.0` (the host's token signer), the types-only
 //! `flowfabric:backend/types@0.1.0` that the families `use`, and the WASI interfaces Rust's
 //! standard library uses (`wasi:io`, `wasi:cli`, `wasi:clocks`, `wasi:random`). Filesystem and
 //! socket interfaces, or anything else, are refused. The reference for signatures is the
@@ -21,7 +22,7 @@ use super::store::host_linker;
 use crate::error::{GuestMismatch, OpenError};
 
 /// The interfaces a guest exports: one per operation family.
-const FAMILY_INTERFACES: [&str; 9] = [
+const FAMILY_INTERFACES: [&str; 10] = [
     "flowfabric:backend/scheduling@0.1.0",
     "flowfabric:backend/lease-holder@0.1.0",
     "flowfabric:backend/recovery@0.1.0",
@@ -31,9 +32,14 @@ const FAMILY_INTERFACES: [&str; 9] = [
     "flowfabric:backend/workers@0.1.0",
     "flowfabric:backend/tags@0.1.0",
     "flowfabric:backend/operator@0.1.0",
+    "flowfabric:backend/suspension@0.1.0",
 ];
 /// The interface the host provides.
 const SQL_INTERFACE: &str = "flowfabric:backend/sql@0.1.0";
+/// The interface that signs and verifies waitpoint tokens (the host holds the secrets).
+const TOKENS_INTERFACE: &str = "flowfabric:backend/waitpoint-tokens@0.1.0";
+/// The functions of the `waitpoint-tokens` interface.
+const TOKENS_FUNCTIONS: &[&str] = &["sign", "verify"];
 /// The interface of shared types: no functions, imported by any guest whose exports use it.
 const TYPES_INTERFACE: &str = "flowfabric:backend/types@0.1.0";
 /// The functions of the `sql` interface. The built-in guest, which serves as the reference for
@@ -143,6 +149,21 @@ pub(crate) fn check(
                     &mut problems,
                 );
             }
+        } else if name == TOKENS_INTERFACE {
+            let expected = reference.get_import(engine, TOKENS_INTERFACE).map(|e| e.ty);
+            if let (
+                ComponentItem::ComponentInstance(actual),
+                Some(ComponentItem::ComponentInstance(expected)),
+            ) = (&item.ty, expected)
+            {
+                compare_functions(
+                    &format!("import `{TOKENS_INTERFACE}`"),
+                    &expected,
+                    actual,
+                    Expect::Subset(TOKENS_FUNCTIONS),
+                    &mut problems,
+                );
+            }
         } else if name == TYPES_INTERFACE {
             // Types only: wasmtime's link below checks that its types are the world's, and any
             // function in it is not part of the world.
@@ -157,7 +178,7 @@ pub(crate) fn check(
             }
         } else if !ALLOWED_WASI.iter().any(|prefix| name.starts_with(prefix)) {
             problems.push(format!(
-                "imports `{name}`, which the host does not provide (allowed: `{SQL_INTERFACE}`, `{TYPES_INTERFACE}`, wasi:io, wasi:cli, wasi:clocks, wasi:random)"
+                "imports `{name}`, which the host does not provide (allowed: `{SQL_INTERFACE}`, `{TOKENS_INTERFACE}`, `{TYPES_INTERFACE}`, wasi:io, wasi:cli, wasi:clocks, wasi:random)"
             ));
         }
     }
@@ -286,5 +307,16 @@ mod tests {
             .map(|name| format!("flowfabric:backend/{}@0.1.0", name.trim_end_matches(';')))
             .collect();
         assert_eq!(exported, FAMILY_INTERFACES);
+    }
+
+    #[test]
+    fn the_known_token_functions_are_those_of_the_wit() {
+        let tokens = include_str!("../../../wit/waitpoint-tokens.wit");
+        let declared: Vec<&str> = tokens
+            .lines()
+            .filter_map(|line| line.trim().split_once(": func("))
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(declared, TOKENS_FUNCTIONS);
     }
 }

@@ -18,6 +18,7 @@ use super::store::{GuestState, host_linker};
 use crate::bindings::{GuestWorld, GuestWorldPre};
 use crate::error::{OpenError, OperationFailure};
 use crate::sql::QueryLimits;
+use crate::storage::SqlPolicy;
 
 /// How one guest call runs ([`GuestRuntime::invoke`]).
 #[derive(Debug, Clone, Copy)]
@@ -119,14 +120,15 @@ impl GuestRuntime {
         store
     }
 
-    /// Run `call` with `connection` bound to the guest's `sql` import, as `invocation` says
-    /// (limits, deadline, rights, instance reuse), on an idle instance or a new one (always a
-    /// new one, and dropped afterwards, unless `invocation.reuse`), and hand the connection back
-    /// whatever the guest did.
+    /// Run `call` with `connection` (and `policy`, which its statements run under) bound to the
+    /// guest's `sql` and `waitpoint-tokens` imports, as `invocation` says (limits, deadline,
+    /// rights, instance reuse), on an idle instance or a new one (always a new one, and dropped
+    /// afterwards, unless `invocation.reuse`), and hand the connection back whatever the guest
+    /// did.
     pub fn invoke<R>(
         &self,
         invocation: &Invocation<'_>,
-        connection: Connection,
+        (connection, policy): (Connection, &SqlPolicy),
         call: impl FnOnce(&GuestWorld, &mut Store<GuestState>) -> wasmtime::Result<R>,
     ) -> (Connection, Result<R, OperationFailure>) {
         let Invocation {
@@ -150,7 +152,7 @@ impl GuestRuntime {
             max_bytes: limits.query_bytes,
         };
         let state = store.data_mut();
-        state.sql.bind(connection, query_limits, read_only);
+        state.sql.bind(connection, policy, query_limits, read_only);
         state.memory.arm(limits.memory_bytes);
         state.deadline = deadline;
         store.set_epoch_deadline(deadline_ticks(limits.operation_timeout));

@@ -1,7 +1,8 @@
 //! What one guest instance's `Store` holds ([`GuestState`]) and what the host links into it
 //! ([`host_linker`]): WASI that grants nothing (no files, no environment, no network, stdin
 //! closed, stdout discarded, stderr captured per operation) and whose waits end at the
-//! operation's deadline ([`super::blocking`]), and the `sql` import.
+//! operation's deadline ([`super::blocking`]), the `sql` import and the `waitpoint-tokens`
+//! import (both served by [`SqlAccess`], the operation's connection).
 
 use std::time::Instant;
 
@@ -18,7 +19,8 @@ use crate::sql::SqlAccess;
 /// a Rust guest's `eprintln!` turns into a trap.
 const STDERR_CAPACITY: usize = 1 << 20;
 
-/// Everything the host gives a guest: WASI (io, cli, clocks, random) and the `sql` interface.
+/// Everything the host gives a guest: WASI (io, cli, clocks, random), the `sql` interface and
+/// the `waitpoint-tokens` interface.
 pub(crate) fn host_linker() -> wasmtime::Result<Linker<GuestState>> {
     let mut linker = Linker::new(shared_engine());
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;

@@ -12,9 +12,10 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, ToSql};
 
 mod packed;
+mod tokens;
 
 use crate::bindings::{SqlError, types, wit_sql};
-use crate::storage::HOST_STATEMENTS;
+use crate::storage::{HOST_STATEMENTS, SqlPolicy};
 
 /// Bounds on what one `query` may return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +30,9 @@ pub(crate) struct QueryLimits {
 /// any. An instance outlives its operations; between them nothing is bound and every call fails.
 pub(crate) struct SqlAccess {
     connection: Option<Connection>,
+    /// The connection's policy, for the host's own statements during the operation (the
+    /// `waitpoint-tokens` import).
+    policy: Option<SqlPolicy>,
     limits: QueryLimits,
     read_only: bool,
 }
@@ -38,6 +42,7 @@ impl SqlAccess {
     pub fn unbound() -> Self {
         Self {
             connection: None,
+            policy: None,
             limits: QueryLimits {
                 max_rows: 0,
                 max_bytes: 0,
@@ -46,16 +51,24 @@ impl SqlAccess {
         }
     }
 
-    /// Bind `connection` (already inside the operation's transaction) for one operation; a
-    /// `read_only` operation may only run statements that do not write.
-    pub fn bind(&mut self, connection: Connection, limits: QueryLimits, read_only: bool) {
+    /// Bind `connection` (already inside the operation's transaction, under `policy`) for one
+    /// operation; a `read_only` operation may only run statements that do not write.
+    pub fn bind(
+        &mut self,
+        connection: Connection,
+        policy: &SqlPolicy,
+        limits: QueryLimits,
+        read_only: bool,
+    ) {
         self.connection = Some(connection);
+        self.policy = Some(policy.clone());
         self.limits = limits;
         self.read_only = read_only;
     }
 
     /// Take the connection back once the guest returned or trapped.
     pub fn unbind(&mut self) -> Option<Connection> {
+        self.policy = None;
         self.connection.take()
     }
 
@@ -315,7 +328,7 @@ mod tests {
         )
         .unwrap();
         let mut access = SqlAccess::unbound();
-        access.bind(conn, limits, false);
+        access.bind(conn, &SqlPolicy::default(), limits, false);
         access
     }
 
@@ -399,7 +412,7 @@ mod tests {
             Err(SqlError::Unbound)
         ));
         let mut read_only = SqlAccess::unbound();
-        read_only.bind(conn, LIMITS, true);
+        read_only.bind(conn, &SqlPolicy::default(), LIMITS, true);
         let error = read_only.execute(insert, vec![]).unwrap_err();
         assert!(matches!(
             read_only.convert_error(error).unwrap(),
@@ -435,6 +448,7 @@ mod tests {
     #[test]
     fn a_call_without_a_connection_traps() {
         let mut sql = SqlAccess {
+            policy: None,
             connection: None,
             limits: LIMITS,
             read_only: false,

@@ -1,8 +1,8 @@
 //! SQLite, and nothing of wasmtime: opening a database ([`database`]), its one connection
 //! ([`connection`]), the guest's SQL rights on it ([`policy`]), the writer thread that runs
 //! operations in shared transactions ([`writer`], with its vocabulary in [`batch`]), making
-//! them durable before answering ([`durability`], [`wal_gather`]), and the schema
-//! ([`schema`]).
+//! them durable before answering ([`durability`], [`wal_gather`]), the schema
+//! ([`schema`]) and the host-owned waitpoint keystore ([`keystore`]).
 //!
 //! An operation reaches this layer as a [`Job`]: the layer knows when and in which transaction
 //! it runs, never what it does.
@@ -11,6 +11,7 @@ pub(crate) mod batch;
 pub(crate) mod connection;
 pub(crate) mod database;
 pub(crate) mod durability;
+pub(crate) mod keystore;
 pub(crate) mod policy;
 pub(crate) mod schema;
 pub(crate) mod wal_gather;

@@ -11,7 +11,8 @@
 //! removing an authorizer per operation would expire every cached statement).
 //!
 //! Refused to every guest: transaction control (`BEGIN`, `COMMIT`, `ROLLBACK`, `SAVEPOINT`,
-//! `RELEASE`), `ATTACH`/`DETACH`, `PRAGMA` (statements and pragma functions), schema changes
+//! `RELEASE`), any statement touching the waitpoint keystore (`ff_waitpoint_hmac`: reads and
+//! writes, so that token secrets never reach a guest), `ATTACH`/`DETACH`, `PRAGMA` (statements and pragma functions), schema changes
 //! (`CREATE`, `DROP`, `ALTER`, `REINDEX`, `ANALYZE`, virtual tables), `load_extension`, writes to
 //! SQLite's own `sqlite_*` tables, and anything SQLite reports as unknown. A read-only operation
 //! is also refused `INSERT`, `UPDATE` and `DELETE`. (`VACUUM` cannot run inside the host's
@@ -23,6 +24,8 @@ use std::time::Instant;
 
 use rusqlite::Connection;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+
+use super::keystore::KEYSTORE_TABLE;
 
 /// Who is running statements on the connection right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,15 +108,28 @@ impl SqlPolicy {
     }
 }
 
+impl SqlPolicy {
+    /// Run `work` in [`SqlMode::Host`] in the middle of a guest's operation (a host import
+    /// touching host-owned tables), then give the guest its mode back.
+    pub fn as_host<T>(&self, work: impl FnOnce() -> T) -> T {
+        let mode = self.0.mode.swap(SqlMode::Host as u8, Ordering::AcqRel);
+        let result = work();
+        self.0.mode.store(mode, Ordering::Release);
+        result
+    }
+}
+
 /// The authorizer's decision for `action` in `mode` (a `SqlMode` as `u8`).
 fn decide(mode: u8, action: &AuthAction<'_>) -> Authorization {
     if mode == SqlMode::Host as u8 {
         return Authorization::Allow;
     }
     let read_only = mode == SqlMode::GuestRead as u8;
-    let internal = |table: &str| table.starts_with("sqlite_");
+    let internal =
+        |table: &str| table.starts_with("sqlite_") || table.eq_ignore_ascii_case(KEYSTORE_TABLE);
     let allowed = match action {
-        AuthAction::Select | AuthAction::Read { .. } | AuthAction::Recursive => true,
+        AuthAction::Read { table_name, .. } => !table_name.eq_ignore_ascii_case(KEYSTORE_TABLE),
+        AuthAction::Select | AuthAction::Recursive => true,
         AuthAction::Function { function_name } => {
             !function_name.eq_ignore_ascii_case("load_extension")
         }
@@ -161,7 +177,10 @@ mod tests {
     fn connection() -> (Connection, SqlPolicy) {
         let connection = Connection::open_in_memory().unwrap();
         connection
-            .execute_batch("CREATE TABLE t (x INTEGER)")
+            .execute_batch(
+                "CREATE TABLE t (x INTEGER); \
+                 CREATE TABLE ff_waitpoint_hmac (kid TEXT, secret BLOB, rotated_at_ms INTEGER, active INTEGER)",
+            )
             .unwrap();
         let policy = SqlPolicy::install(&connection);
         (connection, policy)
@@ -193,6 +212,18 @@ mod tests {
             ] {
                 assert!(denied(&connection, sql), "{sql} must be denied");
             }
+            for sql in [
+                "SELECT secret FROM ff_waitpoint_hmac",
+                "SELECT count(kid) FROM FF_WAITPOINT_HMAC",
+                "INSERT INTO ff_waitpoint_hmac (kid, secret, rotated_at_ms) VALUES ('k', x'00', 0)",
+                "UPDATE ff_waitpoint_hmac SET active = 0",
+                "DELETE FROM ff_waitpoint_hmac",
+            ] {
+                assert!(denied(&connection, sql), "{sql} must be denied");
+            }
+            // In the middle of a guest operation, the host's own import may use the keystore.
+            policy.as_host(|| connection.execute_batch("SELECT secret FROM ff_waitpoint_hmac").unwrap());
+            assert!(denied(&connection, "SELECT kid FROM ff_waitpoint_hmac"), "the guest's mode is back");
             // These fail whatever the policy says (extension loading is disabled at run time, the
             // schema table is read-only); the policy denies them too when SQLite asks.
             for sql in ["SELECT load_extension('x')", "DELETE FROM sqlite_master"] {

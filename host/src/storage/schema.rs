@@ -31,6 +31,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 7,
         sql: include_str!("../../migrations/0007_workers.sql"),
     },
+    Migration {
+        version: 4,
+        sql: include_str!("../../migrations/0004_suspension.sql"),
+    },
 ];
 
 /// The newest schema version (SQLite's `PRAGMA user_version`, see `host/migrations/`) this build

@@ -1,4 +1,5 @@
-//! `ffwasm show <execution-id>`: one execution, its attempts and its lease history.
+//! `ffwasm show <execution-id>`: one execution, its attempts, its lease history, its completion
+//! events, and its suspension, waitpoints and signals.
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -55,16 +56,139 @@ fn find(connection: &Connection, key: &ExecutionKey) -> anyhow::Result<Option<i6
     }
 }
 
-/// The execution, its attempts, its lease history and its completion events.
+/// The execution, its attempts, its lease history, its completion events, its suspension,
+/// waitpoints and signals.
 fn show(connection: &Connection, partition: i64, key: &ExecutionKey) -> anyhow::Result<String> {
     let blob = key.uuid.as_bytes().as_slice();
     Ok(format!(
-        "{}\nAttempts\n{}\nLease history\n{}\nCompletion events\n{}",
+        "{}\nAttempts\n{}\nLease history\n{}\nCompletion events\n{}\nSuspension\n{}\nWaitpoints\n{}\nSignals\n{}",
         execution(connection, partition, blob)?,
         attempts(connection, partition, blob)?,
         lease_history(connection, partition, &key.uuid.to_string())?,
-        completions(connection, partition, blob)?
+        completions(connection, partition, blob)?,
+        suspension(connection, partition, blob)?,
+        waitpoints(connection, partition, blob)?,
+        signals(connection, partition, blob)?,
     ))
+}
+
+/// Whether the database has `table` (older schemas have no suspension tables).
+fn has_table(connection: &Connection, table: &str) -> anyhow::Result<bool> {
+    Ok(connection
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// The execution's current (or last) suspension, as `label  value` lines.
+fn suspension(connection: &Connection, partition: i64, blob: &[u8]) -> anyhow::Result<String> {
+    if !has_table(connection, "ff_suspension_current")? {
+        return Ok("(none)\n".to_owned());
+    }
+    let row = connection
+        .query_row(
+            "SELECT lower(hex(suspension_id)), suspended_at_ms, timeout_at_ms, COALESCE(reason_code, ''), \
+                 COALESCE(timeout_behavior, ''), condition, \
+                 (SELECT count(*) FROM json_each(member_map) AS k, json_each(k.value)) \
+             FROM ff_suspension_current WHERE partition_key = ?1 AND execution_id = ?2",
+            params![partition, blob],
+            |row| {
+                Ok(vec![
+                    ("suspension", uuid_text(&row.get::<_, String>(0)?)),
+                    ("suspended", format::timestamp(row.get(1)?)),
+                    ("timeout", format::maybe_timestamp(row.get(2)?)),
+                    ("reason", row.get(3)?),
+                    ("on timeout", row.get(4)?),
+                    ("condition", row.get(5)?),
+                    ("signals", row.get::<_, i64>(6)?.to_string()),
+                ])
+            },
+        )
+        .optional()?;
+    Ok(match row {
+        None => "(none)\n".to_owned(),
+        Some(lines) => fields(&lines),
+    })
+}
+
+/// The execution's waitpoints, by creation time. Tokens are bearer credentials: only their kid
+/// is shown.
+fn waitpoints(connection: &Connection, partition: i64, blob: &[u8]) -> anyhow::Result<String> {
+    if !has_table(connection, "ff_waitpoint_pending")? {
+        return Ok("(none)\n".to_owned());
+    }
+    let mut statement = connection.prepare(
+        "SELECT lower(hex(waitpoint_id)), waitpoint_key, state, created_at_ms, expires_at_ms, token_kid, \
+             required_signal_names \
+         FROM ff_waitpoint_pending WHERE partition_key = ?1 AND execution_id = ?2 \
+         ORDER BY created_at_ms, waitpoint_id",
+    )?;
+    let mut table = Table::new(&[
+        "waitpoint",
+        "key",
+        "state",
+        "created (UTC)",
+        "expires (UTC)",
+        "kid",
+        "waits for",
+    ]);
+    let mut rows = statement.query(params![partition, blob])?;
+    while let Some(row) = rows.next()? {
+        table.row(vec![
+            uuid_text(&row.get::<_, String>(0)?),
+            row.get(1)?,
+            row.get(2)?,
+            format::timestamp(row.get(3)?),
+            format::maybe_timestamp(row.get(4)?),
+            row.get(5)?,
+            row.get(6)?,
+        ]);
+    }
+    Ok(or_none(&table))
+}
+
+/// The signals delivered to the execution's suspension, waitpoint key by key, in delivery order.
+fn signals(connection: &Connection, partition: i64, blob: &[u8]) -> anyhow::Result<String> {
+    if !has_table(connection, "ff_suspension_current")? {
+        return Ok("(none)\n".to_owned());
+    }
+    let mut statement = connection.prepare(
+        "SELECT json_extract(s.value, '$.accepted_at'), k.key, \
+             COALESCE(json_extract(s.value, '$.signal_name'), ''), \
+             COALESCE(json_extract(s.value, '$.source_type'), '') || ':' || \
+                 COALESCE(json_extract(s.value, '$.source_identity'), ''), \
+             COALESCE(json_extract(s.value, '$.signal_id'), '') \
+         FROM ff_suspension_current AS c, json_each(c.member_map) AS k, json_each(k.value) AS s \
+         WHERE c.partition_key = ?1 AND c.execution_id = ?2 \
+         ORDER BY k.key, s.key",
+    )?;
+    let mut table = Table::new(&[
+        "accepted (UTC)",
+        "waitpoint key",
+        "signal",
+        "source",
+        "signal id",
+    ]);
+    let mut rows = statement.query(params![partition, blob])?;
+    while let Some(row) = rows.next()? {
+        table.row(vec![
+            format::maybe_timestamp(row.get(0)?),
+            row.get(1)?,
+            row.get(2)?,
+            row.get(3)?,
+            row.get(4)?,
+        ]);
+    }
+    Ok(or_none(&table))
+}
+
+/// 32 hex digits as a hyphenated UUID (anything else as it is).
+fn uuid_text(hex: &str) -> String {
+    uuid::Uuid::parse_str(hex).map_or_else(|_| hex.to_owned(), |uuid| uuid.hyphenated().to_string())
 }
 
 /// The execution's row as `label  value` lines.

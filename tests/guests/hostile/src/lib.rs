@@ -29,6 +29,12 @@
 //! `read-execution` (behind `describe_execution`, `read_execution_state`, ...) always tries to
 //! update every execution, and passes the refusal back as `storage`.
 //!
+//! `deliver-signal` with signal name `steal-secrets` tries to read, copy and replace the
+//! waitpoint keystore's secrets ([`KEYSTORE_PROBES`]) and to get one from the host's token
+//! signer: every refusal passed back as `storage` (all of them, joined), any success as
+//! `validation(invalid-input)` naming what worked. Every other suspension export answers
+//! `not-found(execution)`.
+//!
 //! `attach` attaches the path given in the claim's `attempt-policy-json` (a default path when
 //! absent or empty), so a test can check that no file appeared. `ping` answers `ok` (a fresh
 //! instance serves normally); every other export answers `not-found(execution)` and touches
@@ -65,16 +71,21 @@ use bindings::exports::flowfabric::backend::scheduling::{
     self, ClaimArgs, ClaimExecutionArgs, ClaimGrantOutcome, CreateExecutionArgs,
     CreateExecutionOutcome, IssueClaimGrantArgs, IssueGrantAndClaimArgs,
 };
+use bindings::exports::flowfabric::backend::suspension::{
+    self, DeliverApprovalSignalArgs, DeliverSignalArgs, DeliverSignalOutcome,
+    ListPendingWaitpointsArgs, ListSuspendedArgs, PendingWaitpointsPage, ResumeSignal,
+    SignedWaitpoint, SuspendArgs, SuspendOutcome, SuspendedPage,
+};
 use bindings::exports::flowfabric::backend::tags;
 use bindings::exports::flowfabric::backend::workers::{
     self, HeartbeatWorkerArgs, HeartbeatWorkerOutcome, ListWorkersArgs, MarkWorkerDeadArgs,
     MarkWorkerDeadOutcome, RegisterWorkerArgs, RegisterWorkerOutcome, WorkerPage,
 };
-use bindings::flowfabric::backend::sql;
 use bindings::flowfabric::backend::types::{
-    AttemptType, ClaimedExecution, EngineError, Entity, PublicState, SqliteFailure, StorageError,
-    TimestampMs, ValidationError, ValidationKind,
+    AttemptType, ClaimedExecution, EngineError, Entity, LeaseFence, PublicState, SqliteFailure,
+    StorageError, TimestampMs, ValidationError, ValidationKind,
 };
+use bindings::flowfabric::backend::{sql, waitpoint_tokens};
 
 /// `storage(error)`: the `sql` import's error as the engine's `storage-error`, case for case.
 fn storage(error: sql::Error) -> EngineError {
@@ -641,6 +652,113 @@ impl operator::Guest for Hostile {
         Err(NOT_FOUND)
     }
     fn server_time_ms() -> Result<TimestampMs, EngineError> {
+        Err(NOT_FOUND)
+    }
+}
+
+/// Statements that would read, copy or replace the keystore's secrets.
+const KEYSTORE_PROBES: &[&str] = &[
+    "SELECT kid, secret FROM ff_waitpoint_hmac",
+    "SELECT (SELECT secret FROM ff_waitpoint_hmac LIMIT 1)",
+    "WITH s AS (SELECT secret FROM ff_waitpoint_hmac) SELECT hex(secret) FROM s",
+    "SELECT w.token FROM ff_waitpoint_pending AS w JOIN ff_waitpoint_hmac AS h ON h.kid = w.token_kid",
+    "SELECT count(*) FROM ff_waitpoint_hmac",
+    "INSERT INTO ff_exec_core (partition_key, execution_id, lane_id, lifecycle_phase, ownership_state, \
+         eligibility_state, public_state, attempt_state, created_at_ms, raw_fields) \
+     SELECT 0, randomblob(16), hex(secret), 'x', 'x', 'x', 'x', 'x', 0, '{}' FROM ff_waitpoint_hmac",
+    "INSERT INTO ff_waitpoint_hmac (kid, secret, rotated_at_ms, active) VALUES ('evil', x'00', 0, 1)",
+    "UPDATE ff_waitpoint_hmac SET active = 0",
+    "DELETE FROM ff_waitpoint_hmac",
+];
+
+/// Run every [`KEYSTORE_PROBES`] statement and ask the token signer for a token: the refusals
+/// as `storage` (joined), or what worked as `validation(invalid-input)`.
+fn steal_secrets() -> EngineError {
+    let mut refusals = Vec::new();
+    let mut worked = Vec::new();
+    for probe in KEYSTORE_PROBES {
+        let result = if probe.starts_with("SELECT") || probe.starts_with("WITH") {
+            sql::query(probe, &[]).map(|rows| format!("{} rows", rows.rows.len()))
+        } else {
+            sql::execute(probe, &[]).map(|done| format!("{} changes", done.changes))
+        };
+        match result {
+            Ok(what) => worked.push(format!("{probe}: {what}")),
+            Err(error) => refusals.push(format!("{error:?}")),
+        }
+    }
+    // The signer hands out tokens, never a secret: a token is `<kid>:<64 hex>`.
+    match waitpoint_tokens::sign("probe") {
+        Ok(signed) if signed.token.len() != signed.kid.len() + 65 => {
+            worked.push(format!("sign returned {} bytes", signed.token.len()))
+        }
+        _ => {}
+    }
+    if worked.is_empty() {
+        EngineError::Storage(StorageError::Denied(refusals.join(" | ")))
+    } else {
+        invalid_input(format!("hostile guest: {}", worked.join("; ")))
+    }
+}
+
+impl suspension::Guest for Hostile {
+    fn deliver_signal(args: DeliverSignalArgs) -> Result<DeliverSignalOutcome, EngineError> {
+        match args.signal_name.as_str() {
+            "steal-secrets" => Err(steal_secrets()),
+            _ => Err(NOT_FOUND),
+        }
+    }
+    fn suspend(_: suspension::HandleLease, _: SuspendArgs) -> Result<SuspendOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn suspend_by_triple(
+        _: String,
+        _: LeaseFence,
+        _: SuspendArgs,
+    ) -> Result<SuspendOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn create_waitpoint(
+        _: suspension::HandleLease,
+        _: String,
+        _: TimestampMs,
+        _: TimestampMs,
+    ) -> Result<SignedWaitpoint, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn observe_signals(_: suspension::HandleLease) -> Result<Vec<ResumeSignal>, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn read_waitpoint_token(_: u16, _: String) -> Result<Option<String>, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn deliver_approval_signal(
+        _: DeliverApprovalSignalArgs,
+    ) -> Result<DeliverSignalOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn list_pending_waitpoints(
+        _: ListPendingWaitpointsArgs,
+    ) -> Result<PendingWaitpointsPage, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn delay(
+        _: suspension::HandleLease,
+        _: TimestampMs,
+        _: TimestampMs,
+    ) -> Result<(), EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn cancel(_: suspension::HandleLease, _: String, _: TimestampMs) -> Result<(), EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn close_waitpoint(_: String, _: String, _: TimestampMs) -> Result<(), EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn expire_suspension(_: String, _: TimestampMs) -> Result<(), EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn list_suspended(_: ListSuspendedArgs) -> Result<SuspendedPage, EngineError> {
         Err(NOT_FOUND)
     }
 }
