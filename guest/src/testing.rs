@@ -17,9 +17,9 @@ use rusqlite::types::Value as SqliteValue;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../host/migrations/0001_hot_path.sql"),
     include_str!("../../host/migrations/0002_claim_scan.sql"),
+    include_str!("../../host/migrations/0004_suspension.sql"),
     include_str!("../../host/migrations/0005_budgets.sql"),
     include_str!("../../host/migrations/0007_workers.sql"),
-    include_str!("../../host/migrations/0004_suspension.sql"),
 ];
 
 /// The execution most tests use.

@@ -24,16 +24,16 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0002_claim_scan.sql"),
     },
     Migration {
+        version: 4,
+        sql: include_str!("../../migrations/0004_suspension.sql"),
+    },
+    Migration {
         version: 5,
         sql: include_str!("../../migrations/0005_budgets.sql"),
     },
     Migration {
         version: 7,
         sql: include_str!("../../migrations/0007_workers.sql"),
-    },
-    Migration {
-        version: 4,
-        sql: include_str!("../../migrations/0004_suspension.sql"),
     },
 ];
 
