@@ -199,7 +199,7 @@ impl SqliteBackend {
             + 'static,
         C: Fn(G) -> Result<T, EngineError> + Send + 'static,
     {
-        let (job, mut answer) = GuestJob::new(
+        let (job, answer) = GuestJob::new(
             op,
             tx,
             Arc::clone(&self.guest),
