@@ -19,7 +19,11 @@ use crate::bindings::scheduling::{
     ClaimArgs, ClaimExecutionArgs, ClaimGrantOutcome, CreateExecutionArgs, CreateExecutionOutcome,
     IssueClaimGrantArgs, IssueGrantAndClaimArgs,
 };
-use crate::bindings::{lease_holder, reads, recovery, scheduling};
+use crate::bindings::streams::{
+    AppendFrameArgs, AppendFrameOutcome, FrameQuery, Heads, Outbox, OutboxFilter, OutboxPage,
+    StreamFrame, SummaryDocument,
+};
+use crate::bindings::{lease_holder, reads, recovery, scheduling, streams};
 use crate::db::HostDb;
 use crate::types::{ClaimedExecution, EngineError, PublicState, TimestampMs};
 
@@ -178,6 +182,44 @@ impl reads::Guest for Component {
 
     fn ping() -> Result<(), EngineError> {
         crate::reads::ping(&mut HostDb)
+    }
+}
+
+impl streams::Guest for Component {
+    fn append_frame(args: AppendFrameArgs) -> Result<AppendFrameOutcome, EngineError> {
+        crate::streams::append_frame(&mut HostDb, &args)
+    }
+
+    fn read_frames(query: FrameQuery) -> Result<Vec<StreamFrame>, EngineError> {
+        crate::streams::read_frames(&mut HostDb, &query)
+    }
+
+    fn read_summary(
+        execution_id: String,
+        attempt_index: u32,
+    ) -> Result<Option<SummaryDocument>, EngineError> {
+        crate::streams::read_summary(&mut HostDb, &execution_id, attempt_index)
+    }
+
+    fn read_outbox(
+        source: Outbox,
+        after_event_id: i64,
+        limit: u32,
+        byte_budget: u64,
+        filter: OutboxFilter,
+    ) -> Result<OutboxPage, EngineError> {
+        crate::streams::read_outbox(
+            &mut HostDb,
+            source,
+            after_event_id,
+            limit,
+            byte_budget,
+            &filter,
+        )
+    }
+
+    fn change_heads() -> Result<Heads, EngineError> {
+        crate::streams::change_heads(&mut HostDb)
     }
 }
 

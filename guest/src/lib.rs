@@ -16,6 +16,8 @@
 //!   - [`lease_holder`]: the lease holder's operations: renew, complete, fail, progress;
 //!   - [`recovery`]: cancel, revoke, suspension resume, lease expiry and reclaim;
 //!   - [`reads`]: what the read operations report;
+//!   - [`streams`]: attempt output streams (append, pages, the summary document) and pages
+//!     of the outboxes that subscriptions follow;
 //! - what the families share:
 //!   - [`db`], the small [`db::Db`] trait the logic talks to, and its implementation over the
 //!     host's `sql` import ([`packed`]: the parameters and rows as it sends them);
@@ -38,6 +40,7 @@ pub mod lease_holder;
 pub mod reads;
 pub mod recovery;
 pub mod scheduling;
+pub mod streams;
 
 pub mod db;
 pub mod errors;

@@ -362,7 +362,10 @@ fn end_with_failure(
 }
 
 /// The handle operations' common checks (module docs); returns the execution and the attempt.
-fn handle_prelude(db: &mut impl Db, lease: &HandleLease) -> Result<(Exec, Attempt), EngineError> {
+pub(crate) fn handle_prelude(
+    db: &mut impl Db,
+    lease: &HandleLease,
+) -> Result<(Exec, Attempt), EngineError> {
     let id = ExecutionRef::parse(&lease.execution_id)?;
     let index = i64::from(lease.attempt_index);
     let attempt = Attempt::require(db, &id, index)?;

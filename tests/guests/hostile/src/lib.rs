@@ -26,7 +26,7 @@
 //!
 //! `attach` attaches the path given in the claim's `attempt-policy-json` (a default path when
 //! absent or empty), so a test can check that no file appeared. `ping` answers `ok` (a fresh
-//! instance serves normally); every other export answers `not-found(execution)` and touches
+//! instance serves normally); every other export (the whole `streams` interface included) answers `not-found(execution)` and touches
 //! nothing. Every SQL error passed back as `storage` is the `sql` error converted case for case
 //! ([`storage`]).
 
@@ -47,6 +47,10 @@ use bindings::exports::flowfabric::backend::recovery::{
 use bindings::exports::flowfabric::backend::scheduling::{
     self, ClaimArgs, ClaimExecutionArgs, ClaimGrantOutcome, CreateExecutionArgs,
     CreateExecutionOutcome, IssueClaimGrantArgs, IssueGrantAndClaimArgs,
+};
+use bindings::exports::flowfabric::backend::streams::{
+    self, AppendFrameArgs, AppendFrameOutcome, FrameQuery, Heads, Outbox, OutboxFilter, OutboxPage,
+    StreamFrame, SummaryDocument,
 };
 use bindings::flowfabric::backend::sql;
 use bindings::flowfabric::backend::types::{
@@ -504,6 +508,32 @@ impl reads::Guest for Hostile {
     }
     fn ping() -> Result<(), EngineError> {
         Ok(())
+    }
+}
+
+/// Streams: every export answers `not-found(execution)` and touches nothing (this guest's
+/// misbehaviour is driven through claims only).
+impl streams::Guest for Hostile {
+    fn append_frame(_: AppendFrameArgs) -> Result<AppendFrameOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn read_frames(_: FrameQuery) -> Result<Vec<StreamFrame>, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn read_summary(_: String, _: u32) -> Result<Option<SummaryDocument>, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn read_outbox(
+        _: Outbox,
+        _: i64,
+        _: u32,
+        _: u64,
+        _: OutboxFilter,
+    ) -> Result<OutboxPage, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn change_heads() -> Result<Heads, EngineError> {
+        Err(NOT_FOUND)
     }
 }
 
