@@ -16,6 +16,7 @@ use std::time::Instant;
 use ff_core::engine_error::{EngineError, ValidationKind};
 use rusqlite::Connection;
 use tokio::sync::oneshot::error::TryRecvError;
+use tokio::sync::watch;
 use wasmtime::Store;
 
 use crate::bindings::args::validation;
@@ -24,6 +25,7 @@ use crate::error::OpenError;
 use crate::operation::{GuestJob, Tx, writer_gone};
 use crate::runtime::{CompiledCache, GuestLimits, GuestRuntime, GuestState};
 use crate::storage::{CommitStats, Database, Submitted};
+use crate::wake::Wakes;
 
 /// FlowFabric's SQLite engine backend, with the engine logic in a WebAssembly guest.
 ///
@@ -37,6 +39,8 @@ pub struct SqliteBackend {
     guest: Arc<GuestRuntime>,
     limits: GuestLimits,
     reuse_instances: bool,
+    /// Raised by `shutdown_prepare`: ends this backend's tails and subscriptions.
+    shutdown: Arc<watch::Sender<bool>>,
 }
 
 impl SqliteBackend {
@@ -92,6 +96,33 @@ impl SqliteBackend {
         }
     }
 
+    /// Another handle on this backend (same database, guest, limits and shutdown signal), for
+    /// the tasks of long-lived reads.
+    pub(crate) fn handle(&self) -> SqliteBackend {
+        SqliteBackend {
+            database: Arc::clone(&self.database),
+            guest: Arc::clone(&self.guest),
+            limits: self.limits,
+            reuse_instances: self.reuse_instances,
+            shutdown: Arc::clone(&self.shutdown),
+        }
+    }
+
+    /// The wake-ups of this backend's database (see [`crate::wake`]).
+    pub(crate) fn wakes(&self) -> &Arc<Wakes> {
+        self.database.wakes()
+    }
+
+    /// Follow this backend's shutdown signal (`true` once `shutdown_prepare` ran).
+    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// End this backend's tails and subscriptions (`shutdown_prepare`).
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
     /// Lend the backend's connection to a test, for seeding and inspecting rows with raw SQL
     /// (upstream's `pool_for_test()`). Operations wait while the guard is held.
     #[doc(hidden)]
@@ -135,7 +166,12 @@ impl SqliteBackend {
             let until = Instant::now() + SPIN_FOR_ANSWER;
             loop {
                 match answer.try_recv() {
-                    Ok(result) => return result,
+                    Ok(result) => {
+                        if tx == Tx::Write && result.is_ok() {
+                            self.database.wakes().committed();
+                        }
+                        return result;
+                    }
                     Err(TryRecvError::Closed) => return Err(writer_gone(op)),
                     Err(TryRecvError::Empty) if Instant::now() < until => {
                         std::thread::yield_now();
@@ -144,7 +180,11 @@ impl SqliteBackend {
                 }
             }
         }
-        answer.await.unwrap_or_else(|_| Err(writer_gone(op)))
+        let result = answer.await.unwrap_or_else(|_| Err(writer_gone(op)));
+        if tx == Tx::Write && result.is_ok() {
+            self.database.wakes().committed();
+        }
+        result
     }
 }
 
@@ -270,6 +310,7 @@ impl SqliteBackendBuilder {
             guest,
             limits: self.limits,
             reuse_instances: self.reuse_instances,
+            shutdown: Arc::new(watch::Sender::new(false)),
         }))
     }
 }

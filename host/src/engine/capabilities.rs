@@ -15,6 +15,10 @@ pub(super) fn capabilities() -> Capabilities {
     supports.issue_reclaim_grant = true;
     supports.prepare = true;
     supports.list_expired_leases = true;
+    supports.stream_durable_summary = true;
+    supports.stream_best_effort_live = true;
+    supports.subscribe_completion = true;
+    supports.subscribe_lease_history = true;
     Capabilities::new(
         BackendIdentity::new(BACKEND_LABEL, crate_version(), "unknown"),
         supports,

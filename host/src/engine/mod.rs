@@ -1,5 +1,6 @@
 //! `impl EngineBackend for SqliteBackend`, dispatching each method to its family's module:
-//! [`scheduling`], [`lease_holder`], [`recovery`], [`reads`] (one per guest interface). Each
+//! [`scheduling`], [`lease_holder`], [`recovery`], [`reads`], [`streams`] (one per guest
+//! interface). Each
 //! operation converts its arguments ([`crate::bindings::args`]), makes one guest call in one
 //! transaction ([`SqliteBackend::run`]), and converts the result back
 //! ([`crate::bindings::results`]). Operations not built return `EngineError::Unavailable`.
@@ -10,6 +11,7 @@ mod lease_holder;
 mod reads;
 mod recovery;
 mod scheduling;
+mod streams;
 
 use std::time::Duration;
 
@@ -19,6 +21,7 @@ use ff_core::backend::{
     FailureClass, FailureReason, Frame, Handle, LeaseRenewal, PendingWaitpoint, PrepareOutcome,
     ResumeSignal, ResumeToken, UsageDimensions,
 };
+use ff_core::backend::{ScannerFilter, SummaryDocument, TailVisibility};
 use ff_core::capability::Capabilities;
 use ff_core::contracts::{
     CancelExecutionArgs, CancelExecutionResult, CancelFlowResult, ClaimExecutionArgs,
@@ -32,10 +35,13 @@ use ff_core::contracts::{
     ResumeExecutionArgs, ResumeExecutionResult, RevokeLeaseArgs, RevokeLeaseResult, SuspendArgs,
     SuspendOutcome,
 };
+use ff_core::contracts::{StreamCursor, StreamFrames};
 use ff_core::engine_backend::EngineBackend;
 use ff_core::engine_error::EngineError;
 use ff_core::partition::Partition;
 use ff_core::state::PublicState;
+use ff_core::stream_events::{CompletionSubscription, LeaseHistorySubscription};
+use ff_core::stream_subscribe;
 use ff_core::types::{AttemptIndex, BudgetId, ExecutionId, FlowId, LaneId, TimestampMs};
 
 use crate::backend::SqliteBackend;
@@ -273,15 +279,81 @@ impl EngineBackend for SqliteBackend {
         capabilities::capabilities()
     }
 
-    // ── Not built: suspension, streaming, flows, budgets ─────────────────────────────────
+    // ── Streams and subscriptions ────────────────────────────────────────────────────────
 
     async fn append_frame(
         &self,
-        _handle: &Handle,
-        _frame: Frame,
+        handle: &Handle,
+        frame: Frame,
     ) -> Result<AppendFrameOutcome, EngineError> {
-        unavailable("append_frame")
+        streams::append_frame(self, handle, frame).await
     }
+
+    async fn read_stream(
+        &self,
+        execution_id: &ExecutionId,
+        attempt_index: AttemptIndex,
+        from: StreamCursor,
+        to: StreamCursor,
+        count_limit: u64,
+    ) -> Result<StreamFrames, EngineError> {
+        streams::read_stream(self, execution_id, attempt_index, from, to, count_limit).await
+    }
+
+    async fn tail_stream(
+        &self,
+        execution_id: &ExecutionId,
+        attempt_index: AttemptIndex,
+        after: StreamCursor,
+        block_ms: u64,
+        count_limit: u64,
+        visibility: TailVisibility,
+    ) -> Result<StreamFrames, EngineError> {
+        let exclude_best_effort = matches!(visibility, TailVisibility::ExcludeBestEffort);
+        streams::tail_stream(
+            self,
+            execution_id,
+            attempt_index,
+            after,
+            block_ms,
+            count_limit,
+            exclude_best_effort,
+        )
+        .await
+    }
+
+    async fn read_summary(
+        &self,
+        execution_id: &ExecutionId,
+        attempt_index: AttemptIndex,
+    ) -> Result<Option<SummaryDocument>, EngineError> {
+        streams::read_summary(self, execution_id, attempt_index).await
+    }
+
+    async fn subscribe_completion(
+        &self,
+        cursor: stream_subscribe::StreamCursor,
+        filter: &ScannerFilter,
+    ) -> Result<CompletionSubscription, EngineError> {
+        streams::subscribe_completion(self, cursor, filter).await
+    }
+
+    async fn subscribe_lease_history(
+        &self,
+        cursor: stream_subscribe::StreamCursor,
+        filter: &ScannerFilter,
+    ) -> Result<LeaseHistorySubscription, EngineError> {
+        streams::subscribe_lease_history(self, cursor, filter).await
+    }
+
+    /// Ends this backend's tails (each returns what a last page finds) and subscriptions (each
+    /// yields `StreamDisconnected` with its cursor); operations keep working.
+    async fn shutdown_prepare(&self, _grace: Duration) -> Result<(), EngineError> {
+        self.begin_shutdown();
+        Ok(())
+    }
+
+    // ── Not built: suspension, flows, budgets ────────────────────────────────────────────
 
     async fn cancel(&self, _handle: &Handle, _reason: &str) -> Result<(), EngineError> {
         unavailable("cancel")
