@@ -49,4 +49,5 @@ mod recovery;
 mod sandbox;
 mod scheduling;
 mod sdk;
+mod streams;
 mod typed_claim_execution;
