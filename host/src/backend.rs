@@ -123,6 +123,13 @@ impl SqliteBackend {
         self.shutdown.send_replace(true);
     }
 
+    /// How many pages `tail_stream` calls on this backend's database have read so far: what
+    /// their wake-ups cost (tests check that an append wakes only the tails of its stream).
+    #[doc(hidden)]
+    pub fn tail_pages_for_test(&self) -> u64 {
+        self.database.wakes().tail_pages()
+    }
+
     /// Lend the backend's connection to a test, for seeding and inspecting rows with raw SQL
     /// (upstream's `pool_for_test()`). Operations wait while the guard is held.
     #[doc(hidden)]

@@ -13,7 +13,7 @@
 //! Only wake-ups in this module; nothing here touches SQLite.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
@@ -32,8 +32,12 @@ pub(crate) struct Wakes {
     streams: Mutex<HashMap<StreamKey, watch::Sender<u64>>>,
     /// The largest frame row id a local append announced.
     local_frame_head: AtomicI64,
+    /// Local appends submitted and not yet announced ([`Wakes::begin_append`]).
+    appends_in_flight: AtomicI64,
     /// Whether a change watcher task runs for this database.
     pub watcher_running: Mutex<bool>,
+    /// Pages read by tails so far (what wake-ups cost; see [`Wakes::count_tail_page`]).
+    tail_pages: AtomicU64,
 }
 
 impl Default for Wakes {
@@ -44,7 +48,9 @@ impl Default for Wakes {
             foreign_frames: watch::Sender::new(0),
             streams: Mutex::new(HashMap::new()),
             local_frame_head: AtomicI64::new(0),
+            appends_in_flight: AtomicI64::new(0),
             watcher_running: Mutex::new(false),
+            tail_pages: AtomicU64::new(0),
         }
     }
 }
@@ -76,14 +82,31 @@ impl Wakes {
         self.heads.receiver_count() > 0 || self.foreign_frames.receiver_count() > 0
     }
 
-    /// Publish newly read heads: the outbox heads, and the frame head, which raises
-    /// [`Wakes::foreign_frames`] when it passes every locally announced append.
-    pub fn publish(&self, outboxes: Heads, frames: i64) {
+    /// Whether a local append may have committed without being announced yet: a frame head
+    /// read now cannot tell its frames from another process's.
+    pub fn appends_in_flight(&self) -> bool {
+        self.appends_in_flight.load(Ordering::Acquire) > 0
+    }
+
+    /// A local append is about to be submitted; the guard's drop (after
+    /// [`Wakes::appended`], or on failure) ends it.
+    pub fn begin_append(self: &Arc<Self>) -> AppendInFlight {
+        self.appends_in_flight.fetch_add(1, Ordering::AcqRel);
+        AppendInFlight(Arc::clone(self))
+    }
+
+    /// Publish newly read outbox heads.
+    pub fn publish_outboxes(&self, outboxes: Heads) {
         self.heads.send_if_modified(|heads| {
             let changed = *heads != outboxes;
             *heads = outboxes;
             changed
         });
+    }
+
+    /// Publish a newly read frame head, read while no local append was in flight: a head past
+    /// every locally announced append raises [`Wakes::foreign_frames`].
+    pub fn publish_frames(&self, frames: i64) {
         if self.local_frame_head.fetch_max(frames, Ordering::AcqRel) < frames {
             self.foreign_frames
                 .send_modify(|count| *count = count.wrapping_add(1));
@@ -99,6 +122,16 @@ impl Wakes {
         }
     }
 
+    /// Count one page read by a tail.
+    pub fn count_tail_page(&self) {
+        self.tail_pages.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Pages read by tails on this database so far.
+    pub fn tail_pages(&self) -> u64 {
+        self.tail_pages.load(Ordering::Relaxed)
+    }
+
     /// Follow local appends of `key`; the registration ends with the returned guard.
     pub fn stream(self: &Arc<Self>, key: StreamKey) -> StreamWatch {
         let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
@@ -111,6 +144,15 @@ impl Wakes {
             key,
             receiver: Some(receiver),
         }
+    }
+}
+
+/// A local append in flight ([`Wakes::begin_append`]).
+pub(crate) struct AppendInFlight(Arc<Wakes>);
+
+impl Drop for AppendInFlight {
+    fn drop(&mut self) {
+        self.0.appends_in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -812,3 +812,90 @@ async fn capabilities_report_streams_and_two_subscriptions() {
         Some(EngineError::Unavailable { .. })
     ));
 }
+
+/// A dropped subscription ends its task: the task holds the database open, so once it (and
+/// the change watcher, which stops when nobody waits) ended, the in-memory database closes
+/// with the last backend and a new backend on the same URI finds it empty.
+#[tokio::test]
+#[parallel(process)]
+async fn a_dropped_subscription_ends_its_task() {
+    dev_mode();
+    let uri = memory_uri("streams-drop");
+    let backend = SqliteBackend::new(&uri).await.unwrap();
+    let events = backend
+        .subscribe_lease_history(
+            stream_subscribe::StreamCursor::empty(),
+            &ScannerFilter::default(),
+        )
+        .await
+        .unwrap();
+    let (eid, _) = seed_and_claim(&backend).await;
+    drop(events);
+    drop(backend);
+    let closed = async {
+        loop {
+            let reopened = SqliteBackend::new(&uri).await.unwrap();
+            if count_rows(&reopened.connection_for_test(), "ff_exec_core") == 0 {
+                return;
+            }
+            drop(reopened);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, closed)
+        .await
+        .unwrap_or_else(|_| panic!("the subscription task kept the database ({eid}) open"));
+}
+
+/// An append wakes only the tails of its own stream: a tail parked on one stream reads no page
+/// while another stream gets twenty appends, and one page when its own stream gets one.
+#[tokio::test]
+#[parallel(process)]
+async fn an_append_wakes_only_the_tails_of_its_stream() {
+    let backend = fresh_backend("streams-wake-one").await;
+    let (parked_eid, parked_handle) = seed_and_claim(&backend).await;
+    let (_, busy_handle) = seed_and_claim(&backend).await;
+    let tail_backend = backend.clone();
+    let tail = tokio::spawn(async move {
+        tail_backend
+            .tail_stream(
+                &parked_eid,
+                AttemptIndex::new(0),
+                StreamCursor::At("0-0".into()),
+                3_600_000,
+                10,
+                TailVisibility::All,
+            )
+            .await
+    });
+    while backend.tail_pages_for_test() == 0 {
+        tokio::task::yield_now().await;
+    }
+    // Let the tail park (its first page answered, nothing found).
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    for i in 0..20 {
+        let frame = Frame::new(format!("busy-{i}").into_bytes(), FrameKind::Stdout);
+        backend.append_frame(&busy_handle, frame).await.unwrap();
+    }
+    assert_eq!(
+        backend.tail_pages_for_test(),
+        1,
+        "the other stream's appends woke nobody"
+    );
+    backend
+        .append_frame(
+            &parked_handle,
+            Frame::new(b"mine".to_vec(), FrameKind::Stdout),
+        )
+        .await
+        .unwrap();
+    let frames = tokio::time::timeout(PATIENCE, tail)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(payload(&frames.frames[0]), "mine");
+    assert_eq!(backend.tail_pages_for_test(), 2);
+}

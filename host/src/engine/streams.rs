@@ -67,6 +67,7 @@ pub(super) async fn append_frame(
         best_effort,
         now: wall_clock(),
     };
+    let in_flight = backend.wakes().begin_append();
     let outcome = backend
         .run("append_frame", Tx::Write, move |guest, store| {
             guest
@@ -75,6 +76,7 @@ pub(super) async fn append_frame(
         })
         .await?;
     backend.wakes().appended(&key, outcome.row_id);
+    drop(in_flight);
     let result = AppendFrameOutcome::new(outcome.stream_id, outcome.frame_count);
     Ok(match outcome.summary_version {
         Some(version) => result.with_summary_version(version),

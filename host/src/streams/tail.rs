@@ -24,6 +24,7 @@ pub(crate) async fn tail(
     let mut appends = wakes.stream((query.execution_id.clone(), query.attempt_index));
     let mut foreign = wakes.foreign_frames();
     let mut shutdown = backend.shutdown_signal();
+    wakes.count_tail_page();
     let frames = page(backend, &query).await?;
     let shutting_down = *shutdown.borrow_and_update();
     if !frames.is_empty() || block_ms == 0 || shutting_down {
@@ -38,6 +39,7 @@ pub(crate) async fn tail(
             _ = shutdown.wait_for(|down| *down) => true,
             () = tokio::time::sleep_until(deadline) => true,
         };
+        wakes.count_tail_page();
         let frames = page(backend, &query).await?;
         if last || !frames.is_empty() {
             return Ok(frames);
