@@ -16,6 +16,7 @@ const PAGE_CACHE_KIB: i64 = -65_536;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../host/migrations/0001_hot_path.sql"),
     include_str!("../../host/migrations/0002_claim_scan.sql"),
+    include_str!("../../host/migrations/0006_streams.sql"),
 ];
 
 /// A connection with the backend's settings: WAL and `synchronous=FULL` for files, a statement

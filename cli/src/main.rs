@@ -3,6 +3,7 @@
 //!
 //! - `ffwasm demo`: the whole system on one database file, ending with a summary table;
 //! - `ffwasm executions`, `ffwasm show <id>`, `ffwasm stats`: what a database holds;
+//! - `ffwasm watch completions|leases`: follow a subscription;
 //! - `ffwasm guest wit | check <file> | compile <file> -o <out>`: guest components.
 //!
 //! This file holds the top-level parser and hands each command to its module under
@@ -31,6 +32,7 @@ use commands::guest::GuestCommand;
 use commands::inspect::executions::ExecutionsArgs;
 use commands::inspect::show::ShowArgs;
 use commands::inspect::stats::StatsArgs;
+use commands::watch::WatchArgs;
 use help::ENVIRONMENT;
 
 /// FlowFabric's SQLite engine backend, with the engine logic in a WebAssembly guest: run it,
@@ -59,6 +61,10 @@ enum Command {
     /// Summarize a database: executions by lane and state, attempts, retries, outbox events.
     #[command(after_help = ENVIRONMENT)]
     Stats(StatsArgs),
+    /// Follow completions or lease events as they are committed (by any process), one line
+    /// each, until Ctrl-C.
+    #[command(after_help = ENVIRONMENT)]
+    Watch(WatchArgs),
     /// Work with guest components: print the world's WIT, check or precompile a component.
     #[command(subcommand, after_help = ENVIRONMENT)]
     Guest(GuestCommand),
@@ -100,6 +106,10 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Executions(args) => commands::inspect::executions::run(&args),
         Command::Show(args) => commands::inspect::show::run(&args),
         Command::Stats(args) => commands::inspect::stats::run(&args),
+        Command::Watch(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(commands::watch::run(args)),
         Command::Guest(command) => commands::guest::run(&command),
     }
 }

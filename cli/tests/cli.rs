@@ -250,6 +250,30 @@ fn the_demo_runs_twice_in_one_directory_and_the_inspection_commands_read_what_it
     );
     dir.ffwasm(&["show", "53ad96d2-6b08-4d0c-86e3-36598db2291c"])
         .fails_with("no execution 53ad96d2");
+
+    // `watch` replays the outboxes from the start: the first run's 30 terminal failures come
+    // first, in commit order, one line each.
+    let watched = dir
+        .ffwasm(&["watch", "completions", "--from-start", "--count", "30"])
+        .status(0)
+        .stdout();
+    let lines: Vec<&str> = watched.lines().collect();
+    assert_eq!(lines.len(), 30, "{watched}");
+    assert!(
+        lines
+            .iter()
+            .all(|line| line.ends_with("completed: Failure")),
+        "{watched}"
+    );
+    let leases = dir
+        .ffwasm(&["watch", "leases", "--from-start", "--count", "2"])
+        .status(0)
+        .stdout();
+    assert_eq!(
+        leases.matches("lease acquired").count() + leases.matches("lease renewed").count(),
+        2,
+        "{leases}"
+    );
 }
 
 #[test]
@@ -347,6 +371,7 @@ fn every_command_has_help() {
         &["executions"],
         &["show"],
         &["stats"],
+        &["watch"],
         &["guest"],
         &["guest", "wit"],
         &["guest", "check"],
@@ -507,7 +532,7 @@ fn guest_commands_print_check_and_compile() {
             mismatch.stdout()
         );
     }
-    mismatch.fails_with("empty.wasm does not fit the engine-backend world (4 problems)");
+    mismatch.fails_with("empty.wasm does not fit the engine-backend world (5 problems)");
 
     dir.ffwasm(&["guest", "compile", "empty.wasm", "-o", "empty.cwasm"])
         .fails_with("cannot precompile empty.wasm");
