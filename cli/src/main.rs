@@ -55,7 +55,7 @@ enum Command {
     /// List executions as a table, most recent first.
     #[command(after_help = ENVIRONMENT)]
     Executions(ExecutionsArgs),
-    /// Show one execution: its state, its attempts and its lease history.
+    /// Show one execution: its state, its attempts, its stream frames and its lease history.
     #[command(after_help = ENVIRONMENT)]
     Show(ShowArgs),
     /// Summarize a database: executions by lane and state, attempts, retries, outbox events.

@@ -237,6 +237,18 @@ fn the_demo_runs_twice_in_one_directory_and_the_inspection_commands_read_what_it
             .any(|line| line.starts_with("1  retry") && line.contains(" failed ")),
         "{shown}"
     );
+    let frames = shown
+        .split("\nStream frames\n")
+        .nth(1)
+        .unwrap()
+        .split("\nLease history\n")
+        .next()
+        .unwrap();
+    assert!(
+        frames.contains("attempt 0 running on demo-worker-")
+            && frames.contains("attempt 1 running on demo-worker-"),
+        "every attempt appended a progress frame: {shown}"
+    );
     let history = shown.split("\nLease history\n").nth(1).unwrap();
     assert_eq!(history.matches(" acquired ").count(), 2, "{shown}");
     assert_eq!(history.matches(" renewed ").count(), 2, "{shown}");
