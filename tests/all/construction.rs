@@ -162,6 +162,10 @@ async fn label_capabilities_and_unbuilt_operations_tell_the_truth() {
         (supports.issue_reclaim_grant, "issue_reclaim_grant"),
         (supports.list_expired_leases, "list_expired_leases"),
         (supports.prepare, "prepare"),
+        (supports.subscribe_lease_history, "subscribe_lease_history"),
+        (supports.subscribe_completion, "subscribe_completion"),
+        (supports.stream_durable_summary, "stream_durable_summary"),
+        (supports.stream_best_effort_live, "stream_best_effort_live"),
     ] {
         assert!(flag, "{name} works and says so");
     }
@@ -169,10 +173,12 @@ async fn label_capabilities_and_unbuilt_operations_tell_the_truth() {
         (supports.change_priority, "change_priority"),
         (supports.replay_execution, "replay_execution"),
         (supports.claim_for_worker, "claim_for_worker"),
-        (supports.subscribe_lease_history, "subscribe_lease_history"),
-        (supports.subscribe_completion, "subscribe_completion"),
+        (
+            supports.subscribe_signal_delivery,
+            "subscribe_signal_delivery",
+        ),
+        (supports.subscribe_instance_tags, "subscribe_instance_tags"),
         (supports.budget_admin, "budget_admin"),
-        (supports.stream_durable_summary, "stream_durable_summary"),
     ] {
         assert!(!flag, "{name} is not built and must not claim support");
     }
