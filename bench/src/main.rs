@@ -1,4 +1,5 @@
-//! `ffbench`: claim throughput, latency, lifecycle throughput, `report_usage` throughput,
+//! `ffbench`: claim throughput, latency, lifecycle throughput, `report_usage` throughput, stream
+//! appends, the time from a commit to a waiting tail or subscriber, idle subscriptions,
 //! construction time and memory of
 //! ff-backend-sqlite-wasm, each beside a native baseline that runs the same engine logic (the
 //! guest crate compiled for the host) directly on rusqlite, one transaction per operation.
@@ -14,6 +15,7 @@ mod child;
 mod native;
 mod scenarios;
 mod stats;
+mod streams;
 mod suspension;
 mod usage;
 mod workload;
@@ -232,6 +234,11 @@ impl Bench {
 
         if self.wanted("claim latency at scale") {
             self.scale_rows(table, scales, scale_claims).await?;
+        }
+        if self.wanted("stream") || self.wanted("subscri") || self.wanted("append") {
+            let backend = self.backend(Storage::Memory, "wasm-streams").await?;
+            let native = self.native_connection(Storage::Memory, "native-streams")?;
+            streams::rows(table, backend, native, claims).await?;
         }
         if self.wanted("construction and peak RSS") {
             child::construction_rows(table, &self.dir)?;

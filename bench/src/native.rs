@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../host/migrations/0002_claim_scan.sql"),
     include_str!("../../host/migrations/0004_suspension.sql"),
     include_str!("../../host/migrations/0005_budgets.sql"),
+    include_str!("../../host/migrations/0006_streams.sql"),
     include_str!("../../host/migrations/0007_workers.sql"),
 ];
 

@@ -3,6 +3,7 @@
 //!
 //! - `ffwasm demo`: the whole system on one database file, ending with a summary table;
 //! - `ffwasm executions`, `ffwasm show <id>`, `ffwasm stats`: what a database holds;
+//! - `ffwasm watch completions|leases`: follow a subscription;
 //! - `ffwasm guest wit | check <file> | compile <file> -o <out>`: guest components.
 //!
 //! This file holds the top-level parser and hands each command to its module under
@@ -34,6 +35,7 @@ use commands::inspect::executions::ExecutionsArgs;
 use commands::inspect::show::ShowArgs;
 use commands::inspect::stats::StatsArgs;
 use commands::inspect::workers::WorkersArgs;
+use commands::watch::WatchArgs;
 use help::ENVIRONMENT;
 
 /// FlowFabric's SQLite engine backend, with the engine logic in a WebAssembly guest: run it,
@@ -56,7 +58,7 @@ enum Command {
     /// List executions as a table, most recent first.
     #[command(after_help = ENVIRONMENT)]
     Executions(ExecutionsArgs),
-    /// Show one execution: its state, its attempts and its lease history.
+    /// Show one execution: its state, its attempts, its stream frames and its lease history.
     #[command(after_help = ENVIRONMENT)]
     Show(ShowArgs),
     /// Summarize a database: executions by lane and state, attempts, retries, outbox events.
@@ -69,6 +71,10 @@ enum Command {
     /// capabilities and last heartbeat.
     #[command(after_help = ENVIRONMENT)]
     Workers(WorkersArgs),
+    /// Follow completions or lease events as they are committed (by any process), one line
+    /// each, until Ctrl-C.
+    #[command(after_help = ENVIRONMENT)]
+    Watch(WatchArgs),
     /// Work with guest components: print the world's WIT, check or precompile a component.
     #[command(subcommand, after_help = ENVIRONMENT)]
     Guest(GuestCommand),
@@ -112,6 +118,10 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Stats(args) => commands::inspect::stats::run(&args),
         Command::Budgets(args) => commands::inspect::budgets::run(&args),
         Command::Workers(args) => commands::inspect::workers::run(&args),
+        Command::Watch(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(commands::watch::run(args)),
         Command::Guest(command) => commands::guest::run(&command),
     }
 }

@@ -278,6 +278,18 @@ fn the_demo_runs_twice_in_one_directory_and_the_inspection_commands_read_what_it
             .any(|line| line.starts_with("1  retry") && line.contains(" failed ")),
         "{shown}"
     );
+    let frames = shown
+        .split("\nStream frames\n")
+        .nth(1)
+        .unwrap()
+        .split("\nLease history\n")
+        .next()
+        .unwrap();
+    assert!(
+        frames.contains("attempt 0 running on demo-worker-")
+            && frames.contains("attempt 1 running on demo-worker-"),
+        "every attempt appended a progress frame: {shown}"
+    );
     let history = shown.split("\nLease history\n").nth(1).unwrap();
     assert_eq!(history.matches(" acquired ").count(), 2, "{shown}");
     assert_eq!(history.matches(" renewed ").count(), 2, "{shown}");
@@ -340,6 +352,30 @@ fn the_demo_runs_twice_in_one_directory_and_the_inspection_commands_read_what_it
     assert!(
         signals.contains(" approved ") && signals.contains("operator:ops"),
         "{shown}"
+    );
+
+    // `watch` replays the outboxes from the start: the first run's 30 terminal failures come
+    // first, in commit order, one line each.
+    let watched = dir
+        .ffwasm(&["watch", "completions", "--from-start", "--count", "30"])
+        .status(0)
+        .stdout();
+    let lines: Vec<&str> = watched.lines().collect();
+    assert_eq!(lines.len(), 30, "{watched}");
+    assert!(
+        lines
+            .iter()
+            .all(|line| line.ends_with("completed: Failure")),
+        "{watched}"
+    );
+    let leases = dir
+        .ffwasm(&["watch", "leases", "--from-start", "--count", "2"])
+        .status(0)
+        .stdout();
+    assert_eq!(
+        leases.matches("lease acquired").count() + leases.matches("lease renewed").count(),
+        2,
+        "{leases}"
     );
 }
 
@@ -439,6 +475,7 @@ fn every_command_has_help() {
         &["show"],
         &["stats"],
         &["workers"],
+        &["watch"],
         &["guest"],
         &["guest", "wit"],
         &["guest", "check"],
@@ -675,7 +712,7 @@ fn guest_commands_print_check_and_compile() {
             mismatch.stdout()
         );
     }
-    mismatch.fails_with("empty.wasm does not fit the engine-backend world (10 problems)");
+    mismatch.fails_with("empty.wasm does not fit the engine-backend world (11 problems)");
 
     dir.ffwasm(&["guest", "compile", "empty.wasm", "-o", "empty.cwasm"])
         .fails_with("cannot precompile empty.wasm");

@@ -29,6 +29,10 @@ use crate::bindings::scheduling::{
     ClaimArgs, ClaimExecutionArgs, ClaimGrantOutcome, CreateExecutionArgs, CreateExecutionOutcome,
     IssueClaimGrantArgs, IssueGrantAndClaimArgs,
 };
+use crate::bindings::streams::{
+    AppendFrameArgs, AppendFrameOutcome, FrameQuery, Heads, Outbox, OutboxFilter, OutboxPage,
+    StreamFrame, SummaryDocument,
+};
 use crate::bindings::suspension::{
     DeliverApprovalSignalArgs, DeliverSignalArgs, DeliverSignalOutcome, ListPendingWaitpointsArgs,
     ListSuspendedArgs, PendingWaitpointsPage, ResumeSignal, SignedWaitpoint, SuspendArgs,
@@ -39,8 +43,8 @@ use crate::bindings::workers::{
     MarkWorkerDeadOutcome, RegisterWorkerArgs, RegisterWorkerOutcome, WorkerPage,
 };
 use crate::bindings::{
-    budgets, lease_holder, operator, reads, recovery, routing, scheduling, suspension, tags,
-    workers,
+    budgets, lease_holder, operator, reads, recovery, routing, scheduling, streams, suspension,
+    tags, workers,
 };
 use crate::db::HostDb;
 use crate::suspension::tokens::HostTokens;
@@ -451,6 +455,44 @@ impl suspension::Guest for Component {
 
     fn list_suspended(args: ListSuspendedArgs) -> Result<SuspendedPage, EngineError> {
         crate::suspension::list_suspended(&mut HostDb, &args)
+    }
+}
+
+impl streams::Guest for Component {
+    fn append_frame(args: AppendFrameArgs) -> Result<AppendFrameOutcome, EngineError> {
+        crate::streams::append_frame(&mut HostDb, &args)
+    }
+
+    fn read_frames(query: FrameQuery) -> Result<Vec<StreamFrame>, EngineError> {
+        crate::streams::read_frames(&mut HostDb, &query)
+    }
+
+    fn read_summary(
+        execution_id: String,
+        attempt_index: u32,
+    ) -> Result<Option<SummaryDocument>, EngineError> {
+        crate::streams::read_summary(&mut HostDb, &execution_id, attempt_index)
+    }
+
+    fn read_outbox(
+        source: Outbox,
+        after_event_id: i64,
+        limit: u32,
+        byte_budget: u64,
+        filter: OutboxFilter,
+    ) -> Result<OutboxPage, EngineError> {
+        crate::streams::read_outbox(
+            &mut HostDb,
+            source,
+            after_event_id,
+            limit,
+            byte_budget,
+            &filter,
+        )
+    }
+
+    fn change_heads() -> Result<Heads, EngineError> {
+        crate::streams::change_heads(&mut HostDb)
     }
 }
 

@@ -19,6 +19,8 @@
 //!   - [`budgets`]: budgets, usage reports, quota policies and admission;
 //!   - [`suspension`]: suspending on waitpoints, signals, resumable executions (tokens signed
 //!     by the host);
+//!   - [`streams`]: attempt output streams (append, pages, the summary document) and pages
+//!     of the outboxes that subscriptions follow;
 //! - what the families share:
 //!   - [`db`], the small [`db::Db`] trait the logic talks to, and its implementation over the
 //!     host's `sql` import ([`packed`]: the parameters and rows as it sends them);
@@ -44,6 +46,7 @@ pub mod reads;
 pub mod recovery;
 pub mod routing;
 pub mod scheduling;
+pub mod streams;
 pub mod suspension;
 pub mod tags;
 pub mod workers;

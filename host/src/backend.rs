@@ -18,6 +18,7 @@ use ff_core::engine_error::{EngineError, ValidationKind};
 use ff_core::types::TimestampMs;
 use rusqlite::Connection;
 use tokio::sync::oneshot::error::TryRecvError;
+use tokio::sync::watch;
 use wasmtime::Store;
 
 use crate::bindings::args::validation;
@@ -30,6 +31,7 @@ use crate::timers::Timers;
 
 /// How many due budgets one reset pass handles (upstream's batch); more wait for the next pass.
 const BUDGET_RESET_BATCH: u32 = 20;
+use crate::wake::Wakes;
 
 /// FlowFabric's SQLite engine backend, with the engine logic in a WebAssembly guest.
 ///
@@ -44,6 +46,8 @@ pub struct SqliteBackend {
     limits: GuestLimits,
     reuse_instances: bool,
     timers: Timers,
+    /// Raised by `shutdown_prepare`: ends this backend's tails and subscriptions.
+    shutdown: Arc<watch::Sender<bool>>,
 }
 
 impl SqliteBackend {
@@ -148,6 +152,40 @@ impl SqliteBackend {
         }
     }
 
+    /// Another handle on this backend (same database, guest, limits and shutdown signal), for
+    /// the tasks of long-lived reads.
+    pub(crate) fn handle(&self) -> SqliteBackend {
+        SqliteBackend {
+            database: Arc::clone(&self.database),
+            guest: Arc::clone(&self.guest),
+            limits: self.limits,
+            reuse_instances: self.reuse_instances,
+            shutdown: Arc::clone(&self.shutdown),
+        }
+    }
+
+    /// The wake-ups of this backend's database (see [`crate::wake`]).
+    pub(crate) fn wakes(&self) -> &Arc<Wakes> {
+        self.database.wakes()
+    }
+
+    /// Follow this backend's shutdown signal (`true` once `shutdown_prepare` ran).
+    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// End this backend's tails and subscriptions (`shutdown_prepare`).
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// How many pages `tail_stream` calls on this backend's database have read so far: what
+    /// their wake-ups cost (tests check that an append wakes only the tails of its stream).
+    #[doc(hidden)]
+    pub fn tail_pages_for_test(&self) -> u64 {
+        self.database.wakes().tail_pages()
+    }
+
     /// Lend the backend's connection to a test, for seeding and inspecting rows with raw SQL
     /// (upstream's `pool_for_test()`). Operations wait while the guard is held.
     #[doc(hidden)]
@@ -242,7 +280,12 @@ impl SqliteBackend {
             let until = Instant::now() + SPIN_FOR_ANSWER;
             loop {
                 match answer.try_recv() {
-                    Ok(result) => return result,
+                    Ok(result) => {
+                        if tx == Tx::Write && result.is_ok() {
+                            self.database.wakes().committed();
+                        }
+                        return result;
+                    }
                     Err(TryRecvError::Closed) => return Err(writer_gone(op)),
                     Err(TryRecvError::Empty) if Instant::now() < until => {
                         std::thread::yield_now();
@@ -251,7 +294,11 @@ impl SqliteBackend {
                 }
             }
         }
-        answer.await.unwrap_or_else(|_| Err(writer_gone(op)))
+        let result = answer.await.unwrap_or_else(|_| Err(writer_gone(op)));
+        if tx == Tx::Write && result.is_ok() {
+            self.database.wakes().committed();
+        }
+        result
     }
 }
 
@@ -403,6 +450,7 @@ impl SqliteBackendBuilder {
             limits: self.limits,
             reuse_instances: self.reuse_instances,
             timers: Timers::new(),
+            shutdown: Arc::new(watch::Sender::new(false)),
         }))
     }
 }

@@ -41,6 +41,7 @@
 //! Layers, bottom to top (each imports only those below it; `docs/architecture.md` draws them
 //! and follows one claim through):
 //! - `error`: [`OpenError`], [`OperationFailure`] and [`BACKEND_LABEL`];
+//! - `wake`: the wake-ups of the long-lived reads (tails and subscriptions), per database;
 //! - `bindings`: the generated WIT bindings and the conversions to and from ff-core types;
 //! - `storage`: SQLite only — opening a database, its one connection, the guest's SQL rights,
 //!   the writer thread (group commit), durability, the schema;
@@ -50,6 +51,8 @@
 //! - `operation`: one guest call as a job for the writer thread;
 //! - `timers`: periodic background tasks (the budget reset pass), owned by a backend;
 //! - `backend`: [`SqliteBackend`], its builder and `run`;
+//! - `streams`: the long-lived reads — `tail_stream`'s wait, the subscriptions' followers and
+//!   the change watcher that wakes them;
 //! - `engine`: the `EngineBackend` implementation, one module per operation family.
 
 #![deny(missing_docs)]
@@ -64,7 +67,9 @@ mod operation;
 mod runtime;
 mod sql;
 mod storage;
+mod streams;
 mod timers;
+mod wake;
 
 pub use backend::{ConnectionForTest, SqliteBackend, SqliteBackendBuilder};
 pub use error::{BACKEND_LABEL, GuestMismatch, OpenError, OperationFailure};

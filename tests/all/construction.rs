@@ -169,18 +169,24 @@ async fn label_capabilities_and_unbuilt_operations_tell_the_truth() {
         (supports.mark_worker_dead, "mark_worker_dead"),
         (supports.list_workers, "list_workers"),
         (supports.change_priority, "change_priority"),
+        (supports.subscribe_lease_history, "subscribe_lease_history"),
+        (supports.subscribe_completion, "subscribe_completion"),
+        (supports.stream_durable_summary, "stream_durable_summary"),
+        (supports.stream_best_effort_live, "stream_best_effort_live"),
     ] {
         assert!(flag, "{name} works and says so");
     }
     for (flag, name) in [
         (supports.replay_execution, "replay_execution"),
-        (supports.subscribe_lease_history, "subscribe_lease_history"),
-        (supports.subscribe_completion, "subscribe_completion"),
         (
             supports.block_execution_for_admission,
             "block_execution_for_admission",
         ),
-        (supports.stream_durable_summary, "stream_durable_summary"),
+        (
+            supports.subscribe_signal_delivery,
+            "subscribe_signal_delivery",
+        ),
+        (supports.subscribe_instance_tags, "subscribe_instance_tags"),
     ] {
         assert!(!flag, "{name} is not built and must not claim support");
     }

@@ -55,6 +55,7 @@ mod sandbox;
 mod scheduling;
 mod sdk;
 mod standalone;
+mod streams;
 mod suspension;
 mod tags;
 mod typed_claim_execution;

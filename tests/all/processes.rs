@@ -156,6 +156,60 @@ fn drain_together(label: &str, executions: usize, work_ms: u64, max_wait: Option
     println!("{label}: test {:.1?}", started.elapsed());
 }
 
+// ── A subscription sees another process's commits ───────────────────────────────────────────
+
+/// A completion subscription in this process, opened "from now", sees every completion a
+/// `drain` worker process commits on the same file, exactly once and in the worker's commit
+/// order, although nothing is committed in this process (so only the change watcher's poll of
+/// the outbox heads, every 100 ms, can reveal them).
+#[test]
+#[serial(process)]
+fn a_subscription_sees_completions_committed_by_another_process() {
+    use ff_core::backend::ScannerFilter;
+    use ff_core::stream_subscribe::StreamCursor;
+    use tokio_stream::StreamExt;
+
+    let dir = ScratchDir::new("cross-process-subscription");
+    let database = dir.file("shared.sqlite");
+    let runtime = runtime();
+    let (backend, mut events) = runtime.block_on(async {
+        dev_mode();
+        let backend = SqliteBackend::new(&database).await.expect("construct");
+        let now = now_ms();
+        for _ in 0..20 {
+            backend
+                .create_execution(create_args(new_execution_id(), "shared", now))
+                .await
+                .expect("create");
+        }
+        let events = backend
+            .subscribe_completion(StreamCursor::empty(), &ScannerFilter::default())
+            .await
+            .expect("subscribe");
+        (backend, events)
+    });
+    // Let the subscription catch up and park: it then waits on the outbox heads, which only the
+    // watcher's poll can move (this process commits nothing more).
+    runtime.block_on(async { tokio::time::sleep(Duration::from_millis(300)).await });
+    let mut worker = Worker::spawn(&database, "drain", "shared", "worker-a", &["0"]);
+    worker.wait_for("warm", STARTUP);
+    worker.start();
+    let completed = reported(&worker.finish(STARTUP), "completed");
+    assert_eq!(completed.len(), 20, "the worker drained the lane");
+    runtime.block_on(async {
+        for expected in &completed {
+            let event = tokio::time::timeout(STARTUP, events.next())
+                .await
+                .expect("the other process's completion arrives")
+                .expect("the stream is open")
+                .expect("an event");
+            assert_eq!(event.execution_id.to_string(), *expected);
+        }
+    });
+    drop(events);
+    drop(backend);
+}
+
 // ── SIGKILL at random moments ───────────────────────────────────────────────────────────────
 
 /// Kills (and database checks).

@@ -1,6 +1,6 @@
 //! FlowFabric's own worker SDK (`ff-sdk`) as the client: a worker built with
 //! `FlowFabricWorker::connect_with(config, our backend, None)` claims, reports progress, renews,
-//! completes and fails executions, and reports usage against budgets, the way an application does, claiming through a scheduler's
+//! completes and fails executions, reports usage against budgets and writes output streams, the way an application does, claiming through a scheduler's
 //! grant (`claim_from_grant`) and through the SDK's own claim loop (`claim_next_via_backend`:
 //! `scan_eligible_executions`, `issue_claim_grant`, `claim_execution`, and `block_route` when
 //! the worker lacks a required capability); a task suspends until a signaller delivers its
@@ -450,4 +450,97 @@ async fn a_task_delays_itself_and_another_cancels_itself() {
         describe(&backend, &cancelled).await.public_state,
         PublicState::Cancelled
     );
+}
+
+/// A task writes its output stream through the SDK (`append_frame`, a summary patch with
+/// `append_frame_with_mode`) while a reader, as an application would, waits on the stream with
+/// `tail_stream` and then reads it whole with `read_stream` and `read_summary`.
+#[tokio::test]
+#[parallel(process)]
+async fn a_task_appends_frames_that_a_reader_tails_and_reads() {
+    use ff_core::backend::{PatchKind, StreamMode, TailVisibility};
+    use ff_core::contracts::StreamCursor;
+    use ff_core::types::AttemptIndex;
+
+    let backend = fresh_backend("sdk-stream").await;
+    let execution_id = create(&backend, b"input").await;
+    let worker = worker(&backend, "sdk-streamer").await;
+    let task = granted_task(&backend, &worker, "sdk-streamer", &execution_id).await;
+
+    let reader_backend = backend.clone();
+    let reader_id = execution_id.clone();
+    let reader = tokio::spawn(async move {
+        reader_backend
+            .tail_stream(
+                &reader_id,
+                AttemptIndex::new(0),
+                StreamCursor::from_beginning(),
+                20_000,
+                100,
+                TailVisibility::All,
+            )
+            .await
+    });
+    let first = task
+        .append_frame("log", b"step 1", Some("corr-1"))
+        .await
+        .expect("append");
+    assert_eq!(first.frame_count, 1);
+    task.append_frame("log", b"step 2", None)
+        .await
+        .expect("append");
+    let summary = task
+        .append_frame_with_mode(
+            "progress",
+            br#"{"done":2}"#,
+            None,
+            StreamMode::DurableSummary {
+                patch_kind: PatchKind::JsonMergePatch,
+            },
+        )
+        .await
+        .expect("summary append");
+    assert_eq!(summary.summary_version, Some(1));
+
+    let tailed = reader.await.unwrap().expect("tail");
+    assert_eq!(tailed.frames[0].id, first.stream_id);
+    assert_eq!(tailed.frames[0].fields["payload"], "step 1");
+    assert_eq!(tailed.frames[0].fields["correlation_id"], "corr-1");
+
+    let all = backend
+        .read_stream(
+            &execution_id,
+            AttemptIndex::new(0),
+            StreamCursor::Start,
+            StreamCursor::End,
+            100,
+        )
+        .await
+        .expect("read_stream");
+    let seen: Vec<(&str, &str)> = all
+        .frames
+        .iter()
+        .map(|frame| {
+            (
+                frame.fields["frame_type"].as_str(),
+                frame.fields["payload"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("log", "step 1"),
+            ("log", "step 2"),
+            ("progress", r#"{"done":2}"#)
+        ]
+    );
+    let document = backend
+        .read_summary(&execution_id, AttemptIndex::new(0))
+        .await
+        .expect("read_summary")
+        .expect("a summary");
+    assert_eq!(document.document_json, br#"{"done":2}"#);
+
+    task.complete(None).await.expect("complete");
 }

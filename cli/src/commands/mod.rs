@@ -3,8 +3,10 @@
 //!
 //! - [`demo`]: `ffwasm demo`;
 //! - [`inspect`]: `ffwasm executions`, `ffwasm show`, `ffwasm stats`, `ffwasm budgets`, `ffwasm workers`;
-//! - [`guest`]: `ffwasm guest wit | check | compile`.
+//! - [`guest`]: `ffwasm guest wit | check | compile | compose`;
+//! - [`watch`]: `ffwasm watch completions | leases`.
 
 pub mod demo;
 pub mod guest;
 pub mod inspect;
+pub mod watch;

@@ -6,8 +6,8 @@
 //!
 //! The world exports one interface per operation family; a component implements each one's
 //! `Guest` trait. This one changes one function of `scheduling` and delegates the rest of it,
-//! and all of `lease-holder`, `recovery`, `reads`, `routing`, `workers`, `tags`, `operator`
-//! and `suspension`, to the built-in guest.
+//! and all of `lease-holder`, `recovery`, `reads`, `routing`, `workers`, `tags`, `operator`,
+//! `suspension` and `streams`, to the built-in guest.
 //!
 //! Build it with `cargo build -p ff-custom-guest-example --target wasm32-wasip2 --release` and
 //! run it with `ffwasm demo --guest <path to ff_custom_guest_example.wasm>` or
@@ -39,6 +39,10 @@ use ff_engine_guest::bindings::routing::{
 use ff_engine_guest::bindings::scheduling::{
     self, ClaimArgs, ClaimExecutionArgs, ClaimGrantOutcome, CreateExecutionArgs,
     CreateExecutionOutcome, IssueClaimGrantArgs, IssueGrantAndClaimArgs,
+};
+use ff_engine_guest::bindings::streams::{
+    self, AppendFrameArgs, AppendFrameOutcome, FrameQuery, Heads, Outbox, OutboxFilter, OutboxPage,
+    StreamFrame, SummaryDocument,
 };
 use ff_engine_guest::bindings::suspension::{
     self, DeliverApprovalSignalArgs, DeliverSignalArgs, DeliverSignalOutcome,
@@ -453,6 +457,38 @@ impl suspension::Guest for OldestFirst {
 
     fn list_suspended(args: ListSuspendedArgs) -> Result<SuspendedPage, EngineError> {
         <Builtin as suspension::Guest>::list_suspended(args)
+    }
+}
+
+/// The built-in guest's streams and outbox pages, unchanged.
+impl streams::Guest for OldestFirst {
+    fn append_frame(args: AppendFrameArgs) -> Result<AppendFrameOutcome, EngineError> {
+        <Builtin as streams::Guest>::append_frame(args)
+    }
+
+    fn read_frames(query: FrameQuery) -> Result<Vec<StreamFrame>, EngineError> {
+        <Builtin as streams::Guest>::read_frames(query)
+    }
+
+    fn read_summary(
+        execution_id: String,
+        attempt_index: u32,
+    ) -> Result<Option<SummaryDocument>, EngineError> {
+        <Builtin as streams::Guest>::read_summary(execution_id, attempt_index)
+    }
+
+    fn read_outbox(
+        source: Outbox,
+        after_event_id: i64,
+        limit: u32,
+        byte_budget: u64,
+        filter: OutboxFilter,
+    ) -> Result<OutboxPage, EngineError> {
+        <Builtin as streams::Guest>::read_outbox(source, after_event_id, limit, byte_budget, filter)
+    }
+
+    fn change_heads() -> Result<Heads, EngineError> {
+        <Builtin as streams::Guest>::change_heads()
     }
 }
 

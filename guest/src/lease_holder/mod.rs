@@ -362,7 +362,10 @@ fn end_with_failure(
 }
 
 /// The handle operations' common checks (module docs); returns the execution and the attempt.
-fn handle_prelude(db: &mut impl Db, lease: &HandleLease) -> Result<(Exec, Attempt), EngineError> {
+pub(crate) fn handle_prelude(
+    db: &mut impl Db,
+    lease: &HandleLease,
+) -> Result<(Exec, Attempt), EngineError> {
     lease_prelude(
         db,
         &lease.execution_id,

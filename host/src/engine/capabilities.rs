@@ -30,6 +30,10 @@ pub(super) fn capabilities() -> Capabilities {
     supports.rotate_waitpoint_hmac_secret_all = true;
     supports.list_pending_waitpoints = true;
 
+    supports.stream_durable_summary = true;
+    supports.stream_best_effort_live = true;
+    supports.subscribe_completion = true;
+    supports.subscribe_lease_history = true;
     Capabilities::new(
         BackendIdentity::new(BACKEND_LABEL, crate_version(), "unknown"),
         supports,

@@ -1,6 +1,7 @@
 //! `impl EngineBackend for SqliteBackend`, dispatching each method to its family's module:
 //! [`scheduling`], [`lease_holder`], [`recovery`], [`reads`], [`budgets`], [`routing`],
-//! [`workers`], [`tags`], [`operator`], [`suspension`] (one per guest interface). Each
+//! [`workers`], [`tags`], [`operator`], [`suspension`], [`streams`] (one per guest interface).
+//! Each
 //! operation converts its arguments ([`crate::bindings::args`]), makes one guest call in one
 //! transaction ([`SqliteBackend::run`]), and converts the result back
 //! ([`crate::bindings::results`]). Operations not built return `EngineError::Unavailable`.
@@ -14,6 +15,7 @@ mod reads;
 mod recovery;
 mod routing;
 mod scheduling;
+mod streams;
 mod suspension;
 mod tags;
 mod workers;
@@ -26,6 +28,7 @@ use ff_core::backend::{
     FailureClass, FailureReason, Frame, Handle, LeaseRenewal, PendingWaitpoint, PrepareOutcome,
     ResumeSignal, ResumeToken, UsageDimensions,
 };
+use ff_core::backend::{ScannerFilter, SummaryDocument, TailVisibility};
 use ff_core::capability::Capabilities;
 use ff_core::contracts::{
     BlockRouteArgs, BlockRouteOutcome, BudgetStatus, BudgetUsageAndLimits, CancelExecutionArgs,
@@ -48,10 +51,13 @@ use ff_core::contracts::{
     RevokeLeaseResult, RotateWaitpointHmacSecretAllArgs, RotateWaitpointHmacSecretAllResult,
     ScanEligibleArgs, SeedOutcome, SeedWaitpointHmacSecretArgs, SuspendArgs, SuspendOutcome,
 };
+use ff_core::contracts::{StreamCursor, StreamFrames};
 use ff_core::engine_backend::{EngineBackend, ReconcileCounts};
 use ff_core::engine_error::EngineError;
 use ff_core::partition::{Partition, PartitionKey};
 use ff_core::state::PublicState;
+use ff_core::stream_events::{CompletionSubscription, LeaseHistorySubscription};
+use ff_core::stream_subscribe;
 use ff_core::types::{
     AttemptIndex, BudgetId, ExecutionId, FlowId, LaneId, LeaseFence, QuotaPolicyId, TimestampMs,
     WaitpointId,
@@ -525,7 +531,11 @@ impl EngineBackend for SqliteBackend {
         capabilities::capabilities()
     }
 
+    /// Ends this backend's tails (each returns what a last page finds) and subscriptions (each
+    /// yields `StreamDisconnected` with its cursor), and stops its background tasks within
+    /// `grace`; operations keep working.
     async fn shutdown_prepare(&self, grace: Duration) -> Result<(), EngineError> {
+        self.begin_shutdown();
         let aborted = self.stop_timers(grace).await;
         if aborted > 0 {
             tracing::warn!(
@@ -625,15 +635,74 @@ impl EngineBackend for SqliteBackend {
         budgets::reconcile_quota_counters(self, now_ms).await
     }
 
-    // ── Not built: streaming, flows ──────────────────────────────────────────
+    // ── Streams and subscriptions ────────────────────────────────────────────────────────
 
     async fn append_frame(
         &self,
-        _handle: &Handle,
-        _frame: Frame,
+        handle: &Handle,
+        frame: Frame,
     ) -> Result<AppendFrameOutcome, EngineError> {
-        unavailable("append_frame")
+        streams::append_frame(self, handle, frame).await
     }
+
+    async fn read_stream(
+        &self,
+        execution_id: &ExecutionId,
+        attempt_index: AttemptIndex,
+        from: StreamCursor,
+        to: StreamCursor,
+        count_limit: u64,
+    ) -> Result<StreamFrames, EngineError> {
+        streams::read_stream(self, execution_id, attempt_index, from, to, count_limit).await
+    }
+
+    async fn tail_stream(
+        &self,
+        execution_id: &ExecutionId,
+        attempt_index: AttemptIndex,
+        after: StreamCursor,
+        block_ms: u64,
+        count_limit: u64,
+        visibility: TailVisibility,
+    ) -> Result<StreamFrames, EngineError> {
+        let exclude_best_effort = matches!(visibility, TailVisibility::ExcludeBestEffort);
+        streams::tail_stream(
+            self,
+            execution_id,
+            attempt_index,
+            after,
+            block_ms,
+            count_limit,
+            exclude_best_effort,
+        )
+        .await
+    }
+
+    async fn read_summary(
+        &self,
+        execution_id: &ExecutionId,
+        attempt_index: AttemptIndex,
+    ) -> Result<Option<SummaryDocument>, EngineError> {
+        streams::read_summary(self, execution_id, attempt_index).await
+    }
+
+    async fn subscribe_completion(
+        &self,
+        cursor: stream_subscribe::StreamCursor,
+        filter: &ScannerFilter,
+    ) -> Result<CompletionSubscription, EngineError> {
+        streams::subscribe_completion(self, cursor, filter).await
+    }
+
+    async fn subscribe_lease_history(
+        &self,
+        cursor: stream_subscribe::StreamCursor,
+        filter: &ScannerFilter,
+    ) -> Result<LeaseHistorySubscription, EngineError> {
+        streams::subscribe_lease_history(self, cursor, filter).await
+    }
+
+    // ── Not built: flows ─────────────────────────────────────────────────────────────────
 
     async fn wait_children(&self, _handle: &Handle) -> Result<(), EngineError> {
         unavailable("wait_children")

@@ -15,6 +15,7 @@ use super::durability::DatabaseFile;
 use super::writer::{Submitted, Writer};
 use super::{schema, wal_gather};
 use crate::error::OpenError;
+use crate::wake::Wakes;
 
 /// One open database: its registry key, its connection and the writer thread that runs every
 /// operation on it ([`super::writer`]).
@@ -23,6 +24,7 @@ pub(crate) struct Database {
     slot: Arc<ConnectionSlot>,
     writer: Writer,
     memory: bool,
+    wakes: Arc<Wakes>,
 }
 
 /// Open databases by key; entries die with the last backend using them.
@@ -64,10 +66,16 @@ impl Database {
             slot,
             writer,
             memory: matches!(location, Location::Memory { .. }),
+            wakes: Arc::new(Wakes::default()),
         });
         registry.insert(key, Arc::downgrade(&database));
         tracing::info!(database = %database.key, "opened SQLite database for the FlowFabric wasm backend (dev-only)");
         Ok(database)
+    }
+
+    /// The wake-ups of this database's long-lived reads (see [`crate::wake`]).
+    pub fn wakes(&self) -> &Arc<Wakes> {
+        &self.wakes
     }
 
     /// The registry key: the absolute file path, or the in-memory URI.

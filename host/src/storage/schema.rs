@@ -32,6 +32,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0005_budgets.sql"),
     },
     Migration {
+        version: 6,
+        sql: include_str!("../../migrations/0006_streams.sql"),
+    },
+    Migration {
         version: 7,
         sql: include_str!("../../migrations/0007_workers.sql"),
     },

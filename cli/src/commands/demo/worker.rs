@@ -1,11 +1,13 @@
 //! One worker of the demo fleet: it claims the execution the scheduler granted it, renews the
-//! lease, reports the tokens it used against the run's budget through its handle, then completes
-//! the execution or fails it (and the retry policy decides what follows).
+//! lease, reports the tokens it used against the run's budget through its handle, appends a
+//! progress frame to the attempt's stream, then completes the execution or fails it (and the
+//! retry policy decides what follows).
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ff_core::backend::UsageDimensions;
+use ff_core::backend::{Frame, FrameKind};
 use ff_core::contracts::{
     ClaimExecutionArgs, ClaimExecutionResult, ClaimedExecution, CompleteExecutionArgs,
     FailExecutionArgs, FailExecutionResult, HeartbeatWorkerArgs, RegisterWorkerArgs,
@@ -140,6 +142,16 @@ impl Worker {
             })
             .await
             .with_context(|| format!("worker {} renewing its lease on {id}", self.id))?;
+        // A progress line on the attempt's output stream (`ffwasm watch` and stream readers see
+        // it).
+        let progress = Frame::new(
+            format!("attempt {} running on {}", lease.attempt_index.0, self.id).into_bytes(),
+            FrameKind::Stdout,
+        );
+        engine
+            .append_frame(&lease.handle, progress)
+            .await
+            .with_context(|| format!("worker {} appending progress to {id}", self.id))?;
 
         let mut usage = UsageDimensions::new().with_dedup_key(format!("{id}/{}", job.attempt.0));
         usage

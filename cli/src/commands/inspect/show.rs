@@ -1,5 +1,5 @@
-//! `ffwasm show <execution-id>`: one execution, its attempts, its lease history, its completion
-//! events, and its suspension, waitpoints and signals.
+//! `ffwasm show <execution-id>`: one execution, its attempts, its stream frames, its lease
+//! history, its completion events, and its suspension, waitpoints and signals.
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -61,9 +61,10 @@ fn find(connection: &Connection, key: &ExecutionKey) -> anyhow::Result<Option<i6
 fn show(connection: &Connection, partition: i64, key: &ExecutionKey) -> anyhow::Result<String> {
     let blob = key.uuid.as_bytes().as_slice();
     Ok(format!(
-        "{}\nAttempts\n{}\nLease history\n{}\nCompletion events\n{}\nSuspension\n{}\nWaitpoints\n{}\nSignals\n{}",
+        "{}\nAttempts\n{}\nStream frames\n{}\nLease history\n{}\nCompletion events\n{}\nSuspension\n{}\nWaitpoints\n{}\nSignals\n{}",
         execution(connection, partition, blob)?,
         attempts(connection, partition, blob)?,
+        stream_frames(connection, partition, blob)?,
         lease_history(connection, partition, &key.uuid.to_string())?,
         completions(connection, partition, blob)?,
         suspension(connection, partition, blob)?,
@@ -284,6 +285,37 @@ fn attempts(connection: &Connection, partition: i64, blob: &[u8]) -> anyhow::Res
             row.get(7)?,
             row.get(8)?,
         ]);
+    }
+    Ok(or_none(&table))
+}
+
+/// The frames of the execution's attempt streams, attempt by attempt, oldest first (none in a
+/// database from before streams existed).
+fn stream_frames(connection: &Connection, partition: i64, blob: &[u8]) -> anyhow::Result<String> {
+    let mut table = Table::new(&["#", "frame id", "mode", "type", "payload"]).right(&[0]);
+    let has_streams: bool = connection.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ff_stream_frame')",
+        [],
+        |row| row.get(0),
+    )?;
+    if has_streams {
+        let mut statement = connection.prepare(
+            "SELECT attempt_index, ts_ms || '-' || seq, mode, \
+                 COALESCE(json_extract(fields, '$.frame_type'), ''), \
+                 CAST(COALESCE(json_extract(fields, '$.payload'), '') AS BLOB) \
+             FROM ff_stream_frame WHERE partition_key = ?1 AND execution_id = ?2 \
+             ORDER BY attempt_index, ts_ms, seq",
+        )?;
+        let mut rows = statement.query(params![partition, blob])?;
+        while let Some(row) = rows.next()? {
+            table.row(vec![
+                row.get::<_, i64>(0)?.to_string(),
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                format::payload(row.get::<_, Option<Vec<u8>>>(4)?.as_deref()),
+            ]);
+        }
     }
     Ok(or_none(&table))
 }

@@ -37,7 +37,7 @@
 //!
 //! `attach` attaches the path given in the claim's `attempt-policy-json` (a default path when
 //! absent or empty), so a test can check that no file appeared. `ping` answers `ok` (a fresh
-//! instance serves normally); every other export answers `not-found(execution)` and touches
+//! instance serves normally); every other export (the whole `streams` interface included) answers `not-found(execution)` and touches
 //! nothing. Every SQL error passed back as `storage` is the `sql` error converted case for case
 //! ([`storage`]).
 
@@ -71,6 +71,10 @@ use bindings::exports::flowfabric::backend::scheduling::{
     self, ClaimArgs, ClaimExecutionArgs, ClaimGrantOutcome, CreateExecutionArgs,
     CreateExecutionOutcome, IssueClaimGrantArgs, IssueGrantAndClaimArgs,
 };
+use bindings::exports::flowfabric::backend::streams::{
+    self, AppendFrameArgs, AppendFrameOutcome, FrameQuery, Heads, Outbox, OutboxFilter, OutboxPage,
+    StreamFrame, SummaryDocument,
+};
 use bindings::exports::flowfabric::backend::suspension::{
     self, DeliverApprovalSignalArgs, DeliverSignalArgs, DeliverSignalOutcome,
     ListPendingWaitpointsArgs, ListSuspendedArgs, PendingWaitpointsPage, ResumeSignal,
@@ -84,6 +88,10 @@ use bindings::exports::flowfabric::backend::workers::{
 use bindings::flowfabric::backend::types::{
     AttemptType, ClaimedExecution, EngineError, Entity, LeaseFence, PublicState, SqliteFailure,
     StorageError, TimestampMs, ValidationError, ValidationKind,
+};
+use bindings::flowfabric::backend::types::{
+    AttemptType, ClaimedExecution, EngineError, Entity, PublicState, SqliteFailure, StorageError,
+    TimestampMs, ValidationError, ValidationKind,
 };
 use bindings::flowfabric::backend::{sql, waitpoint_tokens};
 
@@ -759,6 +767,32 @@ impl suspension::Guest for Hostile {
         Err(NOT_FOUND)
     }
     fn list_suspended(_: ListSuspendedArgs) -> Result<SuspendedPage, EngineError> {
+        Err(NOT_FOUND)
+    }
+}
+
+/// Streams: every export answers `not-found(execution)` and touches nothing (this guest's
+/// misbehaviour is driven through claims only).
+impl streams::Guest for Hostile {
+    fn append_frame(_: AppendFrameArgs) -> Result<AppendFrameOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn read_frames(_: FrameQuery) -> Result<Vec<StreamFrame>, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn read_summary(_: String, _: u32) -> Result<Option<SummaryDocument>, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn read_outbox(
+        _: Outbox,
+        _: i64,
+        _: u32,
+        _: u64,
+        _: OutboxFilter,
+    ) -> Result<OutboxPage, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn change_heads() -> Result<Heads, EngineError> {
         Err(NOT_FOUND)
     }
 }
