@@ -9,8 +9,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-/// The keystore table.
-pub(crate) const KEYSTORE_TABLE: &str = "ff_waitpoint_hmac";
+pub(crate) use super::policy::KEYSTORE_TABLE;
 
 /// A kid and its secret.
 pub(crate) struct Key {

@@ -25,7 +25,11 @@ use std::time::Instant;
 use rusqlite::Connection;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 
-use super::keystore::KEYSTORE_TABLE;
+
+/// The waitpoint keystore's table (`super::keystore`): its secrets never reach a guest, so every
+/// guest read or write of it is refused. Defined here, with the rest of the policy, so that the
+/// standalone SQLite provider (which shares this file) enforces it too.
+pub(crate) const KEYSTORE_TABLE: &str = "ff_waitpoint_hmac";
 
 /// Who is running statements on the connection right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
