@@ -9,8 +9,6 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-pub(crate) use super::policy::KEYSTORE_TABLE;
-
 /// A kid and its secret.
 pub(crate) struct Key {
     /// The kid.
