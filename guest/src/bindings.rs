@@ -5,7 +5,7 @@
 //! The generated modules sit at wit-bindgen's paths (`exports::flowfabric::backend::<family>`
 //! for the exported families, `flowfabric::backend::{sql, types}` for the imports); the
 //! re-exports below name each interface by its WIT name alone: [`scheduling`],
-//! [`lease_holder`], [`recovery`] and [`reads`] (each with its `Guest` trait and its own
+//! [`lease_holder`], [`recovery`], [`reads`] and [`flows`] (each with its `Guest` trait and its own
 //! records), [`types`] (shared by the families) and [`sql`] (the host's database).
 
 wit_bindgen::generate!({
@@ -15,5 +15,5 @@ wit_bindgen::generate!({
     pub_export_macro: true,
 });
 
-pub use exports::flowfabric::backend::{lease_holder, reads, recovery, scheduling};
+pub use exports::flowfabric::backend::{flows, lease_holder, reads, recovery, scheduling};
 pub use flowfabric::backend::{sql, types};

@@ -16,6 +16,7 @@
 //!   - [`lease_holder`]: the lease holder's operations: renew, complete, fail, progress;
 //!   - [`recovery`]: cancel, revoke, suspension resume, lease expiry and reclaim;
 //!   - [`reads`]: what the read operations report;
+//!   - [`flows`]: flows, dependency edges and their enforcement;
 //! - what the families share:
 //!   - [`db`], the small [`db::Db`] trait the logic talks to, and its implementation over the
 //!     host's `sql` import ([`packed`]: the parameters and rows as it sends them);
@@ -34,6 +35,7 @@
 pub mod bindings;
 pub mod component;
 
+pub mod flows;
 pub mod lease_holder;
 pub mod reads;
 pub mod recovery;

@@ -22,7 +22,7 @@ mod generated {
 pub(crate) use generated::EngineBackend as GuestWorld;
 pub(crate) use generated::EngineBackendPre as GuestWorldPre;
 pub(crate) use generated::exports::flowfabric::backend::{
-    lease_holder, reads, recovery, scheduling,
+    flows, lease_holder, reads, recovery, scheduling,
 };
 pub(crate) use generated::flowfabric::backend::sql as wit_sql;
 pub(crate) use generated::flowfabric::backend::types;

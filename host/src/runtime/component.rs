@@ -21,11 +21,12 @@ use super::store::host_linker;
 use crate::error::{GuestMismatch, OpenError};
 
 /// The interfaces a guest exports: one per operation family.
-const FAMILY_INTERFACES: [&str; 4] = [
+const FAMILY_INTERFACES: [&str; 5] = [
     "flowfabric:backend/scheduling@0.1.0",
     "flowfabric:backend/lease-holder@0.1.0",
     "flowfabric:backend/recovery@0.1.0",
     "flowfabric:backend/reads@0.1.0",
+    "flowfabric:backend/flows@0.1.0",
 ];
 /// The interface the host provides.
 const SQL_INTERFACE: &str = "flowfabric:backend/sql@0.1.0";

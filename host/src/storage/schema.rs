@@ -23,11 +23,15 @@ const MIGRATIONS: &[Migration] = &[
         version: 2,
         sql: include_str!("../../migrations/0002_claim_scan.sql"),
     },
+    Migration {
+        version: 3,
+        sql: include_str!("../../migrations/0003_flows.sql"),
+    },
 ];
 
 /// The newest schema version (SQLite's `PRAGMA user_version`, see `host/migrations/`) this build
 /// knows. A backend refuses to open a database with a newer one.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The table of execution rows, which every database this backend has set up holds (from schema
 /// version 1 on): how a tool tells a FlowFabric database from another SQLite file.
