@@ -15,6 +15,10 @@ pub(super) fn capabilities() -> Capabilities {
     supports.issue_reclaim_grant = true;
     supports.prepare = true;
     supports.list_expired_leases = true;
+    supports.cancel_flow_wait_timeout = true;
+    supports.cancel_flow_wait_indefinite = true;
+    supports.cancel_flow_header = true;
+    supports.ack_cancel_member = true;
     Capabilities::new(
         BackendIdentity::new(BACKEND_LABEL, crate_version(), "unknown"),
         supports,
