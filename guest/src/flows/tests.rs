@@ -80,7 +80,7 @@ fn stage(db: &mut TestDb, id: u32, up: u32, down: u32) -> Result<StageEdgeOutcom
 }
 
 fn apply(
-    db: &mut TestDb,
+    db: &mut impl crate::db::Db,
     id: u32,
     up: u32,
     down: u32,
@@ -603,4 +603,55 @@ fn reads_report_edges_tags_and_pages() {
     let page = list_flows(&mut db, 0, None, 1).unwrap();
     assert_eq!(page.flows.len(), 1);
     assert_eq!(page.next_cursor, None);
+}
+
+#[test]
+fn every_statement_of_building_and_resolving_a_dag_is_served_by_an_index() {
+    // Per-operation cost must not grow with the flow: no full scans, no sorts, on add, stage
+    // (with its cycle walk), apply, and a parent's completion resolving its edges.
+    let mut db = flow_with(3);
+    db.seed_runnable(&ex(4));
+    stage(&mut db, 1, 1, 3).unwrap();
+    let handle = lease(&mut db, 1);
+    let expected = revision(&db);
+    let mut recording = crate::testing::Recording {
+        db: &mut db,
+        statements: Vec::new(),
+    };
+    add_execution_to_flow(
+        &mut recording,
+        &AddExecutionArgs {
+            flow_id: FLOW.into(),
+            execution_id: ex(4),
+            now: NOW,
+        },
+    )
+    .unwrap();
+    for (id, up, down, rev) in [(2, 2, 3, expected + 1), (3, 3, 4, expected + 2)] {
+        stage_dependency_edge(
+            &mut recording,
+            &StageEdgeArgs {
+                flow_id: FLOW.into(),
+                edge_id: edge(id),
+                upstream_execution_id: ex(up),
+                downstream_execution_id: ex(down),
+                dependency_kind: "success_only".into(),
+                data_passing_ref: None,
+                expected_graph_revision: rev,
+                now: NOW,
+            },
+        )
+        .unwrap();
+    }
+    for (id, up, down) in [(1, 1, 3), (2, 2, 3), (3, 3, 4)] {
+        apply(&mut recording, id, up, down).unwrap();
+    }
+    crate::lease_holder::complete(&mut recording, &handle, None, NOW).unwrap();
+    evaluate_flow_eligibility(&mut recording, &ex(3)).unwrap();
+    let stage_walked = recording
+        .statements
+        .iter()
+        .any(|(statement, _)| statement.contains("SELECT downstream_eid FROM ff_edge"));
+    assert!(stage_walked, "the cycle walk ran");
+    assert_eq!(recording.unindexed_steps(), Vec::<String>::new());
 }
