@@ -498,7 +498,7 @@ fn guest_commands_print_check_and_compile() {
 
     std::fs::write(dir.path("empty.wasm"), EMPTY_COMPONENT).unwrap();
     let mismatch = dir.ffwasm(&["guest", "check", "empty.wasm"]);
-    for family in ["scheduling", "lease-holder", "recovery", "reads"] {
+    for family in ["scheduling", "lease-holder", "recovery", "reads", "flows"] {
         assert!(
             mismatch.stdout().contains(&format!(
                 "  - does not export `flowfabric:backend/{family}@0.1.0`"
@@ -507,7 +507,7 @@ fn guest_commands_print_check_and_compile() {
             mismatch.stdout()
         );
     }
-    mismatch.fails_with("empty.wasm does not fit the engine-backend world (4 problems)");
+    mismatch.fails_with("empty.wasm does not fit the engine-backend world (5 problems)");
 
     dir.ffwasm(&["guest", "compile", "empty.wasm", "-o", "empty.cwasm"])
         .fails_with("cannot precompile empty.wasm");
