@@ -16,6 +16,7 @@ const PAGE_CACHE_KIB: i64 = -65_536;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../host/migrations/0001_hot_path.sql"),
     include_str!("../../host/migrations/0002_claim_scan.sql"),
+    include_str!("../../host/migrations/0003_flows.sql"),
     include_str!("../../host/migrations/0004_suspension.sql"),
     include_str!("../../host/migrations/0005_budgets.sql"),
     include_str!("../../host/migrations/0006_streams.sql"),

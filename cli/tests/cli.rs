@@ -701,6 +701,7 @@ fn guest_commands_print_check_and_compile() {
         "workers",
         "tags",
         "operator",
+        "flows",
         "suspension",
     ];
     for family in families {
@@ -712,7 +713,7 @@ fn guest_commands_print_check_and_compile() {
             mismatch.stdout()
         );
     }
-    mismatch.fails_with("empty.wasm does not fit the engine-backend world (11 problems)");
+    mismatch.fails_with("empty.wasm does not fit the engine-backend world (12 problems)");
 
     dir.ffwasm(&["guest", "compile", "empty.wasm", "-o", "empty.cwasm"])
         .fails_with("cannot precompile empty.wasm");

@@ -6,7 +6,7 @@
 //! for the exported families, `flowfabric::backend::{sql, types}` for the imports); the
 //! re-exports below name each interface by its WIT name alone: [`scheduling`],
 //! [`lease_holder`], [`recovery`], [`reads`], [`budgets`], [`routing`], [`workers`], [`tags`],
-//! [`operator`], [`suspension`] and [`streams`] (each with its `Guest` trait and its own records), [`types`]
+//! [`operator`], [`suspension`], [`streams`] and [`flows`] (each with its `Guest` trait and its own records), [`types`]
 //! (shared by the families), [`sql`] (the host's database) and [`waitpoint_tokens`] (the host's
 //! token signer).
 
@@ -18,7 +18,7 @@ wit_bindgen::generate!({
 });
 
 pub use exports::flowfabric::backend::{
-    budgets, lease_holder, operator, reads, recovery, routing, scheduling, streams, suspension,
-    tags, workers,
+    budgets, flows, lease_holder, operator, reads, recovery, routing, scheduling, streams,
+    suspension, tags, workers,
 };
 pub use flowfabric::backend::{sql, types, waitpoint_tokens};

@@ -10,6 +10,13 @@ use crate::bindings::budgets::{
     CreateOutcome, CreateQuotaPolicyArgs, QuotaPolicyLimits, ReconcileCounts, RecordSpendArgs,
     ReportUsageAdminArgs, ReportUsageArgs, UsageOutcome,
 };
+use crate::bindings::flows::{
+    AddExecutionArgs, AddExecutionOutcome, ApplyDependencyArgs, ApplyDependencyOutcome,
+    CancelFlowHeaderArgs, CancelFlowHeaderOutcome, CancelFlowOutcome, CancelFlowPolicy,
+    CascadeOutcome, ChildWaitLease, CreateFlowArgs, CreateFlowOutcome, EdgeDirection,
+    EdgeGroupPolicy, EdgeView, FlowPage, FlowView, ResolveDependencyArgs, ResolveOutcome,
+    StageEdgeArgs, StageEdgeOutcome,
+};
 use crate::bindings::lease_holder::{
     CompleteExecutionArgs, FailExecutionArgs, FailOutcome, FailureClass, HandleLease,
     RenewLeaseArgs,
@@ -43,8 +50,8 @@ use crate::bindings::workers::{
     MarkWorkerDeadOutcome, RegisterWorkerArgs, RegisterWorkerOutcome, WorkerPage,
 };
 use crate::bindings::{
-    budgets, lease_holder, operator, reads, recovery, routing, scheduling, streams, suspension,
-    tags, workers,
+    budgets, flows, lease_holder, operator, reads, recovery, routing, scheduling, streams,
+    suspension, tags, workers,
 };
 use crate::db::HostDb;
 use crate::suspension::tokens::HostTokens;
@@ -493,6 +500,108 @@ impl streams::Guest for Component {
 
     fn change_heads() -> Result<Heads, EngineError> {
         crate::streams::change_heads(&mut HostDb)
+    }
+}
+
+impl flows::Guest for Component {
+    fn create_flow(args: CreateFlowArgs) -> Result<CreateFlowOutcome, EngineError> {
+        crate::flows::create_flow(&mut HostDb, &args)
+    }
+
+    fn add_execution_to_flow(args: AddExecutionArgs) -> Result<AddExecutionOutcome, EngineError> {
+        crate::flows::add_execution_to_flow(&mut HostDb, &args)
+    }
+
+    fn stage_dependency_edge(args: StageEdgeArgs) -> Result<StageEdgeOutcome, EngineError> {
+        crate::flows::stage_dependency_edge(&mut HostDb, &args)
+    }
+
+    fn apply_dependency_to_child(
+        args: ApplyDependencyArgs,
+    ) -> Result<ApplyDependencyOutcome, EngineError> {
+        crate::flows::apply_dependency_to_child(&mut HostDb, &args)
+    }
+
+    fn evaluate_flow_eligibility(execution_id: String) -> Result<String, EngineError> {
+        crate::flows::evaluate_flow_eligibility(&mut HostDb, &execution_id)
+    }
+
+    fn cancel_flow(
+        flow_id: String,
+        policy: CancelFlowPolicy,
+        now: TimestampMs,
+    ) -> Result<CancelFlowOutcome, EngineError> {
+        crate::flows::cancel_flow(&mut HostDb, &flow_id, policy, now)
+    }
+
+    fn cancel_flow_header(
+        args: CancelFlowHeaderArgs,
+    ) -> Result<CancelFlowHeaderOutcome, EngineError> {
+        crate::flows::cancel_flow_header(&mut HostDb, &args)
+    }
+
+    fn ack_cancel_member(flow_id: String, execution_id: String) -> Result<(), EngineError> {
+        crate::flows::ack_cancel_member(&mut HostDb, &flow_id, &execution_id)
+    }
+
+    fn set_flow_tag(flow_id: String, key: String, value: String) -> Result<(), EngineError> {
+        crate::flows::set_flow_tag(&mut HostDb, &flow_id, &key, &value)
+    }
+
+    fn get_flow_tag(flow_id: String, key: String) -> Result<Option<String>, EngineError> {
+        crate::flows::get_flow_tag(&mut HostDb, &flow_id, &key)
+    }
+
+    fn describe_flow(flow_id: String) -> Result<Option<FlowView>, EngineError> {
+        crate::flows::describe_flow(&mut HostDb, &flow_id)
+    }
+
+    fn list_flows(
+        partition: u16,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> Result<FlowPage, EngineError> {
+        crate::flows::list_flows(&mut HostDb, partition, cursor.as_deref(), limit)
+    }
+
+    fn list_edges(flow_id: String, direction: EdgeDirection) -> Result<Vec<EdgeView>, EngineError> {
+        crate::flows::list_edges(&mut HostDb, &flow_id, &direction)
+    }
+
+    fn describe_edge(flow_id: String, edge_id: String) -> Result<Option<EdgeView>, EngineError> {
+        crate::flows::describe_edge(&mut HostDb, &flow_id, &edge_id)
+    }
+
+    fn resolve_execution_flow_id(execution_id: String) -> Result<Option<String>, EngineError> {
+        crate::flows::resolve_execution_flow_id(&mut HostDb, &execution_id)
+    }
+
+    fn set_edge_group_policy(
+        flow_id: String,
+        downstream_execution_id: String,
+        policy: EdgeGroupPolicy,
+    ) -> Result<bool, EngineError> {
+        crate::flows::set_edge_group_policy(
+            &mut HostDb,
+            &flow_id,
+            &downstream_execution_id,
+            &policy,
+        )
+    }
+
+    fn resolve_dependency(args: ResolveDependencyArgs) -> Result<ResolveOutcome, EngineError> {
+        crate::flows::resolve_dependency(&mut HostDb, &args)
+    }
+
+    fn cascade_completion(
+        execution_id: String,
+        now: TimestampMs,
+    ) -> Result<CascadeOutcome, EngineError> {
+        crate::flows::cascade_completion(&mut HostDb, &execution_id, now)
+    }
+
+    fn wait_children(lease: ChildWaitLease, now: TimestampMs) -> Result<(), EngineError> {
+        crate::flows::wait_children(&mut HostDb, &lease, now)
     }
 }
 

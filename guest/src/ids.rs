@@ -33,6 +33,23 @@ impl ExecutionRef {
         Ok(Self { partition, uuid })
     }
 
+    /// The id of the execution stored as `blob` (a 16-byte UUID) on `partition`; `None` when the
+    /// blob is not 16 bytes.
+    pub fn from_stored(partition: u16, blob: &[u8]) -> Option<Self> {
+        let uuid = uuid::Uuid::from_slice(blob).ok()?;
+        Some(Self { partition, uuid })
+    }
+
+    /// The UUID.
+    pub fn uuid(&self) -> uuid::Uuid {
+        self.uuid
+    }
+
+    /// The partition number.
+    pub fn partition_number(&self) -> u16 {
+        self.partition
+    }
+
     /// The primary-key parameters `?1` (partition) and `?2` (UUID blob) of the state tables.
     pub fn key(&self) -> [Value; 2] {
         [self.partition(), self.blob()]

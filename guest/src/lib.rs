@@ -21,6 +21,7 @@
 //!     by the host);
 //!   - [`streams`]: attempt output streams (append, pages, the summary document) and pages
 //!     of the outboxes that subscriptions follow;
+//!   - [`flows`]: flows, dependency edges and their enforcement;
 //! - what the families share:
 //!   - [`db`], the small [`db::Db`] trait the logic talks to, and its implementation over the
 //!     host's `sql` import ([`packed`]: the parameters and rows as it sends them);
@@ -40,6 +41,7 @@ pub mod bindings;
 pub mod component;
 
 pub mod budgets;
+pub mod flows;
 pub mod lease_holder;
 pub mod operator;
 pub mod reads;

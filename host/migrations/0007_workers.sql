@@ -34,17 +34,6 @@ CREATE INDEX ff_exec_core_route_scan_idx
     ON ff_exec_core (partition_key, lane_id, priority DESC, created_at_ms, execution_id)
     WHERE lifecycle_phase = 'runnable' AND eligibility_state = 'eligible_now';
 
--- Operator outbox (`change_priority`): upstream's table. `execution_id` is the bare UUID text;
--- `details` a JSON object.
-CREATE TABLE ff_operator_event (
-    event_id       INTEGER PRIMARY KEY AUTOINCREMENT,
-    execution_id   TEXT    NOT NULL,
-    event_type     TEXT    NOT NULL
-        CHECK (event_type IN ('priority_changed', 'replayed', 'flow_cancel_requested')),
-    details        TEXT,
-    occurred_at_ms INTEGER NOT NULL,
-    partition_key  INTEGER NOT NULL,
-    namespace      TEXT,
-    instance_tag   TEXT
-);
-CREATE INDEX ff_operator_event_partition_key_idx ON ff_operator_event (partition_key, event_id);
+-- The operator outbox `change_priority` writes to (`ff_operator_event`, upstream's shape) is
+-- created by 0003_flows.sql.
+

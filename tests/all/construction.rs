@@ -173,6 +173,8 @@ async fn label_capabilities_and_unbuilt_operations_tell_the_truth() {
         (supports.subscribe_completion, "subscribe_completion"),
         (supports.stream_durable_summary, "stream_durable_summary"),
         (supports.stream_best_effort_live, "stream_best_effort_live"),
+        (supports.cancel_flow_header, "cancel_flow_header"),
+        (supports.ack_cancel_member, "ack_cancel_member"),
     ] {
         assert!(flag, "{name} works and says so");
     }
@@ -192,9 +194,18 @@ async fn label_capabilities_and_unbuilt_operations_tell_the_truth() {
     }
     let flow = ff_core::types::FlowId::new();
     assert!(matches!(
-        engine.describe_flow(&flow).await,
+        engine
+            .project_flow_summary(
+                ff_core::partition::Partition {
+                    family: ff_core::partition::PartitionFamily::Flow,
+                    index: 0,
+                },
+                &flow,
+                ff_core::types::TimestampMs::now(),
+            )
+            .await,
         Err(EngineError::Unavailable {
-            op: "describe_flow"
+            op: "project_flow_summary"
         })
     ));
 }

@@ -42,6 +42,7 @@ mod claim_execution;
 mod completion;
 mod construction;
 mod custom_guest;
+mod flows;
 mod group_commit;
 mod guest_containment;
 mod lifecycle;

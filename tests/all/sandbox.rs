@@ -874,7 +874,7 @@ fn assert_named(problems: &[String], fragments: &[&str]) {
 }
 
 /// The world's exported interfaces, one per operation family.
-const FAMILIES: [&str; 11] = [
+const FAMILIES: [&str; 12] = [
     "flowfabric:backend/scheduling@0.1.0",
     "flowfabric:backend/lease-holder@0.1.0",
     "flowfabric:backend/recovery@0.1.0",
@@ -886,6 +886,7 @@ const FAMILIES: [&str; 11] = [
     "flowfabric:backend/operator@0.1.0",
     "flowfabric:backend/suspension@0.1.0",
     "flowfabric:backend/streams@0.1.0",
+    "flowfabric:backend/flows@0.1.0",
 ];
 const READS: &str = "flowfabric:backend/reads@0.1.0";
 const SQL: &str = "flowfabric:backend/sql@0.1.0";

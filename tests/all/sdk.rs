@@ -544,3 +544,193 @@ async fn a_task_appends_frames_that_a_reader_tails_and_reads() {
 
     task.complete(None).await.expect("complete");
 }
+
+/// A two-parent flow built through the backend; the parents run and complete through the SDK,
+/// and the child becomes claimable only when both did.
+#[tokio::test]
+#[parallel(process)]
+async fn a_parent_completed_through_the_sdk_releases_its_child() {
+    use ff_core::contracts::{
+        AddExecutionToFlowArgs, ApplyDependencyToChildArgs, CreateFlowArgs,
+        StageDependencyEdgeArgs, StageDependencyEdgeResult,
+    };
+    use ff_core::types::{EdgeId, FlowId};
+
+    let backend = fresh_backend("sdk-flow").await;
+    let flow_id = FlowId::new();
+    backend
+        .create_flow(CreateFlowArgs {
+            flow_id: flow_id.clone(),
+            flow_kind: "dag".into(),
+            namespace: Namespace::new("default"),
+            now: TimestampMs::now(),
+        })
+        .await
+        .expect("create_flow");
+    let parents = [create(&backend, b"p1").await, create(&backend, b"p2").await];
+    let child = create(&backend, b"child").await;
+    for member in parents.iter().chain([&child]) {
+        backend
+            .add_execution_to_flow(AddExecutionToFlowArgs {
+                flow_id: flow_id.clone(),
+                execution_id: member.clone(),
+                now: TimestampMs::now(),
+            })
+            .await
+            .expect("add");
+    }
+    for (revision, parent) in [3, 4].into_iter().zip(&parents) {
+        let StageDependencyEdgeResult::Staged { edge_id, .. } = backend
+            .stage_dependency_edge(StageDependencyEdgeArgs {
+                flow_id: flow_id.clone(),
+                edge_id: EdgeId::new(),
+                upstream_execution_id: parent.clone(),
+                downstream_execution_id: child.clone(),
+                dependency_kind: "success_only".into(),
+                data_passing_ref: None,
+                expected_graph_revision: revision,
+                now: TimestampMs::now(),
+            })
+            .await
+            .expect("stage");
+        backend
+            .apply_dependency_to_child(ApplyDependencyToChildArgs {
+                flow_id: flow_id.clone(),
+                edge_id,
+                downstream_execution_id: child.clone(),
+                upstream_execution_id: parent.clone(),
+                graph_revision: revision + 1,
+                dependency_kind: "success_only".into(),
+                data_passing_ref: None,
+                now: TimestampMs::now(),
+            })
+            .await
+            .expect("apply");
+    }
+    assert_eq!(
+        describe(&backend, &child).await.public_state,
+        PublicState::WaitingChildren
+    );
+
+    let worker = worker(&backend, "sdk-worker").await;
+    let first = granted_task(&backend, &worker, "sdk-worker", &parents[0]).await;
+    first.complete(None).await.expect("complete p1");
+    assert_eq!(
+        describe(&backend, &child).await.public_state,
+        PublicState::WaitingChildren,
+        "one parent of two is not enough"
+    );
+    let second = granted_task(&backend, &worker, "sdk-worker", &parents[1]).await;
+    second.complete(None).await.expect("complete p2");
+    assert_eq!(
+        describe(&backend, &child).await.public_state,
+        PublicState::Waiting
+    );
+    let task = granted_task(&backend, &worker, "sdk-worker", &child).await;
+    task.complete(Some(b"done".to_vec()))
+        .await
+        .expect("complete child");
+}
+
+/// `move_to_waiting_children` parks a running child whose parent has not finished; the parent's
+/// completion releases it, and the same attempt runs again (taken by the lane scanner).
+#[tokio::test]
+#[parallel(process)]
+async fn a_task_moved_to_waiting_children_resumes_when_its_parent_completes() {
+    use ff_core::contracts::{
+        AddExecutionToFlowArgs, ApplyDependencyToChildArgs, CreateFlowArgs,
+        StageDependencyEdgeArgs, StageDependencyEdgeResult,
+    };
+    use ff_core::types::{EdgeId, FlowId};
+
+    let backend = fresh_backend("sdk-wait-children").await;
+    let flow_id = FlowId::new();
+    backend
+        .create_flow(CreateFlowArgs {
+            flow_id: flow_id.clone(),
+            flow_kind: "dag".into(),
+            namespace: Namespace::new("default"),
+            now: TimestampMs::now(),
+        })
+        .await
+        .expect("create_flow");
+    let parent = create(&backend, b"parent").await;
+    let child = create(&backend, b"child").await;
+    for member in [&parent, &child] {
+        backend
+            .add_execution_to_flow(AddExecutionToFlowArgs {
+                flow_id: flow_id.clone(),
+                execution_id: member.clone(),
+                now: TimestampMs::now(),
+            })
+            .await
+            .expect("add");
+    }
+    let worker = worker(&backend, "sdk-worker").await;
+    // The child starts first; the dependency is applied while it runs.
+    let running_child = granted_task(&backend, &worker, "sdk-worker", &child).await;
+    let StageDependencyEdgeResult::Staged { edge_id, .. } = backend
+        .stage_dependency_edge(StageDependencyEdgeArgs {
+            flow_id: flow_id.clone(),
+            edge_id: EdgeId::new(),
+            upstream_execution_id: parent.clone(),
+            downstream_execution_id: child.clone(),
+            dependency_kind: "success_only".into(),
+            data_passing_ref: None,
+            expected_graph_revision: 2,
+            now: TimestampMs::now(),
+        })
+        .await
+        .expect("stage");
+    backend
+        .apply_dependency_to_child(ApplyDependencyToChildArgs {
+            flow_id: flow_id.clone(),
+            edge_id,
+            downstream_execution_id: child.clone(),
+            upstream_execution_id: parent.clone(),
+            graph_revision: 3,
+            dependency_kind: "success_only".into(),
+            data_passing_ref: None,
+            now: TimestampMs::now(),
+        })
+        .await
+        .expect("apply");
+    running_child
+        .move_to_waiting_children()
+        .await
+        .expect("move_to_waiting_children");
+    assert_eq!(
+        describe(&backend, &child).await.public_state,
+        PublicState::WaitingChildren
+    );
+    let parent_task = granted_task(&backend, &worker, "sdk-worker", &parent).await;
+    parent_task.complete(None).await.expect("complete parent");
+    assert_eq!(
+        describe(&backend, &child).await.public_state,
+        PublicState::Waiting
+    );
+    // The same attempt continues: an interrupted attempt is taken by the lane scanner (a
+    // grant is for a fresh attempt; `issue_claim_grant` refuses an interrupted one).
+    let handle = backend
+        .claim(
+            &LaneId::new(LANE),
+            &ff_core::backend::CapabilitySet::default(),
+            ff_core::backend::ClaimPolicy::new(
+                WorkerId::new("sdk-worker"),
+                WorkerInstanceId::new("sdk-worker-1"),
+                30_000,
+                None,
+            ),
+        )
+        .await
+        .expect("claim")
+        .expect("the released child is claimable");
+    backend
+        .complete(&handle, None)
+        .await
+        .expect("complete child");
+    assert_eq!(
+        describe(&backend, &child).await.public_state,
+        PublicState::Completed
+    );
+}

@@ -7,7 +7,7 @@
 //! The world exports one interface per operation family; a component implements each one's
 //! `Guest` trait. This one changes one function of `scheduling` and delegates the rest of it,
 //! and all of `lease-holder`, `recovery`, `reads`, `routing`, `workers`, `tags`, `operator`,
-//! `suspension` and `streams`, to the built-in guest.
+//! `suspension`, `streams` and `flows`, to the built-in guest.
 //!
 //! Build it with `cargo build -p ff-custom-guest-example --target wasm32-wasip2 --release` and
 //! run it with `ffwasm demo --guest <path to ff_custom_guest_example.wasm>` or
@@ -20,6 +20,13 @@ use ff_engine_guest::bindings::budgets::{
     self, AdmissionOutcome, BudgetStatus, BudgetUsageAndLimits, CheckAdmissionArgs,
     CreateBudgetArgs, CreateOutcome, CreateQuotaPolicyArgs, QuotaPolicyLimits, ReconcileCounts,
     RecordSpendArgs, ReportUsageAdminArgs, ReportUsageArgs, UsageOutcome,
+};
+use ff_engine_guest::bindings::flows::{
+    self, AddExecutionArgs, AddExecutionOutcome, ApplyDependencyArgs, ApplyDependencyOutcome,
+    CancelFlowHeaderArgs, CancelFlowHeaderOutcome, CancelFlowOutcome, CancelFlowPolicy,
+    CascadeOutcome, ChildWaitLease, CreateFlowArgs, CreateFlowOutcome, EdgeDirection,
+    EdgeGroupPolicy, EdgeView, FlowPage, FlowView, ResolveDependencyArgs, ResolveOutcome,
+    StageEdgeArgs, StageEdgeOutcome,
 };
 use ff_engine_guest::bindings::lease_holder::{
     self, CompleteExecutionArgs, FailExecutionArgs, FailOutcome, FailureClass, HandleLease,
@@ -489,6 +496,104 @@ impl streams::Guest for OldestFirst {
 
     fn change_heads() -> Result<Heads, EngineError> {
         <Builtin as streams::Guest>::change_heads()
+    }
+}
+
+/// The built-in guest's flows, unchanged.
+impl flows::Guest for OldestFirst {
+    fn create_flow(args: CreateFlowArgs) -> Result<CreateFlowOutcome, EngineError> {
+        <Builtin as flows::Guest>::create_flow(args)
+    }
+
+    fn add_execution_to_flow(args: AddExecutionArgs) -> Result<AddExecutionOutcome, EngineError> {
+        <Builtin as flows::Guest>::add_execution_to_flow(args)
+    }
+
+    fn stage_dependency_edge(args: StageEdgeArgs) -> Result<StageEdgeOutcome, EngineError> {
+        <Builtin as flows::Guest>::stage_dependency_edge(args)
+    }
+
+    fn apply_dependency_to_child(
+        args: ApplyDependencyArgs,
+    ) -> Result<ApplyDependencyOutcome, EngineError> {
+        <Builtin as flows::Guest>::apply_dependency_to_child(args)
+    }
+
+    fn evaluate_flow_eligibility(execution_id: String) -> Result<String, EngineError> {
+        <Builtin as flows::Guest>::evaluate_flow_eligibility(execution_id)
+    }
+
+    fn cancel_flow(
+        flow_id: String,
+        policy: CancelFlowPolicy,
+        now: TimestampMs,
+    ) -> Result<CancelFlowOutcome, EngineError> {
+        <Builtin as flows::Guest>::cancel_flow(flow_id, policy, now)
+    }
+
+    fn cancel_flow_header(
+        args: CancelFlowHeaderArgs,
+    ) -> Result<CancelFlowHeaderOutcome, EngineError> {
+        <Builtin as flows::Guest>::cancel_flow_header(args)
+    }
+
+    fn ack_cancel_member(flow_id: String, execution_id: String) -> Result<(), EngineError> {
+        <Builtin as flows::Guest>::ack_cancel_member(flow_id, execution_id)
+    }
+
+    fn set_flow_tag(flow_id: String, key: String, value: String) -> Result<(), EngineError> {
+        <Builtin as flows::Guest>::set_flow_tag(flow_id, key, value)
+    }
+
+    fn get_flow_tag(flow_id: String, key: String) -> Result<Option<String>, EngineError> {
+        <Builtin as flows::Guest>::get_flow_tag(flow_id, key)
+    }
+
+    fn describe_flow(flow_id: String) -> Result<Option<FlowView>, EngineError> {
+        <Builtin as flows::Guest>::describe_flow(flow_id)
+    }
+
+    fn list_flows(
+        partition: u16,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> Result<FlowPage, EngineError> {
+        <Builtin as flows::Guest>::list_flows(partition, cursor, limit)
+    }
+
+    fn list_edges(flow_id: String, direction: EdgeDirection) -> Result<Vec<EdgeView>, EngineError> {
+        <Builtin as flows::Guest>::list_edges(flow_id, direction)
+    }
+
+    fn describe_edge(flow_id: String, edge_id: String) -> Result<Option<EdgeView>, EngineError> {
+        <Builtin as flows::Guest>::describe_edge(flow_id, edge_id)
+    }
+
+    fn resolve_execution_flow_id(execution_id: String) -> Result<Option<String>, EngineError> {
+        <Builtin as flows::Guest>::resolve_execution_flow_id(execution_id)
+    }
+
+    fn set_edge_group_policy(
+        flow_id: String,
+        downstream_execution_id: String,
+        policy: EdgeGroupPolicy,
+    ) -> Result<bool, EngineError> {
+        <Builtin as flows::Guest>::set_edge_group_policy(flow_id, downstream_execution_id, policy)
+    }
+
+    fn resolve_dependency(args: ResolveDependencyArgs) -> Result<ResolveOutcome, EngineError> {
+        <Builtin as flows::Guest>::resolve_dependency(args)
+    }
+
+    fn cascade_completion(
+        execution_id: String,
+        now: TimestampMs,
+    ) -> Result<CascadeOutcome, EngineError> {
+        <Builtin as flows::Guest>::cascade_completion(execution_id, now)
+    }
+
+    fn wait_children(lease: ChildWaitLease, now: TimestampMs) -> Result<(), EngineError> {
+        <Builtin as flows::Guest>::wait_children(lease, now)
     }
 }
 

@@ -70,7 +70,8 @@ fn optional_raw_field(params: &mut Vec<Value>, key: &str, value: Option<&str>) -
 
 /// Attempt `success`; execution COMPLETED with `terminal_at_ms = now`, `result` = `payload`
 /// (NULL when `None`), `raw_fields.terminal_outcome = "success"`, `last_mutation_at` and
-/// `result_encoding` (only when given); then CE(`success`), LE(`revoked`).
+/// `result_encoding` (only when given); then CE(`success`), LE(`revoked`); then the flow
+/// edges leaving it resolve ([`crate::flows::on_terminal`]).
 pub fn finish_successfully(
     db: &mut impl Db,
     lease: &EndingLease<'_>,
@@ -94,7 +95,8 @@ pub fn finish_successfully(
         &params,
     )?;
     record_completion_event(db, lease.exec, "success", lease.now)?;
-    record_lease_event(db, lease.exec, "revoked", lease.lease_id, lease.now)
+    record_lease_event(db, lease.exec, "revoked", lease.lease_id, lease.now)?;
+    crate::flows::on_terminal(db, lease.exec, "success", lease.now)
 }
 
 /// Attempt `retry`; execution RETRY_BACKOFF (`delay_ms > 0`) or RETRY_DUE (`delay_ms == 0`),
@@ -149,7 +151,8 @@ pub fn schedule_retry(
 
 /// Attempt `failed`; execution FAILED with `terminal_at_ms = now`, `raw_fields`:
 /// `failure_reason`, `terminal_outcome = "failed"`, `last_mutation_at` (and
-/// `last_failure_message` when given); `result` untouched; then CE(`failed`), LE(`revoked`).
+/// `last_failure_message` when given); `result` untouched; then CE(`failed`), LE(`revoked`);
+/// then the flow edges leaving it resolve ([`crate::flows::on_terminal`]).
 pub fn fail_terminally(
     db: &mut impl Db,
     lease: &EndingLease<'_>,
@@ -174,5 +177,6 @@ pub fn fail_terminally(
     )?;
     record_completion_event(db, lease.exec, "failed", lease.now)?;
     record_lease_event(db, lease.exec, "revoked", lease.lease_id, lease.now)?;
+    crate::flows::on_terminal(db, lease.exec, "failed", lease.now)?;
     Ok(FailOutcome::TerminalFailed)
 }

@@ -97,7 +97,7 @@ pub fn cancel_execution(db: &mut impl Db, args: &CancelExecutionArgs) -> Result<
         )?;
         record_lease_event(db, &exec, "revoked", attempt.lease_id.as_deref(), args.now)?;
     }
-    Ok(())
+    crate::flows::on_terminal(db, &exec, "cancelled", args.now)
 }
 
 /// Take the lease away from its holder; the execution becomes claimable again (`waiting`).

@@ -187,6 +187,7 @@ pub fn reclaim_execution(
         )?;
         record_completion_event(db, &exec, "failed", args.now)?;
         record_lease_event(db, &exec, "revoked", prior_lease_id.as_deref(), args.now)?;
+        crate::flows::on_terminal(db, &exec, "failed", args.now)?;
         return Ok(ReclaimExecutionOutcome::ReclaimCapExceeded(clamp_u32(
             exec.lease_reclaim_count,
         )));

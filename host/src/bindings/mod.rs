@@ -22,8 +22,8 @@ mod generated {
 pub(crate) use generated::EngineBackend as GuestWorld;
 pub(crate) use generated::EngineBackendPre as GuestWorldPre;
 pub(crate) use generated::exports::flowfabric::backend::{
-    budgets, lease_holder, operator, reads, recovery, routing, scheduling, streams, suspension,
-    workers,
+    budgets, flows, lease_holder, operator, reads, recovery, routing, scheduling, streams,
+    suspension, workers,
 };
 pub(crate) use generated::flowfabric::backend::sql as wit_sql;
 pub(crate) use generated::flowfabric::backend::types;

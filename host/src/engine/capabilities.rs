@@ -34,6 +34,10 @@ pub(super) fn capabilities() -> Capabilities {
     supports.stream_best_effort_live = true;
     supports.subscribe_completion = true;
     supports.subscribe_lease_history = true;
+    supports.cancel_flow_wait_timeout = true;
+    supports.cancel_flow_wait_indefinite = true;
+    supports.cancel_flow_header = true;
+    supports.ack_cancel_member = true;
     Capabilities::new(
         BackendIdentity::new(BACKEND_LABEL, crate_version(), "unknown"),
         supports,

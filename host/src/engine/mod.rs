@@ -1,13 +1,14 @@
 //! `impl EngineBackend for SqliteBackend`, dispatching each method to its family's module:
 //! [`scheduling`], [`lease_holder`], [`recovery`], [`reads`], [`budgets`], [`routing`],
-//! [`workers`], [`tags`], [`operator`], [`suspension`], [`streams`] (one per guest interface).
-//! Each
+//! [`workers`], [`tags`], [`operator`], [`suspension`], [`streams`], [`flows`] (one per guest
+//! interface). Each
 //! operation converts its arguments ([`crate::bindings::args`]), makes one guest call in one
 //! transaction ([`SqliteBackend::run`]), and converts the result back
 //! ([`crate::bindings::results`]). Operations not built return `EngineError::Unavailable`.
 
 mod budgets;
 mod capabilities;
+mod flows;
 mod inputs;
 mod lease_holder;
 mod operator;
@@ -24,32 +25,38 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ff_core::backend::{
-    AppendFrameOutcome, CancelFlowPolicy, CancelFlowWait, CapabilitySet, ClaimPolicy, FailOutcome,
-    FailureClass, FailureReason, Frame, Handle, LeaseRenewal, PendingWaitpoint, PrepareOutcome,
-    ResumeSignal, ResumeToken, UsageDimensions,
+    AppendFrameOutcome, CancelFlowPolicy, CancelFlowWait, CapabilitySet, ClaimPolicy,
+    CompletionPayload, FailOutcome, FailureClass, FailureReason, Frame, Handle, LeaseRenewal,
+    PendingWaitpoint, PrepareOutcome, ResumeSignal, ResumeToken, UsageDimensions,
 };
 use ff_core::backend::{ScannerFilter, SummaryDocument, TailVisibility};
 use ff_core::capability::Capabilities;
 use ff_core::contracts::{
-    BlockRouteArgs, BlockRouteOutcome, BudgetStatus, BudgetUsageAndLimits, CancelExecutionArgs,
-    CancelExecutionResult, CancelFlowResult, ChangePriorityArgs, ChangePriorityResult,
+    AddExecutionToFlowArgs, AddExecutionToFlowResult, ApplyDependencyToChildArgs,
+    ApplyDependencyToChildResult, BlockRouteArgs, BlockRouteOutcome, BudgetStatus,
+    BudgetUsageAndLimits, CancelExecutionArgs, CancelExecutionResult, CancelFlowArgs,
+    CancelFlowHeader, CancelFlowResult, CascadeOutcome, ChangePriorityArgs, ChangePriorityResult,
     CheckAdmissionArgs, CheckAdmissionResult, ClaimExecutionArgs, ClaimExecutionResult,
     ClaimForWorkerArgs, ClaimForWorkerOutcome, ClaimGrantOutcome, ClaimResumedExecutionArgs,
     ClaimResumedExecutionResult, CompleteExecutionArgs, CompleteExecutionResult, CreateBudgetArgs,
-    CreateBudgetResult, CreateExecutionArgs, CreateExecutionResult, CreateQuotaPolicyArgs,
-    CreateQuotaPolicyResult, DeliverApprovalSignalArgs, DeliverSignalArgs, DeliverSignalResult,
-    ExecutionContext, ExecutionInfo, ExecutionSnapshot, FailExecutionArgs, FailExecutionResult,
-    FlowSnapshot, HeartbeatWorkerArgs, HeartbeatWorkerOutcome, IssueClaimGrantArgs,
-    IssueClaimGrantOutcome, IssueGrantAndClaimArgs, IssueReclaimGrantArgs,
-    IssueReclaimGrantOutcome, ListExpiredLeasesArgs, ListExpiredLeasesResult, ListLanesPage,
-    ListPendingWaitpointsArgs, ListPendingWaitpointsResult, ListSuspendedPage, ListWorkersArgs,
-    ListWorkersResult, MarkWorkerDeadArgs, MarkWorkerDeadOutcome, QuotaPolicyLimits,
-    ReclaimExecutionArgs, ReclaimExecutionOutcome, RecordSpendArgs, RegisterWorkerArgs,
-    RegisterWorkerOutcome, ReleaseAdmissionArgs, ReleaseAdmissionResult, ReleaseBudgetArgs,
-    RenewLeaseArgs, RenewLeaseResult, ReportUsageAdminArgs, ReportUsageResult, ResetBudgetArgs,
-    ResetBudgetResult, ResumeExecutionArgs, ResumeExecutionResult, RevokeLeaseArgs,
-    RevokeLeaseResult, RotateWaitpointHmacSecretAllArgs, RotateWaitpointHmacSecretAllResult,
-    ScanEligibleArgs, SeedOutcome, SeedWaitpointHmacSecretArgs, SuspendArgs, SuspendOutcome,
+    CreateBudgetResult, CreateExecutionArgs, CreateExecutionResult, CreateFlowArgs,
+    CreateFlowResult, CreateQuotaPolicyArgs, CreateQuotaPolicyResult, DeliverApprovalSignalArgs,
+    DeliverSignalArgs, DeliverSignalResult, EdgeDependencyPolicy, EdgeDirection, EdgeSnapshot,
+    EvaluateFlowEligibilityArgs, EvaluateFlowEligibilityResult, ExecutionContext, ExecutionInfo,
+    ExecutionSnapshot, FailExecutionArgs, FailExecutionResult, FlowSnapshot, HeartbeatWorkerArgs,
+    HeartbeatWorkerOutcome, IssueClaimGrantArgs, IssueClaimGrantOutcome, IssueGrantAndClaimArgs,
+    IssueReclaimGrantArgs, IssueReclaimGrantOutcome, ListExpiredLeasesArgs,
+    ListExpiredLeasesResult, ListFlowsPage, ListLanesPage, ListPendingWaitpointsArgs,
+    ListPendingWaitpointsResult, ListSuspendedPage, ListWorkersArgs, ListWorkersResult,
+    MarkWorkerDeadArgs, MarkWorkerDeadOutcome, QuotaPolicyLimits, ReclaimExecutionArgs,
+    ReclaimExecutionOutcome, RecordSpendArgs, RegisterWorkerArgs, RegisterWorkerOutcome,
+    ReleaseAdmissionArgs, ReleaseAdmissionResult, ReleaseBudgetArgs, RenewLeaseArgs,
+    RenewLeaseResult, ReportUsageAdminArgs, ReportUsageResult, ResetBudgetArgs, ResetBudgetResult,
+    ResolveDependencyArgs, ResolveDependencyOutcome, ResumeExecutionArgs, ResumeExecutionResult,
+    RevokeLeaseArgs, RevokeLeaseResult, RotateWaitpointHmacSecretAllArgs,
+    RotateWaitpointHmacSecretAllResult, ScanEligibleArgs, SeedOutcome, SeedWaitpointHmacSecretArgs,
+    SetEdgeGroupPolicyResult, StageDependencyEdgeArgs, StageDependencyEdgeResult, SuspendArgs,
+    SuspendOutcome,
 };
 use ff_core::contracts::{StreamCursor, StreamFrames};
 use ff_core::engine_backend::{EngineBackend, ReconcileCounts};
@@ -59,8 +66,8 @@ use ff_core::state::PublicState;
 use ff_core::stream_events::{CompletionSubscription, LeaseHistorySubscription};
 use ff_core::stream_subscribe;
 use ff_core::types::{
-    AttemptIndex, BudgetId, ExecutionId, FlowId, LaneId, LeaseFence, QuotaPolicyId, TimestampMs,
-    WaitpointId,
+    AttemptIndex, BudgetId, EdgeId, ExecutionId, FlowId, LaneId, LeaseFence, QuotaPolicyId,
+    TimestampMs, WaitpointId,
 };
 
 use crate::backend::SqliteBackend;
@@ -527,6 +534,144 @@ impl EngineBackend for SqliteBackend {
         BACKEND_LABEL
     }
 
+    // ── Flows ───────────────────────────────────────────────────────────────────────────────
+
+    async fn create_flow(&self, args: CreateFlowArgs) -> Result<CreateFlowResult, EngineError> {
+        flows::create_flow(self, args).await
+    }
+
+    async fn add_execution_to_flow(
+        &self,
+        args: AddExecutionToFlowArgs,
+    ) -> Result<AddExecutionToFlowResult, EngineError> {
+        flows::add_execution_to_flow(self, args).await
+    }
+
+    async fn stage_dependency_edge(
+        &self,
+        args: StageDependencyEdgeArgs,
+    ) -> Result<StageDependencyEdgeResult, EngineError> {
+        flows::stage_dependency_edge(self, args).await
+    }
+
+    async fn apply_dependency_to_child(
+        &self,
+        args: ApplyDependencyToChildArgs,
+    ) -> Result<ApplyDependencyToChildResult, EngineError> {
+        flows::apply_dependency_to_child(self, args).await
+    }
+
+    async fn evaluate_flow_eligibility(
+        &self,
+        args: EvaluateFlowEligibilityArgs,
+    ) -> Result<EvaluateFlowEligibilityResult, EngineError> {
+        flows::evaluate_flow_eligibility(self, args).await
+    }
+
+    async fn describe_flow(&self, id: &FlowId) -> Result<Option<FlowSnapshot>, EngineError> {
+        flows::describe_flow(self, id).await
+    }
+
+    async fn cancel_flow(
+        &self,
+        id: &FlowId,
+        policy: CancelFlowPolicy,
+        wait: CancelFlowWait,
+    ) -> Result<CancelFlowResult, EngineError> {
+        flows::cancel_flow(self, id, policy, wait).await
+    }
+
+    async fn cancel_flow_header(
+        &self,
+        args: CancelFlowArgs,
+    ) -> Result<CancelFlowHeader, EngineError> {
+        flows::cancel_flow_header(self, args).await
+    }
+
+    async fn ack_cancel_member(
+        &self,
+        flow_id: &FlowId,
+        execution_id: &ExecutionId,
+    ) -> Result<(), EngineError> {
+        flows::ack_cancel_member(self, flow_id, execution_id).await
+    }
+
+    async fn set_flow_tag(
+        &self,
+        flow_id: &FlowId,
+        key: &str,
+        value: &str,
+    ) -> Result<(), EngineError> {
+        flows::set_flow_tag(self, flow_id, key, value).await
+    }
+
+    async fn get_flow_tag(
+        &self,
+        flow_id: &FlowId,
+        key: &str,
+    ) -> Result<Option<String>, EngineError> {
+        flows::get_flow_tag(self, flow_id, key).await
+    }
+
+    async fn list_flows(
+        &self,
+        partition: PartitionKey,
+        cursor: Option<FlowId>,
+        limit: usize,
+    ) -> Result<ListFlowsPage, EngineError> {
+        flows::list_flows(self, partition, cursor, limit).await
+    }
+
+    async fn list_edges(
+        &self,
+        flow_id: &FlowId,
+        direction: EdgeDirection,
+    ) -> Result<Vec<EdgeSnapshot>, EngineError> {
+        flows::list_edges(self, flow_id, direction).await
+    }
+
+    async fn describe_edge(
+        &self,
+        flow_id: &FlowId,
+        edge_id: &EdgeId,
+    ) -> Result<Option<EdgeSnapshot>, EngineError> {
+        flows::describe_edge(self, flow_id, edge_id).await
+    }
+
+    async fn resolve_execution_flow_id(
+        &self,
+        eid: &ExecutionId,
+    ) -> Result<Option<FlowId>, EngineError> {
+        flows::resolve_execution_flow_id(self, eid).await
+    }
+
+    async fn set_edge_group_policy(
+        &self,
+        flow_id: &FlowId,
+        downstream_execution_id: &ExecutionId,
+        policy: EdgeDependencyPolicy,
+    ) -> Result<SetEdgeGroupPolicyResult, EngineError> {
+        flows::set_edge_group_policy(self, flow_id, downstream_execution_id, policy).await
+    }
+
+    async fn resolve_dependency(
+        &self,
+        args: ResolveDependencyArgs,
+    ) -> Result<ResolveDependencyOutcome, EngineError> {
+        flows::resolve_dependency(self, args).await
+    }
+
+    async fn cascade_completion(
+        &self,
+        payload: &CompletionPayload,
+    ) -> Result<CascadeOutcome, EngineError> {
+        flows::cascade_completion(self, payload).await
+    }
+
+    async fn wait_children(&self, handle: &Handle) -> Result<(), EngineError> {
+        flows::wait_children(self, handle).await
+    }
+
     fn capabilities(&self) -> Capabilities {
         capabilities::capabilities()
     }
@@ -700,24 +845,5 @@ impl EngineBackend for SqliteBackend {
         filter: &ScannerFilter,
     ) -> Result<LeaseHistorySubscription, EngineError> {
         streams::subscribe_lease_history(self, cursor, filter).await
-    }
-
-    // ── Not built: flows ─────────────────────────────────────────────────────────────────
-
-    async fn wait_children(&self, _handle: &Handle) -> Result<(), EngineError> {
-        unavailable("wait_children")
-    }
-
-    async fn describe_flow(&self, _id: &FlowId) -> Result<Option<FlowSnapshot>, EngineError> {
-        unavailable("describe_flow")
-    }
-
-    async fn cancel_flow(
-        &self,
-        _id: &FlowId,
-        _policy: CancelFlowPolicy,
-        _wait: CancelFlowWait,
-    ) -> Result<CancelFlowResult, EngineError> {
-        unavailable("cancel_flow")
     }
 }

@@ -22,7 +22,7 @@ use super::store::host_linker;
 use crate::error::{GuestMismatch, OpenError};
 
 /// The interfaces a guest exports: one per operation family.
-const FAMILY_INTERFACES: [&str; 11] = [
+const FAMILY_INTERFACES: [&str; 12] = [
     "flowfabric:backend/scheduling@0.1.0",
     "flowfabric:backend/lease-holder@0.1.0",
     "flowfabric:backend/recovery@0.1.0",
@@ -34,6 +34,7 @@ const FAMILY_INTERFACES: [&str; 11] = [
     "flowfabric:backend/operator@0.1.0",
     "flowfabric:backend/suspension@0.1.0",
     "flowfabric:backend/streams@0.1.0",
+    "flowfabric:backend/flows@0.1.0",
 ];
 /// The interface the host provides.
 const SQL_INTERFACE: &str = "flowfabric:backend/sql@0.1.0";

@@ -25,7 +25,6 @@ use std::time::Instant;
 use rusqlite::Connection;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 
-
 /// The waitpoint keystore's table (`super::keystore`): its secrets never reach a guest, so every
 /// guest read or write of it is refused. Defined here, with the rest of the policy, so that the
 /// standalone SQLite provider (which shares this file) enforces it too.

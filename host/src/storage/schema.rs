@@ -24,6 +24,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0002_claim_scan.sql"),
     },
     Migration {
+        version: 3,
+        sql: include_str!("../../migrations/0003_flows.sql"),
+    },
+    Migration {
         version: 4,
         sql: include_str!("../../migrations/0004_suspension.sql"),
     },

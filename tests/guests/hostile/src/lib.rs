@@ -52,6 +52,13 @@ use bindings::exports::flowfabric::backend::budgets::{
     CreateBudgetArgs, CreateOutcome, CreateQuotaPolicyArgs, QuotaPolicyLimits, ReconcileCounts,
     RecordSpendArgs, ReportUsageAdminArgs, ReportUsageArgs, UsageOutcome,
 };
+use bindings::exports::flowfabric::backend::flows::{
+    self, AddExecutionArgs, AddExecutionOutcome, ApplyDependencyArgs, ApplyDependencyOutcome,
+    CancelFlowHeaderArgs, CancelFlowHeaderOutcome, CancelFlowOutcome, CancelFlowPolicy,
+    CascadeOutcome, ChildWaitLease, CreateFlowArgs, CreateFlowOutcome, EdgeDirection,
+    EdgeGroupPolicy, EdgeView, FlowPage, FlowView, ResolveDependencyArgs, ResolveOutcome,
+    StageEdgeArgs, StageEdgeOutcome,
+};
 use bindings::exports::flowfabric::backend::lease_holder::{
     self, CompleteExecutionArgs, FailExecutionArgs, FailOutcome, FailureClass, HandleLease,
     RenewLeaseArgs,
@@ -793,6 +800,78 @@ impl streams::Guest for Hostile {
         Err(NOT_FOUND)
     }
     fn change_heads() -> Result<Heads, EngineError> {
+        Err(NOT_FOUND)
+    }
+}
+
+/// The flows family: every operation answers `not-found(execution)` and touches nothing (the
+/// misbehaviours live on the claim above; this block only completes the world).
+impl flows::Guest for Hostile {
+    fn create_flow(_: CreateFlowArgs) -> Result<CreateFlowOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn add_execution_to_flow(_: AddExecutionArgs) -> Result<AddExecutionOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn stage_dependency_edge(_: StageEdgeArgs) -> Result<StageEdgeOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn apply_dependency_to_child(
+        _: ApplyDependencyArgs,
+    ) -> Result<ApplyDependencyOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn evaluate_flow_eligibility(_: String) -> Result<String, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn cancel_flow(
+        _: String,
+        _: CancelFlowPolicy,
+        _: TimestampMs,
+    ) -> Result<CancelFlowOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn cancel_flow_header(_: CancelFlowHeaderArgs) -> Result<CancelFlowHeaderOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn ack_cancel_member(_: String, _: String) -> Result<(), EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn set_flow_tag(_: String, _: String, _: String) -> Result<(), EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn get_flow_tag(_: String, _: String) -> Result<Option<String>, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn describe_flow(_: String) -> Result<Option<FlowView>, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn list_flows(_: u16, _: Option<String>, _: u32) -> Result<FlowPage, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn list_edges(_: String, _: EdgeDirection) -> Result<Vec<EdgeView>, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn describe_edge(_: String, _: String) -> Result<Option<EdgeView>, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn resolve_execution_flow_id(_: String) -> Result<Option<String>, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn set_edge_group_policy(
+        _: String,
+        _: String,
+        _: EdgeGroupPolicy,
+    ) -> Result<bool, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn resolve_dependency(_: ResolveDependencyArgs) -> Result<ResolveOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn cascade_completion(_: String, _: TimestampMs) -> Result<CascadeOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn wait_children(_: ChildWaitLease, _: TimestampMs) -> Result<(), EngineError> {
         Err(NOT_FOUND)
     }
 }
