@@ -160,6 +160,8 @@ impl SqliteBackend {
             guest: Arc::clone(&self.guest),
             limits: self.limits,
             reuse_instances: self.reuse_instances,
+            // The background tasks stay the original backend's: a handle starts none.
+            timers: Timers::new(),
             shutdown: Arc::clone(&self.shutdown),
         }
     }
@@ -249,7 +251,8 @@ impl SqliteBackend {
         let Ok(submitted) = self.database.submit(Box::new(job)) else {
             return Err(writer_gone(op));
         };
-        self.await_answer(op, submitted, answer).await
+        self.await_answer(op, tx == Tx::Write, submitted, answer)
+            .await
     }
 
     /// Run `call` on the database's connection in a host-owned write transaction, with the
@@ -263,13 +266,15 @@ impl SqliteBackend {
         let Ok(submitted) = self.database.submit(Box::new(job)) else {
             return Err(writer_gone(op));
         };
-        self.await_answer(op, submitted, answer).await
+        self.await_answer(op, true, submitted, answer).await
     }
 
-    /// The answer of a submitted job.
+    /// The answer of a submitted job; a successful one that `writes` tells the database's
+    /// waiting tails and subscriptions that something committed.
     async fn await_answer<T>(
         &self,
         op: &'static str,
+        writes: bool,
         submitted: Submitted,
         mut answer: Answer<T>,
     ) -> Result<T, EngineError> {
@@ -281,7 +286,7 @@ impl SqliteBackend {
             loop {
                 match answer.try_recv() {
                     Ok(result) => {
-                        if tx == Tx::Write && result.is_ok() {
+                        if writes && result.is_ok() {
                             self.database.wakes().committed();
                         }
                         return result;
@@ -295,7 +300,7 @@ impl SqliteBackend {
             }
         }
         let result = answer.await.unwrap_or_else(|_| Err(writer_gone(op)));
-        if tx == Tx::Write && result.is_ok() {
+        if writes && result.is_ok() {
             self.database.wakes().committed();
         }
         result

@@ -4,7 +4,7 @@
 //! interface). Each
 //! operation converts its arguments ([`crate::bindings::args`]), makes one guest call in one
 //! transaction ([`SqliteBackend::run`]), and converts the result back
-//! ([`crate::bindings::results`]). Operations not built return `EngineError::Unavailable`.
+//! ([`crate::bindings::results`]). Operations not built keep ff-core's default body, `EngineError::Unavailable`.
 
 mod budgets;
 mod capabilities;
@@ -72,11 +72,6 @@ use ff_core::types::{
 
 use crate::backend::SqliteBackend;
 use crate::error::BACKEND_LABEL;
-
-/// `Err(Unavailable { op })` for an operation this backend does not implement.
-fn unavailable<T>(op: &'static str) -> Result<T, EngineError> {
-    Err(EngineError::Unavailable { op })
-}
 
 #[async_trait]
 impl EngineBackend for SqliteBackend {

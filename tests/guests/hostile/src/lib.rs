@@ -96,10 +96,6 @@ use bindings::flowfabric::backend::types::{
     AttemptType, ClaimedExecution, EngineError, Entity, LeaseFence, PublicState, SqliteFailure,
     StorageError, TimestampMs, ValidationError, ValidationKind,
 };
-use bindings::flowfabric::backend::types::{
-    AttemptType, ClaimedExecution, EngineError, Entity, PublicState, SqliteFailure, StorageError,
-    TimestampMs, ValidationError, ValidationKind,
-};
 use bindings::flowfabric::backend::{sql, waitpoint_tokens};
 
 /// `storage(error)`: the `sql` import's error as the engine's `storage-error`, case for case.
