@@ -11,6 +11,10 @@
 //! The database is `$FF_DB` (default `flowfabric.sqlite`), a path inside a directory the runtime
 //! preopened. It is opened at the first `transaction.begin`.
 //!
+//! The `waitpoint-tokens` import the guest's suspension family uses is served here too, from
+//! the keystore table (`host/src/storage/keystore.rs`, compiled in) with upstream's token format;
+//! as in our host, the guest's own SQL can neither read nor change that table.
+//!
 //! # Transactions
 //!
 //! Every `sql` call must run inside a transaction started with `transaction.begin`; a call
@@ -40,6 +44,12 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql};
 #[path = "../../../host/src/storage/policy.rs"]
 mod policy;
 
+/// The host's waitpoint keystore queries, compiled in from the host's file (seeding and
+/// rotation are the host's: this provider only signs and verifies).
+#[path = "../../../host/src/storage/keystore.rs"]
+#[allow(dead_code)]
+mod keystore;
+
 /// The host's packed value format, compiled in from the host's file.
 #[path = "../../../host/src/sql/packed.rs"]
 mod packed;
@@ -52,7 +62,10 @@ wit_bindgen::generate!({
 });
 
 use exports::flowfabric::backend::sql::{self, ExecResult, Rows, SqliteFailure, Value};
+use exports::flowfabric::backend::waitpoint_tokens::{self, SignedToken, TokenError};
+use hmac::{Hmac, Mac};
 use policy::{HOST_STATEMENTS, SqlMode, SqlPolicy};
+use sha2::Sha256;
 
 /// Rows one `query` may return (the host's default `GuestLimits::query_rows`).
 const MAX_ROWS: usize = 10_000;
@@ -421,6 +434,68 @@ fn end_transaction(statement: &str) {
             .execute_batch(statement)
             .unwrap_or_else(|error| panic!("{statement} failed: {error}"));
     });
+}
+
+impl waitpoint_tokens::Guest for Provider {
+    fn sign(message: String) -> Result<SignedToken, TokenError> {
+        match with_keystore(keystore::active_key) {
+            None => Err(TokenError::KeystoreEmpty),
+            Some(key) => Ok(SignedToken {
+                token: hmac_token(&key.secret, &key.kid, &message),
+                kid: key.kid,
+            }),
+        }
+    }
+
+    fn verify(kid: String, message: String, token: String, now: i64) -> Result<(), TokenError> {
+        // As in our host: a grace period counts from the later of the caller's clock and ours.
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| {
+                i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+            });
+        let now = now.max(wall);
+        let secret = match with_keystore(|c| keystore::verification_key(c, &kid, now)) {
+            Ok(secret) => secret,
+            Err(keystore::KeyRefusal::Unknown) => return Err(TokenError::UnknownKid(kid)),
+            Err(keystore::KeyRefusal::Expired) => return Err(TokenError::KidExpired(kid)),
+        };
+        let (token_kid, hex_digest) = token.split_once(':').ok_or(TokenError::Malformed)?;
+        if token_kid != kid {
+            return Err(TokenError::WrongKid(token_kid.to_owned()));
+        }
+        let digest = hex::decode(hex_digest).map_err(|_| TokenError::Malformed)?;
+        keyed_mac(&secret, &kid, &message)
+            .verify_slice(&digest)
+            .map_err(|_| TokenError::SignatureMismatch)
+    }
+}
+
+/// Read the keystore with the host's rights (the guest's statements are refused it); a failure
+/// traps, as a keystore failure does in our host.
+fn with_keystore<T>(read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> T {
+    DATABASE.with_borrow(|database| {
+        let database = database
+            .as_ref()
+            .expect("waitpoint tokens are used inside an operation, after transaction.begin");
+        read(&database.connection).unwrap_or_else(|error| panic!("waitpoint keystore: {error}"))
+    })
+}
+
+/// HMAC-SHA256 keyed with `secret` over `<kid>:<message>` (upstream's token digest).
+fn keyed_mac(secret: &[u8], kid: &str, message: &str) -> Hmac<Sha256> {
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC-SHA256 takes any key length");
+    mac.update(kid.as_bytes());
+    mac.update(b":");
+    mac.update(message.as_bytes());
+    mac
+}
+
+/// A token in upstream's format: `<kid>:<hex digest>`.
+fn hmac_token(secret: &[u8], kid: &str, message: &str) -> String {
+    let digest = keyed_mac(secret, kid, message).finalize().into_bytes();
+    format!("{kid}:{}", hex::encode(digest))
 }
 
 export!(Provider);
