@@ -1,6 +1,6 @@
 //! The guest's side of the `sql` interface's packed values (`execute-packed`, `query-packed`;
 //! the format is specified in `wit/sql.wit`): parameters encoded into one byte list, rows
-//! decoded from one. [`crate::db::HostDb`] talks to the host this way; the logic still sees
+//! decoded from one. `HostDb` (in `db`) talks to the host this way; the logic still sees
 //! [`Value`]s.
 
 use crate::sql::{Error as SqlError, SqliteFailure, Value};
