@@ -1,7 +1,8 @@
 //! Builds the built-in guest component (`guest/`) and hands its path to the crate as
 //! `FF_GUEST_WASM`, so `cargo build` and `cargo test` on a fresh clone need no extra step.
 //! `FF_GUEST_WASM_OVERRIDE=<path>` skips the nested build and embeds that file instead.
-//! It also lists the WIT package's files (`wit/*.wit`, the world first) for `GUEST_WIT`, so a
+//! It records the component's SHA-256 (`guest_digest.rs`, the compiled cache's key) and lists
+//! the WIT package's files (`wit/*.wit`, the world first) for `GUEST_WIT`, so a
 //! new interface file is part of it without anyone editing a list.
 
 #[path = "guest_build.rs"]
@@ -18,7 +19,19 @@ fn main() {
         None => guest_build::build_component("ff-engine-guest"),
     };
     println!("cargo:rustc-env=FF_GUEST_WASM={}", wasm.display());
+    write_guest_digest(&wasm);
     write_wit_listing();
+}
+
+/// Write `$OUT_DIR/guest_digest.rs`: the SHA-256 of the built-in guest component, so that a
+/// backend finds the guest's compiled-cache entry without hashing the component at run time.
+fn write_guest_digest(wasm: &std::path::Path) {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(wasm).expect("reading the built guest component");
+    let digest: [u8; 32] = Sha256::digest(&bytes).into();
+    let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    std::fs::write(out.join("guest_digest.rs"), format!("{digest:?}\n"))
+        .expect("writing the guest digest");
 }
 
 /// Write `$OUT_DIR/guest_wit.rs`: the `(file name, contents)` of every `.wit` file of the

@@ -249,21 +249,27 @@ async fn the_compiled_cache_is_filled_once_and_damaged_entries_are_rebuilt_not_l
     assert_eq!(entries.len(), 1, "one entry per component: {entries:?}");
     let entry = entries[0].clone();
     let good = std::fs::read(&entry).unwrap();
+    let inode = |path: &std::path::Path| {
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap())
+    };
+    let first_inode = inode(&entry);
     open().await;
     assert_eq!(
-        std::fs::read(&entry).unwrap(),
-        good,
-        "a valid entry is reused as is"
+        inode(&entry),
+        first_inode,
+        "a valid entry is loaded, not compiled and written again"
     );
+    assert_eq!(std::fs::read(&entry).unwrap(), good);
 
-    // A flipped byte in the machine code, a truncated file, and another component's entry under
-    // this name: each is refused by its digest or key, compiled again and rewritten.
+    // A flipped byte in the machine code, a truncated file, and a flipped byte in the artifact's
+    // header: each is refused by its checksum or trailer, compiled again and rewritten (the
+    // unit tests of `compiled_cache.rs` pin each rejection, another component's key included).
     let mut flipped = good.clone();
     let middle = flipped.len() / 2;
     flipped[middle] ^= 0x40;
-    let mut foreign = good.clone();
-    foreign[20] ^= 0x01;
-    for damaged in [flipped, good[..good.len() / 3].to_vec(), foreign] {
+    let mut header = good.clone();
+    header[20] ^= 0x01;
+    for damaged in [flipped, good[..good.len() / 3].to_vec(), header] {
         std::fs::write(&entry, &damaged).unwrap();
         open().await;
         assert_eq!(

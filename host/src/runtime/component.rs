@@ -16,7 +16,7 @@ use wasmtime::component::types::{ComponentFunc, ComponentInstance, ComponentItem
 
 use std::sync::OnceLock;
 
-use super::compiled_cache::CompiledCache;
+use super::compiled_cache::{CompiledCache, ComponentSource};
 use super::shared_engine::shared_engine;
 use super::store::host_linker;
 use crate::error::{GuestMismatch, OpenError};
@@ -61,26 +61,40 @@ pub const GUEST_WIT: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/guest
 /// unless its builder names another: to check, precompile or compose it outside the backend.
 pub const BUILTIN_GUEST_COMPONENT: &[u8] = include_bytes!(env!("FF_GUEST_WASM"));
 
+/// The built-in guest and its SHA-256, computed by the build script: finding its compiled-cache
+/// entry reads nothing of the component.
+const BUILTIN_SOURCE: ComponentSource<'static> = ComponentSource {
+    bytes: BUILTIN_GUEST_COMPONENT,
+    digest: include!(concat!(env!("OUT_DIR"), "/guest_digest.rs")),
+};
+
 /// The built-in guest, compiled (or loaded from `cache`) once per process.
 pub(crate) fn builtin_component(
     cache: Option<&CompiledCache>,
 ) -> Result<&'static Component, String> {
     static BUILTIN: OnceLock<Result<Component, String>> = OnceLock::new();
     BUILTIN
-        .get_or_init(|| compile(BUILTIN_GUEST_COMPONENT, cache).map_err(|error| error.to_string()))
+        .get_or_init(|| compile_source(BUILTIN_SOURCE, cache).map_err(|error| error.to_string()))
         .as_ref()
         .map_err(Clone::clone)
 }
 
 /// Compile a component binary with the process's engine, or load it from `cache`.
 pub(crate) fn compile(bytes: &[u8], cache: Option<&CompiledCache>) -> Result<Component, OpenError> {
+    compile_source(ComponentSource::new(bytes), cache)
+}
+
+fn compile_source(
+    source: ComponentSource<'_>,
+    cache: Option<&CompiledCache>,
+) -> Result<Component, OpenError> {
     let engine = shared_engine();
     let compiled = match cache {
-        Some(cache) => cache.component(engine, bytes).map(|(component, origin)| {
+        Some(cache) => cache.component(engine, source).map(|(component, origin)| {
             tracing::debug!(cache = %cache.dir().display(), ?origin, "guest component ready");
             component
         }),
-        None => Component::new(engine, bytes),
+        None => Component::new(engine, source.bytes),
     };
     compiled
         .map_err(|error| OpenError::Guest(format!("not a valid WebAssembly component: {error:#}")))
