@@ -14,16 +14,15 @@ use std::sync::Arc;
 
 const HOSTILE_GUEST: &str = env!("FF_HOSTILE_GUEST_WASM");
 
-/// A fresh directory for one test's database file.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ffwasm-{name}-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory for one test's database file, removed when dropped (also when the test
+/// fails: some tests write hundreds of MiB).
+fn temp_dir(name: &str) -> ScratchDir {
+    ScratchDir::new(name)
 }
 
 /// A backend on a new database file `engine.sqlite` in a fresh directory: the directory, the
 /// file, the backend.
-async fn backend_on_new_file(name: &str) -> (PathBuf, PathBuf, Arc<SqliteBackend>) {
+async fn backend_on_new_file(name: &str) -> (ScratchDir, PathBuf, Arc<SqliteBackend>) {
     dev_mode();
     let dir = temp_dir(name);
     let path = dir.join("engine.sqlite");
@@ -121,13 +120,12 @@ async fn concurrent_operations_share_commits_and_failures_undo_only_themselves()
         "concurrent claims shared commits: {transactions} transactions for {operations} operations"
     );
     drop((builtin, hostile));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]
 #[parallel(process)]
 async fn a_commit_that_cannot_be_made_durable_is_not_reported_as_success() {
-    let (dir, path, backend) = backend_on_new_file("unsyncable").await;
+    let (_dir, path, backend) = backend_on_new_file("unsyncable").await;
     let (_, eid) = seed_granted(&backend.connection_for_test(), "worker-1");
     // SQLite keeps writing to its open WAL, but the writer can no longer reach the file to sync
     // it: the claim commits, yet its durability cannot be established.
@@ -150,7 +148,6 @@ async fn a_commit_that_cannot_be_made_durable_is_not_reported_as_success() {
         "{error:?}"
     );
     drop(backend);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]
@@ -225,7 +222,6 @@ async fn an_operation_that_times_out_in_a_shared_transaction_undoes_only_itself(
     }
     drop(conn);
     drop((builtin, hostile));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,7 +256,6 @@ async fn the_wal_is_checkpointed_into_the_database_file_while_the_backend_runs()
         CREATED as i64
     );
     drop(backend);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A claim not yet started.
@@ -308,7 +303,7 @@ async fn as_one_batch(
 
 /// A backend on a fresh database file with two executions granted to `worker-1`.
 struct TwoGranted {
-    dir: PathBuf,
+    _dir: ScratchDir,
     uri: String,
     backend: Arc<SqliteBackend>,
     first: ExecutionId,
@@ -329,7 +324,7 @@ impl TwoGranted {
             )
         };
         Self {
-            dir,
+            _dir: dir,
             uri,
             backend,
             first,
@@ -345,7 +340,6 @@ impl TwoGranted {
         }
         drop(conn);
         drop(self.backend);
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -442,7 +436,7 @@ const CLAIMS_AROUND_A_SLOW_WRITE: usize = 16;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[serial(process)]
 async fn a_write_stopped_at_its_deadline_fails_only_its_own_operation() {
-    let (dir, path, backend) = backend_on_new_file("slow-write-batch").await;
+    let (_dir, path, backend) = backend_on_new_file("slow-write-batch").await;
     let (granted, slow_target): (Vec<ExecutionId>, ExecutionId) = {
         let conn = backend.connection_for_test();
         (
@@ -527,7 +521,6 @@ async fn a_write_stopped_at_its_deadline_fails_only_its_own_operation() {
     );
     drop(conn);
     drop((hostile, backend));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Alone in the process (`#[serial(process)]`): the WAL's longest length is the restart length
@@ -540,7 +533,7 @@ async fn the_wal_starts_over_even_when_writes_never_pause() {
     // SQLite never finds the WAL fully copied when a transaction begins and would append to it
     // until the database is closed. Once the WAL is long, the writer pauses for one checkpoint
     // and the WAL starts over from its beginning (docs/semantics.md, "Checkpoints").
-    let (dir, path, backend) = backend_on_new_file("wal-restart").await;
+    let (_dir, path, backend) = backend_on_new_file("wal-restart").await;
     const TASKS: usize = 16;
     const CREATES_PER_TASK: usize = 400;
     const PAYLOAD: usize = 64 * 1024;
@@ -572,5 +565,4 @@ async fn the_wal_starts_over_even_when_writes_never_pause() {
         (TASKS * CREATES_PER_TASK) as i64
     );
     drop(backend);
-    let _ = std::fs::remove_dir_all(&dir);
 }
