@@ -3,6 +3,7 @@
 //! a full-database snapshot for "nothing changed" assertions.
 
 use ff_backend_sqlite_wasm::SqliteBackend;
+use ff_core::backend::ClaimPolicy;
 use ff_core::contracts::{
     CancelExecutionArgs, ClaimExecutionArgs, ClaimExecutionResult, ClaimedExecution,
     CompleteExecutionArgs, CreateExecutionArgs, FailExecutionArgs, IssueClaimGrantArgs,
@@ -277,6 +278,17 @@ pub fn claim_args_at(
     args.expected_attempt_index = AttemptIndex::new(attempt_index);
     args.now = TimestampMs::from_millis(now);
     args
+}
+
+/// Upstream's hot-path `ClaimPolicy` for the lane scanner: `test-worker` (instance
+/// `test-worker-instance`), a 30 s lease, no waiting.
+pub fn claim_policy() -> ClaimPolicy {
+    ClaimPolicy::new(
+        WorkerId::new("test-worker"),
+        WorkerInstanceId::new("test-worker-instance"),
+        30_000,
+        None,
+    )
 }
 
 /// `CreateExecutionArgs` for `lane` with a small payload, a namespace and one tag.

@@ -5,7 +5,7 @@
 
 use crate::support::*;
 use ff_backend_sqlite_wasm::{ConnectionForTest, SqliteBackend};
-use ff_core::backend::{CapabilitySet, ClaimPolicy, HandleKind};
+use ff_core::backend::{CapabilitySet, ClaimPolicy, Handle, HandleKind};
 use ff_core::contracts::{
     CreateExecutionArgs, CreateExecutionResult, IssueReclaimGrantArgs, IssueReclaimGrantOutcome,
     ReclaimExecutionArgs, ReclaimExecutionOutcome,
@@ -170,6 +170,14 @@ impl Claimed {
     }
 }
 
+/// The handle of a `Claimed` reclaim outcome; panics on any other outcome.
+fn reclaimed(outcome: ReclaimExecutionOutcome) -> Handle {
+    match outcome {
+        ReclaimExecutionOutcome::Claimed(handle) => handle,
+        other => panic!("expected Claimed, got {other:?}"),
+    }
+}
+
 /// Upstream's `create_args`: namespace `default`, kind `op`, payload `hello`.
 fn upstream_create_args(eid: &ExecutionId, lane: &LaneId) -> CreateExecutionArgs {
     let mut args = create_args(eid.clone(), lane.as_str(), now_ms());
@@ -228,10 +236,7 @@ async fn issue_reclaim_grant_lease_revoked_admits() {
 #[parallel(process)]
 async fn reclaim_execution_happy_path() {
     let c = Claimed::granted("rfc024-reclaim").await;
-    match c.reclaim(None).await {
-        ReclaimExecutionOutcome::Claimed(handle) => assert_eq!(handle.kind, HandleKind::Reclaimed),
-        other => panic!("expected Claimed, got {other:?}"),
-    }
+    assert_eq!(reclaimed(c.reclaim(None).await).kind, HandleKind::Reclaimed);
     {
         let conn = c.conn();
         assert_eq!(exec_column(&conn, &c.eid, "lease_reclaim_count"), "1");
@@ -416,10 +421,7 @@ async fn reclaim_execution_handle_carries_caller_ids_and_nonzero_epoch() {
     let lease_id = LeaseId::new();
     let args =
         c.reclaim_args_with_ids("w1", "w1-i2", 0, None, lease_id.clone(), attempt_id.clone());
-    let handle = match c.backend.reclaim_execution(args).await.expect("reclaim") {
-        ReclaimExecutionOutcome::Claimed(handle) => handle,
-        other => panic!("expected Claimed, got {other:?}"),
-    };
+    let handle = reclaimed(c.backend.reclaim_execution(args).await.expect("reclaim"));
     let decoded = handle_codec::decode(&handle.opaque).expect("decode handle");
     assert_eq!(
         decoded.payload.attempt_id, attempt_id,
@@ -490,8 +492,5 @@ async fn reclaim_execution_ignores_stale_current_attempt_index_arg() {
 #[parallel(process)]
 async fn reclaim_execution_handle_kind_reclaimed() {
     let c = Claimed::granted("rfc024-kind").await;
-    match c.reclaim(None).await {
-        ReclaimExecutionOutcome::Claimed(handle) => assert_eq!(handle.kind, HandleKind::Reclaimed),
-        other => panic!("expected Claimed(Reclaimed), got {other:?}"),
-    }
+    assert_eq!(reclaimed(c.reclaim(None).await).kind, HandleKind::Reclaimed);
 }
