@@ -64,5 +64,6 @@ mod upstream_capabilities;
 mod upstream_guard;
 mod upstream_hot_path;
 mod upstream_migrations;
+mod upstream_reads;
 mod upstream_reclaim;
 mod workers;

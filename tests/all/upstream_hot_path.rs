@@ -2,10 +2,11 @@
 //! after a lapsed lease, kept by name with only the set-up changed (sqlx → our backend and
 //! `connection_for_test()`). The file's other tests (handle complete, fail, progress, renew,
 //! frames) are ported in `completion.rs` and `streams.rs`; `docs/upstream-tests.md` maps them.
+//! At the end: `wave9_followups.rs`'s claim test.
 
 use crate::support::*;
 use ff_backend_sqlite_wasm::SqliteBackend;
-use ff_core::backend::{BackendTag, CapabilitySet, Handle, HandleKind, ResumeToken};
+use ff_core::backend::{BackendTag, CapabilitySet, ClaimPolicy, Handle, HandleKind, ResumeToken};
 use ff_core::contracts::ResumeGrant;
 use ff_core::engine_backend::EngineBackend;
 use ff_core::partition::{Partition, PartitionFamily, PartitionKey};
@@ -175,4 +176,51 @@ async fn claim_from_reclaim_live_lease_returns_none() {
         .await
         .expect("claim_from_resume_grant");
     assert!(result.is_none(), "live lease must block reclaim");
+}
+
+// ── wave9_followups.rs (#356): started_at_ms is set once ────────────────────────────────────
+
+/// Upstream's `wave9_followups.rs` test of the claim path: a second claim of the same execution
+/// (the row put back to runnable by hand, as upstream does) keeps the first `started_at_ms`.
+#[tokio::test]
+#[parallel(process)]
+async fn sqlite_first_claim_populates_started_at_ms_set_once() {
+    let backend = fresh_backend("w9followups-started").await;
+    let eid = new_execution_id();
+    let lane = LaneId::new(format!("wave9-356-{}", Uuid::new_v4()));
+    backend
+        .create_execution(upstream_create_args(&eid, &lane))
+        .await
+        .expect("create");
+    let started_at = || {
+        let conn = backend.connection_for_test();
+        exec_column(&conn, &eid, "started_at_ms")
+    };
+    assert_eq!(started_at(), "NULL", "NULL on a freshly created row");
+    let policy = ClaimPolicy::new(
+        WorkerId::new("w356"),
+        WorkerInstanceId::new("w356-i1"),
+        30_000,
+        None,
+    );
+    let caps = CapabilitySet::default();
+    let claim = || backend.claim(&lane, &caps, policy.clone());
+    claim().await.expect("claim 1").expect("handle 1");
+    let first = started_at();
+    assert_ne!(first, "NULL", "populated by the first claim");
+
+    update_exec(
+        &backend.connection_for_test(),
+        &eid,
+        "lifecycle_phase = 'runnable', ownership_state = 'unowned', \
+         eligibility_state = 'eligible_now', attempt_state = 'initial', \
+         attempt_index = attempt_index + 1",
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    claim().await.expect("claim 2").expect("handle 2");
+    assert_eq!(
+        started_at(),
+        first,
+        "set-once: reclaim must not overwrite started_at_ms (#356)"
+    );
 }

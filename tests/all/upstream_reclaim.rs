@@ -5,21 +5,18 @@
 
 use crate::support::*;
 use ff_backend_sqlite_wasm::{ConnectionForTest, SqliteBackend};
-use ff_core::backend::{CapabilitySet, ClaimPolicy, Handle, HandleKind};
+use ff_core::backend::{Handle, HandleKind};
 use ff_core::contracts::{
-    CreateExecutionArgs, CreateExecutionResult, IssueReclaimGrantArgs, IssueReclaimGrantOutcome,
-    ReclaimExecutionArgs, ReclaimExecutionOutcome,
+    IssueReclaimGrantArgs, IssueReclaimGrantOutcome, ReclaimExecutionArgs, ReclaimExecutionOutcome,
 };
 use ff_core::engine_backend::EngineBackend;
 use ff_core::engine_error::EngineError;
 use ff_core::handle_codec;
 use ff_core::types::{
-    AttemptId, AttemptIndex, ExecutionId, LaneId, LeaseId, Namespace, TimestampMs, WorkerId,
-    WorkerInstanceId,
+    AttemptId, AttemptIndex, ExecutionId, LaneId, LeaseId, TimestampMs, WorkerId, WorkerInstanceId,
 };
 use serial_test::parallel;
 use std::sync::Arc;
-use uuid::Uuid;
 
 // ── Set-up (upstream's helpers, on our backend) ─────────────────────────────────────────────
 
@@ -34,24 +31,7 @@ impl Claimed {
     /// Upstream's `create_and_claim` on a fresh backend.
     async fn new(prefix: &str) -> Self {
         let backend = fresh_backend(prefix).await;
-        let lane = LaneId::new(format!("lane-{}", Uuid::new_v4()));
-        let eid = new_execution_id();
-        let created = backend
-            .create_execution(upstream_create_args(&eid, &lane))
-            .await
-            .expect("create");
-        assert!(matches!(created, CreateExecutionResult::Created { .. }));
-        let policy = ClaimPolicy::new(
-            WorkerId::new("w1"),
-            WorkerInstanceId::new("w1-i1"),
-            30_000,
-            None,
-        );
-        backend
-            .claim(&lane, &CapabilitySet::default(), policy)
-            .await
-            .expect("claim")
-            .expect("handle");
+        let (eid, lane, _) = create_and_claim_on_own_lane(&backend, "w1").await;
         Self { backend, eid, lane }
     }
 
@@ -176,18 +156,6 @@ fn reclaimed(outcome: ReclaimExecutionOutcome) -> Handle {
         ReclaimExecutionOutcome::Claimed(handle) => handle,
         other => panic!("expected Claimed, got {other:?}"),
     }
-}
-
-/// Upstream's `create_args`: namespace `default`, kind `op`, payload `hello`.
-fn upstream_create_args(eid: &ExecutionId, lane: &LaneId) -> CreateExecutionArgs {
-    let mut args = create_args(eid.clone(), lane.as_str(), now_ms());
-    args.namespace = Namespace::new("default");
-    args.execution_kind = "op".into();
-    args.input_payload = b"hello".to_vec();
-    args.payload_encoding = None;
-    args.creator_identity = "test".into();
-    args.tags = Default::default();
-    args
 }
 
 // ── issue_reclaim_grant ─────────────────────────────────────────────────────────────────────
