@@ -2,15 +2,17 @@
 //! after a lapsed lease, kept by name with only the set-up changed (sqlx → our backend and
 //! `connection_for_test()`). The file's other tests (handle complete, fail, progress, renew,
 //! frames) are ported in `completion.rs` and `streams.rs`; `docs/upstream-tests.md` maps them.
-//! At the end: `wave9_followups.rs`'s claim test.
+//! At the end: `wave9_followups.rs`'s claim test and `producer_flow.rs`'s `create_execution`
+//! test.
 
 use crate::support::*;
 use ff_backend_sqlite_wasm::SqliteBackend;
 use ff_core::backend::{BackendTag, CapabilitySet, ClaimPolicy, Handle, HandleKind, ResumeToken};
-use ff_core::contracts::ResumeGrant;
+use ff_core::contracts::{CreateExecutionResult, ResumeGrant};
 use ff_core::engine_backend::EngineBackend;
 use ff_core::partition::{Partition, PartitionFamily, PartitionKey};
-use ff_core::types::{ExecutionId, LaneId, WorkerId, WorkerInstanceId};
+use ff_core::policy::{ExecutionPolicy, RoutingRequirements};
+use ff_core::types::{ExecutionId, LaneId, TimestampMs, WorkerId, WorkerInstanceId};
 use rusqlite::Connection;
 use serial_test::parallel;
 use uuid::Uuid;
@@ -223,4 +225,54 @@ async fn sqlite_first_claim_populates_started_at_ms_set_once() {
         first,
         "set-once: reclaim must not overwrite started_at_ms (#356)"
     );
+}
+
+// ── producer_flow.rs: create_execution ──────────────────────────────────────────────────────
+
+/// Upstream's `producer_flow.rs` test of `create_execution` (the hot path's producer): the
+/// execution row, its required capabilities in the junction table, the lane registered; a
+/// second create of the same id is `Duplicate`.
+#[tokio::test]
+#[parallel(process)]
+async fn create_execution_seeds_exec_core_and_capability_junction() {
+    let backend = fresh_backend("producer-create").await;
+    let eid = new_execution_id();
+    let create = || {
+        let mut args = upstream_create_args(&eid, &LaneId::new("default"));
+        let mut policy = ExecutionPolicy::default();
+        policy.routing_requirements = Some(RoutingRequirements {
+            required_capabilities: ["capA", "capB"].map(String::from).into_iter().collect(),
+            ..Default::default()
+        });
+        args.policy = Some(policy);
+        args.now = TimestampMs::from_millis(1_000);
+        backend.create_execution(args)
+    };
+    match create().await.expect("create_execution") {
+        CreateExecutionResult::Created { execution_id, .. } => assert_eq!(execution_id, eid),
+        other => panic!("expected Created, got {other:?}"),
+    }
+    let replay = create().await.expect("create_execution replay");
+    assert!(matches!(replay, CreateExecutionResult::Duplicate { .. }));
+
+    let conn = backend.connection_for_test();
+    let capabilities: Vec<String> = conn
+        .prepare(
+            "SELECT capability FROM ff_execution_capabilities WHERE execution_id = ?1 \
+             ORDER BY capability",
+        )
+        .unwrap()
+        .query_map([blob(uuid_of(&eid))], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(capabilities, ["capA", "capB"]);
+    let lane: Option<String> = conn
+        .query_row(
+            "SELECT lane_id FROM ff_lane_registry WHERE lane_id = 'default'",
+            [],
+            |row| row.get(0),
+        )
+        .ok();
+    assert_eq!(lane.as_deref(), Some("default"));
 }
