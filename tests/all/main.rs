@@ -66,4 +66,5 @@ mod upstream_hot_path;
 mod upstream_migrations;
 mod upstream_reads;
 mod upstream_reclaim;
+mod upstream_subscribe;
 mod workers;
