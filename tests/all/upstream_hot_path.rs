@@ -239,11 +239,13 @@ async fn create_execution_seeds_exec_core_and_capability_junction() {
     let eid = new_execution_id();
     let create = || {
         let mut args = upstream_create_args(&eid, &LaneId::new("default"));
-        let mut policy = ExecutionPolicy::default();
-        policy.routing_requirements = Some(RoutingRequirements {
-            required_capabilities: ["capA", "capB"].map(String::from).into_iter().collect(),
+        let policy = ExecutionPolicy {
+            routing_requirements: Some(RoutingRequirements {
+                required_capabilities: ["capA", "capB"].map(String::from).into_iter().collect(),
+                ..Default::default()
+            }),
             ..Default::default()
-        });
+        };
         args.policy = Some(policy);
         args.now = TimestampMs::from_millis(1_000);
         backend.create_execution(args)
