@@ -3,10 +3,11 @@
 //! a full-database snapshot for "nothing changed" assertions.
 
 use ff_backend_sqlite_wasm::SqliteBackend;
+use ff_core::backend::{CapabilitySet, ClaimPolicy, Handle};
 use ff_core::contracts::{
     CancelExecutionArgs, ClaimExecutionArgs, ClaimExecutionResult, ClaimedExecution,
-    CompleteExecutionArgs, CreateExecutionArgs, FailExecutionArgs, IssueClaimGrantArgs,
-    IssueReclaimGrantArgs, ReclaimExecutionArgs, RenewLeaseArgs,
+    CompleteExecutionArgs, CreateExecutionArgs, CreateExecutionResult, FailExecutionArgs,
+    IssueClaimGrantArgs, IssueReclaimGrantArgs, ReclaimExecutionArgs, RenewLeaseArgs,
 };
 use ff_core::engine_backend::EngineBackend;
 use ff_core::engine_error::{ContentionKind, EngineError, ValidationKind};
@@ -227,6 +228,35 @@ pub async fn created_leased_backend(
     (backend, eid, claim)
 }
 
+/// Upstream's `create_and_claim` of the operator, reads and reclaim tests: create an execution
+/// ([`upstream_create_args`]) on a lane of its own and lease it through the lane scanner to
+/// `worker_id` (instance `<worker_id>-i1`) for 30 s. Upstream then rewrote the created row to a
+/// claimable state by hand; ours is claimable as created (semantics Q5).
+pub async fn create_and_claim_on_own_lane(
+    backend: &SqliteBackend,
+    worker_id: &str,
+) -> (ExecutionId, LaneId, Handle) {
+    let lane = LaneId::new(format!("lane-{}", Uuid::new_v4()));
+    let eid = new_execution_id();
+    let created = backend
+        .create_execution(upstream_create_args(&eid, &lane))
+        .await
+        .expect("create");
+    assert!(matches!(created, CreateExecutionResult::Created { .. }));
+    let policy = ClaimPolicy::new(
+        WorkerId::new(worker_id),
+        WorkerInstanceId::new(format!("{worker_id}-i1")),
+        30_000,
+        None,
+    );
+    let handle = backend
+        .claim(&lane, &CapabilitySet::default(), policy)
+        .await
+        .expect("claim")
+        .expect("handle");
+    (eid, lane, handle)
+}
+
 /// The `ClaimedExecution` inside a claim result.
 pub fn claimed(result: ClaimExecutionResult) -> ClaimedExecution {
     match result {
@@ -277,6 +307,30 @@ pub fn claim_args_at(
     args.expected_attempt_index = AttemptIndex::new(attempt_index);
     args.now = TimestampMs::from_millis(now);
     args
+}
+
+/// Upstream's `create_args` of its operator, reads and reclaim tests: namespace `default`, kind
+/// `op`, payload `hello`, no tags.
+pub fn upstream_create_args(eid: &ExecutionId, lane: &LaneId) -> CreateExecutionArgs {
+    let mut args = create_args(eid.clone(), lane.as_str(), now_ms());
+    args.namespace = Namespace::new("default");
+    args.execution_kind = "op".into();
+    args.input_payload = b"hello".to_vec();
+    args.payload_encoding = None;
+    args.creator_identity = "test".into();
+    args.tags = Default::default();
+    args
+}
+
+/// Upstream's hot-path `ClaimPolicy` for the lane scanner: `test-worker` (instance
+/// `test-worker-instance`), a 30 s lease, no waiting.
+pub fn claim_policy() -> ClaimPolicy {
+    ClaimPolicy::new(
+        WorkerId::new("test-worker"),
+        WorkerInstanceId::new("test-worker-instance"),
+        30_000,
+        None,
+    )
 }
 
 /// `CreateExecutionArgs` for `lane` with a small payload, a namespace and one tag.

@@ -114,9 +114,9 @@
 //! | 9 | `lease_reclaim_count < cap` (argument, else the policy's `max_reclaim_count`, else 100) | cap exceeded (below) |
 //!
 //! Cap exceeded: the execution becomes `FAILED` (`terminal_outcome = 'failed'`, `failure_reason
-//! = 'reclaim cap exceeded'`), the current attempt ends `interrupted_reclaimed` without a lease,
-//! the execution's grants are deleted, then a `failed` completion event and a `revoked` lease
-//! event. Otherwise the current attempt ends `interrupted_reclaimed`, a new `reclaim` attempt
+//! = 'reclaim cap exceeded'`), the current attempt ends `interrupted_reclaimed` without a lease or
+//! worker (`worker_id`, `worker_instance_id` and the expiry cleared), the execution's grants are
+//! deleted, then a `failed` completion event and a `revoked` lease event. Otherwise the current attempt ends `interrupted_reclaimed`, a new `reclaim` attempt
 //! takes the lease through [`crate::lease::acquire_lease`] with epoch = prior epoch + 1 (event
 //! `reclaimed`), `lease_reclaim_count` goes up by one and the grant is deleted.
 //!

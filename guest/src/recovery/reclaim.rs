@@ -157,11 +157,16 @@ pub fn reclaim_execution(
     let prior = Attempt::load(db, &id, exec.attempt_index)?;
     let prior_epoch = prior.as_ref().map_or(0, |attempt| attempt.lease_epoch);
     let prior_lease_id = prior.as_ref().and_then(|attempt| attempt.lease_id.clone());
-    // The interrupted attempt ends and loses its lease on both branches.
+    let at_cap = exec.lease_reclaim_count >= reclaim_cap(db, &id, args.max_reclaim_count)?;
+    // The interrupted attempt ends and loses its lease on both branches; at the cap no attempt
+    // takes over, so it also loses its worker (upstream clears the whole lease there).
+    let clear_worker = if at_cap { "worker_id = NULL, " } else { "" };
     db.run(
-        "UPDATE ff_attempt SET outcome = 'interrupted_reclaimed', worker_instance_id = NULL, \
-             lease_expires_at_ms = NULL, terminal_at_ms = ?4 \
-         WHERE partition_key = ?1 AND execution_id = ?2 AND attempt_index = ?3",
+        &format!(
+            "UPDATE ff_attempt SET outcome = 'interrupted_reclaimed', {clear_worker}\
+                 worker_instance_id = NULL, lease_expires_at_ms = NULL, terminal_at_ms = ?4 \
+             WHERE partition_key = ?1 AND execution_id = ?2 AND attempt_index = ?3"
+        ),
         &[
             id.partition(),
             id.blob(),
@@ -170,7 +175,7 @@ pub fn reclaim_execution(
         ],
     )?;
 
-    if exec.lease_reclaim_count >= reclaim_cap(db, &id, args.max_reclaim_count)? {
+    if at_cap {
         update_exec(
             db,
             &id,
@@ -585,11 +590,11 @@ mod tests {
         );
         assert_eq!(
             db.one(
-                "SELECT COUNT(*) || '|' || worker_id || '|' || COALESCE(worker_instance_id, 'NULL') || '|' || \
+                "SELECT COUNT(*) || '|' || COALESCE(worker_id, 'NULL') || '|' || COALESCE(worker_instance_id, 'NULL') || '|' || \
                  COALESCE(lease_expires_at_ms, 'NULL') || '|' || lease_epoch || '|' || terminal_at_ms || '|' || \
                  outcome FROM ff_attempt"
             ),
-            format!("1|worker-1|NULL|NULL|1|{now}|interrupted_reclaimed")
+            format!("1|NULL|NULL|NULL|1|{now}|interrupted_reclaimed")
         );
         assert_eq!(db.one("SELECT COUNT(*) FROM ff_claim_grant"), "0");
         assert_eq!(
