@@ -1197,3 +1197,63 @@ mod wasm {
         out
     }
 }
+
+// ── Host memory ─────────────────────────────────────────────────────────────────────────────
+
+/// A field of `/proc/self/status` in bytes (`VmRSS`, `VmHWM`).
+fn status_bytes(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.trim().trim_end_matches(" kB").parse::<u64>().ok())
+        .map(|kib| kib << 10)
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
+}
+
+/// Reset the process's peak RSS to its current RSS (Linux's `clear_refs` 5); the RSS it was
+/// reset to, or `None` where the kernel does not support it.
+fn reset_peak_rss() -> Option<u64> {
+    std::fs::write("/proc/self/clear_refs", "5").ok()?;
+    Some(status_bytes("VmRSS"))
+}
+
+/// Each hostile probe, run once to warm up (the instance, the compiled guest), then again with
+/// the peak RSS reset before it: the host's peak growth stays within a bound derived from
+/// `GuestLimits` — the guest's memory plus four times the byte limit (a result is held once as
+/// values and grows by doubling) plus 32 MiB of slack for the runtime — where before, a result
+/// of `NULL`s (one byte each against the limit, 32 in the host) could reach 32 times the limit.
+/// Alone in the process (`#[serial(process)]`): other tests' allocations would count.
+#[tokio::test]
+#[serial(process)]
+async fn host_memory_stays_within_the_documented_bound() {
+    let limits = GuestLimits::default();
+    let bound = (limits.memory_bytes + 4 * limits.query_bytes + (32 << 20)) as u64;
+    for worker in [
+        "null-flood",
+        "null-flood-packed",
+        "null-params-packed",
+        "null-params",
+        "huge-bytes",
+    ] {
+        provoke_with(worker, "", limits).await;
+        let Some(before) = reset_peak_rss() else {
+            eprintln!("SKIPPED {worker}: this kernel cannot reset the peak RSS (clear_refs)");
+            return;
+        };
+        let contained = provoke_with(worker, "", limits).await;
+        let grew = status_bytes("VmHWM").saturating_sub(before);
+        eprintln!(
+            "{worker}: peak RSS grew {} MiB (bound {} MiB): {}",
+            grew >> 20,
+            bound >> 20,
+            contained.error
+        );
+        assert!(
+            grew <= bound,
+            "{worker}: the host's peak RSS grew {} MiB, over {} MiB",
+            grew >> 20,
+            bound >> 20
+        );
+    }
+}

@@ -28,7 +28,9 @@ pub struct GuestLimits {
     pub memory_bytes: usize,
     /// Most rows one `query` may return (default 10 000).
     pub query_rows: usize,
-    /// Most bytes (text and blob lengths, 8 per number) one `query` may return (default 16 MiB).
+    /// Most bytes one `query` may return (default 16 MiB): each value counts its length (text
+    /// and blob bytes, 8 per number, none for `NULL`) plus 32, the host's slot for it, so the
+    /// host's copy of a result stays near this bound whatever the values are.
     pub query_bytes: usize,
 }
 

@@ -56,6 +56,12 @@ use wasi_waits::wasi::io::poll;
 /// How long the waiting misbehaviours wait when the claim names no number of milliseconds.
 const DEFAULT_WAIT_MS: u64 = 10_000;
 
+/// `NULL` parameters `null-params` sends when the claim names no number.
+const DEFAULT_NULL_PARAMS: usize = 1_000_000;
+
+/// `NULL` bytes `null-params-packed` sends when the claim names no number.
+const DEFAULT_NULL_PARAMS_PACKED: usize = 40 << 20;
+
 /// Rows the slow writing statement would insert when the claim names no number.
 const DEFAULT_SLOW_WRITE_ROWS: i64 = 50_000_000;
 
@@ -92,6 +98,13 @@ pub fn misbehave(
                 "hostile guest: poll returned {ready:?}"
             )))
         }
+        "null-flood" | "null-flood-packed" => Err(null_flood(worker.ends_with("-packed"))),
+        "null-params" => Err(null_params(
+            parameter.parse().unwrap_or(DEFAULT_NULL_PARAMS),
+        )),
+        "null-params-packed" => Err(null_params_packed(
+            parameter.parse().unwrap_or(DEFAULT_NULL_PARAMS_PACKED),
+        )),
         "slow-write" => Err(slow_write(
             parameter.parse().unwrap_or(DEFAULT_SLOW_WRITE_ROWS),
         )),
@@ -144,5 +157,49 @@ fn malformed_claim(args: &ClaimExecutionArgs) -> ClaimedExecution {
         attempt_id: "not an attempt id".into(),
         attempt_type: AttemptType::Initial,
         lease_expires_at: args.now,
+    }
+}
+
+/// Query 10 000 rows of 2 000 `NULL`s each (through `query-packed` when `packed`): 20 million
+/// values, each one byte or none of the data but a slot in the host's copy; the refusal comes
+/// back as `storage`, what got through is reported.
+fn null_flood(packed: bool) -> EngineError {
+    damage_rows();
+    let columns = vec!["NULL"; 2_000].join(", ");
+    let statement = format!(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10000) \
+         SELECT {columns} FROM c"
+    );
+    let returned = if packed {
+        sql::query_packed(&statement, &[]).map(|bytes| format!("{} packed bytes", bytes.len()))
+    } else {
+        sql::query(&statement, &[]).map(|rows| format!("{} rows", rows.rows.len()))
+    };
+    match returned {
+        Err(error) => storage(error),
+        Ok(what) => invalid_input(format!("hostile guest: the host returned {what}")),
+    }
+}
+
+/// Send `count` typed `NULL` parameters with a one-parameter statement: the host lifts the
+/// whole list (bounded by the guest's memory) before SQLite refuses the extra ones.
+fn null_params(count: usize) -> EngineError {
+    damage_rows();
+    let params = vec![sql::Value::Null; count];
+    match sql::query("SELECT ?1", &params) {
+        Err(error) => storage(error),
+        Ok(_) => invalid_input(format!("hostile guest: {count} parameters were bound")),
+    }
+}
+
+/// Send `count` packed `NULL` parameters (one byte each) with a one-parameter statement.
+fn null_params_packed(count: usize) -> EngineError {
+    damage_rows();
+    let params = vec![0_u8; count];
+    match sql::query_packed("SELECT ?1", &params) {
+        Err(error) => storage(error),
+        Ok(_) => invalid_input(format!(
+            "hostile guest: {count} packed parameters were bound"
+        )),
     }
 }
