@@ -82,6 +82,13 @@ pub(crate) struct MemoryLimiter {
     granted_bytes: usize,
 }
 
+/// WASI resources (pollables, streams, ...) one instance may hold at once in the host's resource
+/// table. Ordinary guests hold a handful; a guest that creates resources and never drops them
+/// (within one operation, or across the operations of a reused instance) gets an error from
+/// the call that would pass this, which traps it, and the instance is dropped. Each entry
+/// costs the host about a hundred bytes, so this bounds the table to about a megabyte.
+pub(crate) const MAX_WASI_RESOURCES: usize = 10_000;
+
 /// Table elements one instance may have (function tables of ordinary guests hold hundreds).
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 

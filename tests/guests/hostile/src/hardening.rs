@@ -62,6 +62,9 @@ const DEFAULT_NULL_PARAMS: usize = 1_000_000;
 /// `NULL` bytes `null-params-packed` sends when the claim names no number.
 const DEFAULT_NULL_PARAMS_PACKED: usize = 40 << 20;
 
+/// Pollables `leak-pollables` creates and never drops when the claim names no number.
+const DEFAULT_LEAKED_POLLABLES: usize = 1_000_000;
+
 /// Rows the slow writing statement would insert when the claim names no number.
 const DEFAULT_SLOW_WRITE_ROWS: i64 = 50_000_000;
 
@@ -105,6 +108,18 @@ pub fn misbehave(
         "null-params-packed" => Err(null_params_packed(
             parameter.parse().unwrap_or(DEFAULT_NULL_PARAMS_PACKED),
         )),
+        "temp-flood" => Err(temp_flood()),
+        "leak-pollables" => {
+            // Created and never dropped: each stays in the host's resource table, across the
+            // operations of a reused instance too.
+            let count: usize = parameter.parse().unwrap_or(DEFAULT_LEAKED_POLLABLES);
+            for _ in 0..count {
+                std::mem::forget(monotonic_clock::subscribe_duration(1));
+            }
+            Err(invalid_input(format!(
+                "hostile guest: leaked {count} pollables"
+            )))
+        }
         "slow-write" => Err(slow_write(
             parameter.parse().unwrap_or(DEFAULT_SLOW_WRITE_ROWS),
         )),
@@ -201,5 +216,17 @@ fn null_params_packed(count: usize) -> EngineError {
         Ok(_) => invalid_input(format!(
             "hostile guest: {count} packed parameters were bound"
         )),
+    }
+}
+
+/// Make SQLite build a temporary index of 100-byte random keys without end (`DISTINCT` over an
+/// endless CTE): SQLite's temporary storage grows until the deadline stops the statement.
+fn temp_flood() -> EngineError {
+    damage_rows();
+    let statement = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+                     SELECT COUNT(*) FROM (SELECT DISTINCT randomblob(100) FROM c)";
+    match sql::query(statement, &[]) {
+        Err(error) => storage(error),
+        Ok(_) => invalid_input("hostile guest: an endless query ended".into()),
     }
 }
