@@ -1229,7 +1229,9 @@ fn reset_peak_rss() -> Option<u64> {
 /// - parameters (`null-params`, `null-params-packed`): three times `memory_bytes` (the guest's
 ///   own list, and the host's copy of it at two host bytes per guest byte);
 /// - SQLite's temporary storage (`temp-flood`): the page caches, 2 × 64 MiB;
-/// - WASI resources never dropped (`leak-pollables`): the resource table's cap.
+/// - WASI resources never dropped (`leak-pollables`): the resource table's cap;
+/// - prepared statements kept in the statement cache (`long-statements`): 128 statements of
+///   at most 100 000 bytes of SQL (before the limit, 1 GB each), at most 1 MiB each prepared.
 ///
 /// Memory the allocator kept from an earlier probe is reused without growing the peak, so a
 /// probe's figure is a lower bound of what it allocated; each probe's bound is far below what
@@ -1244,6 +1246,7 @@ async fn host_memory_stays_within_the_documented_bound() {
     let params = 3 * limits.memory_bytes + slack;
     let temp = 2 * (64 << 20) + slack;
     let resources = slack;
+    let statements = 128 * (1 << 20) + slack;
     // Warm up: the compiled guest loaded, an instance made, SQLite's caches filled.
     provoke_with("wasi-probe", "", limits).await;
     for (worker, bound) in [
@@ -1254,6 +1257,7 @@ async fn host_memory_stays_within_the_documented_bound() {
         ("null-params-packed", params),
         ("null-params", params),
         ("huge-bytes", results),
+        ("long-statements", statements),
     ] {
         let Some(before) = reset_peak_rss() else {
             eprintln!("SKIPPED {worker}: this kernel cannot reset the peak RSS (clear_refs)");

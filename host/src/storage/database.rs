@@ -353,6 +353,9 @@ fn configure(mut conn: Connection, given: &str, durable: bool) -> Result<Connect
         .map_err(open_error)?;
     limit_value_length(&conn);
     schema::migrate(&mut conn, given)?;
+    // After the migrations, whose scripts are longer: every later statement is one of the
+    // host's or a guest's.
+    limit_statement_length(&conn);
     Ok(conn)
 }
 
@@ -369,6 +372,24 @@ fn limit_value_length(conn: &Connection) {
             conn.handle(),
             rusqlite::ffi::SQLITE_LIMIT_LENGTH,
             MAX_VALUE_LENGTH,
+        );
+    }
+}
+
+/// The longest SQL text a statement may have on the host's connections (SQLite's default is
+/// 1 GB): the statement cache keeps up to 128 compiled statements between operations, and a
+/// compiled statement grows with its text, so this bounds what a guest's cached statements can
+/// hold (SQLite's own hardening advice suggests this figure). The built-in guest's longest
+/// statement is under 2 KB.
+pub(crate) const MAX_STATEMENT_LENGTH: i32 = 100_000;
+
+fn limit_statement_length(conn: &Connection) {
+    // SAFETY: as in `limit_value_length`.
+    unsafe {
+        rusqlite::ffi::sqlite3_limit(
+            conn.handle(),
+            rusqlite::ffi::SQLITE_LIMIT_SQL_LENGTH,
+            MAX_STATEMENT_LENGTH,
         );
     }
 }
@@ -508,6 +529,28 @@ mod tests {
         }
         drop(database);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn statements_longer_than_the_limit_are_refused() {
+        let database = Database::open_shared("file:long-sql?mode=memory&cache=shared").unwrap();
+        let connection = database.lock();
+        let connection = connection.as_ref().unwrap();
+        let statement = |length: usize| {
+            let prefix = "SELECT 1 WHERE 1 IN (1";
+            let mut sql = prefix.to_owned();
+            while sql.len() + 3 < length {
+                sql.push_str(",1");
+            }
+            sql.push(')');
+            sql
+        };
+        let longest = statement(MAX_STATEMENT_LENGTH as usize);
+        assert!(connection.prepare(&longest).is_ok());
+        let refused = connection
+            .prepare(&statement(MAX_STATEMENT_LENGTH as usize + 10))
+            .unwrap_err();
+        assert!(refused.to_string().contains("too long"), "{refused}");
     }
 
     #[test]

@@ -109,6 +109,7 @@ pub fn misbehave(
             parameter.parse().unwrap_or(DEFAULT_NULL_PARAMS_PACKED),
         )),
         "temp-flood" => Err(temp_flood()),
+        "long-statements" => Err(long_statements()),
         "leak-pollables" => {
             // Created and never dropped: each stays in the host's resource table, across the
             // operations of a reused instance too.
@@ -228,5 +229,31 @@ fn temp_flood() -> EngineError {
     match sql::query(statement, &[]) {
         Err(error) => storage(error),
         Ok(_) => invalid_input("hostile guest: an endless query ended".into()),
+    }
+}
+
+/// A statement of `length` bytes, `SELECT <n> /* xxx... */`, distinct per `n` (SQLite keeps a
+/// prepared statement's text with it; the comment makes it long and cheap to compile).
+fn long_statement(n: usize, length: usize) -> String {
+    let head = format!("SELECT {n} /* ");
+    let padding = length.saturating_sub(head.len() + 3);
+    format!("{head}{} */", "x".repeat(padding))
+}
+
+/// Fill the host's statement cache with 128 distinct statements just under the host's length
+/// limit (each stays prepared between operations), then send one of 1 MiB; the refusal of the
+/// long one comes back as `storage`, its acceptance is reported.
+fn long_statements() -> EngineError {
+    damage_rows();
+    for n in 0..128 {
+        if let Err(error) = sql::query(&long_statement(n, 99_000), &[]) {
+            return invalid_input(format!(
+                "hostile guest: a 99 000-byte statement was refused: {error:?}"
+            ));
+        }
+    }
+    match sql::query(&long_statement(128, 1 << 20), &[]) {
+        Err(error) => storage(error),
+        Ok(_) => invalid_input("hostile guest: a 1 MiB statement ran".into()),
     }
 }

@@ -28,6 +28,7 @@
 //! | `null-params-packed` | damages rows, then sends `attempt-policy-json` packed `NULL` parameters (one byte each; default 40 Mi) with `SELECT ?1` through `query-packed` |
 //! | `temp-flood` | damages rows, then runs an endless `SELECT DISTINCT randomblob(100)` over a recursive CTE: SQLite's temporary storage grows until the deadline |
 //! | `leak-pollables` | creates `attempt-policy-json` clock pollables (default 1 million) and never drops them, then returns an engine error (so the instance is reused) |
+//! | `long-statements` | damages rows, then runs 128 distinct statements of 99 000 bytes (filling the host's statement cache) and one of 1 MiB; the refusal of the long one is passed back as `storage` |
 //! | `malformed-result` | damages rows, then returns `ok` with a claimed execution whose ids are not ids |
 //! | anything else | returns `not-found(execution)` without touching the database |
 //!
