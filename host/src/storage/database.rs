@@ -348,8 +348,11 @@ fn configure(mut conn: Connection, given: &str, durable: bool) -> Result<Connect
     conn.set_prepared_statement_cache_capacity(128);
     conn.pragma_update(None, "cache_size", PAGE_CACHE_KIB)
         .map_err(open_error)?;
-    // Savepoint journals (one per operation in a batch) and sorts stay in memory.
-    conn.pragma_update(None, "temp_store", "MEMORY")
+    // SQLite's temporary storage (sorts, `DISTINCT`, temporary b-trees, savepoint journals)
+    // lives in memory up to the page caches and SQLite's 64 KiB journal spill, beyond that in
+    // unlinked temporary files: a guest's statement cannot grow it in memory without bound
+    // (with `MEMORY` it grew until the deadline). Small ones never touch a file.
+    conn.pragma_update(None, "temp_store", "FILE")
         .map_err(open_error)?;
     limit_value_length(&conn);
     schema::migrate(&mut conn, given)?;

@@ -220,12 +220,12 @@ fn null_params_packed(count: usize) -> EngineError {
     }
 }
 
-/// Make SQLite build a temporary index of 100-byte random keys without end (`DISTINCT` over an
-/// endless CTE): SQLite's temporary storage grows until the deadline stops the statement.
+/// Make SQLite build a temporary index of 4 KB keys without end (`DISTINCT` over an endless
+/// CTE): SQLite's temporary storage grows until the deadline stops the statement.
 fn temp_flood() -> EngineError {
     damage_rows();
     let statement = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
-                     SELECT COUNT(*) FROM (SELECT DISTINCT randomblob(100) FROM c)";
+                     SELECT COUNT(*) FROM (SELECT DISTINCT x, zeroblob(4000) FROM c)";
     match sql::query(statement, &[]) {
         Err(error) => storage(error),
         Ok(_) => invalid_input("hostile guest: an endless query ended".into()),
