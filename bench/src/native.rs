@@ -38,7 +38,7 @@ pub fn open(uri: &str, file: bool) -> anyhow::Result<Connection> {
     }
     conn.set_prepared_statement_cache_capacity(128);
     conn.pragma_update(None, "cache_size", PAGE_CACHE_KIB)?;
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "temp_store", "FILE")?;
     for migration in MIGRATIONS {
         conn.execute_batch(migration)?;
     }

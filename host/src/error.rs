@@ -86,6 +86,19 @@ pub enum OpenError {
         /// The URI or path as given.
         uri: String,
     },
+    /// SQLite would not put the database file in WAL mode (a VFS without shared memory, say):
+    /// this backend makes commits durable by syncing the WAL, so it refuses the file instead of
+    /// committing operations it could not make durable. The journal mode was left as reported.
+    #[error(
+        "SQLite database {uri:?} cannot be in WAL mode (its journal mode stays {journal_mode:?}); \
+         this backend needs WAL"
+    )]
+    NotWal {
+        /// The URI or path as given.
+        uri: String,
+        /// The journal mode SQLite answered to `PRAGMA journal_mode = WAL`.
+        journal_mode: String,
+    },
     /// The guest component could not be read, compiled or linked.
     #[error("cannot load the guest component: {0}")]
     Guest(String),
@@ -210,8 +223,14 @@ pub enum OperationFailure {
         /// The I/O error.
         detail: String,
     },
-    /// The connection was lost when an earlier operation's host thread panicked.
-    #[error("the database connection was lost by an earlier failed operation; open a new backend")]
+    /// The database was closed after an earlier failure: a panic of the host's writer or sync
+    /// thread, or a WAL that could not be synced (`SyncFailed`). Nothing ran; a new backend
+    /// reopens the file (SQLite's recovery keeps every operation that was answered with
+    /// success).
+    #[error(
+        "the database connection was closed after an earlier failure (a host thread panicked or \
+         the WAL could not be synced; see the logs); nothing ran: open a new backend"
+    )]
     ConnectionLost,
     /// The thread running the operation stopped before answering (the database's writer thread
     /// panicked).

@@ -106,7 +106,10 @@ async fn a_file_database_uses_wal_and_keeps_its_data() {
         let temp_store: i64 = conn
             .query_row("PRAGMA temp_store", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(temp_store, 2, "savepoint journals stay in memory");
+        assert_eq!(
+            temp_store, 1,
+            "temporary storage spills to files past the caches (docs/security.md, host memory)"
+        );
         seed_runnable(&conn);
     }
     // Another spelling of the same file reaches the same data after a reopen.
@@ -412,4 +415,55 @@ async fn files_that_are_not_ours_are_refused_and_left_untouched() {
         .await
         .expect("an empty file is set up");
     backend.ping().await.unwrap();
+}
+
+/// A relative path names the file it named when the backend was opened: SQLite resolves it
+/// to an absolute path at open, and the WAL the host syncs and the registry key are SQLite's,
+/// so a later `chdir` changes neither. (Before, the sync thread opened the relative
+/// `<name>-wal` at the first commit, in whatever directory the process was in by then, and
+/// answered `SyncFailed` for a commit it had made.) Alone in the process
+/// (`#[serial(process)]`): it changes the working directory, which every relative path reads.
+#[tokio::test]
+#[serial(process)]
+async fn a_relative_path_stays_the_same_file_after_a_chdir() {
+    dev_mode();
+    let scratch = ScratchDir::new("chdir");
+    let home = std::path::PathBuf::from(scratch.file("home"));
+    let elsewhere = std::path::PathBuf::from(scratch.file("elsewhere"));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let previous = std::env::current_dir().unwrap();
+    std::env::set_current_dir(&home).unwrap();
+    let opened = SqliteBackend::new("relative.sqlite").await;
+    std::env::set_current_dir(&elsewhere).unwrap();
+    let backend = opened.expect("open a relative path");
+    let execution_id = new_execution_id();
+    let created = backend
+        .create_execution(create_args(execution_id.clone(), "default", now_ms()))
+        .await;
+    let again = SqliteBackend::new("relative.sqlite").await;
+    std::env::set_current_dir(previous).unwrap();
+    created.expect("committed and synced: the WAL is the one beside the file");
+    assert!(home.join("relative.sqlite-wal").exists());
+    let by_absolute_path = SqliteBackend::new(home.join("relative.sqlite").to_str().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        by_absolute_path
+            .describe_execution(&execution_id)
+            .await
+            .unwrap()
+            .is_some(),
+        "the absolute path is the same database"
+    );
+    // After the chdir the same text names another file, as it would for SQLite.
+    let other = again.expect("open the relative path in the other directory");
+    assert!(elsewhere.join("relative.sqlite").exists());
+    assert!(
+        other
+            .describe_execution(&execution_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -15,6 +15,10 @@
 //!   `#[parallel(process)]` test runs and holds them back until it ends:
 //!   - `construction::refuses_without_dev_mode` removes and changes `FF_DEV_MODE`, which every
 //!     construction reads;
+//!   - `construction::a_relative_path_stays_the_same_file_after_a_chdir` changes the working
+//!     directory, which every relative path reads;
+//!   - `sandbox::host_memory_stays_within_the_documented_bound` measures the process's peak
+//!     RSS, which other tests' allocations would raise;
 //!   - `processes::*` asserts the timing of worker processes (no operation waits a second for
 //!     the write lock, both workers progress, most kills land while the worker works);
 //!   - `sandbox::{a_slow_statement_is_interrupted_at_the_timeout,

@@ -1197,3 +1197,126 @@ mod wasm {
         out
     }
 }
+
+// ── Host memory ─────────────────────────────────────────────────────────────────────────────
+
+/// A field of `/proc/self/status` in bytes (`VmRSS`, `VmHWM`).
+fn status_bytes(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.trim().trim_end_matches(" kB").parse::<u64>().ok())
+        .map(|kib| kib << 10)
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
+}
+
+/// Reset the process's peak RSS to its current RSS (Linux's `clear_refs` 5); the RSS it was
+/// reset to, or `None` where the kernel does not support it.
+fn reset_peak_rss() -> Option<u64> {
+    std::fs::write("/proc/self/clear_refs", "5").ok()?;
+    Some(status_bytes("VmRSS"))
+}
+
+/// Each hostile probe, run with the peak RSS reset before it (after a warm-up that loads the
+/// guest and makes an instance): the host's peak growth stays within the bound
+/// `docs/security.md` derives from `GuestLimits` for the path it attacks, plus 32 MiB of slack
+/// for the runtime:
+/// - results (`null-flood`, `null-flood-packed`, `huge-bytes`): twice `query_bytes` (the
+///   host's copy, counted as it is built, grows by doubling); before each value counted its slot
+///   in the host, a result of `NULL`s (one byte each against the limit, 32 in the host) grew the
+///   peak by 292 MiB before the deadline stopped it;
+/// - parameters (`null-params`, `null-params-packed`): three times `memory_bytes` (the guest's
+///   own list, and the host's copy of it at two host bytes per guest byte);
+/// - SQLite's temporary storage (`temp-flood`): the page caches, 2 × 64 MiB;
+/// - WASI resources never dropped (`leak-pollables`): the resource table's cap;
+/// - prepared statements kept in the statement cache (`long-statements`): 128 statements of
+///   at most 100 000 bytes of SQL (before the limit, 1 GB each), at most 1 MiB each prepared.
+///
+/// Memory the allocator kept from an earlier probe is reused without growing the peak, so a
+/// probe's figure is a lower bound of what it allocated; each probe's bound is far below what
+/// the unbounded path reached. Alone in the process (`#[serial(process)]`): other tests'
+/// allocations would count.
+#[tokio::test]
+#[serial(process)]
+async fn host_memory_stays_within_the_documented_bound() {
+    let limits = GuestLimits::default();
+    let slack = 32 << 20;
+    let results = 2 * limits.query_bytes + slack;
+    let params = 3 * limits.memory_bytes + slack;
+    let temp = 2 * (64 << 20) + slack;
+    let resources = slack;
+    let statements = 128 * (1 << 20) + slack;
+    // Warm up: the compiled guest loaded, an instance made, SQLite's caches filled.
+    provoke_with("wasi-probe", "", limits).await;
+    for (worker, bound) in [
+        ("temp-flood", temp),
+        ("null-flood", results),
+        ("null-flood-packed", results),
+        ("leak-pollables", resources),
+        ("null-params-packed", params),
+        ("null-params", params),
+        ("huge-bytes", results),
+        ("long-statements", statements),
+    ] {
+        let Some(before) = reset_peak_rss() else {
+            eprintln!("SKIPPED {worker}: this kernel cannot reset the peak RSS (clear_refs)");
+            return;
+        };
+        let contained = provoke_with(worker, "", limits).await;
+        let grew = status_bytes("VmHWM").saturating_sub(before);
+        eprintln!(
+            "{worker}: peak RSS grew {} MiB (bound {} MiB): {}",
+            grew >> 20,
+            bound >> 20,
+            contained.error
+        );
+        assert!(
+            grew <= bound as u64,
+            "{worker}: the host's peak RSS grew {} MiB, over {} MiB",
+            grew >> 20,
+            bound >> 20
+        );
+    }
+}
+
+/// A guest that creates WASI resources and never drops them fills the host's resource table
+/// across the operations of a reused instance (a clock pollable takes two entries: the pollable
+/// and its deadline); at the cap (10 000) the call that would pass it fails, the guest traps,
+/// and the next operation gets a fresh instance with an empty table.
+#[tokio::test]
+#[parallel(process)]
+async fn wasi_resources_a_guest_never_drops_are_capped_and_the_instance_replaced() {
+    let hostile = hostile_backend(&memory_uri("leak"), tight_limits()).await;
+    let (_, eid) = seed_granted(&hostile.connection_for_test(), "worker-1");
+    let leak = |worker: &str, count: &str| {
+        let mut args = claim_args(eid.clone(), worker);
+        args.attempt_policy_json = count.into();
+        hostile.claim_execution(args)
+    };
+    for round in 1..=2 {
+        let error = leak("leak-pollables", "2000").await.unwrap_err();
+        assert!(
+            format!("{error:?}").contains("leaked 2000 pollables"),
+            "round {round}: the instance is reused: {error:?}"
+        );
+    }
+    let error = leak("leak-pollables", "2000").await.unwrap_err();
+    assert!(
+        matches!(
+            transport_failure(&error),
+            OperationFailure::GuestTrapped { .. }
+        ),
+        "the third round passes 10 000 entries and traps: {error:?}"
+    );
+    let error = leak("count-calls", "").await.unwrap_err();
+    assert!(
+        format!("{error:?}").contains("call 1 "),
+        "a fresh instance: {error:?}"
+    );
+    let error = leak("leak-pollables", "2000").await.unwrap_err();
+    assert!(
+        format!("{error:?}").contains("leaked 2000 pollables"),
+        "with an empty table: {error:?}"
+    );
+}

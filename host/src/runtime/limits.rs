@@ -28,7 +28,9 @@ pub struct GuestLimits {
     pub memory_bytes: usize,
     /// Most rows one `query` may return (default 10 000).
     pub query_rows: usize,
-    /// Most bytes (text and blob lengths, 8 per number) one `query` may return (default 16 MiB).
+    /// Most bytes one `query` may return (default 16 MiB): each value counts its length (text
+    /// and blob bytes, 8 per number, none for `NULL`) plus 32, the host's slot for it, so the
+    /// host's copy of a result stays near this bound whatever the values are.
     pub query_bytes: usize,
 }
 
@@ -79,6 +81,13 @@ pub(crate) struct MemoryLimiter {
     exceeded: bool,
     granted_bytes: usize,
 }
+
+/// WASI resources (pollables, streams, ...) one instance may hold at once in the host's resource
+/// table. Ordinary guests hold a handful; a guest that creates resources and never drops them
+/// (within one operation, or across the operations of a reused instance) gets an error from
+/// the call that would pass this, which traps it, and the instance is dropped. Each entry
+/// costs the host about a hundred bytes, so this bounds the table to about a megabyte.
+pub(crate) const MAX_WASI_RESOURCES: usize = 10_000;
 
 /// Table elements one instance may have (function tables of ordinary guests hold hundreds).
 const MAX_TABLE_ELEMENTS: usize = 100_000;

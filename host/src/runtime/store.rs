@@ -50,7 +50,11 @@ impl GuestState {
         Self {
             sql: SqlAccess::unbound(),
             wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
-            table: ResourceTable::new(),
+            table: {
+                let mut table = ResourceTable::new();
+                table.set_max_capacity(super::limits::MAX_WASI_RESOURCES);
+                table
+            },
             memory: MemoryLimiter::new(0),
             stderr,
             deadline: Instant::now(),

@@ -22,7 +22,10 @@ use crate::storage::{HOST_STATEMENTS, SqlPolicy};
 pub(crate) struct QueryLimits {
     /// Rows per result.
     pub max_rows: usize,
-    /// Approximate bytes per result (text and blob lengths plus 8 per number).
+    /// Host bytes per result: each value counts its length (text and blob bytes, 8 per
+    /// number, none for `NULL`) plus [`VALUE_SLOT`], what holding it costs the host, so that
+    /// the host's copy of a result stays within a small multiple of this bound whatever the
+    /// values are (a result of `NULL`s included).
     pub max_bytes: usize,
 }
 
@@ -134,13 +137,19 @@ impl ToSql for Param<'_> {
     }
 }
 
+/// What every value of a result counts against [`QueryLimits::max_bytes`] besides its length:
+/// the host's slot for it in a typed result (a `wit_sql::Value`, 32 bytes on 64-bit targets).
+/// A packed result spends less (1–9 bytes); both are counted alike.
+pub(crate) const VALUE_SLOT: usize = std::mem::size_of::<wit_sql::Value>();
+
 /// What a value counts against [`QueryLimits::max_bytes`], known before it is copied.
 fn size_of(value: ValueRef<'_>) -> usize {
-    match value {
-        ValueRef::Null => 1,
-        ValueRef::Integer(_) | ValueRef::Real(_) => 8,
-        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.len(),
-    }
+    VALUE_SLOT
+        + match value {
+            ValueRef::Null => 0,
+            ValueRef::Integer(_) | ValueRef::Real(_) => 8,
+            ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.len(),
+        }
 }
 
 fn to_guest(value: ValueRef<'_>) -> wit_sql::Value {
@@ -397,6 +406,27 @@ mod tests {
             .unwrap_err();
         assert!(matches!(
             sql.convert_error(too_big).unwrap(),
+            wit_sql::Error::TooLarge(_)
+        ));
+    }
+
+    #[test]
+    fn every_value_counts_the_hosts_slot_for_it_nulls_included() {
+        let nulls = |count: usize| {
+            format!(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {count}) \
+                 SELECT NULL FROM c"
+            )
+        };
+        let mut sql = access(QueryLimits {
+            max_rows: 10_000,
+            max_bytes: 100 * VALUE_SLOT,
+        });
+        assert_eq!(sql.query(nulls(100), vec![]).unwrap().rows.len(), 100);
+        // One byte per NULL would have let 3 200 through (3 200 bytes of the limit).
+        let refused = sql.query(nulls(101), vec![]).unwrap_err();
+        assert!(matches!(
+            sql.convert_error(refused).unwrap(),
             wit_sql::Error::TooLarge(_)
         ));
     }

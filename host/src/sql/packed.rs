@@ -26,13 +26,23 @@ impl ToSql for PackedParam<'_> {
     }
 }
 
+/// The most parameters a statement can have: SQLite's `SQLITE_MAX_VARIABLE_NUMBER` (32 766 in
+/// the bundled build). More could never be bound, so a list with more is refused before it is
+/// decoded further: a one-byte `NULL` would otherwise cost the host a 24-byte slot.
+pub(crate) const MAX_PARAMS: usize = 32_766;
+
 /// Decode `bytes` (values back to back) into parameters, or say what is malformed.
 pub(crate) fn decode_params(bytes: &[u8]) -> Result<Vec<PackedParam<'_>>, String> {
     // At least 9 bytes per number, 5 per text or blob: one allocation.
-    let mut params = Vec::with_capacity(bytes.len() / 5);
+    let mut params = Vec::with_capacity((bytes.len() / 5).min(MAX_PARAMS));
     let mut rest = bytes;
     while let Some((&tag, after_tag)) = rest.split_first() {
         let at = bytes.len() - rest.len();
+        if params.len() == MAX_PARAMS {
+            return Err(format!(
+                "parameter at byte {at}: more than {MAX_PARAMS} parameters"
+            ));
+        }
         let (value, after) = match tag {
             NULL => (ValueRef::Null, after_tag),
             INTEGER => {
@@ -138,6 +148,15 @@ impl PackedRows {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn more_parameters_than_sqlite_can_bind_are_refused() {
+        let most = vec![NULL; MAX_PARAMS];
+        assert_eq!(decode_params(&most).unwrap().len(), MAX_PARAMS);
+        let one_more = vec![NULL; MAX_PARAMS + 1];
+        let refused = decode_params(&one_more).unwrap_err();
+        assert!(refused.contains("more than 32766 parameters"), "{refused}");
+    }
 
     /// The guest's encoding of `values` (written out by hand, as the WIT specifies it).
     fn packed(values: &[ValueRef<'_>]) -> Vec<u8> {

@@ -20,7 +20,8 @@ pub(crate) struct ConnectionSlot {
     transactions: AtomicU64,
     operations: AtomicU64,
     batches_run_again: AtomicU64,
-    /// Whether the connection was lost to a panic of the writer thread ([`ConnectionSlot::mark_lost`]).
+    /// Whether the connection was dropped after a panic of the writer thread or a failed sync
+    /// ([`ConnectionSlot::mark_lost`]).
     lost: AtomicBool,
 }
 
@@ -61,8 +62,8 @@ impl ConnectionSlot {
         self.batches_run_again.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Drop the connection for good: the writer panicked while running a batch. Every later
-    /// batch fails with `ConnectionLost`.
+    /// Drop the connection for good: the writer panicked while running a batch, or the WAL
+    /// could not be synced (see `durability`). Every later batch fails with `ConnectionLost`.
     pub fn mark_lost(&self) {
         self.lost.store(true, Ordering::Release);
         drop(self.lock().take());

@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 use rusqlite::Connection;
 
 use super::batch::{BatchFailure, Settled};
+use super::connection::ConnectionSlot;
 
 /// Synced write batches between two checkpoints.
 const CHECKPOINT_EVERY: usize = 256;
@@ -24,13 +25,19 @@ const CHECKPOINT_EVERY: usize = 256;
 /// at 4096 frames the pauses cost measurable throughput with 64 tasks, at this length they do not.
 const RESTART_AFTER_FRAMES: i64 = 16_384;
 
-/// Start the sync thread for `file`; returns the writer's side of it and the thread.
-pub(crate) fn start(file: DatabaseFile) -> std::io::Result<(Handoff, JoinHandle<()>)> {
+/// Start the sync thread for `file`, whose connection is `slot`; returns the writer's side of
+/// it and the thread.
+pub(crate) fn start(
+    file: DatabaseFile,
+    slot: Arc<ConnectionSlot>,
+) -> std::io::Result<(Handoff, JoinHandle<()>)> {
     let (to_sync, committed) = mpsc::channel::<Settled>();
     let restart_wanted = Arc::new(AtomicBool::new(false));
     let durability = Arc::new(Mutex::new(Durability {
         wal: WalFile::new(file.wal),
         checkpointer: Checkpointer::new(file.target, Arc::clone(&restart_wanted)),
+        failed: None,
+        slot: Arc::clone(&slot),
     }));
     let pending = Arc::new(AtomicUsize::new(0));
     let syncer = SyncThread {
@@ -47,6 +54,7 @@ pub(crate) fn start(file: DatabaseFile) -> std::io::Result<(Handoff, JoinHandle<
             durability,
             pending,
             restart_wanted,
+            slot,
         },
         thread,
     ))
@@ -55,9 +63,10 @@ pub(crate) fn start(file: DatabaseFile) -> std::io::Result<(Handoff, JoinHandle<
 /// A database file as the writer's helpers need it.
 #[derive(Debug, Clone)]
 pub(crate) struct DatabaseFile {
-    /// What SQLite opens (a path or a `file:` URI).
+    /// The database file's absolute path, as SQLite resolved it (`sqlite3_db_filename`): what
+    /// the checkpointer's own connection opens.
     pub target: String,
-    /// The WAL file beside it.
+    /// The WAL file beside it, as SQLite names it (`sqlite3_filename_wal`).
     pub wal: PathBuf,
 }
 
@@ -139,47 +148,73 @@ fn open_checkpointer(target: &str) -> rusqlite::Result<Connection> {
 /// The WAL file, opened on first sync (SQLite creates it with the first write).
 struct WalFile {
     path: PathBuf,
-    file: std::cell::RefCell<Option<File>>,
+    file: Option<File>,
 }
 
 impl WalFile {
     fn new(path: PathBuf) -> Self {
-        Self {
-            path,
-            file: std::cell::RefCell::new(None),
-        }
+        Self { path, file: None }
     }
 
     /// `fdatasync` the WAL: every frame written before this call is on disk when it returns.
-    fn sync(&self) -> std::io::Result<()> {
-        let mut file = self.file.borrow_mut();
-        if file.is_none() {
-            *file = Some(File::open(&self.path)?);
+    /// The first call also syncs the WAL's directory, so that the WAL's own directory entry
+    /// (SQLite created the file with the first commit) survives a power loss; SQLite keeps the
+    /// WAL while the writer's connection is open, so this happens once per connection.
+    fn sync(&mut self) -> std::io::Result<()> {
+        #[cfg(test)]
+        {
+            use super::faults::{Fault, take};
+            assert!(
+                !take(&self.path, Fault::SyncPanic),
+                "injected panic of the sync thread"
+            );
+            if take(&self.path, Fault::SyncError) {
+                return Err(std::io::Error::from_raw_os_error(5));
+            }
         }
-        file.as_ref().map_or(Ok(()), File::sync_data)
+        if self.file.is_none() {
+            let opened = File::open(&self.path)?;
+            if let Some(directory) = self.path.parent() {
+                File::open(directory)?.sync_all()?;
+                #[cfg(test)]
+                super::faults::record_directory_sync(&self.path);
+            }
+            self.file = Some(opened);
+        }
+        self.file.as_ref().map_or(Ok(()), File::sync_data)
     }
 }
 
 /// What makes committed batches durable: the WAL file to sync and the checkpointer. Used by the
 /// sync thread, or by the writer itself when nothing else is waiting (see [`Handoff::settle`]).
+///
+/// A sync that fails (an I/O error, or a panic: a host bug) closes the database: the batches it
+/// was for, and every batch committed after it, are answered `SyncFailed`, and the connection
+/// is dropped ([`ConnectionSlot::mark_lost`]), so every later operation fails with
+/// `ConnectionLost` until a new backend reopens the file. Going on is not safe: after a failed
+/// `fdatasync` the kernel may have dropped WAL pages it could not write, and a later commit's
+/// frames after such a hole would be lost by SQLite's recovery although their own sync
+/// succeeded. Reopening lets recovery keep exactly the commits whose frames are whole, which
+/// include every batch that was answered with success.
 struct Durability {
     wal: WalFile,
     checkpointer: Checkpointer,
+    /// Why an earlier sync failed; no batch is answered as durable after that.
+    failed: Option<String>,
+    /// The connection, dropped when a sync fails.
+    slot: Arc<ConnectionSlot>,
 }
 
 impl Durability {
     /// Sync once for all of `settled` (in commit order) that committed, answer every batch, then
     /// checkpoint if it is time.
     fn settle(&mut self, settled: Vec<Settled>) {
-        let sync_failure = if settled.iter().any(|batch| batch.committed) {
-            self.wal.sync().err().map(|error| {
-                tracing::error!(wal = %self.wal.path.display(), %error, "cannot sync the WAL; failing the committed operations");
-                BatchFailure::SyncFailed(format!("{}: {error}", self.wal.path.display()))
-            })
+        let committed = settled.iter().filter(|batch| batch.committed).count();
+        let sync_failure = if committed > 0 {
+            self.sync_committed()
         } else {
             None
         };
-        let committed = settled.iter().filter(|batch| batch.committed).count();
         for batch in settled {
             let failure = if batch.committed {
                 sync_failure.as_ref()
@@ -188,8 +223,52 @@ impl Durability {
             };
             batch.answer(failure);
         }
-        self.checkpointer.after_sync(committed);
+        if self.failed.is_none() {
+            let checkpointed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.checkpointer.after_sync(committed);
+            }));
+            if let Err(panic) = checkpointed {
+                tracing::error!(
+                    panic = panic_message(&*panic),
+                    "the checkpointer panicked; will retry with a new connection"
+                );
+                self.checkpointer.connection = None;
+            }
+        }
     }
+
+    /// Sync the WAL for batches that committed; the failure to answer them with, if it failed
+    /// now or before (see [`Durability`]).
+    fn sync_committed(&mut self) -> Option<BatchFailure> {
+        if let Some(earlier) = &self.failed {
+            return Some(BatchFailure::SyncFailed(format!(
+                "not synced: an earlier sync of this database failed ({earlier})"
+            )));
+        }
+        let synced = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.wal.sync()));
+        let detail = match synced {
+            Ok(Ok(())) => return None,
+            Ok(Err(error)) => format!("{}: {error}", self.wal.path.display()),
+            Err(panic) => format!(
+                "syncing {} panicked: {}",
+                self.wal.path.display(),
+                panic_message(&*panic)
+            ),
+        };
+        tracing::error!(%detail, "cannot sync the WAL; failing the committed operations and closing the database");
+        self.failed = Some(detail.clone());
+        self.slot.mark_lost();
+        Some(BatchFailure::SyncFailed(detail))
+    }
+}
+
+/// The text of a caught panic.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// The writer's side of the sync thread.
@@ -200,6 +279,8 @@ pub(crate) struct Handoff {
     pending: Arc<AtomicUsize>,
     /// The checkpointer's request for a WAL restart.
     restart_wanted: Arc<AtomicBool>,
+    /// The connection, dropped if the sync thread is gone.
+    slot: Arc<ConnectionSlot>,
 }
 
 impl Handoff {
@@ -221,7 +302,8 @@ impl Handoff {
         self.pending.fetch_add(1, Ordering::AcqRel);
         if let Err(mpsc::SendError(settled)) = self.to_sync.send(settled) {
             self.pending.fetch_sub(1, Ordering::AcqRel);
-            // The sync thread is gone (it panicked): nothing can be made durable.
+            // The sync thread is gone: nothing can be made durable; close the database.
+            self.slot.mark_lost();
             settled.answer(Some(&BatchFailure::SyncFailed(
                 "the sync thread stopped".into(),
             )));
@@ -259,11 +341,255 @@ impl SyncThread {
             let mut settled = vec![first];
             settled.extend(self.committed.try_iter());
             let count = settled.len();
-            self.durability
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .settle(settled);
+            // `settle` catches a panic of the sync itself; one anywhere else (answering) drops
+            // the batches not yet answered, whose callers then see `TaskFailed`, and the
+            // thread goes on serving the later ones.
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.durability
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .settle(settled);
+            }));
+            if let Err(panic) = ran {
+                tracing::error!(
+                    panic = panic_message(&*panic),
+                    "the sync thread panicked answering batches"
+                );
+                self.durability.clear_poison();
+            }
             self.pending.fetch_sub(count, Ordering::AcqRel);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use crate::storage::Database;
+    use crate::storage::faults::{self, Fault, create_probe_table, insert, reopen_and_check};
+
+    /// A new empty directory for one test.
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ffwasm-dur-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::canonicalize(dir).unwrap()
+    }
+
+    /// Three acknowledged inserts, then `fault` armed on the file and an insert that must fail
+    /// with an error containing `expected`; then what the database answers next, and the rows
+    /// a new connection finds (after `integrity_check`) once the database is closed.
+    fn fault_after_three_inserts(
+        name: &str,
+        fault: Fault,
+        expected: &str,
+    ) -> (Result<(), String>, Vec<i64>, PathBuf) {
+        let dir = temp_dir(name);
+        let file = dir.join("f.sqlite");
+        let database = Database::open_shared(file.to_str().unwrap()).unwrap();
+        create_probe_table(&database);
+        for n in 1..=3 {
+            assert_eq!(insert(&database, n, 5_000), Ok(()), "insert {n}");
+        }
+        faults::arm(&dir.join("f.sqlite-wal"), fault);
+        let failed = insert(&database, 4, 5_000);
+        assert!(
+            matches!(&failed, Err(error) if error.contains(expected)),
+            "{fault:?}: {failed:?}"
+        );
+        let next = insert(&database, 5, 5_000);
+        drop(database);
+        (next, reopen_and_check(&file), dir)
+    }
+
+    #[test]
+    fn a_panic_while_syncing_the_wal_fails_its_batch_and_closes_the_database() {
+        let (next, rows, dir) =
+            fault_after_three_inserts("panic", Fault::SyncPanic, "SyncFailed(\"syncing");
+        assert!(
+            matches!(&next, Err(error) if error == "ConnectionLost"),
+            "every later operation is refused: {next:?}"
+        );
+        // Insert 4 committed before its sync panicked: it may be there (whole) or not; the
+        // acknowledged ones are, the refused one is not.
+        assert!(rows == [1, 2, 3] || rows == [1, 2, 3, 4], "{rows:?}");
+        // A new backend reopens the file, and it works.
+        let reopened = Database::open_shared(dir.join("f.sqlite").to_str().unwrap()).unwrap();
+        assert_eq!(insert(&reopened, 6, 10), Ok(()));
+        drop(reopened);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_wal_sync_fails_its_batch_and_closes_the_database() {
+        let (next, rows, dir) =
+            fault_after_three_inserts("eio", Fault::SyncError, "Input/output error (os error 5)");
+        assert!(
+            matches!(&next, Err(error) if error == "ConnectionLost"),
+            "{next:?}"
+        );
+        assert!(rows == [1, 2, 3] || rows == [1, 2, 3, 4], "{rows:?}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_wal_write_fails_only_its_commit() {
+        let (next, rows, dir) =
+            fault_after_three_inserts("write", Fault::WalWriteError, "disk I/O error");
+        assert_eq!(next, Ok(()), "the database goes on");
+        assert_eq!(rows, [1, 2, 3, 5], "the failed commit left nothing");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_full_disk_during_a_commit_fails_only_that_commit() {
+        let (next, rows, dir) =
+            fault_after_three_inserts("full", Fault::WalWriteFull, "database or disk is full");
+        assert_eq!(next, Ok(()), "the database goes on");
+        assert_eq!(rows, [1, 2, 3, 5], "the failed commit left nothing");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A tmpfs of `size` mounted on a new directory, unmounted when dropped; `None` (with the
+    /// reason printed) where this process may not mount (not root, no `CAP_SYS_ADMIN`).
+    struct Tmpfs(PathBuf);
+
+    impl Tmpfs {
+        fn mount(name: &str, size: &str) -> Option<Self> {
+            let dir = temp_dir(name);
+            let mounted = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(&dir)
+                .output();
+            match mounted {
+                Ok(output) if output.status.success() => Some(Self(dir)),
+                Ok(output) => {
+                    eprintln!(
+                        "SKIPPED {name}: cannot mount a tmpfs: {}",
+                        String::from_utf8_lossy(&output.stderr).trim()
+                    );
+                    None
+                }
+                Err(error) => {
+                    eprintln!("SKIPPED {name}: cannot run mount: {error}");
+                    None
+                }
+            }
+        }
+
+        /// Remount read-only (or read-write again).
+        fn remount(&self, options: &str) {
+            let status = std::process::Command::new("mount")
+                .args(["-o", &format!("remount,{options}")])
+                .arg(&self.0)
+                .status()
+                .expect("run mount");
+            assert!(status.success(), "remount {options}");
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_full_filesystem_fails_commits_with_a_typed_error_and_loses_nothing_acknowledged() {
+        let Some(fs) = Tmpfs::mount("enospc", "1m") else {
+            return;
+        };
+        let file = fs.0.join("full.sqlite");
+        let database = Database::open_shared(file.to_str().unwrap()).unwrap();
+        create_probe_table(&database);
+        let mut acknowledged = Vec::new();
+        let mut refused = Vec::new();
+        for n in 0..200 {
+            match insert(&database, n, 16 << 10) {
+                Ok(()) => acknowledged.push(n),
+                Err(error) => {
+                    assert!(
+                        error.contains("database or disk is full")
+                            || error.contains("SyncFailed")
+                            || error == "ConnectionLost",
+                        "a typed storage failure: {error}"
+                    );
+                    refused.push(n);
+                }
+            }
+        }
+        assert!(
+            !refused.is_empty(),
+            "1 MiB holds fewer than 200 rows of 16 KiB"
+        );
+        drop(database);
+        let rows = reopen_and_check(&file);
+        for n in &acknowledged {
+            assert!(rows.contains(n), "acknowledged {n} is there");
+        }
+        let connection = rusqlite::Connection::open(&file).unwrap();
+        let whole: i64 = connection
+            .query_row(
+                "SELECT COUNT(*) FROM probe WHERE length(body) = 16384",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(whole as usize, rows.len(), "every row there is whole");
+        eprintln!(
+            "ENOSPC: {} acknowledged, {} refused, {} rows after reopening",
+            acknowledged.len(),
+            refused.len(),
+            rows.len()
+        );
+    }
+
+    #[test]
+    fn a_read_only_filesystem_and_a_missing_directory_refuse_to_open_and_change_nothing() {
+        let missing =
+            std::env::temp_dir().join(format!("ffwasm-missing-{}/db.sqlite", std::process::id()));
+        match Database::open_shared(missing.to_str().unwrap()) {
+            Err(crate::error::OpenError::Open { source, .. }) => {
+                assert_eq!(
+                    source.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::CannotOpen)
+                );
+            }
+            Err(other) => panic!("missing directory: {other}"),
+            Ok(_) => panic!("missing directory: opened"),
+        }
+        assert!(!missing.parent().unwrap().exists());
+
+        let Some(fs) = Tmpfs::mount("readonly", "4m") else {
+            return;
+        };
+        let file = fs.0.join("ro.sqlite");
+        let database = Database::open_shared(file.to_str().unwrap()).unwrap();
+        create_probe_table(&database);
+        assert_eq!(insert(&database, 1, 100), Ok(()));
+        drop(database);
+        let before = std::fs::read(&file).unwrap();
+        fs.remount("ro");
+        let refused = Database::open_shared(file.to_str().unwrap());
+        fs.remount("rw");
+        match refused {
+            Err(crate::error::OpenError::Open { source, .. }) => assert!(
+                matches!(
+                    source.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen)
+                ),
+                "{source}"
+            ),
+            Err(other) => panic!("read-only: {other}"),
+            Ok(_) => panic!("read-only: opened"),
+        }
+        assert_eq!(
+            std::fs::read(&file).unwrap(),
+            before,
+            "the file is unchanged"
+        );
+        assert_eq!(reopen_and_check(&file), [1]);
     }
 }

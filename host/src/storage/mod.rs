@@ -11,6 +11,8 @@ pub(crate) mod batch;
 pub(crate) mod connection;
 pub(crate) mod database;
 pub(crate) mod durability;
+#[cfg(test)]
+pub(crate) mod faults;
 pub(crate) mod keystore;
 pub(crate) mod policy;
 pub(crate) mod schema;

@@ -91,6 +91,9 @@ struct Gathered {
     /// Bytes written by SQLite and not yet by us, meant for the file from `start` on.
     bytes: Vec<u8>,
     start: i64,
+    /// The WAL's path, for the tests' injected faults ([`super::faults`]).
+    #[cfg(test)]
+    path: std::path::PathBuf,
 }
 
 /// Where [`Gathered`] starts in a file object of the default VFS `default`.
@@ -142,6 +145,12 @@ unsafe extern "C" fn open(
                 methods: (*file).pMethods,
                 bytes: Vec::new(),
                 start: 0,
+                #[cfg(test)]
+                path: if name.is_null() {
+                    std::path::PathBuf::new()
+                } else {
+                    CStr::from_ptr(name).to_string_lossy().into_owned().into()
+                },
             },
         );
         (*file).pMethods = &GATHERING_METHODS;
@@ -160,6 +169,19 @@ unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
         let gathered = gathered(file);
         if gathered.bytes.is_empty() {
             return ffi::SQLITE_OK;
+        }
+        #[cfg(test)]
+        {
+            use super::faults::{Fault, take};
+            for (fault, code) in [
+                (Fault::WalWriteError, ffi::SQLITE_IOERR_WRITE),
+                (Fault::WalWriteFull, ffi::SQLITE_FULL),
+            ] {
+                if take(&gathered.path, fault) {
+                    gathered.bytes.clear();
+                    return code;
+                }
+            }
         }
         let Some(write) = (*gathered.methods).xWrite else {
             gathered.bytes.clear();

@@ -78,7 +78,7 @@ impl Writer {
         let mut threads = Vec::new();
         let handoff = match file {
             Some(file) => {
-                let (handoff, syncer) = durability::start(file)?;
+                let (handoff, syncer) = durability::start(file, Arc::clone(&slot))?;
                 threads.push(syncer);
                 Some(handoff)
             }

@@ -23,6 +23,12 @@
 //! | `block-on-clock` | damages rows, then blocks on a `wasi:clocks` `subscribe-duration` pollable of `attempt-policy-json` milliseconds (default 10 s) |
 //! | `poll` | damages rows, then `wasi:io/poll.poll`s two clock pollables, the first ready after `attempt-policy-json` milliseconds (default 10 s) |
 //! | `slow-write` | damages rows, runs one `INSERT ... SELECT` of `attempt-policy-json` rows (default 50 million; stopped at the deadline), then inserts the lease event `hostile-after-interrupt`; reports both outcomes as `storage(denied)` |
+//! | `null-flood`, `null-flood-packed` | damages rows, then queries 10 000 rows of 2 000 `NULL`s (through `query` or `query-packed`): the byte limit counts each value's slot in the host |
+//! | `null-params` | damages rows, then sends `attempt-policy-json` typed `NULL` parameters (default 1 million) with `SELECT ?1` |
+//! | `null-params-packed` | damages rows, then sends `attempt-policy-json` packed `NULL` parameters (one byte each; default 40 Mi) with `SELECT ?1` through `query-packed` |
+//! | `temp-flood` | damages rows, then runs an endless `SELECT DISTINCT x, zeroblob(4000)` over a recursive CTE: SQLite's temporary storage grows until the deadline |
+//! | `leak-pollables` | creates `attempt-policy-json` clock pollables (default 1 million) and never drops them, then returns an engine error (so the instance is reused) |
+//! | `long-statements` | damages rows, then runs 128 distinct statements of 99 000 bytes (filling the host's statement cache) and one of 1 MiB; the refusal of the long one is passed back as `storage` |
 //! | `malformed-result` | damages rows, then returns `ok` with a claimed execution whose ids are not ids |
 //! | anything else | returns `not-found(execution)` without touching the database |
 //!
