@@ -53,7 +53,7 @@
 //! | 3 | `ownership_state = 'unowned'` | `Contention(LeaseConflict)` |
 //! | 4 | `eligibility_state = 'eligible_now'` | `Contention(ExecutionNotLeaseable)` |
 //! | 5 | `attempt_state != 'running_attempt'` | `Conflict(ActiveAttemptExists)` |
-//! | 6 | `attempt_state != 'attempt_interrupted'` (public `resumable`: `Contention(UseClaimResumedExecution)`) | `Contention(ExecutionNotLeaseable)` |
+//! | 6 | `attempt_state != 'attempt_interrupted'` (continue it with `claim-resumed-execution`) | `Contention(UseClaimResumedExecution)` |
 //! | 6b | `expected_attempt_index` is the execution's next attempt (one past its highest attempt row, 0 without one) | `Validation(InvalidInput, "expected_attempt_index N is not the execution's next attempt M")` |
 //! | 7 | a `claim` grant exists | `Contention(InvalidClaimGrant)` |
 //! | 8 | the grant names this worker | `Contention(InvalidClaimGrant)` |
@@ -96,11 +96,12 @@
 //! One query finds the best candidate of the lane in every partition: `runnable`, `unowned`,
 //! claimable now (eligible, or delayed with the delay passed), `attempt_state` one of the
 //! states a claim accepts (`attempt_interrupted` and the pending states; rows in any other
-//! state are skipped, never claimed), and no non-empty required capability missing from the
-//! worker's set; ordered by `priority DESC, created_at_ms, partition_key, execution_id`,
+//! state are skipped, never claimed), no non-empty required capability missing from the
+//! worker's set, and no unexpired claim grant for another worker (a grant reserves its
+//! execution for its worker); ordered by `priority DESC, created_at_ms, partition_key, execution_id`,
 //! served by `ff_exec_core_claim_scan_idx` (migration 0002). None → `Ok(None)`, nothing
-//! written. Otherwise the lease is acquired as for `issue-grant-and-claim`, with the worker's
-//! ids.
+//! written. Otherwise the execution's claim grants (this worker's, or expired ones) are
+//! deleted and the lease is acquired as for `issue-grant-and-claim`, with the worker's ids.
 //!
 //! ## `promote-delayed` ([`promote_delayed`])
 //!
