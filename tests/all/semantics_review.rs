@@ -2,21 +2,22 @@
 //! the public `EngineBackend` API: a marked-expired lease cannot complete, a claim grant
 //! reserves its execution from the lane scanner and no claim leaves grants behind, resume
 //! grants of finished executions are `Ok(None)`, interrupted attempts redirect to
-//! `claim_resumed_execution`, and retry policies' `retryable_categories` are honoured.
+//! `claim_resumed_execution`, retry policies' `retryable_categories` are honoured and
+//! `create_execution`'s idempotency key deduplicates resubmissions.
 
 use crate::support::*;
 use ff_backend_sqlite_wasm::SqliteBackend;
 use ff_core::backend::{CapabilitySet, ClaimPolicy, ResumeToken};
 use ff_core::contracts::{
-    ClaimResumedExecutionArgs, ClaimResumedExecutionResult, FailExecutionResult, ResumeGrant,
-    RevokeLeaseArgs,
+    ClaimResumedExecutionArgs, ClaimResumedExecutionResult, CreateExecutionResult,
+    FailExecutionResult, ResumeGrant, RevokeLeaseArgs,
 };
 use ff_core::engine_backend::EngineBackend;
 use ff_core::engine_error::{ContentionKind, EngineError, StateKind};
 use ff_core::handle_codec;
 use ff_core::partition::PartitionKey;
 use ff_core::types::{
-    AttemptIndex, CancelSource, ExecutionId, LaneId, LeaseId, TimestampMs, WorkerId,
+    AttemptIndex, CancelSource, ExecutionId, LaneId, LeaseId, Namespace, TimestampMs, WorkerId,
     WorkerInstanceId,
 };
 use serial_test::parallel;
@@ -253,4 +254,49 @@ async fn fail_execution_retries_only_the_categories_its_policy_names() {
             expected
         );
     }
+}
+
+// ── 14: create_execution's idempotency key ───────────────────────────────────────────────
+
+#[tokio::test]
+#[parallel(process)]
+async fn a_resubmission_with_the_same_idempotency_key_is_a_duplicate_of_the_first() {
+    let backend = fresh_backend("review-idempotency").await;
+    let keyed = |execution_id: ExecutionId, namespace: &str| {
+        let mut args = create_args(execution_id, "default", now_ms());
+        args.namespace = Namespace::new(namespace);
+        args.idempotency_key = Some("order-42".into());
+        args
+    };
+    let first = new_execution_id();
+    assert!(matches!(
+        backend
+            .create_execution(keyed(first.clone(), "ns1"))
+            .await
+            .unwrap(),
+        CreateExecutionResult::Created { .. }
+    ));
+    let before = snapshot(&backend.connection_for_test());
+    assert_eq!(
+        backend
+            .create_execution(keyed(new_execution_id(), "ns1"))
+            .await
+            .unwrap(),
+        CreateExecutionResult::Duplicate {
+            execution_id: first.clone()
+        }
+    );
+    assert_eq!(snapshot(&backend.connection_for_test()), before);
+    assert_eq!(
+        count_rows(&backend.connection_for_test(), "ff_exec_core"),
+        1
+    );
+    // The key is per namespace.
+    assert!(matches!(
+        backend
+            .create_execution(keyed(new_execution_id(), "ns2"))
+            .await
+            .unwrap(),
+        CreateExecutionResult::Created { .. }
+    ));
 }

@@ -12,11 +12,16 @@
 //! | 2 | `input_payload` is at most [`crate::exec::MAX_PAYLOAD_BYTES`] | `Validation(PayloadTooLarge)` |
 //! | 3 | `execution_id` parses | `Validation(InvalidInput)` |
 //!
+//! A non-empty `idempotency_key` live in `ff_execution_idempotency` for the namespace (created
+//! less than [`IDEMPOTENCY_TTL_MS`] ago) under another execution id makes the create
+//! `Duplicate` of that execution, with nothing written.
+//!
 //! Writes: the `ff_exec_core` row (`ON CONFLICT DO NOTHING`; an existing id is `Duplicate`)
 //! in [`StateVector::WAITING`](crate::exec::StateVector::WAITING), or
 //! [`StateVector::DELAYED`](crate::exec::StateVector::DELAYED) with `raw_fields.delay_until`
 //! when `delay_until` is in the future; on creation only, one `ff_execution_capabilities` row
-//! per non-empty required capability; always, the lane in `ff_lane_registry`. No outbox rows.
+//! per non-empty required capability and, with a key, the key's `ff_execution_idempotency`
+//! row (live for a day); always, the lane in `ff_lane_registry`. No outbox rows.
 //!
 //! ## `issue-claim-grant` ([`issue_claim_grant`])
 //!
@@ -124,7 +129,7 @@ mod operator;
 mod scan;
 
 pub use claim::claim_execution;
-pub use create::create_execution;
+pub use create::{IDEMPOTENCY_TTL_MS, create_execution};
 pub use delay::promote_delayed;
 pub use grant::issue_claim_grant;
 pub use operator::issue_grant_and_claim;
