@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::support::*;
 use ff_backend_sqlite_wasm::SqliteBackend;
-use ff_core::backend::{BackendTag, CapabilitySet, ClaimPolicy, Handle, UsageDimensions};
+use ff_core::backend::{BackendTag, CapabilitySet, Handle, UsageDimensions};
 use ff_core::contracts::{
     BlockExecutionForAdmissionArgs, BlockExecutionForAdmissionOutcome, BlockingReason,
     CheckAdmissionArgs, CheckAdmissionResult, CreateBudgetArgs, CreateBudgetResult,
@@ -23,9 +23,7 @@ use ff_core::contracts::{
 use ff_core::engine_backend::{EngineBackend, ReconcileCounts};
 use ff_core::engine_error::{ContentionKind, EngineError, ValidationKind};
 use ff_core::partition::{Partition, PartitionConfig, PartitionFamily};
-use ff_core::types::{
-    BudgetId, ExecutionId, LaneId, QuotaPolicyId, TimestampMs, WorkerId, WorkerInstanceId,
-};
+use ff_core::types::{BudgetId, ExecutionId, LaneId, QuotaPolicyId, TimestampMs};
 use serial_test::parallel;
 use uuid::Uuid;
 
@@ -1339,16 +1337,6 @@ async fn a_worker_report_with_a_huge_delta_is_refused_without_writes() {
 
 // ── Admission blocking and the budget reconciler (Valkey's semantics) ────────────────────
 
-/// A scanner-claim policy for `worker`.
-fn scan_policy(worker: &str) -> ClaimPolicy {
-    ClaimPolicy::new(
-        WorkerId::new(worker),
-        WorkerInstanceId::new("wi-1"),
-        30_000,
-        None,
-    )
-}
-
 /// `block_execution_for_admission` arguments for `eid` on lane `default` at `now`.
 fn admission_block(eid: &ExecutionId, reason: BlockingReason) -> BlockExecutionForAdmissionArgs {
     BlockExecutionForAdmissionArgs::new(
@@ -1407,7 +1395,7 @@ async fn an_admission_blocked_execution_is_claimed_by_no_path_until_unblocked() 
         ));
         assert!(
             backend
-                .claim(&lane, &CapabilitySet::default(), scan_policy("scanner"))
+                .claim(&lane, &CapabilitySet::default(), scanner_policy("scanner"))
                 .await
                 .unwrap()
                 .is_none(),
@@ -1443,12 +1431,21 @@ async fn an_admission_blocked_execution_is_claimed_by_no_path_until_unblocked() 
             )
             .await
             .unwrap();
-        let lease = backend
-            .claim(&lane, &CapabilitySet::default(), scan_policy("scanner"))
-            .await
-            .unwrap()
-            .expect("claimable again once unblocked");
-        drop(lease);
+        // The grant issued before the block still reserves it for worker-1 (the lane scanner
+        // leaves it alone), and worker-1 now claims it with that grant.
+        assert!(
+            backend
+                .claim(&lane, &CapabilitySet::default(), scanner_policy("scanner"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        claimed(
+            backend
+                .claim_execution(claim_args(eid.clone(), "worker-1"))
+                .await
+                .expect("claimable again once unblocked"),
+        );
         assert_eq!(
             exec_column(&backend.connection_for_test(), &eid, "lifecycle_phase"),
             "active"

@@ -7,7 +7,7 @@
 
 use crate::support::*;
 use ff_backend_sqlite_wasm::SqliteBackend;
-use ff_core::backend::{CapabilitySet, ClaimPolicy, ResumeToken};
+use ff_core::backend::{CapabilitySet, ResumeToken};
 use ff_core::contracts::{
     ClaimResumedExecutionArgs, ClaimResumedExecutionResult, CreateExecutionResult,
     FailExecutionResult, ResumeGrant, RevokeLeaseArgs,
@@ -22,23 +22,13 @@ use ff_core::types::{
 };
 use serial_test::parallel;
 
-/// A scanner-claim policy for `worker` on a 30 s lease.
-fn scan_policy(worker: &str) -> ClaimPolicy {
-    ClaimPolicy::new(
-        WorkerId::new(worker),
-        WorkerInstanceId::new("wi-1"),
-        30_000,
-        None,
-    )
-}
-
 /// One lane-scanner claim on lane `default` by `worker`; the claimed execution's id.
 async fn scanner_claim(backend: &SqliteBackend, worker: &str) -> Option<ExecutionId> {
     let handle = backend
         .claim(
             &LaneId::new("default"),
             &CapabilitySet::default(),
-            scan_policy(worker),
+            scanner_policy(worker),
         )
         .await
         .unwrap()?;

@@ -3,6 +3,7 @@
 //! a full-database snapshot for "nothing changed" assertions.
 
 use ff_backend_sqlite_wasm::SqliteBackend;
+use ff_core::backend::ClaimPolicy;
 use ff_core::contracts::{
     CancelExecutionArgs, ClaimExecutionArgs, ClaimExecutionResult, ClaimedExecution,
     CompleteExecutionArgs, CreateExecutionArgs, FailExecutionArgs, IssueClaimGrantArgs,
@@ -277,6 +278,16 @@ pub fn claim_args_at(
     args.expected_attempt_index = AttemptIndex::new(attempt_index);
     args.now = TimestampMs::from_millis(now);
     args
+}
+
+/// A lane-scanner claim policy for `worker_id` (instance `wi-1`) with a 30 s lease.
+pub fn scanner_policy(worker_id: &str) -> ClaimPolicy {
+    ClaimPolicy::new(
+        WorkerId::new(worker_id),
+        WorkerInstanceId::new("wi-1"),
+        30_000,
+        None,
+    )
 }
 
 /// `CreateExecutionArgs` for `lane` with a small payload, a namespace and one tag.

@@ -346,21 +346,19 @@ pub(super) async fn reconcile_quota_counters(
     now: TimestampMs,
 ) -> Result<ReconcileCounts, EngineError> {
     let now = now.0;
-    let counts = backend
-        .run(
-            "reconcile_quota_counters",
-            Tx::Write,
-            move |guest, store| {
-                guest
-                    .flowfabric_backend_budgets()
-                    .call_reconcile_quota_counters(store, now)
-            },
-        )
-        .await?;
-    Ok(ReconcileCounts {
-        processed: counts.processed,
-        errors: counts.errors,
-    })
+    reconcile_counts(
+        backend
+            .run(
+                "reconcile_quota_counters",
+                Tx::Write,
+                move |guest, store| {
+                    guest
+                        .flowfabric_backend_budgets()
+                        .call_reconcile_quota_counters(store, now)
+                },
+            )
+            .await?,
+    )
 }
 
 pub(super) async fn block_execution_for_admission(
@@ -415,17 +413,23 @@ pub(super) async fn reconcile_budget_counters(
     now: TimestampMs,
 ) -> Result<ReconcileCounts, EngineError> {
     let now = now.0;
-    let counts = backend
-        .run(
-            "reconcile_budget_counters",
-            Tx::Write,
-            move |guest, store| {
-                guest
-                    .flowfabric_backend_budgets()
-                    .call_reconcile_budget_counters(store, now)
-            },
-        )
-        .await?;
+    reconcile_counts(
+        backend
+            .run(
+                "reconcile_budget_counters",
+                Tx::Write,
+                move |guest, store| {
+                    guest
+                        .flowfabric_backend_budgets()
+                        .call_reconcile_budget_counters(store, now)
+                },
+            )
+            .await?,
+    )
+}
+
+/// A reconcile pass's counts as ff-core's.
+fn reconcile_counts(counts: wit::ReconcileCounts) -> Result<ReconcileCounts, EngineError> {
     Ok(ReconcileCounts {
         processed: counts.processed,
         errors: counts.errors,
