@@ -6,8 +6,9 @@
 //! for every operation it keeps; see `examples/custom-guest`.
 
 use crate::bindings::budgets::{
-    AdmissionOutcome, BudgetStatus, BudgetUsageAndLimits, CheckAdmissionArgs, CreateBudgetArgs,
-    CreateOutcome, CreateQuotaPolicyArgs, QuotaPolicyLimits, ReconcileCounts, RecordSpendArgs,
+    AdmissionOutcome, BlockForAdmissionArgs, BlockForAdmissionOutcome, BudgetStatus,
+    BudgetUsageAndLimits, CheckAdmissionArgs, CreateBudgetArgs, CreateOutcome,
+    CreateQuotaPolicyArgs, QuotaPolicyLimits, ReconcileCounts, RecordSpendArgs,
     ReportUsageAdminArgs, ReportUsageArgs, UsageOutcome,
 };
 use crate::bindings::flows::{
@@ -285,6 +286,16 @@ impl budgets::Guest for Component {
 
     fn reconcile_quota_counters(now: TimestampMs) -> Result<ReconcileCounts, EngineError> {
         crate::budgets::reconcile_quota_counters(&mut HostDb, now)
+    }
+
+    fn block_execution_for_admission(
+        args: BlockForAdmissionArgs,
+    ) -> Result<BlockForAdmissionOutcome, EngineError> {
+        crate::budgets::block_execution_for_admission(&mut HostDb, &args)
+    }
+
+    fn reconcile_budget_counters(now: TimestampMs) -> Result<ReconcileCounts, EngineError> {
+        crate::budgets::reconcile_budget_counters(&mut HostDb, now)
     }
 }
 

@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use crate::support::*;
 use ff_backend_sqlite_wasm::SqliteBackend;
-use ff_core::backend::{BackendTag, Handle, UsageDimensions};
+use ff_core::backend::{BackendTag, CapabilitySet, Handle, UsageDimensions};
 use ff_core::contracts::{
-    BlockExecutionForAdmissionArgs, BlockingReason, CheckAdmissionArgs, CheckAdmissionResult,
-    CreateBudgetArgs, CreateBudgetResult, CreateQuotaPolicyArgs, CreateQuotaPolicyResult,
-    QuotaPolicyLimits, RecordSpendArgs, ReleaseAdmissionArgs, ReleaseAdmissionResult,
-    ReleaseBudgetArgs, ReportUsageAdminArgs, ReportUsageResult, ResetBudgetArgs, ResetBudgetResult,
+    BlockExecutionForAdmissionArgs, BlockExecutionForAdmissionOutcome, BlockingReason,
+    CheckAdmissionArgs, CheckAdmissionResult, CreateBudgetArgs, CreateBudgetResult,
+    CreateQuotaPolicyArgs, CreateQuotaPolicyResult, QuotaPolicyLimits, RecordSpendArgs,
+    ReleaseAdmissionArgs, ReleaseAdmissionResult, ReleaseBudgetArgs, ReportUsageAdminArgs,
+    ReportUsageResult, ResetBudgetArgs, ResetBudgetResult, ScanEligibleArgs,
 };
 use ff_core::engine_backend::{EngineBackend, ReconcileCounts};
 use ff_core::engine_error::{ContentionKind, EngineError, ValidationKind};
@@ -1334,47 +1335,264 @@ async fn a_worker_report_with_a_huge_delta_is_refused_without_writes() {
     );
 }
 
-// ── What is not built ───────────────────────────────────────────────────────────────────
+// ── Admission blocking and the budget reconciler (Valkey's semantics) ────────────────────
+
+/// `block_execution_for_admission` arguments for `eid` on lane `default` at `now`.
+fn admission_block(eid: &ExecutionId, reason: BlockingReason) -> BlockExecutionForAdmissionArgs {
+    BlockExecutionForAdmissionArgs::new(
+        eid.clone(),
+        LaneId::new("default"),
+        partition_of(eid),
+        reason,
+        Some("budget tokens exhausted".into()),
+        TimestampMs(now_ms()),
+    )
+}
 
 #[tokio::test]
 #[parallel(process)]
-async fn blocking_and_budget_counter_reconciling_are_unavailable() {
-    let backend = fresh_backend("budget-unavailable").await;
-    let eid = new_execution_id();
-    let args = BlockExecutionForAdmissionArgs::new(
-        eid.clone(),
-        LaneId::new("default"),
-        partition_of(&eid),
+async fn an_admission_blocked_execution_is_claimed_by_no_path_until_unblocked() {
+    let backend = fresh_backend("admission-block").await;
+    let lane = LaneId::new("default");
+    for reason in [
         BlockingReason::WaitingForBudget,
-        None,
-        TimestampMs(now_ms()),
-    );
-    assert!(matches!(
+        BlockingReason::WaitingForQuota,
+        BlockingReason::WaitingForCapableWorker,
+    ] {
+        let eid = new_execution_id();
         backend
-            .block_execution_for_admission(args)
+            .create_execution(create_args(eid.clone(), "default", now_ms()))
             .await
-            .unwrap_err(),
-        EngineError::Unavailable {
-            op: "block_execution_for_admission"
+            .unwrap();
+        // A grant issued before the block (the scheduler's race) does not get it claimed.
+        backend
+            .issue_claim_grant(grant_args(eid.clone(), "worker-1", now_ms()))
+            .await
+            .unwrap();
+        assert_eq!(
+            backend
+                .block_execution_for_admission(admission_block(&eid, reason))
+                .await
+                .unwrap(),
+            BlockExecutionForAdmissionOutcome::Blocked {
+                execution_id: eid.clone(),
+                reason,
+            }
+        );
+        let conn = backend.connection_for_test();
+        assert_eq!(
+            exec_column(&conn, &eid, "blocking_reason"),
+            reason.reason_code()
+        );
+        assert_eq!(exec_column(&conn, &eid, "public_state"), "rate_limited");
+        drop(conn);
+        assert!(matches!(
+            backend
+                .claim_execution(claim_args(eid.clone(), "worker-1"))
+                .await
+                .unwrap_err(),
+            EngineError::Contention(ContentionKind::ExecutionNotLeaseable)
+        ));
+        assert!(
+            backend
+                .claim(&lane, &CapabilitySet::default(), scanner_policy("scanner"))
+                .await
+                .unwrap()
+                .is_none(),
+            "the lane scanner skips it"
+        );
+        assert!(
+            backend
+                .scan_eligible_executions(ScanEligibleArgs::new(
+                    lane.clone(),
+                    partition_of(&eid),
+                    10
+                ))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // A second block (say, the other admission check) keeps it parked: no error.
+        assert!(matches!(
+            backend
+                .block_execution_for_admission(admission_block(&eid, reason))
+                .await
+                .unwrap(),
+            BlockExecutionForAdmissionOutcome::Blocked { .. }
+        ));
+        // The unblock scanner's hook (routing's `unblock_execution`) releases it.
+        backend
+            .unblock_execution(
+                partition_of(&eid),
+                &lane,
+                &eid,
+                reason.reason_code(),
+                TimestampMs(now_ms()),
+            )
+            .await
+            .unwrap();
+        // The grant issued before the block still reserves it for worker-1 (the lane scanner
+        // leaves it alone), and worker-1 now claims it with that grant.
+        assert!(
+            backend
+                .claim(&lane, &CapabilitySet::default(), scanner_policy("scanner"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        claimed(
+            backend
+                .claim_execution(claim_args(eid.clone(), "worker-1"))
+                .await
+                .expect("claimable again once unblocked"),
+        );
+        assert_eq!(
+            exec_column(&backend.connection_for_test(), &eid, "lifecycle_phase"),
+            "active"
+        );
+    }
+}
+
+#[tokio::test]
+#[parallel(process)]
+async fn admission_block_rejections_are_outcomes_and_bad_input_is_typed_without_writes() {
+    let backend = fresh_backend("admission-block-bad").await;
+    let missing = new_execution_id();
+    let before = snapshot(&backend.connection_for_test());
+    assert_eq!(
+        backend
+            .block_execution_for_admission(admission_block(
+                &missing,
+                BlockingReason::WaitingForQuota
+            ))
+            .await
+            .unwrap(),
+        BlockExecutionForAdmissionOutcome::LuaRejected {
+            message: "execution_not_found: execution does not exist".into()
         }
-    ));
+    );
+    assert_eq!(snapshot(&backend.connection_for_test()), before);
+    let eid = new_execution_id();
+    let now = now_ms();
+    let claim = create_and_lease(
+        &*backend,
+        now,
+        claim_args_at(eid.clone(), "worker-1", 0, now),
+    )
+    .await;
+    let before = snapshot(&backend.connection_for_test());
+    assert_eq!(
+        backend
+            .block_execution_for_admission(admission_block(&eid, BlockingReason::WaitingForBudget))
+            .await
+            .unwrap(),
+        BlockExecutionForAdmissionOutcome::LuaRejected {
+            message: "execution_not_eligible: state changed".into()
+        }
+    );
+    assert_eq!(snapshot(&backend.connection_for_test()), before);
+    backend
+        .complete_execution(complete_args(&eid, Some(fence_of(&claim))))
+        .await
+        .unwrap();
+    let before = snapshot(&backend.connection_for_test());
+    let BlockExecutionForAdmissionOutcome::LuaRejected { message } = backend
+        .block_execution_for_admission(admission_block(&eid, BlockingReason::WaitingForBudget))
+        .await
+        .unwrap()
+    else {
+        panic!("a finished execution is not blocked");
+    };
+    assert_eq!(
+        message,
+        format!(
+            "execution_not_active: lifecycle_phase=terminal terminal_outcome=success lease_epoch=1 attempt_id={}",
+            claim.attempt_id
+        )
+    );
+    assert_eq!(snapshot(&backend.connection_for_test()), before);
+
+    let waiting = new_execution_id();
+    backend
+        .create_execution(create_args(waiting.clone(), "default", now_ms()))
+        .await
+        .unwrap();
+    let mut wrong_partition = admission_block(&waiting, BlockingReason::WaitingForBudget);
+    wrong_partition.partition = Partition {
+        family: PartitionFamily::Budget,
+        index: wrong_partition.partition.index,
+    };
+    assert!(
+        invalid_input_detail(
+            rejected_without_writes(
+                &backend,
+                backend.block_execution_for_admission(wrong_partition)
+            )
+            .await
+        )
+        .contains("does not hold execution")
+    );
+    let mut wrong_lane = admission_block(&waiting, BlockingReason::WaitingForBudget);
+    wrong_lane.lane_id = LaneId::new("elsewhere");
+    assert_eq!(
+        invalid_input_detail(
+            rejected_without_writes(&backend, backend.block_execution_for_admission(wrong_lane))
+                .await
+        ),
+        "lane_id \"elsewhere\" is not the execution's lane \"default\""
+    );
+    let supports = backend.capabilities().supports;
+    assert!(supports.block_execution_for_admission && supports.release_admission);
+}
+
+#[tokio::test]
+#[parallel(process)]
+async fn reconcile_budget_counters_marks_and_clears_an_out_of_band_breach() {
+    let backend = fresh_backend("budget-reconcile").await;
+    let id = BudgetId::new();
+    backend
+        .create_budget(budget_args(&id, 0, 100, 50))
+        .await
+        .unwrap();
     let partition = Partition {
         family: PartitionFamily::Budget,
         index: 0,
     };
-    assert!(matches!(
-        backend
-            .reconcile_budget_counters(partition, TimestampMs(now_ms()))
-            .await
-            .unwrap_err(),
-        EngineError::Unavailable {
-            op: "reconcile_budget_counters"
-        }
-    ));
-    let supports = backend.capabilities().supports;
-    assert!(supports.budget_admin && supports.quota_admin);
-    assert!(supports.read_budget_usage_and_limits && supports.read_quota_policy_limits);
-    assert!(supports.release_admission && !supports.block_execution_for_admission);
+    let pass = |at: i64| backend.reconcile_budget_counters(partition, TimestampMs(at));
+    let counts = |processed, errors| ReconcileCounts { processed, errors };
+    backend
+        .report_usage_admin(&id, admin("tokens", 100))
+        .await
+        .unwrap();
+    let before = snapshot(&backend.connection_for_test());
+    assert_eq!(
+        pass(now_ms()).await.unwrap(),
+        counts(0, 0),
+        "at the limit is no breach"
+    );
+    assert_eq!(snapshot(&backend.connection_for_test()), before);
+    backend
+        .connection_for_test()
+        .execute(
+            "UPDATE ff_budget_usage SET current_value = 150 WHERE budget_id = ?1",
+            [id.to_string()],
+        )
+        .unwrap();
+    assert_eq!(pass(now_ms()).await.unwrap(), counts(1, 0));
+    assert_eq!(pass(now_ms()).await.unwrap(), counts(0, 0), "marked once");
+    backend
+        .reset_budget(ResetBudgetArgs {
+            budget_id: id.clone(),
+            now: TimestampMs(now_ms()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        pass(now_ms()).await.unwrap(),
+        counts(1, 0),
+        "the mark is cleared"
+    );
+    assert_eq!(pass(now_ms()).await.unwrap(), counts(0, 0));
 }
 
 // ── Concurrency ─────────────────────────────────────────────────────────────────────────

@@ -67,7 +67,7 @@ async fn live_or_interrupted_attempts_block_the_claim() {
                 matches!(
                     result,
                     Err(EngineError::Contention(
-                        ContentionKind::ExecutionNotLeaseable
+                        ContentionKind::UseClaimResumedExecution
                     ))
                 ),
                 "{result:?}"

@@ -178,15 +178,15 @@ async fn label_capabilities_and_unbuilt_operations_tell_the_truth() {
         (supports.stream_best_effort_live, "stream_best_effort_live"),
         (supports.cancel_flow_header, "cancel_flow_header"),
         (supports.ack_cancel_member, "ack_cancel_member"),
+        (
+            supports.block_execution_for_admission,
+            "block_execution_for_admission",
+        ),
     ] {
         assert!(flag, "{name} works and says so");
     }
     for (flag, name) in [
         (supports.replay_execution, "replay_execution"),
-        (
-            supports.block_execution_for_admission,
-            "block_execution_for_admission",
-        ),
         (
             supports.subscribe_signal_delivery,
             "subscribe_signal_delivery",

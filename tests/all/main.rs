@@ -59,6 +59,7 @@ mod routing;
 mod sandbox;
 mod scheduling;
 mod sdk;
+mod semantics_review;
 mod standalone;
 mod streams;
 mod suspension;

@@ -857,20 +857,25 @@ async fn claim_from_resume_grant_waits_for_a_live_lease_then_takes_over() {
 #[tokio::test]
 #[parallel(process)]
 async fn claim_from_resume_grant_never_resurrects_a_terminal_execution() {
+    // ff-core: a grant whose execution is no longer resumable is `Ok(None)` (issue 14, item
+    // 13; this test expected `ExecutionNotActive` before).
     let backend = fresh_backend("recovery-resume-grant-terminal").await;
-    let (eid, claimed) = expired_lease(&backend).await;
+    let (eid, _claimed) = expired_lease(&backend).await;
     backend
         .cancel_execution(cancel_args(&eid, CancelSource::OperatorOverride, None))
         .await
         .unwrap();
-    let error = rejected_without_writes(
-        &backend,
-        backend.claim_from_resume_grant(resume_token(&eid, "worker-2")),
-    )
-    .await;
-    let (terminal_outcome, lease_epoch, lifecycle_phase, attempt_id) = not_active_payload(error);
-    assert_eq!(terminal_outcome, "cancelled");
-    assert_eq!(lease_epoch, "2");
-    assert_eq!(lifecycle_phase, "terminal");
-    assert_eq!(attempt_id, claimed.attempt_id.to_string());
+    let before = snapshot(&backend.connection_for_test());
+    assert!(
+        backend
+            .claim_from_resume_grant(resume_token(&eid, "worker-2"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(snapshot(&backend.connection_for_test()), before);
+    assert_eq!(
+        exec_column(&backend.connection_for_test(), &eid, "public_state"),
+        "cancelled"
+    );
 }

@@ -333,6 +333,16 @@ pub fn claim_policy() -> ClaimPolicy {
     )
 }
 
+/// A lane-scanner claim policy for `worker_id` (instance `wi-1`) with a 30 s lease.
+pub fn scanner_policy(worker_id: &str) -> ClaimPolicy {
+    ClaimPolicy::new(
+        WorkerId::new(worker_id),
+        WorkerInstanceId::new("wi-1"),
+        30_000,
+        None,
+    )
+}
+
 /// `CreateExecutionArgs` for `lane` with a small payload, a namespace and one tag.
 pub fn create_args(execution_id: ExecutionId, lane: &str, now: i64) -> CreateExecutionArgs {
     CreateExecutionArgs {

@@ -17,9 +17,10 @@ pub mod oldest_first;
 
 use ff_engine_guest::Component as Builtin;
 use ff_engine_guest::bindings::budgets::{
-    self, AdmissionOutcome, BudgetStatus, BudgetUsageAndLimits, CheckAdmissionArgs,
-    CreateBudgetArgs, CreateOutcome, CreateQuotaPolicyArgs, QuotaPolicyLimits, ReconcileCounts,
-    RecordSpendArgs, ReportUsageAdminArgs, ReportUsageArgs, UsageOutcome,
+    self, AdmissionOutcome, BlockForAdmissionArgs, BlockForAdmissionOutcome, BudgetStatus,
+    BudgetUsageAndLimits, CheckAdmissionArgs, CreateBudgetArgs, CreateOutcome,
+    CreateQuotaPolicyArgs, QuotaPolicyLimits, ReconcileCounts, RecordSpendArgs,
+    ReportUsageAdminArgs, ReportUsageArgs, UsageOutcome,
 };
 use ff_engine_guest::bindings::flows::{
     self, AddExecutionArgs, AddExecutionOutcome, ApplyDependencyArgs, ApplyDependencyOutcome,
@@ -295,6 +296,16 @@ impl budgets::Guest for OldestFirst {
 
     fn reconcile_quota_counters(now: TimestampMs) -> Result<ReconcileCounts, EngineError> {
         <Builtin as budgets::Guest>::reconcile_quota_counters(now)
+    }
+
+    fn block_execution_for_admission(
+        args: BlockForAdmissionArgs,
+    ) -> Result<BlockForAdmissionOutcome, EngineError> {
+        <Builtin as budgets::Guest>::block_execution_for_admission(args)
+    }
+
+    fn reconcile_budget_counters(now: TimestampMs) -> Result<ReconcileCounts, EngineError> {
+        <Builtin as budgets::Guest>::reconcile_budget_counters(now)
     }
 }
 

@@ -36,6 +36,7 @@
 //! with a cap, `active_concurrency >= cap` is `concurrency-exceeded`; else one window row and
 //! the guard (`expires_at_ms = now + window`) are written and, with a cap, the counter raised.
 
+mod admission;
 mod policy;
 mod quotas;
 mod usage;
@@ -43,6 +44,7 @@ mod usage;
 #[cfg(test)]
 mod tests;
 
+pub use admission::{block_execution_for_admission, reconcile_budget_counters};
 pub use policy::{
     create_budget, due_budget_resets, get_budget_status, read_budget_usage_and_limits,
     reset_budget, reset_budget_if_due,

@@ -283,7 +283,10 @@ pub fn get_budget_status(db: &mut impl Db, budget_id: &str) -> Result<BudgetStat
 }
 
 /// Every usage counter of the budget, by dimension name (negative stored values as 0).
-fn usage_rows(db: &mut impl Db, budget_id: &str) -> Result<Vec<DimensionAmount>, EngineError> {
+pub(super) fn usage_rows(
+    db: &mut impl Db,
+    budget_id: &str,
+) -> Result<Vec<DimensionAmount>, EngineError> {
     let rows = db
         .query(
             "SELECT dimensions_key, current_value FROM ff_budget_usage \

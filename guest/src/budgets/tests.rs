@@ -2,9 +2,10 @@
 
 use super::*;
 use crate::bindings::budgets::{
-    AdmissionOutcome, Breach, CheckAdmissionArgs, CreateBudgetArgs, CreateOutcome,
-    CreateQuotaPolicyArgs, DimensionAmount, QuotaPolicyLimits, RecordSpendArgs,
-    ReportUsageAdminArgs, ReportUsageArgs, UsageLease, UsageOutcome,
+    AdmissionBlockReason, AdmissionOutcome, BlockForAdmissionArgs, BlockForAdmissionOutcome,
+    Breach, CheckAdmissionArgs, CreateBudgetArgs, CreateOutcome, CreateQuotaPolicyArgs,
+    DimensionAmount, QuotaPolicyLimits, ReconcileCounts, RecordSpendArgs, ReportUsageAdminArgs,
+    ReportUsageArgs, UsageLease, UsageOutcome,
 };
 use crate::testing::{ATTEMPT, EXEC, EXEC_UUID, LEASE, NOW, TTL, TestDb};
 use crate::types::{ContentionKind, EngineError, Entity, StateKind, ValidationKind};
@@ -717,4 +718,206 @@ fn the_tables_have_upstreams_shapes() {
             .join(" "),
         "CREATE INDEX ff_budget_policy_reset_due_idx ON ff_budget_policy (partition_key, next_reset_at_ms) WHERE next_reset_at_ms IS NOT NULL"
     );
+}
+
+fn block_args(reason: AdmissionBlockReason) -> BlockForAdmissionArgs {
+    BlockForAdmissionArgs {
+        execution_id: EXEC.into(),
+        lane_id: "default".into(),
+        reason,
+        reason_detail: Some("tokens exhausted".into()),
+        now: NOW + 7,
+    }
+}
+
+fn exec_state(db: &TestDb) -> String {
+    db.one(
+        "SELECT lifecycle_phase || '|' || ownership_state || '|' || eligibility_state || '|' || \
+         public_state || '|' || blocking_reason || '|' || json_extract(raw_fields, '$.blocking_detail') \
+         FROM ff_exec_core",
+    )
+}
+
+#[test]
+fn admission_blocks_park_the_execution_under_each_reason_until_unblocked() {
+    for (reason, code, eligibility) in [
+        (
+            AdmissionBlockReason::WaitingForBudget,
+            "waiting_for_budget",
+            "blocked_by_budget",
+        ),
+        (
+            AdmissionBlockReason::WaitingForQuota,
+            "waiting_for_quota",
+            "blocked_by_quota",
+        ),
+        (
+            AdmissionBlockReason::WaitingForCapableWorker,
+            "waiting_for_capable_worker",
+            "blocked_by_route",
+        ),
+    ] {
+        let mut db = TestDb::runnable();
+        assert_eq!(
+            block_execution_for_admission(&mut db, &block_args(reason)).unwrap(),
+            BlockForAdmissionOutcome::Blocked
+        );
+        assert_eq!(
+            exec_state(&db),
+            format!("runnable|unowned|{eligibility}|rate_limited|{code}|tokens exhausted")
+        );
+        db.seed_grant(EXEC, "worker-1", NOW + 60_000);
+        assert_eq!(
+            crate::scheduling::claim_execution(&mut db, &crate::testing::claim_args(EXEC))
+                .unwrap_err(),
+            EngineError::Contention(ContentionKind::ExecutionNotLeaseable),
+            "a parked execution is not claimable, even with a grant"
+        );
+        crate::routing::unblock_execution(
+            &mut db,
+            &crate::bindings::routing::UnblockExecutionArgs {
+                execution_id: EXEC.into(),
+                lane_id: "default".into(),
+                expected_blocking_reason: code.into(),
+                now: NOW + 8,
+            },
+        )
+        .unwrap();
+        crate::scheduling::claim_execution(&mut db, &crate::testing::claim_args(EXEC))
+            .expect("claimable again once unblocked");
+    }
+}
+
+#[test]
+fn admission_block_rejections_are_valkeys_texts_and_write_nothing() {
+    let mut db = TestDb::new();
+    let before = db.dump();
+    assert_eq!(
+        block_execution_for_admission(&mut db, &block_args(AdmissionBlockReason::WaitingForQuota))
+            .unwrap(),
+        BlockForAdmissionOutcome::Rejected("execution_not_found: execution does not exist".into())
+    );
+    assert_eq!(db.dump(), before);
+
+    let mut db = TestDb::leased();
+    let before = db.dump();
+    assert_eq!(
+        block_execution_for_admission(&mut db, &block_args(AdmissionBlockReason::WaitingForQuota))
+            .unwrap(),
+        BlockForAdmissionOutcome::Rejected("execution_not_eligible: state changed".into())
+    );
+    assert_eq!(db.dump(), before);
+
+    db.exec(
+        "UPDATE ff_exec_core SET lifecycle_phase = 'terminal', ownership_state = 'unowned', \
+         eligibility_state = 'not_applicable', \
+         raw_fields = json_set(raw_fields, '$.terminal_outcome', 'success')",
+    );
+    let before = db.dump();
+    assert_eq!(
+        block_execution_for_admission(&mut db, &block_args(AdmissionBlockReason::WaitingForBudget))
+            .unwrap(),
+        BlockForAdmissionOutcome::Rejected(format!(
+            "execution_not_active: lifecycle_phase=terminal terminal_outcome=success lease_epoch=1 attempt_id={ATTEMPT}"
+        ))
+    );
+    assert_eq!(db.dump(), before);
+
+    let mut db = TestDb::runnable();
+    db.exec(
+        "UPDATE ff_exec_core SET eligibility_state = 'not_eligible_until_time', \
+         raw_fields = json_set(raw_fields, '$.delay_until', 99)",
+    );
+    let before = db.dump();
+    assert_eq!(
+        block_execution_for_admission(&mut db, &block_args(AdmissionBlockReason::WaitingForBudget))
+            .unwrap(),
+        BlockForAdmissionOutcome::Rejected("execution_not_eligible: state changed".into()),
+        "a delayed execution keeps its delay"
+    );
+    assert_eq!(db.dump(), before);
+}
+
+#[test]
+fn admission_block_bad_input_is_typed_and_writes_nothing() {
+    let mut db = TestDb::runnable();
+    let mut bad_id = block_args(AdmissionBlockReason::WaitingForBudget);
+    bad_id.execution_id = "nonsense".into();
+    let err = db.fails_unchanged(|db| block_execution_for_admission(db, &bad_id));
+    assert!(
+        matches!(err, EngineError::Validation(ref v) if v.kind == ValidationKind::InvalidInput)
+    );
+    let mut other_lane = block_args(AdmissionBlockReason::WaitingForBudget);
+    other_lane.lane_id = "elsewhere".into();
+    let err = db.fails_unchanged(|db| block_execution_for_admission(db, &other_lane));
+    assert!(
+        matches!(err, EngineError::Validation(ref v) if v.kind == ValidationKind::InvalidInput)
+    );
+}
+
+#[test]
+fn the_budget_reconciler_marks_and_clears_breaches_of_unscheduled_budgets_only() {
+    let mut db = with_budget(&[("tokens", 100, 50)]);
+    let marked = |db: &TestDb, budget: &str| {
+        db.one(&format!(
+            "SELECT COALESCE(json_extract(policy_json, '$.breached_at_ms'), 'none') \
+             FROM ff_budget_policy WHERE budget_id = '{budget}'"
+        ))
+    };
+    let mut scheduled = budget_args(&[("tokens", 10, 0)], 60_000, NOW);
+    scheduled.budget_id = OTHER.into();
+    create_budget(&mut db, &scheduled).unwrap();
+    let counts = |processed, errors| ReconcileCounts { processed, errors };
+
+    // At the limit is not a breach; nothing to do.
+    db.exec("INSERT INTO ff_budget_usage VALUES (0, '6d4f8a52-3f0e-4c4e-9f54-6a1d0c8e2b11', 'tokens', 100, NULL, 0)");
+    db.exec("INSERT INTO ff_budget_usage VALUES (0, '0b7c1c1e-8d6a-4a5e-b1d2-0d9e3f1a2c33', 'tokens', 500, NULL, 0)");
+    let before = db.dump();
+    assert_eq!(
+        reconcile_budget_counters(&mut db, NOW).unwrap(),
+        counts(0, 0)
+    );
+    assert_eq!(
+        db.dump(),
+        before,
+        "the scheduled budget is the reset pass's"
+    );
+
+    // A counter pushed past its hard limit out of band is marked once.
+    db.exec("UPDATE ff_budget_usage SET current_value = 150 WHERE budget_id = '6d4f8a52-3f0e-4c4e-9f54-6a1d0c8e2b11'");
+    assert_eq!(
+        reconcile_budget_counters(&mut db, NOW + 1).unwrap(),
+        counts(1, 0)
+    );
+    assert_eq!(marked(&db, BUDGET), (NOW + 1).to_string());
+    assert_eq!(
+        reconcile_budget_counters(&mut db, NOW + 2).unwrap(),
+        counts(0, 0)
+    );
+    assert_eq!(marked(&db, BUDGET), (NOW + 1).to_string());
+    assert_eq!(marked(&db, OTHER), "none");
+    assert!(
+        get_budget_status(&mut db, BUDGET)
+            .unwrap()
+            .hard_limits
+            .len()
+            == 1
+    );
+
+    // A reset clears the breach; the next pass removes the mark.
+    reset_budget(&mut db, BUDGET, NOW + 3).unwrap();
+    assert_eq!(
+        reconcile_budget_counters(&mut db, NOW + 4).unwrap(),
+        counts(1, 0)
+    );
+    assert_eq!(marked(&db, BUDGET), "none");
+
+    // An unreadable policy is an error count, left as it is.
+    db.exec("UPDATE ff_budget_policy SET policy_json = '{' WHERE budget_id = '6d4f8a52-3f0e-4c4e-9f54-6a1d0c8e2b11'");
+    let before = db.dump();
+    assert_eq!(
+        reconcile_budget_counters(&mut db, NOW + 5).unwrap(),
+        counts(0, 1)
+    );
+    assert_eq!(db.dump(), before);
 }

@@ -39,7 +39,7 @@
 //! | 6 | attempt row `attempt_index` exists | `NotFound(attempt)` |
 //! | 7 | a given fence matches (even with `operator-override`) | `State(StaleLease)` |
 //! | 8 | `attempt_index` is the current attempt | `State(StaleLease)` |
-//! | 9 | unless `operator-override`: the lease has not lapsed (NULL passes; `<= now` lapsed) | `State(LeaseExpired)` |
+//! | 9 | unless `operator-override`: the lease has not lapsed (NULL passes; `<= now` lapsed) and was not marked expired (`ownership_state = 'lease_expired_reclaimable'`) | `State(LeaseExpired)` |
 //!
 //! Writes ([`writes::finish_successfully`]): attempt `terminal_at_ms`, outcome `success`, no
 //! lease; execution COMPLETED, `terminal_at_ms`, `result`, `raw_fields.terminal_outcome`,
@@ -60,10 +60,12 @@
 //!
 //! No lease-expiry check: an expired but unreclaimed lease can still report its failure. The
 //! retry policy is the argument's, else the stored one ([`policy`]; no stored retry policy →
-//! no retries). With `retry_count < max_retries` a retry is scheduled
+//! no retries). A policy whose `retryable_categories` is not empty retries only a
+//! `failure_category` it names (any other fails terminally); an empty list retries every
+//! category. With `retry_count < max_retries` a retry is scheduled
 //! ([`writes::schedule_retry`]: attempt outcome `retry`, RETRY_BACKOFF or RETRY_DUE when the
 //! delay is 0, LE(`revoked`)); otherwise the execution fails ([`writes::fail_terminally`]:
-//! attempt `failed`, FAILED, CE(`failed`), LE(`revoked`)). `failure_category` is not used.
+//! attempt `failed`, FAILED, CE(`failed`), LE(`revoked`)).
 //!
 //! # Handle operations: `renew`, `progress`, `complete`, `fail`
 //!
@@ -170,7 +172,11 @@ pub fn complete_execution(
     if index != exec.attempt_index {
         return Err(EngineError::State(StateKind::StaleLease));
     }
-    if !operator && attempt.lease_expires_at.is_some_and(|at| at <= args.now) {
+    // A lease marked expired (`mark-lease-expired-if-due` drops the attempt's expiry) is as
+    // lapsed as one past its expiry: its holder lost it, an operator may still finish.
+    let lapsed = exec.ownership_state == "lease_expired_reclaimable"
+        || attempt.lease_expires_at.is_some_and(|at| at <= args.now);
+    if !operator && lapsed {
         return Err(EngineError::State(StateKind::LeaseExpired));
     }
     let lease_id = attempt.event_lease_id(args.fence.as_ref().map(|f| f.lease_id.as_str()));
@@ -204,13 +210,15 @@ pub fn fail_execution(
     if index != exec.attempt_index {
         return Err(EngineError::State(StateKind::StaleLease));
     }
-    let retry_policy = match args.retry_policy {
-        Some(policy) => Some(policy),
+    let retry_policy = match &args.retry_policy {
+        Some(policy) => Some(policy.clone()),
         None => match policy::resolve_stored(&policy::read_stored(db, &id)?) {
             StoredRetry::Policy(policy) => Some(policy),
             StoredRetry::NoPolicy | StoredRetry::NoRetries => None,
         },
-    };
+    }
+    // A policy that names its retryable categories retries only those.
+    .filter(|policy| policy::retries_category(policy, &args.failure_category));
     let lease_id = attempt.event_lease_id(args.fence.as_ref().map(|f| f.lease_id.as_str()));
     end_with_failure(
         db,

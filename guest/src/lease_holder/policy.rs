@@ -31,6 +31,7 @@ pub fn default_policy() -> RetryPolicy {
     RetryPolicy {
         max_retries: DEFAULT_MAX_RETRIES,
         backoff: default_backoff(),
+        retryable_categories: Vec::new(),
     }
 }
 
@@ -70,6 +71,8 @@ pub struct StoredRetryFields {
     pub max_delay_ms: Option<Value>,
     /// `$.retry_policy.backoff.multiplier`.
     pub multiplier: Option<Value>,
+    /// The text entries of `$.retry_policy.retryable_categories` (other entries ignored).
+    pub retryable_categories: Vec<String>,
 }
 
 /// What an execution's stored policy says about retries.
@@ -95,7 +98,8 @@ pub fn read_stored(db: &mut impl Db, id: &ExecutionRef) -> Result<StoredRetryFie
              CASE WHEN v THEN json_extract(policy, '$.retry_policy.backoff.delay_ms') END, \
              CASE WHEN v THEN json_extract(policy, '$.retry_policy.backoff.initial_delay_ms') END, \
              CASE WHEN v THEN json_extract(policy, '$.retry_policy.backoff.max_delay_ms') END, \
-             CASE WHEN v THEN json_extract(policy, '$.retry_policy.backoff.multiplier') END \
+             CASE WHEN v THEN json_extract(policy, '$.retry_policy.backoff.multiplier') END, \
+             CASE WHEN v THEN json_array_length(policy, '$.retry_policy.retryable_categories') END \
          FROM (SELECT policy, COALESCE(json_valid(policy), 0) AS v FROM ff_exec_core \
                WHERE partition_key = ?1 AND execution_id = ?2)",
         &id.key(),
@@ -107,6 +111,20 @@ pub fn read_stored(db: &mut impl Db, id: &ExecutionRef) -> Result<StoredRetryFie
         None | Some(Value::Null) => None,
         Some(value) => Some(value.clone()),
     };
+    // The categories are read only when there are some: no second statement otherwise.
+    let retryable_categories = if row.integer(9).unwrap_or(0) > 0 {
+        db.query(
+            "SELECT value FROM ff_exec_core, json_each(policy, '$.retry_policy.retryable_categories') \
+             WHERE partition_key = ?1 AND execution_id = ?2 AND type = 'text' ORDER BY key",
+            &id.key(),
+        )
+        .map_err(crate::errors::storage)?
+        .into_iter()
+        .filter_map(|values| crate::db::Row(values).text(0))
+        .collect()
+    } else {
+        Vec::new()
+    };
     Ok(StoredRetryFields {
         has_policy: row.integer(0).unwrap_or(0) != 0,
         retry_policy_type: row.text(1),
@@ -117,6 +135,7 @@ pub fn read_stored(db: &mut impl Db, id: &ExecutionRef) -> Result<StoredRetryFie
         initial_delay_ms: value(6),
         max_delay_ms: value(7),
         multiplier: value(8),
+        retryable_categories,
     })
 }
 
@@ -153,7 +172,18 @@ pub fn resolve_stored(fields: &StoredRetryFields) -> StoredRetry {
     StoredRetry::Policy(RetryPolicy {
         max_retries,
         backoff,
+        retryable_categories: fields.retryable_categories.clone(),
     })
+}
+
+/// Whether `policy` retries a failure of `category`: every category when the policy names
+/// none (ff-core's default), else only those it names.
+pub fn retries_category(policy: &RetryPolicy, category: &str) -> bool {
+    policy.retryable_categories.is_empty()
+        || policy
+            .retryable_categories
+            .iter()
+            .any(|retryable| retryable == category)
 }
 
 /// The delay in milliseconds before the retry that follows `retry_count` earlier retries.
@@ -220,6 +250,7 @@ mod tests {
         StoredRetry::Policy(RetryPolicy {
             max_retries,
             backoff,
+            retryable_categories: Vec::new(),
         })
     }
 
@@ -264,6 +295,7 @@ mod tests {
         let none = RetryPolicy {
             max_retries: 0,
             backoff: Backoff::Fixed(1),
+            retryable_categories: Vec::new(),
         };
         assert!(!can_retry(&none, 0));
     }

@@ -108,6 +108,7 @@ fn fixed(max_retries: u32, delay_ms: u64) -> RetryPolicy {
     RetryPolicy {
         max_retries,
         backoff: Backoff::Fixed(delay_ms),
+        retryable_categories: Vec::new(),
     }
 }
 
@@ -786,6 +787,53 @@ fn fail_execution_uses_the_stored_policy_and_the_current_retry_count() {
         })
     );
     assert_eq!(raw(&db, "retry_count"), "text:3");
+}
+
+#[test]
+fn fail_execution_retries_only_the_categories_a_policy_names() {
+    let categories = |names: &[&str]| RetryPolicy {
+        retryable_categories: names.iter().map(|name| name.to_string()).collect(),
+        ..fixed(3, 500)
+    };
+    // The argument's policy: a named category retries, another fails terminally.
+    let mut db = TestDb::leased();
+    let args = FailExecutionArgs {
+        retry_policy: Some(categories(&["timeout", "transient"])),
+        ..fail_args()
+    };
+    assert!(matches!(
+        fail_execution(&mut db, &args).unwrap(),
+        FailOutcome::RetryScheduled(_)
+    ));
+    let mut db = TestDb::leased();
+    let args = FailExecutionArgs {
+        retry_policy: Some(categories(&["timeout"])),
+        ..fail_args()
+    };
+    assert_eq!(
+        fail_execution(&mut db, &args).unwrap(),
+        FailOutcome::TerminalFailed
+    );
+    // The stored policy: the same, read from `retryable_categories`.
+    for (stored, expected_retry) in [
+        (r#"["provider_error","transient"]"#, true),
+        (r#"["provider_error"]"#, false),
+        ("[]", true),
+    ] {
+        let mut db = TestDb::leased();
+        set_policy(
+            &db,
+            &format!(
+                r#"{{"retry_policy":{{"max_retries":2,"backoff":{{"type":"fixed","delay_ms":5}},"retryable_categories":{stored}}}}}"#
+            ),
+        );
+        let outcome = fail_execution(&mut db, &fail_args()).unwrap();
+        assert_eq!(
+            matches!(outcome, FailOutcome::RetryScheduled(_)),
+            expected_retry,
+            "{stored}: {outcome:?}"
+        );
+    }
 }
 
 #[test]

@@ -48,7 +48,7 @@
 //! | 2 | `worker_id` is not empty | `Validation(InvalidInput, "worker_id must not be empty")` |
 //! | 2 | `worker_instance_id` is not empty | `Validation(InvalidInput, "worker_instance_id must not be empty")` |
 //! | 3 | the execution id parses / exists | `Validation(InvalidInput)` / `NotFound(execution)` |
-//! | 4 | `public_state = 'resumable'` | `Contention(NotAResumedExecution)` |
+//! | 4 | `public_state = 'resumable'`, or `runnable` with `attempt_state = 'attempt_interrupted'` and claimable at `now` (a revoked lease's execution, as Valkey) | `Contention(NotAResumedExecution)` |
 //! | 5 | `ownership_state = 'unowned'` | `Contention(LeaseConflict)` |
 //!
 //! Writes: [`crate::lease::acquire_lease`] on the current attempt (re-armed with epoch + 1, or
@@ -128,7 +128,8 @@
 //! | 2 | `worker_id` is not empty | `Validation(InvalidInput, "worker_id must not be empty")` |
 //! | 2 | `worker_instance_id` is not empty | `Validation(InvalidInput, "worker_instance_id must not be empty")` |
 //! | 3 | the execution id parses / exists | `Validation(InvalidInput)` / `NotFound(execution)` |
-//! | 4 | `lifecycle_phase = 'active'` | `Contention(ExecutionNotActive)` |
+//! | 4 | not terminal | `Ok(None)`, nothing written (ff-core: no longer resumable) |
+//! | 4b | `lifecycle_phase = 'active'` | `Contention(ExecutionNotActive)` |
 //! | 5 | the current attempt exists | `NotFound(attempt)` |
 //! | 6 | not (`leased` and the lease live at `now`) | `Ok(None)`, nothing written |
 //!

@@ -23,7 +23,12 @@ pub fn claim_resumed_execution(
     require_worker_instance_id(&args.worker_instance_id)?;
     let id = ExecutionRef::parse(&args.execution_id)?;
     let exec = Exec::require(db, &id)?;
-    if exec.public_state != "resumable" {
+    // A satisfied suspension, or (as Valkey) any interrupted attempt claimable now, such as a
+    // revoked lease's: `claim-execution` sends both here with `UseClaimResumedExecution`.
+    let interrupted = exec.lifecycle_phase == "runnable"
+        && exec.attempt_state == "attempt_interrupted"
+        && exec.is_claimable_at(args.now);
+    if exec.public_state != "resumable" && !interrupted {
         return Err(contention(ContentionKind::NotAResumedExecution));
     }
     if exec.ownership_state != "unowned" {
@@ -105,6 +110,11 @@ pub fn claim_from_resume_grant(
     require_worker_instance_id(&args.worker_instance_id)?;
     let id = ExecutionRef::parse(&args.execution_id)?;
     let exec = Exec::require(db, &id)?;
+    // ff-core: a grant whose execution is no longer resumable (finished, among others) is
+    // `Ok(None)`, not an error.
+    if exec.is_terminal() {
+        return Ok(None);
+    }
     if exec.lifecycle_phase != "active" {
         return Err(exec.not_active(db)?);
     }
@@ -121,7 +131,7 @@ pub fn claim_from_resume_grant(
 mod tests {
     use super::*;
     use crate::errors::invalid_input;
-    use crate::testing::{ATTEMPT, EXEC, LEASE, NOW, TTL, TestDb};
+    use crate::testing::{EXEC, LEASE, NOW, TTL, TestDb};
     use crate::types::{AttemptType, Entity, ExecutionNotActive};
 
     const NEW_LEASE: &str = "33333333-3333-4333-8333-333333333333";
@@ -217,8 +227,9 @@ mod tests {
             |e| matches!(e, EngineError::NotFound(Entity::Execution)),
         );
         let mut waiting = resumable();
-        waiting
-            .exec("UPDATE ff_exec_core SET public_state = 'waiting', ownership_state = 'leased'");
+        waiting.exec(
+            "UPDATE ff_exec_core SET public_state = 'waiting', attempt_state = 'pending_retry_attempt'",
+        );
         assert_error_writes_nothing(
             &mut waiting,
             |db| claim_resumed_execution(db, &resumed_args()).map(drop),
@@ -424,6 +435,7 @@ mod tests {
 
     #[test]
     fn claim_from_resume_grant_refuses_inactive_executions_with_the_observed_state() {
+        // A finished execution is no longer resumable: `Ok(None)`, as ff-core documents.
         let mut cancelled = TestDb::leased();
         crate::recovery::cancel_execution(
             &mut cancelled,
@@ -438,20 +450,12 @@ mod tests {
             },
         )
         .unwrap();
-        assert_error_writes_nothing(
-            &mut cancelled,
-            |db| claim_from_resume_grant(db, &grant_args(NOW + 1)).map(drop),
-            |e| {
-                *e == EngineError::Contention(ContentionKind::ExecutionNotActive(
-                    ExecutionNotActive {
-                        terminal_outcome: Some("cancelled".into()),
-                        lease_epoch: Some("2".into()),
-                        lifecycle_phase: "terminal".into(),
-                        attempt_id: Some(ATTEMPT.into()),
-                    },
-                ))
-            },
+        let before = cancelled.dump();
+        assert_eq!(
+            claim_from_resume_grant(&mut cancelled, &grant_args(NOW + 1)).unwrap(),
+            None
         );
+        assert_eq!(cancelled.dump(), before);
         let mut runnable = TestDb::new();
         runnable.seed_runnable(EXEC);
         assert_error_writes_nothing(

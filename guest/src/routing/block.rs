@@ -56,27 +56,45 @@ pub fn block_route(
     db: &mut impl Db,
     args: &BlockRouteArgs,
 ) -> Result<BlockRouteOutcome, EngineError> {
-    let eligibility = blocked_eligibility(&args.reason_code)
-        .ok_or_else(|| invalid_blocking_reason(&args.reason_code))?;
+    if blocked_eligibility(&args.reason_code).is_none() {
+        return Err(invalid_blocking_reason(&args.reason_code));
+    }
     let id = ExecutionRef::parse(&args.execution_id)?;
     let exec = Exec::require(db, &id)?;
     require_lane(&exec, &args.lane_id)?;
     if exec.is_terminal() {
         return Ok(BlockRouteOutcome::Rejected("execution_not_active".into()));
     }
-    if exec.lifecycle_phase != "runnable"
-        || exec.ownership_state != "unowned"
-        || !BLOCKABLE.contains(&exec.eligibility_state.as_str())
-    {
+    if !is_blockable(&exec) {
         return Ok(BlockRouteOutcome::Rejected("execution_not_eligible".into()));
     }
-    let mut params = id.key().to_vec();
-    params.extend([
-        text(eligibility),
-        text(&args.reason_code),
-        text(&args.reason_detail),
-        int(args.now),
-    ]);
+    park(db, &exec, &args.reason_code, &args.reason_detail, args.now)?;
+    Ok(BlockRouteOutcome::Blocked)
+}
+
+/// Whether `block-route` (and the budgets family's admission block) may park `exec`:
+/// `runnable`, `unowned`, and eligible now or already parked for a reason.
+pub(crate) fn is_blockable(exec: &Exec) -> bool {
+    exec.lifecycle_phase == "runnable"
+        && exec.ownership_state == "unowned"
+        && BLOCKABLE.contains(&exec.eligibility_state.as_str())
+}
+
+/// Park `exec` for `reason_code` (one [`blocked_eligibility`] knows, else
+/// `Validation(InvalidBlockingReason)`): the eligibility state the reason names,
+/// `blocking_reason`, `public_state = rate_limited`, `raw_fields.blocking_detail` and
+/// `raw_fields.last_mutation_at`. The caller has checked [`is_blockable`].
+pub(crate) fn park(
+    db: &mut impl Db,
+    exec: &Exec,
+    reason_code: &str,
+    detail: &str,
+    now: i64,
+) -> Result<(), EngineError> {
+    let eligibility =
+        blocked_eligibility(reason_code).ok_or_else(|| invalid_blocking_reason(reason_code))?;
+    let mut params = exec.id.key().to_vec();
+    params.extend([text(eligibility), text(reason_code), text(detail), int(now)]);
     db.run(
         "UPDATE ff_exec_core SET eligibility_state = ?3, blocking_reason = ?4, \
              public_state = 'rate_limited', \
@@ -85,7 +103,7 @@ pub fn block_route(
          WHERE partition_key = ?1 AND execution_id = ?2",
         &params,
     )?;
-    Ok(BlockRouteOutcome::Blocked)
+    Ok(())
 }
 
 /// Make a blocked execution eligible again; see the module docs for the rules.

@@ -62,6 +62,7 @@ mod claim_for_worker;
 mod scan;
 
 pub use block::{block_route, unblock_execution};
+pub(crate) use block::{is_blockable, park};
 pub use claim_for_worker::claim_for_worker;
 pub use scan::scan_eligible_executions;
 
@@ -70,7 +71,7 @@ use crate::exec::Exec;
 use crate::types::EngineError;
 
 /// `Validation(InvalidInput)` unless `lane_id` is the execution's lane.
-fn require_lane(exec: &Exec, lane_id: &str) -> Result<(), EngineError> {
+pub(crate) fn require_lane(exec: &Exec, lane_id: &str) -> Result<(), EngineError> {
     if exec.lane_id == lane_id {
         Ok(())
     } else {

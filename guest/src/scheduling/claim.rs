@@ -25,11 +25,11 @@ pub fn claim_execution(
     }
     match exec.attempt_state.as_str() {
         "running_attempt" => return Err(EngineError::Conflict(ConflictKind::ActiveAttemptExists)),
-        // A satisfied suspension is continued by `claim-resumed-execution` (docs/semantics.md).
-        "attempt_interrupted" if exec.public_state == "resumable" => {
+        // An interrupted attempt (a satisfied suspension, a revoked lease) is continued by
+        // `claim-resumed-execution`, as ff-core documents (docs/semantics.md).
+        "attempt_interrupted" => {
             return Err(contention(ContentionKind::UseClaimResumedExecution));
         }
-        "attempt_interrupted" => return Err(contention(ContentionKind::ExecutionNotLeaseable)),
         _ => {}
     }
     // The claim opens the execution's next attempt (ff-core: the index is pre-read from the
@@ -209,7 +209,7 @@ mod tests {
                 |e| {
                     matches!(
                         e,
-                        EngineError::Contention(ContentionKind::ExecutionNotLeaseable)
+                        EngineError::Contention(ContentionKind::UseClaimResumedExecution)
                     )
                 },
             ),

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::bindings::scheduling::{CreateExecutionArgs, CreateExecutionOutcome};
 use crate::db::{Db, DbExt, int, opt_int, text};
+use crate::errors::corruption;
 use crate::exec::{StateVector, check_input_payload};
 use crate::ids::{ExecutionRef, validate_lane_id};
 use crate::json;
@@ -19,6 +20,18 @@ pub fn create_execution(
     validate_lane_id(&args.lane_id)?;
     check_input_payload(&args.input_payload)?;
     let id = ExecutionRef::parse(&args.execution_id)?;
+    let idempotency_key = args
+        .idempotency_key
+        .as_deref()
+        .filter(|key| !key.is_empty());
+    // A live key names the execution first created with it: another id is a duplicate of
+    // that one and writes nothing; the same id goes on as any repeated create.
+    if let Some(key) = idempotency_key
+        && let Some(existing) = idempotent_duplicate(db, &args.namespace, key, args.now)?
+        && existing != id.canonical()
+    {
+        return Ok(CreateExecutionOutcome::Duplicate(existing));
+    }
 
     let delay_until = args.delay_until.filter(|until| *until > args.now);
     let (state, public_state) = match delay_until {
@@ -58,6 +71,23 @@ pub fn create_execution(
         ],
     )? > 0;
 
+    if inserted && let Some(key) = idempotency_key {
+        db.run(
+            "INSERT INTO ff_execution_idempotency \
+                 (namespace, idempotency_key, partition_key, execution_id, expires_at_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (namespace, idempotency_key) DO UPDATE SET \
+                 partition_key = excluded.partition_key, execution_id = excluded.execution_id, \
+                 expires_at_ms = excluded.expires_at_ms",
+            &[
+                text(&args.namespace),
+                text(key),
+                id.partition(),
+                id.blob(),
+                int(args.now.saturating_add(IDEMPOTENCY_TTL_MS)),
+            ],
+        )?;
+    }
     if inserted {
         for capability in args.required_capabilities.iter().filter(|c| !c.is_empty()) {
             db.run(
@@ -76,8 +106,42 @@ pub fn create_execution(
     Ok(if inserted {
         CreateExecutionOutcome::Created(public_state)
     } else {
-        CreateExecutionOutcome::Duplicate
+        CreateExecutionOutcome::Duplicate(id.canonical())
     })
+}
+
+/// How long an idempotency key deduplicates creates: ff-core's default `dedup_ttl_ms`, a day.
+pub const IDEMPOTENCY_TTL_MS: i64 = 86_400_000;
+
+/// The execution created with `key` in `namespace` whose key is still live at `now`, as
+/// `{fp:N}:<uuid>`.
+fn idempotent_duplicate(
+    db: &mut impl Db,
+    namespace: &str,
+    key: &str,
+    now: i64,
+) -> Result<Option<String>, EngineError> {
+    let Some(row) = db.first_row(
+        "SELECT partition_key, lower(hex(execution_id)) FROM ff_execution_idempotency \
+         WHERE namespace = ?1 AND idempotency_key = ?2 AND expires_at_ms > ?3",
+        &[text(namespace), text(key), int(now)],
+    )?
+    else {
+        return Ok(None);
+    };
+    match (row.integer(0), row.text(1)) {
+        (Some(partition), Some(hex)) => {
+            let uuid = uuid::Uuid::try_parse(&hex)
+                .map_err(|_| corruption(format!("ff_execution_idempotency: bad id {hex}")))?;
+            Ok(Some(
+                ExecutionRef::parse(&format!("{{fp:{partition}}}:{}", uuid.hyphenated()))?
+                    .canonical(),
+            ))
+        }
+        _ => Err(corruption(
+            "ff_execution_idempotency: execution key missing",
+        )),
+    }
 }
 
 /// The initial `raw_fields` document, keys in alphabetical order as upstream's serde map
@@ -321,6 +385,46 @@ mod tests {
     }
 
     #[test]
+    fn an_idempotency_key_makes_a_resubmission_a_duplicate_of_the_first_for_a_day() {
+        let mut db = TestDb::new();
+        create_execution(&mut db, &args()).unwrap();
+        let other = "{fp:3}:0b7c1c1e-8d6a-4a5e-b1d2-0d9e3f1a2c33";
+        let mut resubmitted = args();
+        resubmitted.execution_id = other.into();
+        resubmitted.now = NOW + IDEMPOTENCY_TTL_MS - 1;
+        let before = db.dump();
+        assert_eq!(
+            create_execution(&mut db, &resubmitted).unwrap(),
+            CreateExecutionOutcome::Duplicate(EXEC.into())
+        );
+        assert_eq!(db.dump(), before, "a duplicate writes nothing");
+
+        // Another namespace, or no key, is a new submission.
+        let mut elsewhere = resubmitted.clone();
+        elsewhere.namespace = "other-ns".into();
+        assert!(matches!(
+            create_execution(&mut db, &elsewhere).unwrap(),
+            CreateExecutionOutcome::Created(_)
+        ));
+
+        // Once the key expired, the next submission creates and takes the key over.
+        let mut db = TestDb::new();
+        create_execution(&mut db, &args()).unwrap();
+        resubmitted.now = NOW + IDEMPOTENCY_TTL_MS;
+        assert!(matches!(
+            create_execution(&mut db, &resubmitted).unwrap(),
+            CreateExecutionOutcome::Created(_)
+        ));
+        let mut third = args();
+        third.execution_id = "{fp:5}:6d4f8a52-3f0e-4c4e-9f54-6a1d0c8e2b11".into();
+        third.now = NOW + IDEMPOTENCY_TTL_MS + 1;
+        assert_eq!(
+            create_execution(&mut db, &third).unwrap(),
+            CreateExecutionOutcome::Duplicate(other.into())
+        );
+    }
+
+    #[test]
     fn a_second_create_is_duplicate_changes_nothing_but_registers_its_lane() {
         let mut db = TestDb::new();
         create_execution(&mut db, &args()).unwrap();
@@ -332,7 +436,7 @@ mod tests {
         again.now = NOW + 1;
         assert_eq!(
             create_execution(&mut db, &again).unwrap(),
-            CreateExecutionOutcome::Duplicate
+            CreateExecutionOutcome::Duplicate(EXEC.into())
         );
         assert_eq!(db.dump(), before);
 
@@ -340,7 +444,7 @@ mod tests {
         other_lane.lane_id = "other".into();
         assert_eq!(
             create_execution(&mut db, &other_lane).unwrap(),
-            CreateExecutionOutcome::Duplicate
+            CreateExecutionOutcome::Duplicate(EXEC.into())
         );
         assert_eq!(
             db.one("SELECT group_concat(lane_id || '@' || registered_at_ms, ',') FROM (SELECT * FROM ff_lane_registry ORDER BY lane_id)"),

@@ -12,11 +12,16 @@
 //! | 2 | `input_payload` is at most [`crate::exec::MAX_PAYLOAD_BYTES`] | `Validation(PayloadTooLarge)` |
 //! | 3 | `execution_id` parses | `Validation(InvalidInput)` |
 //!
+//! A non-empty `idempotency_key` live in `ff_execution_idempotency` for the namespace (created
+//! less than [`IDEMPOTENCY_TTL_MS`] ago) under another execution id makes the create
+//! `Duplicate` of that execution, with nothing written.
+//!
 //! Writes: the `ff_exec_core` row (`ON CONFLICT DO NOTHING`; an existing id is `Duplicate`)
 //! in [`StateVector::WAITING`](crate::exec::StateVector::WAITING), or
 //! [`StateVector::DELAYED`](crate::exec::StateVector::DELAYED) with `raw_fields.delay_until`
 //! when `delay_until` is in the future; on creation only, one `ff_execution_capabilities` row
-//! per non-empty required capability; always, the lane in `ff_lane_registry`. No outbox rows.
+//! per non-empty required capability and, with a key, the key's `ff_execution_idempotency`
+//! row (live for a day); always, the lane in `ff_lane_registry`. No outbox rows.
 //!
 //! ## `issue-claim-grant` ([`issue_claim_grant`])
 //!
@@ -53,7 +58,7 @@
 //! | 3 | `ownership_state = 'unowned'` | `Contention(LeaseConflict)` |
 //! | 4 | `eligibility_state = 'eligible_now'` | `Contention(ExecutionNotLeaseable)` |
 //! | 5 | `attempt_state != 'running_attempt'` | `Conflict(ActiveAttemptExists)` |
-//! | 6 | `attempt_state != 'attempt_interrupted'` (public `resumable`: `Contention(UseClaimResumedExecution)`) | `Contention(ExecutionNotLeaseable)` |
+//! | 6 | `attempt_state != 'attempt_interrupted'` (continue it with `claim-resumed-execution`) | `Contention(UseClaimResumedExecution)` |
 //! | 6b | `expected_attempt_index` is the execution's next attempt (one past its highest attempt row, 0 without one) | `Validation(InvalidInput, "expected_attempt_index N is not the execution's next attempt M")` |
 //! | 7 | a `claim` grant exists | `Contention(InvalidClaimGrant)` |
 //! | 8 | the grant names this worker | `Contention(InvalidClaimGrant)` |
@@ -96,11 +101,12 @@
 //! One query finds the best candidate of the lane in every partition: `runnable`, `unowned`,
 //! claimable now (eligible, or delayed with the delay passed), `attempt_state` one of the
 //! states a claim accepts (`attempt_interrupted` and the pending states; rows in any other
-//! state are skipped, never claimed), and no non-empty required capability missing from the
-//! worker's set; ordered by `priority DESC, created_at_ms, partition_key, execution_id`,
+//! state are skipped, never claimed), no non-empty required capability missing from the
+//! worker's set, and no unexpired claim grant for another worker (a grant reserves its
+//! execution for its worker); ordered by `priority DESC, created_at_ms, partition_key, execution_id`,
 //! served by `ff_exec_core_claim_scan_idx` (migration 0002). None → `Ok(None)`, nothing
-//! written. Otherwise the lease is acquired as for `issue-grant-and-claim`, with the worker's
-//! ids.
+//! written. Otherwise the execution's claim grants (this worker's, or expired ones) are
+//! deleted and the lease is acquired as for `issue-grant-and-claim`, with the worker's ids.
 //!
 //! ## `promote-delayed` ([`promote_delayed`])
 //!
@@ -123,7 +129,7 @@ mod operator;
 mod scan;
 
 pub use claim::claim_execution;
-pub use create::create_execution;
+pub use create::{IDEMPOTENCY_TTL_MS, create_execution};
 pub use delay::promote_delayed;
 pub use grant::issue_claim_grant;
 pub use operator::issue_grant_and_claim;

@@ -11,15 +11,20 @@ use crate::lease::claimant_of;
 use crate::types::{ClaimedExecution, EngineError};
 
 /// A lane scan statement: the first claimable execution of lane `?1` at time `?2` whose
-/// required capabilities are all in the JSON array `?3`, in the order given (SQL over the
-/// `ff_exec_core AS e` columns, a string literal), returning `partition_key` and the hex
-/// execution id. Custom guests that only change which execution a worker gets pass their own
-/// order to [`claim_first`](crate::scheduling::claim_first).
+/// required capabilities are all in the JSON array `?3` and that no unexpired claim grant
+/// reserves for a worker other than `?4`, in the order given (SQL over the `ff_exec_core AS e`
+/// columns, a string literal), returning `partition_key`, the hex execution id and whether
+/// the execution has claim grants (which the claim then deletes). Custom guests that only
+/// change which execution a worker gets pass their own order to
+/// [`claim_first`](crate::scheduling::claim_first).
 #[macro_export]
 macro_rules! claimable_scan {
     ($order:literal) => {
         concat!(
-            "SELECT partition_key, lower(hex(execution_id)) FROM ff_exec_core AS e \
+            "SELECT partition_key, lower(hex(execution_id)), EXISTS (SELECT 1 FROM ff_claim_grant AS g \
+                 WHERE g.partition_key = e.partition_key AND g.execution_id = e.execution_id \
+                     AND g.kind = 'claim') \
+             FROM ff_exec_core AS e \
              WHERE e.lane_id = ?1 AND e.lifecycle_phase = 'runnable' AND e.ownership_state = 'unowned' \
                  AND (e.eligibility_state = 'eligible_now' \
                      OR (e.eligibility_state = 'not_eligible_until_time' \
@@ -29,6 +34,10 @@ macro_rules! claimable_scan {
                  AND NOT EXISTS (SELECT 1 FROM ff_execution_capabilities AS c \
                      WHERE c.execution_id = e.execution_id AND c.capability <> '' \
                          AND c.capability NOT IN (SELECT value FROM json_each(?3))) \
+                 AND NOT EXISTS (SELECT 1 FROM ff_claim_grant AS g \
+                     WHERE g.partition_key = e.partition_key AND g.execution_id = e.execution_id \
+                         AND g.kind = 'claim' AND g.worker_id <> ?4 \
+                         AND NOT (g.expires_at_ms > 0 AND g.expires_at_ms < ?2)) \
              ORDER BY ",
             $order,
             " LIMIT 1"
@@ -60,12 +69,17 @@ pub fn claim_first(
     let capabilities = json::string_array(args.capabilities.iter().map(String::as_str));
     let Some(row) = db.first_row(
         scan,
-        &[text(&args.lane_id), int(args.now), text(capabilities)],
+        &[
+            text(&args.lane_id),
+            int(args.now),
+            text(capabilities),
+            text(&args.worker_id),
+        ],
     )?
     else {
         return Ok(None);
     };
-    let (partition, uuid) = (row.integer(0), row.text(1));
+    let (partition, uuid, granted) = (row.integer(0), row.text(1), row.integer(2) == Some(1));
     let id = match (partition, uuid) {
         (Some(partition), Some(uuid)) => ExecutionRef::parse(&format!("{{fp:{partition}}}:{uuid}"))
             .map_err(|_| {
@@ -76,6 +90,13 @@ pub fn claim_first(
         _ => return Err(corruption("claim: execution key missing")),
     };
     let exec = Exec::require(db, &id)?;
+    if granted {
+        // This worker's grant, or expired ones: the claim consumes them (none is left stale).
+        db.run(
+            "DELETE FROM ff_claim_grant WHERE partition_key = ?1 AND execution_id = ?2 AND kind = 'claim'",
+            &id.key(),
+        )?;
+    }
     let claimant = claimant_of!(args);
     let leased = lease_claimable(db, &exec, &claimant)?.ok_or_else(|| {
         corruption(format!(
@@ -387,7 +408,7 @@ mod tests {
         let plan = db
             .query(
                 &format!("EXPLAIN QUERY PLAN {SCAN}"),
-                &[text("default"), int(NOW), text("[]")],
+                &[text("default"), int(NOW), text("[]"), text("worker-1")],
             )
             .unwrap();
         let detail: Vec<String> = plan
@@ -406,5 +427,32 @@ mod tests {
             !plan.contains("TEMP B-TREE"),
             "the index should serve ORDER BY: {plan}"
         );
+    }
+
+    #[test]
+    fn a_grant_reserves_its_execution_and_the_claim_leaves_no_grant_behind() {
+        let mut db = TestDb::new();
+        let id = seed(&db, 1, 0, 0, 10, &[]);
+        db.seed_grant(&id, "worker-2", NOW + 60_000);
+        let before = db.dump();
+        assert_eq!(
+            claimed_id(&mut db, &args(&[])),
+            None,
+            "reserved for worker-2"
+        );
+        assert_eq!(db.dump(), before);
+
+        // The grant's own worker takes it and consumes the grant.
+        let mut mine = args(&[]);
+        mine.worker_id = "worker-2".into();
+        assert_eq!(claimed_id(&mut db, &mine), Some(id));
+        assert_eq!(db.one("SELECT COUNT(*) FROM ff_claim_grant"), "0");
+
+        // An expired grant for another worker reserves nothing, and is cleared.
+        let mut db = TestDb::new();
+        let id = seed(&db, 1, 0, 0, 10, &[]);
+        db.seed_grant(&id, "worker-2", NOW - 1);
+        assert_eq!(claimed_id(&mut db, &args(&[])), Some(id));
+        assert_eq!(db.one("SELECT COUNT(*) FROM ff_claim_grant"), "0");
     }
 }

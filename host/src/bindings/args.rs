@@ -324,6 +324,7 @@ fn retry_policy(policy: &RetryPolicy) -> lease_holder::RetryPolicy {
     lease_holder::RetryPolicy {
         max_retries: policy.max_retries,
         backoff,
+        retryable_categories: policy.retryable_categories.clone(),
     }
 }
 

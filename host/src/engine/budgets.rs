@@ -6,13 +6,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use ff_core::backend::{Handle, UsageDimensions};
 use ff_core::contracts::{
+    BlockExecutionForAdmissionArgs, BlockExecutionForAdmissionOutcome, BlockingReason,
     BudgetStatus, BudgetUsageAndLimits, CheckAdmissionArgs, CheckAdmissionResult, CreateBudgetArgs,
     CreateBudgetResult, CreateQuotaPolicyArgs, CreateQuotaPolicyResult, QuotaPolicyLimits,
     RecordSpendArgs, ReleaseAdmissionArgs, ReleaseAdmissionResult, ReleaseBudgetArgs,
     ReportUsageAdminArgs, ReportUsageResult, ResetBudgetArgs, ResetBudgetResult,
 };
 use ff_core::engine_backend::ReconcileCounts;
-use ff_core::engine_error::EngineError;
+use ff_core::engine_error::{EngineError, ValidationKind};
 use ff_core::types::{BudgetId, QuotaPolicyId, TimestampMs};
 
 use crate::backend::SqliteBackend;
@@ -20,7 +21,7 @@ use crate::bindings::args;
 use crate::bindings::budgets as wit;
 use crate::operation::Tx;
 
-use super::inputs::wall_clock;
+use super::inputs::{check_partition, wall_clock};
 
 pub(super) async fn create_budget(
     backend: &SqliteBackend,
@@ -345,17 +346,90 @@ pub(super) async fn reconcile_quota_counters(
     now: TimestampMs,
 ) -> Result<ReconcileCounts, EngineError> {
     let now = now.0;
-    let counts = backend
+    reconcile_counts(
+        backend
+            .run(
+                "reconcile_quota_counters",
+                Tx::Write,
+                move |guest, store| {
+                    guest
+                        .flowfabric_backend_budgets()
+                        .call_reconcile_quota_counters(store, now)
+                },
+            )
+            .await?,
+    )
+}
+
+pub(super) async fn block_execution_for_admission(
+    backend: &SqliteBackend,
+    args: BlockExecutionForAdmissionArgs,
+) -> Result<BlockExecutionForAdmissionOutcome, EngineError> {
+    let reason = match args.reason {
+        BlockingReason::WaitingForBudget => wit::AdmissionBlockReason::WaitingForBudget,
+        BlockingReason::WaitingForQuota => wit::AdmissionBlockReason::WaitingForQuota,
+        BlockingReason::WaitingForCapableWorker => {
+            wit::AdmissionBlockReason::WaitingForCapableWorker
+        }
+        other => {
+            return Err(args::validation(
+                ValidationKind::InvalidInput,
+                format!("block_execution_for_admission: unsupported reason {other:?}"),
+            ));
+        }
+    };
+    check_partition(&args.partition, &args.execution_id)?;
+    let guest_args = wit::BlockForAdmissionArgs {
+        execution_id: args.execution_id.to_string(),
+        lane_id: args.lane_id.to_string(),
+        reason,
+        reason_detail: args.reason_detail,
+        now: args.now.0,
+    };
+    let outcome = backend
         .run(
-            "reconcile_quota_counters",
+            "block_execution_for_admission",
             Tx::Write,
             move |guest, store| {
                 guest
                     .flowfabric_backend_budgets()
-                    .call_reconcile_quota_counters(store, now)
+                    .call_block_execution_for_admission(store, &guest_args)
             },
         )
         .await?;
+    Ok(match outcome {
+        wit::BlockForAdmissionOutcome::Blocked => BlockExecutionForAdmissionOutcome::Blocked {
+            execution_id: args.execution_id,
+            reason: args.reason,
+        },
+        wit::BlockForAdmissionOutcome::Rejected(message) => {
+            BlockExecutionForAdmissionOutcome::LuaRejected { message }
+        }
+    })
+}
+
+pub(super) async fn reconcile_budget_counters(
+    backend: &SqliteBackend,
+    now: TimestampMs,
+) -> Result<ReconcileCounts, EngineError> {
+    let now = now.0;
+    reconcile_counts(
+        backend
+            .run(
+                "reconcile_budget_counters",
+                Tx::Write,
+                move |guest, store| {
+                    guest
+                        .flowfabric_backend_budgets()
+                        .call_reconcile_budget_counters(store, now)
+                },
+            )
+            .await?,
+    )
+}
+
+/// A reconcile pass's counts as ff-core's.
+fn reconcile_counts(counts: wit::ReconcileCounts) -> Result<ReconcileCounts, EngineError> {
     Ok(ReconcileCounts {
         processed: counts.processed,
         errors: counts.errors,

@@ -20,6 +20,7 @@ pub(super) fn capabilities() -> Capabilities {
     supports.read_budget_usage_and_limits = true;
     supports.read_quota_policy_limits = true;
     supports.release_admission = true;
+    supports.block_execution_for_admission = true;
     supports.claim_for_worker = true;
     supports.change_priority = true;
     supports.register_worker = true;

@@ -58,7 +58,9 @@ use ff_core::contracts::{
     SetEdgeGroupPolicyResult, StageDependencyEdgeArgs, StageDependencyEdgeResult, SuspendArgs,
     SuspendOutcome,
 };
-use ff_core::contracts::{StreamCursor, StreamFrames};
+use ff_core::contracts::{
+    BlockExecutionForAdmissionArgs, BlockExecutionForAdmissionOutcome, StreamCursor, StreamFrames,
+};
 use ff_core::engine_backend::{EngineBackend, ReconcileCounts};
 use ff_core::engine_error::EngineError;
 use ff_core::partition::{Partition, PartitionKey};
@@ -773,6 +775,23 @@ impl EngineBackend for SqliteBackend {
         now_ms: TimestampMs,
     ) -> Result<ReconcileCounts, EngineError> {
         budgets::reconcile_quota_counters(self, now_ms).await
+    }
+
+    /// Every budget is reconciled whichever partition is named: this backend keeps all budget
+    /// rows in one partition.
+    async fn reconcile_budget_counters(
+        &self,
+        _partition: Partition,
+        now_ms: TimestampMs,
+    ) -> Result<ReconcileCounts, EngineError> {
+        budgets::reconcile_budget_counters(self, now_ms).await
+    }
+
+    async fn block_execution_for_admission(
+        &self,
+        args: BlockExecutionForAdmissionArgs,
+    ) -> Result<BlockExecutionForAdmissionOutcome, EngineError> {
+        budgets::block_execution_for_admission(self, args).await
     }
 
     // ── Streams and subscriptions ────────────────────────────────────────────────────────

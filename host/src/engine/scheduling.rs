@@ -37,9 +37,11 @@ pub(super) async fn create_execution(
             execution_id: args.execution_id,
             public_state: results::public_state(state),
         },
-        scheduling::CreateExecutionOutcome::Duplicate => CreateExecutionResult::Duplicate {
-            execution_id: args.execution_id,
-        },
+        scheduling::CreateExecutionOutcome::Duplicate(existing) => {
+            CreateExecutionResult::Duplicate {
+                execution_id: results::execution_id("create_execution", &existing)?,
+            }
+        }
     })
 }
 

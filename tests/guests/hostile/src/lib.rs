@@ -54,9 +54,10 @@ mod bindings {
 mod hardening;
 
 use bindings::exports::flowfabric::backend::budgets::{
-    self, AdmissionOutcome, BudgetStatus, BudgetUsageAndLimits, CheckAdmissionArgs,
-    CreateBudgetArgs, CreateOutcome, CreateQuotaPolicyArgs, QuotaPolicyLimits, ReconcileCounts,
-    RecordSpendArgs, ReportUsageAdminArgs, ReportUsageArgs, UsageOutcome,
+    self, AdmissionOutcome, BlockForAdmissionArgs, BlockForAdmissionOutcome, BudgetStatus,
+    BudgetUsageAndLimits, CheckAdmissionArgs, CreateBudgetArgs, CreateOutcome,
+    CreateQuotaPolicyArgs, QuotaPolicyLimits, ReconcileCounts, RecordSpendArgs,
+    ReportUsageAdminArgs, ReportUsageArgs, UsageOutcome,
 };
 use bindings::exports::flowfabric::backend::flows::{
     self, AddExecutionArgs, AddExecutionOutcome, ApplyDependencyArgs, ApplyDependencyOutcome,
@@ -603,6 +604,14 @@ impl budgets::Guest for Hostile {
         Err(NOT_FOUND)
     }
     fn reconcile_quota_counters(_: TimestampMs) -> Result<ReconcileCounts, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn block_execution_for_admission(
+        _: BlockForAdmissionArgs,
+    ) -> Result<BlockForAdmissionOutcome, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn reconcile_budget_counters(_: TimestampMs) -> Result<ReconcileCounts, EngineError> {
         Err(NOT_FOUND)
     }
 }
