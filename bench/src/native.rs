@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../host/migrations/0005_budgets.sql"),
     include_str!("../../host/migrations/0006_streams.sql"),
     include_str!("../../host/migrations/0007_workers.sql"),
+    include_str!("../../host/migrations/0008_subscriptions.sql"),
 ];
 
 /// A connection with the backend's settings: WAL and `synchronous=FULL` for files, a statement

@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../host/migrations/0005_budgets.sql"),
     include_str!("../../host/migrations/0006_streams.sql"),
     include_str!("../../host/migrations/0007_workers.sql"),
+    include_str!("../../host/migrations/0008_subscriptions.sql"),
 ];
 
 /// The execution most tests use.

@@ -171,6 +171,11 @@ async fn label_capabilities_and_unbuilt_operations_tell_the_truth() {
         (supports.change_priority, "change_priority"),
         (supports.subscribe_lease_history, "subscribe_lease_history"),
         (supports.subscribe_completion, "subscribe_completion"),
+        (
+            supports.subscribe_signal_delivery,
+            "subscribe_signal_delivery",
+        ),
+        (supports.subscribe_instance_tags, "subscribe_instance_tags"),
         (supports.stream_durable_summary, "stream_durable_summary"),
         (supports.stream_best_effort_live, "stream_best_effort_live"),
         (supports.cancel_flow_header, "cancel_flow_header"),
@@ -184,11 +189,6 @@ async fn label_capabilities_and_unbuilt_operations_tell_the_truth() {
             supports.block_execution_for_admission,
             "block_execution_for_admission",
         ),
-        (
-            supports.subscribe_signal_delivery,
-            "subscribe_signal_delivery",
-        ),
-        (supports.subscribe_instance_tags, "subscribe_instance_tags"),
     ] {
         assert!(!flag, "{name} is not built and must not claim support");
     }

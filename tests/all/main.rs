@@ -55,6 +55,7 @@ mod routing;
 mod sandbox;
 mod scheduling;
 mod sdk;
+mod signal_events;
 mod standalone;
 mod streams;
 mod suspension;
