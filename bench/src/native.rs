@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../host/migrations/0006_streams.sql"),
     include_str!("../../host/migrations/0007_workers.sql"),
     include_str!("../../host/migrations/0008_execution_idempotency.sql"),
+    include_str!("../../host/migrations/0009_subscriptions.sql"),
 ];
 
 /// A connection with the backend's settings: WAL and `synchronous=FULL` for files, a statement

@@ -1,6 +1,6 @@
 //! Stream and subscription rows: `append_frame` throughput against the native baseline, the
 //! time from a commit to a waiting reader seeing it (a parked `tail_stream`, a completion
-//! subscription), and what 1000 idle subscriptions cost (memory, CPU while idle, and the time
+//! subscription, a signal-delivery subscription), and what 1000 idle subscriptions cost (memory, CPU while idle, and the time
 //! until all of them saw one event).
 
 use std::sync::Arc;
@@ -155,6 +155,42 @@ pub async fn rows(
     drop(events);
     table.row(
         "subscribe_completion: completion answered → subscriber sees it (median)",
+        show_duration(Duration::from_secs_f64(median(samples))),
+        "—",
+        "—",
+        "—",
+    );
+
+    // Signal delivered → signal-delivery subscriber.
+    crate::suspension::seed_backend(backend.as_ref()).await?;
+    let mut deliveries = backend
+        .subscribe_signal_delivery(
+            stream_subscribe::StreamCursor::empty(),
+            &ScannerFilter::default(),
+        )
+        .await?;
+    let mut samples = Vec::with_capacity(LATENCY_SAMPLES);
+    for _ in 0..LATENCY_SAMPLES {
+        let (id, handle) = leased(&backend).await?;
+        let suspended = backend
+            .suspend(&handle, crate::suspension::suspend_args())
+            .await?;
+        let details = suspended.details().clone();
+        backend
+            .deliver_signal(crate::suspension::signal_args(
+                &id,
+                details.waitpoint_id,
+                details.waitpoint_token.as_str(),
+            ))
+            .await?;
+        let committed = Instant::now();
+        let event = deliveries.next().await.expect("open")?;
+        samples.push(committed.elapsed().as_secs_f64());
+        anyhow::ensure!(event.execution_id == id, "deliveries out of order");
+    }
+    drop(deliveries);
+    table.row(
+        "subscribe_signal_delivery: signal answered → subscriber sees it (median)",
         show_duration(Duration::from_secs_f64(median(samples))),
         "—",
         "—",

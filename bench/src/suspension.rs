@@ -108,14 +108,9 @@ fn condition() -> ResumeCondition {
     }
 }
 
-/// The cycle through the backend; `timed` measures each operation.
-pub async fn through_backend(
-    backend: &dyn EngineBackend,
-    id: &ExecutionId,
-    lease: &ClaimedExecution,
-    latencies: &mut Vec<Duration>,
-) {
-    let args = SuspendArgs::new(
+/// Suspension on one fresh waitpoint that the cycle's signal satisfies.
+pub fn suspend_args() -> SuspendArgs {
+    SuspendArgs::new(
         SuspensionId::new(),
         WaitpointBinding::Fresh {
             waitpoint_id: WaitpointId::new(),
@@ -125,10 +120,44 @@ pub async fn through_backend(
         ResumePolicy::normal(),
         SuspensionReasonCode::WaitingForSignal,
         TimestampMs::now(),
-    );
+    )
+}
+
+/// The cycle's signal to the waitpoint, with its token.
+pub fn signal_args(id: &ExecutionId, waitpoint_id: WaitpointId, token: &str) -> DeliverSignalArgs {
+    DeliverSignalArgs {
+        execution_id: id.clone(),
+        waitpoint_id,
+        signal_id: SignalId::new(),
+        signal_name: "go".into(),
+        signal_category: "external".into(),
+        source_type: "bench".into(),
+        source_identity: "ffbench".into(),
+        payload: None,
+        payload_encoding: None,
+        correlation_id: None,
+        idempotency_key: None,
+        target_scope: "execution".into(),
+        created_at: None,
+        dedup_ttl_ms: None,
+        resume_delay_ms: None,
+        max_signals_per_execution: None,
+        signal_maxlen: None,
+        waitpoint_token: WaitpointToken::from(token.to_owned()),
+        now: TimestampMs::now(),
+    }
+}
+
+/// The cycle through the backend; `timed` measures each operation.
+pub async fn through_backend(
+    backend: &dyn EngineBackend,
+    id: &ExecutionId,
+    lease: &ClaimedExecution,
+    latencies: &mut Vec<Duration>,
+) {
     let started = std::time::Instant::now();
     let outcome = backend
-        .suspend_by_triple(id.clone(), fence(lease), args)
+        .suspend_by_triple(id.clone(), fence(lease), suspend_args())
         .await
         .expect("suspend_by_triple");
     latencies.push(started.elapsed());
@@ -136,27 +165,11 @@ pub async fn through_backend(
 
     let started = std::time::Instant::now();
     backend
-        .deliver_signal(DeliverSignalArgs {
-            execution_id: id.clone(),
-            waitpoint_id: details.waitpoint_id,
-            signal_id: SignalId::new(),
-            signal_name: "go".into(),
-            signal_category: "external".into(),
-            source_type: "bench".into(),
-            source_identity: "ffbench".into(),
-            payload: None,
-            payload_encoding: None,
-            correlation_id: None,
-            idempotency_key: None,
-            target_scope: "execution".into(),
-            created_at: None,
-            dedup_ttl_ms: None,
-            resume_delay_ms: None,
-            max_signals_per_execution: None,
-            signal_maxlen: None,
-            waitpoint_token: WaitpointToken::from(details.waitpoint_token.as_str().to_owned()),
-            now: TimestampMs::now(),
-        })
+        .deliver_signal(signal_args(
+            id,
+            details.waitpoint_id,
+            details.waitpoint_token.as_str(),
+        ))
         .await
         .expect("deliver_signal");
     latencies.push(started.elapsed());

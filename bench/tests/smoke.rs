@@ -33,6 +33,7 @@ fn a_tiny_run_prints_every_row_of_the_table() {
         "report_usage, memory, sequential",
         "report_usage, file, 8 tasks",
         "suspension cycle, memory, sequential",
+        "subscribe_signal_delivery: signal answered → subscriber sees it",
         "claim latency, memory, 100 executions",
         "claim latency, memory, 300 executions",
         "construction, new process, empty compiled cache",

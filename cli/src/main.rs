@@ -3,7 +3,7 @@
 //!
 //! - `ffwasm demo`: the whole system on one database file, ending with a summary table;
 //! - `ffwasm executions`, `ffwasm show <id>`, `ffwasm stats`: what a database holds;
-//! - `ffwasm watch completions|leases`: follow a subscription;
+//! - `ffwasm watch completions|leases|signals|tags`: follow a subscription;
 //! - `ffwasm guest wit | check <file> | compile <file> -o <out>`: guest components.
 //!
 //! This file holds the top-level parser and hands each command to its module under

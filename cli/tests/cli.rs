@@ -140,6 +140,8 @@ fn the_demo_runs_twice_in_one_directory_and_the_inspection_commands_read_what_it
         "1",
         "--max-retries",
         "1",
+        "--approvals",
+        "0",
     ]);
     let stdout = first.status(0).stdout();
     assert!(stdout.contains("ffwasm-demo.sqlite (created)"), "{stdout}");
@@ -161,7 +163,17 @@ fn the_demo_runs_twice_in_one_directory_and_the_inspection_commands_read_what_it
     assert!(dir.path("ffwasm-demo.sqlite").is_file());
 
     // Again in the same directory: the file is reused and this run is summarized on its own.
-    let second = dir.ffwasm(&["demo", "-n", "30", "-w", "4", "--failure-rate", "0"]);
+    let second = dir.ffwasm(&[
+        "demo",
+        "-n",
+        "30",
+        "-w",
+        "4",
+        "--failure-rate",
+        "0",
+        "--approvals",
+        "0",
+    ]);
     let stdout = second.status(0).stdout();
     assert!(stdout.contains("(reused"), "{stdout}");
     assert_eq!(summary_totals(&stdout), [30, 30, 0, 30, 0]);
@@ -376,6 +388,62 @@ fn the_demo_runs_twice_in_one_directory_and_the_inspection_commands_read_what_it
         leases.matches("lease acquired").count() + leases.matches("lease renewed").count(),
         2,
         "{leases}"
+    );
+}
+
+/// The demo's approval jobs: suspended until the signaller approves them, resumed and
+/// completed; `watch signals` replays the deliveries, `show` prints a job's stream and the
+/// deliveries it received (which outlive its suspension).
+#[test]
+fn the_demo_approval_jobs_suspend_until_signalled_and_show_and_watch_report_them() {
+    let dir = Scratch::new("approvals");
+    let run = dir.ffwasm(&["demo", "-n", "4", "-w", "2", "--approvals", "3"]);
+    let stdout = run.status(0).stdout();
+    assert!(
+        stdout.contains("Approval jobs (lane approvals)")
+            && stdout.contains("suspended  3 on a waitpoint")
+            && stdout.contains("signalled  3 by the signaller; 3 reported satisfied")
+            && stdout.contains("resumed    3 on the same attempt, then completed"),
+        "{stdout}"
+    );
+    let jobs = dir
+        .ffwasm(&["executions", "--lane", "approvals", "--state", "completed"])
+        .status(0)
+        .stdout();
+    let ids = listed_ids(&jobs);
+    assert_eq!(ids.len(), 3, "{jobs}");
+    let watched = dir
+        .ffwasm(&["watch", "signals", "--from-start", "--count", "3"])
+        .status(0)
+        .stdout();
+    let lines: Vec<&str> = watched.lines().collect();
+    assert_eq!(lines.len(), 3, "{watched}");
+    assert!(
+        lines
+            .iter()
+            .all(|line| line.ends_with("satisfied its waitpoint")),
+        "{watched}"
+    );
+    assert!(
+        ids.iter().all(|id| watched.contains(id.as_str())),
+        "{watched}"
+    );
+    let shown = dir.ffwasm(&["show", &ids[0]]).status(0).stdout();
+    let frames = shown
+        .split("\nStream frames\n")
+        .nth(1)
+        .unwrap()
+        .split("\nLease history\n")
+        .next()
+        .unwrap();
+    assert!(
+        frames.contains("waiting for approval") && frames.contains("resumed by 1 signal(s)"),
+        "{shown}"
+    );
+    let deliveries = shown.split("\nSignal deliveries\n").nth(1).unwrap();
+    assert!(
+        deliveries.contains("demo-signaller") && deliveries.contains("resume_condition_satisfied"),
+        "{shown}"
     );
 }
 

@@ -38,8 +38,8 @@ use crate::bindings::scheduling::{
     IssueClaimGrantArgs, IssueGrantAndClaimArgs,
 };
 use crate::bindings::streams::{
-    AppendFrameArgs, AppendFrameOutcome, FrameQuery, Heads, Outbox, OutboxFilter, OutboxPage,
-    StreamFrame, SummaryDocument,
+    AppendFrameArgs, AppendFrameOutcome, FramePage, FrameQuery, Heads, Outbox, OutboxFilter,
+    OutboxPage, SummaryDocument,
 };
 use crate::bindings::suspension::{
     DeliverApprovalSignalArgs, DeliverSignalArgs, DeliverSignalOutcome, ListPendingWaitpointsArgs,
@@ -481,7 +481,7 @@ impl streams::Guest for Component {
         crate::streams::append_frame(&mut HostDb, &args)
     }
 
-    fn read_frames(query: FrameQuery) -> Result<Vec<StreamFrame>, EngineError> {
+    fn read_frames(query: FrameQuery) -> Result<FramePage, EngineError> {
         crate::streams::read_frames(&mut HostDb, &query)
     }
 

@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../host/migrations/0006_streams.sql"),
     include_str!("../../host/migrations/0007_workers.sql"),
     include_str!("../../host/migrations/0008_execution_idempotency.sql"),
+    include_str!("../../host/migrations/0009_subscriptions.sql"),
 ];
 
 /// The execution most tests use.

@@ -60,6 +60,7 @@ mod sandbox;
 mod scheduling;
 mod sdk;
 mod semantics_review;
+mod signal_events;
 mod standalone;
 mod streams;
 mod suspension;

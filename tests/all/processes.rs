@@ -210,6 +210,128 @@ fn a_subscription_sees_completions_committed_by_another_process() {
     drop(backend);
 }
 
+/// A signal-delivery subscription in this process, opened "from now", sees every signal a
+/// `signal` worker process delivers on the same file, exactly once and in the worker's commit
+/// order, with nothing committed here meanwhile (so only the watcher's poll reveals them).
+#[test]
+#[serial(process)]
+fn a_signal_subscription_sees_signals_delivered_by_another_process() {
+    use ff_core::backend::ScannerFilter;
+    use ff_core::contracts::SeedWaitpointHmacSecretArgs;
+    use ff_core::stream_subscribe::StreamCursor;
+    use tokio_stream::StreamExt;
+
+    let dir = ScratchDir::new("cross-process-signals");
+    let database = dir.file("shared.sqlite");
+    let runtime = runtime();
+    let (backend, mut events) = runtime.block_on(async {
+        dev_mode();
+        let backend = SqliteBackend::new(&database).await.expect("construct");
+        backend
+            .seed_waitpoint_hmac_secret(SeedWaitpointHmacSecretArgs::new(
+                "kid-cross",
+                "cafebabe".repeat(8),
+            ))
+            .await
+            .expect("seed the keystore");
+        let now = now_ms();
+        for _ in 0..10 {
+            backend
+                .create_execution(create_args(new_execution_id(), "signals", now))
+                .await
+                .expect("create");
+        }
+        let events = backend
+            .subscribe_signal_delivery(StreamCursor::empty(), &ScannerFilter::default())
+            .await
+            .expect("subscribe");
+        (backend, events)
+    });
+    runtime.block_on(async { tokio::time::sleep(Duration::from_millis(300)).await });
+    let mut worker = Worker::spawn(&database, "signal", "signals", "signaller", &[]);
+    worker.wait_for("warm", STARTUP);
+    worker.start();
+    let signalled = reported(&worker.finish(STARTUP), "signalled");
+    assert_eq!(signalled.len(), 10, "the worker signalled every execution");
+    runtime.block_on(async {
+        for expected in &signalled {
+            let event = tokio::time::timeout(STARTUP, events.next())
+                .await
+                .expect("the other process's signal arrives")
+                .expect("the stream is open")
+                .expect("an event");
+            assert_eq!(event.signal_id.to_string(), *expected);
+        }
+    });
+    drop(events);
+    drop(backend);
+}
+
+/// A `tail_stream` parked in this process returns the frame another process appends to its
+/// stream (seen by the watcher's poll; nothing is committed here meanwhile).
+#[test]
+#[serial(process)]
+fn a_parked_tail_sees_a_frame_appended_by_another_process() {
+    use ff_core::backend::TailVisibility;
+    use ff_core::contracts::StreamCursor;
+    use ff_core::types::{AttemptIndex, ExecutionId};
+
+    let dir = ScratchDir::new("cross-process-tail");
+    let database = dir.file("shared.sqlite");
+    let runtime = runtime();
+    let backend = runtime.block_on(async {
+        dev_mode();
+        let backend = SqliteBackend::new(&database).await.expect("construct");
+        backend
+            .create_execution(create_args(new_execution_id(), "tail", now_ms()))
+            .await
+            .expect("create");
+        backend
+    });
+    let mut worker = Worker::spawn(&database, "append", "tail", "appender", &[]);
+    worker.wait_for("warm", STARTUP);
+    worker.send("go");
+    worker.wait_for("ready", STARTUP);
+    let claimed = worker.next_line(STARTUP);
+    let id = claimed
+        .strip_prefix("claimed ")
+        .unwrap_or_else(|| worker.fail(&format!("expected `claimed <id>`, got `{claimed}`")));
+    let execution = ExecutionId::parse(id).expect("an execution id");
+    let frames = runtime.block_on(async {
+        let tail_backend = backend.clone();
+        let tail = tokio::spawn(async move {
+            tail_backend
+                .tail_stream(
+                    &execution,
+                    AttemptIndex::new(0),
+                    StreamCursor::At("0-0".into()),
+                    3_600_000,
+                    10,
+                    TailVisibility::All,
+                )
+                .await
+        });
+        // The tail read its first (empty) page; it is parked or about to be.
+        while backend.tail_pages_for_test() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        worker.send("append");
+        tokio::time::timeout(STARTUP, tail)
+            .await
+            .expect("the tail returns the other process's frame")
+            .expect("the tail task")
+            .expect("tail_stream")
+    });
+    let appended = reported(&worker.finish(STARTUP), "appended");
+    assert_eq!(frames.frames.len(), 1);
+    assert_eq!(frames.frames[0].id, appended[0]);
+    assert_eq!(
+        frames.frames[0].fields.get("payload").map(String::as_str),
+        Some("from another process")
+    );
+    drop(backend);
+}
+
 // ── SIGKILL at random moments ───────────────────────────────────────────────────────────────
 
 /// Kills (and database checks).
@@ -504,6 +626,25 @@ impl Worker {
             Err(RecvTimeoutError::Disconnected) => {
                 self.fail(&format!("exited before `{expected}`"))
             }
+        }
+    }
+
+    /// Send one line, keeping stdin open for more.
+    fn send(&mut self, line: &str) {
+        let written = match self.stdin.as_mut() {
+            Some(stdin) => writeln!(stdin, "{line}").and_then(|()| stdin.flush()),
+            None => self.fail("stdin is closed"),
+        };
+        if let Err(error) = written {
+            self.fail(&format!("cannot send `{line}`: {error}"));
+        }
+    }
+
+    /// The next line the worker prints.
+    fn next_line(&mut self, timeout: Duration) -> String {
+        match self.lines.recv_timeout(timeout) {
+            Ok(line) => line,
+            Err(_) => self.fail(&format!("no line within {timeout:?}")),
         }
     }
 

@@ -364,6 +364,80 @@ async fn tail_stream_timeout_returns_empty_open() {
     assert!(frames.closed_at.is_none());
 }
 
+/// A stream closes when its attempt ends: `read_stream` and `tail_stream` report `closed_at`
+/// and the attempt's outcome once they reached the stream's end (a page cut short by its
+/// count does not), and a tail of a closed stream returns at once instead of blocking.
+#[tokio::test]
+#[parallel(process)]
+async fn a_stream_reports_closed_once_its_attempt_ends() {
+    let backend = fresh_backend("streams-closed").await;
+    let (eid, handle) = seed_and_claim(&backend).await;
+    for text in ["one", "two"] {
+        backend
+            .append_frame(
+                &handle,
+                Frame::new(text.as_bytes().to_vec(), FrameKind::Stdout),
+            )
+            .await
+            .unwrap();
+    }
+    let open = backend
+        .read_stream(
+            &eid,
+            AttemptIndex::new(0),
+            StreamCursor::Start,
+            StreamCursor::End,
+            10,
+        )
+        .await
+        .unwrap();
+    assert!(!open.is_closed());
+    backend.complete(&handle, None).await.unwrap();
+    let closed = backend
+        .read_stream(
+            &eid,
+            AttemptIndex::new(0),
+            StreamCursor::Start,
+            StreamCursor::End,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(closed.frames.len(), 2);
+    assert!(closed.is_closed());
+    assert!(closed.closed_at.is_some_and(|at| at.0 > 0));
+    assert_eq!(closed.closed_reason.as_deref(), Some("success"));
+    let partial = backend
+        .read_stream(
+            &eid,
+            AttemptIndex::new(0),
+            StreamCursor::Start,
+            StreamCursor::End,
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(partial.frames.len(), 1);
+    assert!(!partial.is_closed(), "more frames follow this page");
+    let last = closed.frames[1].id.clone();
+    let tail = tokio::time::timeout(
+        PATIENCE,
+        backend.tail_stream(
+            &eid,
+            AttemptIndex::new(0),
+            StreamCursor::At(last),
+            3_600_000,
+            10,
+            TailVisibility::All,
+        ),
+    )
+    .await
+    .expect("a tail of a closed stream does not block")
+    .unwrap();
+    assert!(tail.frames.is_empty());
+    assert_eq!(tail.closed_reason.as_deref(), Some("success"));
+}
+
 #[tokio::test]
 #[parallel(process)]
 async fn tail_stream_rejects_open_cursors() {
@@ -797,20 +871,13 @@ async fn bad_input_is_typed_and_writes_nothing() {
 
 #[tokio::test]
 #[parallel(process)]
-async fn capabilities_report_streams_and_two_subscriptions() {
+async fn capabilities_report_streams_and_every_subscription() {
     let backend = fresh_backend("streams-caps").await;
     let engine: Arc<dyn EngineBackend> = backend.clone();
     let supports = engine.capabilities().supports;
     assert!(supports.stream_durable_summary && supports.stream_best_effort_live);
     assert!(supports.subscribe_completion && supports.subscribe_lease_history);
-    assert!(!supports.subscribe_instance_tags && !supports.subscribe_signal_delivery);
-    assert!(matches!(
-        engine
-            .subscribe_instance_tags(stream_subscribe::StreamCursor::empty())
-            .await
-            .err(),
-        Some(EngineError::Unavailable { .. })
-    ));
+    assert!(supports.subscribe_instance_tags && supports.subscribe_signal_delivery);
 }
 
 /// A dropped subscription ends its task: the task holds the database open, so once it (and

@@ -30,14 +30,14 @@ use ff_core::types::{
 use serial_test::parallel;
 use uuid::Uuid;
 
-const KID: &str = "kid-test";
+pub(crate) const KID: &str = "kid-test";
 
-fn secret_hex() -> String {
+pub(crate) fn secret_hex() -> String {
     "cafebabe".repeat(8)
 }
 
 /// A fresh backend whose keystore holds [`KID`] (upstream's set-up).
-async fn seeded_backend() -> Arc<SqliteBackend> {
+pub(crate) async fn seeded_backend() -> Arc<SqliteBackend> {
     let backend = fresh_backend("suspension").await;
     backend
         .seed_waitpoint_hmac_secret(SeedWaitpointHmacSecretArgs::new(KID, secret_hex()))
@@ -46,11 +46,11 @@ async fn seeded_backend() -> Arc<SqliteBackend> {
     backend
 }
 
-fn new_exec_id() -> ExecutionId {
+pub(crate) fn new_exec_id() -> ExecutionId {
     ExecutionId::parse(&format!("{{fp:0}}:{}", Uuid::new_v4())).expect("exec id")
 }
 
-fn policy(worker: &str) -> ClaimPolicy {
+pub(crate) fn policy(worker: &str) -> ClaimPolicy {
     ClaimPolicy::new(
         WorkerId::new(worker),
         WorkerInstanceId::new(format!("{worker}-i1")),
@@ -79,7 +79,7 @@ async fn create_and_claim(backend: &Arc<SqliteBackend>) -> (ExecutionId, Handle)
     (exec_id, handle)
 }
 
-fn suspend_args_on(wp_key: &str, matcher: SignalMatcher) -> SuspendArgs {
+pub(crate) fn suspend_args_on(wp_key: &str, matcher: SignalMatcher) -> SuspendArgs {
     SuspendArgs::new(
         SuspensionId::new(),
         WaitpointBinding::Fresh {
@@ -96,11 +96,11 @@ fn suspend_args_on(wp_key: &str, matcher: SignalMatcher) -> SuspendArgs {
     )
 }
 
-fn suspend_args_single(wp_key: &str) -> SuspendArgs {
+pub(crate) fn suspend_args_single(wp_key: &str) -> SuspendArgs {
     suspend_args_on(wp_key, SignalMatcher::Wildcard)
 }
 
-fn signal_args(
+pub(crate) fn signal_args(
     exec_id: &ExecutionId,
     waitpoint_id: &WaitpointId,
     token: &str,

@@ -2,10 +2,10 @@
 //! [`SqliteBackend`] on a database file through the public `EngineBackend` API only.
 //!
 //! ```text
-//! ff-test-worker DATABASE (drain|crash) LANE NAME [WORK_MS]
+//! ff-test-worker DATABASE (drain|crash|signal|append) LANE NAME [WORK_MS]
 //! ```
 //!
-//! Start-up, in both modes (the process sets `FF_DEV_MODE=1` for itself):
+//! Start-up, in every mode (the process sets `FF_DEV_MODE=1` for itself):
 //!
 //! 1. a backend on a private in-memory database compiles the guest (seconds in a debug build),
 //!    then the worker prints `warm`;
@@ -24,7 +24,14 @@
 //!   of them: lapsed leases are marked and reclaimed (a new attempt, a higher epoch), executions
 //!   are created, granted and claimed through `claim_execution` (one lease in three is left to
 //!   lapse), a grant is left on disk each pass, and the lane scanner claims, renews and
-//!   completes.
+//!   completes;
+//! * `signal`: the lane scanner `claim` until it finds nothing: a fresh execution is suspended on
+//!   one fresh waitpoint and signalled at once (the keystore must be seeded), printing
+//!   `signalled <signal id>` after each delivery; the resumed execution, claimed again, is
+//!   completed;
+//! * `append`: claims one execution, prints `claimed <id>`, waits for one more line on stdin,
+//!   appends one durable frame (`from another process`) to its stream, prints
+//!   `appended <frame id>` and completes it.
 //!
 //! Every report is printed and flushed only after the operation it reports has returned `Ok`,
 //! i.e. after its transaction committed: `granted <id>`, `claimed <id>`, `reclaimed <id>`,
@@ -38,23 +45,26 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use ff_backend_sqlite_wasm::SqliteBackend;
-use ff_core::backend::{CapabilitySet, ClaimPolicy, Handle};
+use ff_core::backend::{CapabilitySet, ClaimPolicy, Frame, FrameKind, Handle};
 use ff_core::contracts::{
     ClaimExecutionArgs, ClaimExecutionResult, CompleteExecutionArgs, CreateExecutionArgs,
-    IssueClaimGrantArgs, IssueReclaimGrantArgs, IssueReclaimGrantOutcome, ListExpiredLeasesArgs,
-    ReclaimExecutionArgs, ReclaimExecutionOutcome, RenewLeaseArgs,
+    DeliverSignalArgs, IssueClaimGrantArgs, IssueReclaimGrantArgs, IssueReclaimGrantOutcome,
+    ListExpiredLeasesArgs, ReclaimExecutionArgs, ReclaimExecutionOutcome, RenewLeaseArgs,
+    ResumeCondition, ResumePolicy, SignalMatcher, SuspendArgs, SuspensionReasonCode,
+    WaitpointBinding,
 };
 use ff_core::engine_backend::EngineBackend;
 use ff_core::handle_codec;
 use ff_core::partition::{Partition, PartitionFamily};
 use ff_core::types::{
     AttemptId, AttemptIndex, CancelSource, ExecutionId, LaneId, LeaseFence, LeaseId, Namespace,
-    TimestampMs, WorkerId, WorkerInstanceId,
+    SignalId, SuspensionId, TimestampMs, WaitpointId, WaitpointToken, WorkerId, WorkerInstanceId,
 };
 
 type Failure = Box<dyn Error>;
 
-const USAGE: &str = "usage: ff-test-worker DATABASE (drain|crash) LANE NAME [WORK_MS]";
+const USAGE: &str =
+    "usage: ff-test-worker DATABASE (drain|crash|signal|append) LANE NAME [WORK_MS]";
 
 /// Lease length of the lane scanner's claims in `drain` mode: long enough never to lapse.
 const DRAIN_LEASE_MS: u32 = 60_000;
@@ -116,6 +126,8 @@ fn main() -> ExitCode {
         match mode.as_str() {
             "drain" => worker.drain(engine.as_ref()).await,
             "crash" => worker.crash(engine.as_ref()).await,
+            "signal" => worker.signal(engine.as_ref()).await,
+            "append" => worker.append(engine.as_ref()).await,
             other => Err(format!("unknown mode {other:?}; {USAGE}").into()),
         }
     });
@@ -192,6 +204,111 @@ impl Worker {
             slowest.op,
             slowest.elapsed.as_millis()
         ))?;
+        Ok(())
+    }
+
+    /// The lane scanner's claims: suspend and signal each fresh execution, complete each resumed
+    /// one, until the lane is empty.
+    async fn signal(&self, engine: &dyn EngineBackend) -> Result<(), Failure> {
+        let policy = ClaimPolicy::new(
+            self.worker_id.clone(),
+            self.instance.clone(),
+            DRAIN_LEASE_MS,
+            None,
+        );
+        let mut signalled = std::collections::HashSet::new();
+        while let Some(handle) = check(
+            "claim",
+            engine
+                .claim(&self.lane, &CapabilitySet::default(), policy.clone())
+                .await,
+        )? {
+            let id = execution_of(&handle)?;
+            if signalled.contains(&id) {
+                check("complete", engine.complete(&handle, None).await)?;
+                continue;
+            }
+            let now = TimestampMs::now();
+            let key = "wpk:cross-process".to_owned();
+            let suspended = check(
+                "suspend",
+                engine
+                    .suspend(
+                        &handle,
+                        SuspendArgs::new(
+                            SuspensionId::new(),
+                            WaitpointBinding::Fresh {
+                                waitpoint_id: WaitpointId::new(),
+                                waitpoint_key: key.clone(),
+                            },
+                            ResumeCondition::Single {
+                                waitpoint_key: key,
+                                matcher: SignalMatcher::Wildcard,
+                            },
+                            ResumePolicy::normal(),
+                            SuspensionReasonCode::WaitingForSignal,
+                            now,
+                        ),
+                    )
+                    .await,
+            )?;
+            let details = suspended.details();
+            let signal_id = SignalId::new();
+            check(
+                "deliver_signal",
+                engine
+                    .deliver_signal(DeliverSignalArgs {
+                        execution_id: id.clone(),
+                        waitpoint_id: details.waitpoint_id.clone(),
+                        signal_id: signal_id.clone(),
+                        signal_name: "ready".into(),
+                        signal_category: "external".into(),
+                        source_type: "worker".into(),
+                        source_identity: self.worker_id.to_string(),
+                        payload: None,
+                        payload_encoding: None,
+                        correlation_id: None,
+                        idempotency_key: None,
+                        target_scope: "execution".into(),
+                        created_at: None,
+                        dedup_ttl_ms: None,
+                        resume_delay_ms: None,
+                        max_signals_per_execution: None,
+                        signal_maxlen: None,
+                        waitpoint_token: WaitpointToken::from(
+                            details.waitpoint_token.as_str().to_owned(),
+                        ),
+                        now: TimestampMs::now(),
+                    })
+                    .await,
+            )?;
+            signalled.insert(id);
+            say(format_args!("signalled {signal_id}"))?;
+        }
+        Ok(())
+    }
+
+    /// Claim one execution, append one frame when told to, complete it.
+    async fn append(&self, engine: &dyn EngineBackend) -> Result<(), Failure> {
+        let policy = ClaimPolicy::new(
+            self.worker_id.clone(),
+            self.instance.clone(),
+            DRAIN_LEASE_MS,
+            None,
+        );
+        let handle = check(
+            "claim",
+            engine
+                .claim(&self.lane, &CapabilitySet::default(), policy)
+                .await,
+        )?
+        .ok_or("the lane holds no execution")?;
+        say(format_args!("claimed {}", execution_of(&handle)?))?;
+        std::io::stdin().lock().read_line(&mut String::new())?;
+        let frame = Frame::new(b"from another process".to_vec(), FrameKind::Stdout);
+        let appended = check("append_frame", engine.append_frame(&handle, frame).await)?;
+        say(format_args!("appended {}", appended.stream_id))?;
+        check("complete", engine.complete(&handle, None).await)?;
         Ok(())
     }
 

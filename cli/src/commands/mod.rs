@@ -4,7 +4,7 @@
 //! - [`demo`]: `ffwasm demo`;
 //! - [`inspect`]: `ffwasm executions`, `ffwasm show`, `ffwasm stats`, `ffwasm budgets`, `ffwasm workers`;
 //! - [`guest`]: `ffwasm guest wit | check | compile | compose`;
-//! - [`watch`]: `ffwasm watch completions | leases`.
+//! - [`watch`]: `ffwasm watch completions | leases | signals | tags`.
 
 pub mod demo;
 pub mod guest;

@@ -1,4 +1,4 @@
-//! `ffwasm watch completions|leases`: follow a subscription on a database file and print each
+//! `ffwasm watch completions|leases|signals|tags`: follow a subscription on a database file and print each
 //! event as it arrives (another process's commits appear within the backend's poll interval),
 //! until Ctrl-C or `--count` events.
 
@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use ff_backend_sqlite_wasm::SqliteBackend;
 use ff_core::backend::ScannerFilter;
 use ff_core::engine_backend::EngineBackend;
-use ff_core::stream_events::LeaseHistoryEvent;
+use ff_core::stream_events::{InstanceTagEvent, LeaseHistoryEvent, SignalDeliveryEffect};
 use ff_core::stream_subscribe::{
     StreamCursor, decode_postgres_event_cursor, encode_postgres_event_cursor,
 };
@@ -40,6 +40,10 @@ pub enum Watched {
     Completions,
     /// Leases acquired, renewed, expired, reclaimed and revoked.
     Leases,
+    /// Signals delivered to waitpoints, with what each did.
+    Signals,
+    /// Execution tags attached and cleared.
+    Tags,
 }
 
 /// Follow the subscription `args` names, printing one line per event:
@@ -87,6 +91,44 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<()> {
                 ))
             },
         )),
+        Watched::Signals => Box::pin(
+            backend
+                .subscribe_signal_delivery(cursor, &filter)
+                .await?
+                .map(|event| {
+                    let event = event?;
+                    let effect = match &event.effect {
+                        SignalDeliveryEffect::Satisfied => "satisfied its waitpoint".to_owned(),
+                        SignalDeliveryEffect::Other(other) => other.replace('_', " "),
+                        other => format!("{other:?}"),
+                    };
+                    Ok(line(
+                        &event.cursor,
+                        event.at.0,
+                        event.execution_id.as_str(),
+                        &format!("signal {} {effect}", event.signal_id),
+                    ))
+                }),
+        ),
+        Watched::Tags => Box::pin(backend.subscribe_instance_tags(cursor).await?.map(|event| {
+            let event = event?;
+            let (cursor, at, execution_id, what) = match &event {
+                InstanceTagEvent::Attached {
+                    cursor,
+                    execution_id,
+                    tag,
+                    at,
+                } => (cursor, at, execution_id, format!("tag attached: {tag}")),
+                InstanceTagEvent::Cleared {
+                    cursor,
+                    execution_id,
+                    tag,
+                    at,
+                } => (cursor, at, execution_id, format!("tag cleared: {tag}")),
+                other => anyhow::bail!("an instance-tag event this build does not know: {other:?}"),
+            };
+            Ok(line(cursor, at.0, execution_id.as_str(), &what))
+        })),
     };
     while args.count.is_none_or(|count| printed < count) {
         let Some(text) = lines.next().await else {

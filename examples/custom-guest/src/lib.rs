@@ -49,8 +49,8 @@ use ff_engine_guest::bindings::scheduling::{
     CreateExecutionOutcome, IssueClaimGrantArgs, IssueGrantAndClaimArgs,
 };
 use ff_engine_guest::bindings::streams::{
-    self, AppendFrameArgs, AppendFrameOutcome, FrameQuery, Heads, Outbox, OutboxFilter, OutboxPage,
-    StreamFrame, SummaryDocument,
+    self, AppendFrameArgs, AppendFrameOutcome, FramePage, FrameQuery, Heads, Outbox, OutboxFilter,
+    OutboxPage, SummaryDocument,
 };
 use ff_engine_guest::bindings::suspension::{
     self, DeliverApprovalSignalArgs, DeliverSignalArgs, DeliverSignalOutcome,
@@ -484,7 +484,7 @@ impl streams::Guest for OldestFirst {
         <Builtin as streams::Guest>::append_frame(args)
     }
 
-    fn read_frames(query: FrameQuery) -> Result<Vec<StreamFrame>, EngineError> {
+    fn read_frames(query: FrameQuery) -> Result<FramePage, EngineError> {
         <Builtin as streams::Guest>::read_frames(query)
     }
 

@@ -24,7 +24,8 @@ mod tests;
 pub use outbox::{change_heads, read_outbox};
 
 use crate::bindings::streams::{
-    AppendFrameArgs, AppendFrameOutcome, FrameMode, FrameQuery, StreamFrame, SummaryDocument,
+    AppendFrameArgs, AppendFrameOutcome, FrameMode, FramePage, FrameQuery, StreamClosed,
+    StreamFrame, SummaryDocument,
 };
 use crate::db::{Db, DbExt, int, text};
 use crate::errors::{invalid_input, storage};
@@ -151,15 +152,76 @@ fn next_position(db: &mut impl Db, key: &[Value; 3], now: i64) -> Result<(i64, i
     })
 }
 
-/// A page of one stream's frames in `(ms, seq)` order (see [`FrameQuery`]); an unknown stream
-/// has none.
-pub fn read_frames(db: &mut impl Db, query: &FrameQuery) -> Result<Vec<StreamFrame>, EngineError> {
+/// A page of one stream's frames in `(ms, seq)` order (see [`FrameQuery`]), with the stream's
+/// closed marker when the page reached the end of the range and the stream is closed
+/// ([`stream_closed`]); an unknown stream has no frames and is open.
+pub fn read_frames(db: &mut impl Db, query: &FrameQuery) -> Result<FramePage, EngineError> {
     let id = ExecutionRef::parse(&query.execution_id)?;
+    let (frames, reached_end) = frames_from(db, &id, query)?;
+    let closed = if reached_end {
+        stream_closed(db, &id, query.attempt_index)?
+    } else {
+        None
+    };
+    Ok(FramePage { frames, closed })
+}
+
+/// Whether the attempt's stream is closed, and when and why: the attempt ended (its row has a
+/// terminal time), the execution ended, or the execution went on to a later attempt. A stream
+/// takes no frames once closed (appends need the attempt's live lease).
+fn stream_closed(
+    db: &mut impl Db,
+    id: &ExecutionRef,
+    attempt_index: u32,
+) -> Result<Option<StreamClosed>, EngineError> {
+    let Some(mut row) = db.first_row(
+        "SELECT c.lifecycle_phase = 'terminal', c.attempt_index, c.terminal_at_ms, \
+             json_extract(c.raw_fields, '$.terminal_outcome'), a.terminal_at_ms, a.outcome, \
+             (SELECT n.started_at_ms FROM ff_attempt n WHERE n.partition_key = ?1 \
+                 AND n.execution_id = ?2 AND n.attempt_index > ?3 ORDER BY n.attempt_index LIMIT 1) \
+         FROM ff_exec_core c LEFT JOIN ff_attempt a ON a.partition_key = c.partition_key \
+             AND a.execution_id = c.execution_id AND a.attempt_index = ?3 \
+         WHERE c.partition_key = ?1 AND c.execution_id = ?2",
+        &stream_key(id, attempt_index),
+    )?
+    else {
+        return Ok(None);
+    };
+    let execution_ended = row.integer(0) == Some(1);
+    let superseded = row
+        .integer(1)
+        .is_some_and(|current| current > i64::from(attempt_index));
+    let attempt_ended_at = row.integer(4);
+    if !(execution_ended || superseded || attempt_ended_at.is_some()) {
+        return Ok(None);
+    }
+    let at = attempt_ended_at
+        .or(if execution_ended {
+            row.integer(2)
+        } else {
+            None
+        })
+        .or(row.integer(6))
+        .unwrap_or(0);
+    let reason = row
+        .take_text(5)
+        .or_else(|| row.take_text(3))
+        .unwrap_or_else(|| "superseded".to_owned());
+    Ok(Some(StreamClosed { at, reason }))
+}
+
+/// The frames of [`read_frames`], and whether the page reached the end of the range (rather
+/// than stopping at its limit or byte budget).
+fn frames_from(
+    db: &mut impl Db,
+    id: &ExecutionRef,
+    query: &FrameQuery,
+) -> Result<(Vec<StreamFrame>, bool), EngineError> {
     let (mut ms, mut seq) = (query.start.ms, query.start.seq);
     if !query.start_inclusive {
         (ms, seq) = match seq.checked_add(1) {
             Some(next) => (ms, next),
-            None if ms == i64::MAX => return Ok(Vec::new()),
+            None if ms == i64::MAX => return Ok((Vec::new(), true)),
             None => (ms + 1, i64::MIN),
         };
     }
@@ -173,7 +235,7 @@ pub fn read_frames(db: &mut impl Db, query: &FrameQuery) -> Result<Vec<StreamFra
     let mut bytes = 0usize;
     while frames.len() < query.limit as usize {
         let want = FRAMES_PER_QUERY.min(query.limit - frames.len() as u32);
-        let mut params = Vec::from(stream_key(&id, query.attempt_index));
+        let mut params = Vec::from(stream_key(id, query.attempt_index));
         params.extend([
             int(ms),
             int(seq),
@@ -187,25 +249,25 @@ pub fn read_frames(db: &mut impl Db, query: &FrameQuery) -> Result<Vec<StreamFra
         for (position, frame) in chunk {
             let size = frame_bytes(&frame);
             if !frames.is_empty() && bytes.saturating_add(size) > budget {
-                return Ok(frames);
+                return Ok((frames, false));
             }
             bytes = bytes.saturating_add(size);
             frames.push(frame);
             (ms, seq) = position;
             if bytes >= budget {
-                return Ok(frames);
+                return Ok((frames, false));
             }
         }
         if fetched < want as usize {
-            break;
+            return Ok((frames, true));
         }
         (ms, seq) = match seq.checked_add(1) {
             Some(next) => (ms, next),
-            None if ms == i64::MAX => break,
+            None if ms == i64::MAX => return Ok((frames, true)),
             None => (ms + 1, i64::MIN),
         };
     }
-    Ok(frames)
+    Ok((frames, false))
 }
 
 /// The frames of one stream from `(?4, ?5)` to `(?6, ?7)` inclusive, at most `?8`, one row per

@@ -93,7 +93,9 @@ fn frame_ids_never_go_back_when_the_clock_does() {
     append_frame(&mut db, &frame("late", FrameMode::Durable, NOW + 500)).unwrap();
     let earlier = append_frame(&mut db, &frame("early", FrameMode::Durable, NOW)).unwrap();
     assert_eq!(earlier.stream_id, format!("{}-1", NOW + 500));
-    let frames = read_frames(&mut db, &all_frames(10, u64::MAX)).unwrap();
+    let frames = read_frames(&mut db, &all_frames(10, u64::MAX))
+        .unwrap()
+        .frames;
     assert_eq!(payloads(&frames), ["late", "early"]);
 }
 
@@ -223,12 +225,14 @@ fn best_effort_appends_trim_only_best_effort_frames_to_the_floor() {
         last = Some(append_frame(&mut db, &args).unwrap());
     }
     assert_eq!(last.unwrap().frame_count, 3);
-    let frames = read_frames(&mut db, &all_frames(10, u64::MAX)).unwrap();
+    let frames = read_frames(&mut db, &all_frames(10, u64::MAX))
+        .unwrap()
+        .frames;
     assert_eq!(payloads(&frames), ["durable", "live-3", "live-4"]);
     let mut durable_only = all_frames(10, u64::MAX);
     durable_only.exclude_best_effort = true;
     assert_eq!(
-        payloads(&read_frames(&mut db, &durable_only).unwrap()),
+        payloads(&read_frames(&mut db, &durable_only).unwrap().frames),
         ["durable"]
     );
 }
@@ -247,17 +251,25 @@ fn read_frames_bounds_are_inclusive_unless_the_start_is_exclusive() {
     query.start = FramePosition { ms: NOW, seq: 1 };
     query.end = FramePosition { ms: NOW, seq: 2 };
     assert_eq!(
-        payloads(&read_frames(&mut db, &query).unwrap()),
+        payloads(&read_frames(&mut db, &query).unwrap().frames),
         ["f1", "f2"]
     );
     query.start_inclusive = false;
-    assert_eq!(payloads(&read_frames(&mut db, &query).unwrap()), ["f2"]);
+    assert_eq!(
+        payloads(&read_frames(&mut db, &query).unwrap().frames),
+        ["f2"]
+    );
     let mut limited = all_frames(3, u64::MAX);
     limited.limit = 3;
-    assert_eq!(read_frames(&mut db, &limited).unwrap().len(), 3);
+    assert_eq!(read_frames(&mut db, &limited).unwrap().frames.len(), 3);
     let mut other_attempt = all_frames(10, u64::MAX);
     other_attempt.attempt_index = 1;
-    assert!(read_frames(&mut db, &other_attempt).unwrap().is_empty());
+    assert!(
+        read_frames(&mut db, &other_attempt)
+            .unwrap()
+            .frames
+            .is_empty()
+    );
 }
 
 #[test]
@@ -267,15 +279,19 @@ fn read_frames_returns_fewer_frames_within_the_byte_budget_never_an_error() {
     for _ in 0..40 {
         append_frame(&mut db, &frame(&big, FrameMode::Durable, NOW)).unwrap();
     }
-    let page = read_frames(&mut db, &all_frames(1000, 100_000)).unwrap();
+    let page = read_frames(&mut db, &all_frames(1000, 100_000))
+        .unwrap()
+        .frames;
     assert_eq!(
         page.len(),
         2,
         "two 40 KB frames fit in 100 KB, a third does not"
     );
-    let tiny = read_frames(&mut db, &all_frames(1000, 10)).unwrap();
+    let tiny = read_frames(&mut db, &all_frames(1000, 10)).unwrap().frames;
     assert_eq!(tiny.len(), 1, "a page holds at least one frame");
-    let everything = read_frames(&mut db, &all_frames(1000, u64::MAX)).unwrap();
+    let everything = read_frames(&mut db, &all_frames(1000, u64::MAX))
+        .unwrap()
+        .frames;
     assert_eq!(everything.len(), 40, "pages continue across query chunks");
 }
 
@@ -355,7 +371,12 @@ fn completion_pages_rebuild_the_execution_id_and_keep_the_outcome() {
     let heads = change_heads(&mut db).unwrap();
     assert_eq!(
         heads.outboxes,
-        [(Outbox::Completion, 1), (Outbox::LeaseHistory, 1)]
+        [
+            (Outbox::Completion, 1),
+            (Outbox::LeaseHistory, 1),
+            (Outbox::SignalDelivery, 0),
+            (Outbox::InstanceTags, 0)
+        ]
     );
     assert_eq!(heads.frames, 0);
 }
@@ -376,4 +397,111 @@ fn a_corrupt_completion_row_is_corruption() {
         matches!(&err, EngineError::Validation(v) if v.kind == ValidationKind::Corruption),
         "{err:?}"
     );
+}
+
+#[test]
+fn signal_and_tag_pages_carry_their_details() {
+    let mut db = TestDb::leased();
+    db.exec(
+        "INSERT INTO ff_signal_event (execution_id, signal_id, waitpoint_id, source_identity, \
+             delivered_at_ms, partition_key, namespace, instance_tag, effect) \
+         VALUES ('53ad96d2-6b08-4d0c-86e3-36598db2291c', 'sig-1', 'wp-1', 'svc', 7, 0, 'ns', 'inst', \
+                 'appended_to_waitpoint'), \
+                ('53ad96d2-6b08-4d0c-86e3-36598db2291c', 'sig-2', NULL, NULL, 8, 0, 'other', NULL, NULL); \
+         INSERT INTO ff_instance_tag_event (execution_id, event_type, tag, occurred_at_ms, partition_key) \
+         VALUES ('53ad96d2-6b08-4d0c-86e3-36598db2291c', 'cleared', 'cairn.x=a', 9, 0)",
+    );
+    let namespace_ns = OutboxFilter {
+        namespace: Some("ns".into()),
+        instance_tag: None,
+    };
+    let page = read_outbox(
+        &mut db,
+        Outbox::SignalDelivery,
+        0,
+        256,
+        u64::MAX,
+        &namespace_ns,
+    )
+    .unwrap();
+    assert_eq!(page.events.len(), 1);
+    assert_eq!(
+        page.last_scanned_id, 2,
+        "the other namespace's row is passed"
+    );
+    let event = &page.events[0];
+    assert_eq!((event.execution_id.as_str(), event.at), (EXEC, 7));
+    let signal = event
+        .signal
+        .as_ref()
+        .expect("a signal row carries its signal");
+    assert_eq!(signal.signal_id, "sig-1");
+    assert_eq!(signal.waitpoint_id.as_deref(), Some("wp-1"));
+    assert_eq!(signal.source_identity.as_deref(), Some("svc"));
+    assert_eq!(signal.effect.as_deref(), Some("appended_to_waitpoint"));
+    let all = OutboxFilter {
+        namespace: None,
+        instance_tag: None,
+    };
+    let tags = read_outbox(&mut db, Outbox::InstanceTags, 0, 256, u64::MAX, &all).unwrap();
+    assert_eq!(tags.events.len(), 1);
+    assert_eq!(tags.events[0].kind, "cleared");
+    assert_eq!(tags.events[0].tag.as_deref(), Some("cairn.x=a"));
+    assert!(tags.events[0].signal.is_none());
+    let heads = change_heads(&mut db).unwrap();
+    assert!(heads.outboxes.contains(&(Outbox::SignalDelivery, 2)));
+    assert!(heads.outboxes.contains(&(Outbox::InstanceTags, 1)));
+}
+
+#[test]
+fn a_stream_is_closed_once_its_attempt_ends_and_only_on_a_page_that_reached_the_end() {
+    let mut db = TestDb::leased();
+    append_frame(&mut db, &frame("a", FrameMode::Durable, NOW)).unwrap();
+    append_frame(&mut db, &frame("b", FrameMode::Durable, NOW)).unwrap();
+    assert_eq!(
+        read_frames(&mut db, &all_frames(10, u64::MAX))
+            .unwrap()
+            .closed,
+        None
+    );
+    db.exec(&format!(
+        "UPDATE ff_attempt SET terminal_at_ms = {}, outcome = 'success'",
+        NOW + 5
+    ));
+    let page = read_frames(&mut db, &all_frames(10, u64::MAX)).unwrap();
+    assert_eq!(payloads(&page.frames), ["a", "b"]);
+    assert_eq!(
+        page.closed,
+        Some(StreamClosed {
+            at: NOW + 5,
+            reason: "success".into()
+        })
+    );
+    let first_only = read_frames(&mut db, &all_frames(1, u64::MAX)).unwrap();
+    assert_eq!(first_only.frames.len(), 1);
+    assert_eq!(
+        first_only.closed, None,
+        "more frames follow: not closed yet"
+    );
+    // A later attempt closes an earlier one that recorded no end.
+    let mut db = TestDb::leased();
+    db.exec(&format!(
+        "UPDATE ff_exec_core SET attempt_index = 1; \
+         INSERT INTO ff_attempt (partition_key, execution_id, attempt_index, started_at_ms) \
+         SELECT partition_key, execution_id, 1, {} FROM ff_exec_core",
+        NOW + 9
+    ));
+    assert_eq!(
+        read_frames(&mut db, &all_frames(10, u64::MAX))
+            .unwrap()
+            .closed,
+        Some(StreamClosed {
+            at: NOW + 9,
+            reason: "superseded".into()
+        })
+    );
+    // An unknown execution's stream is open.
+    let mut unknown = all_frames(10, u64::MAX);
+    unknown.execution_id = "{fp:0}:00000000-0000-4000-8000-000000000000".into();
+    assert_eq!(read_frames(&mut db, &unknown).unwrap().closed, None);
 }

@@ -171,8 +171,8 @@ pub fn deliver_signal(
     };
     db.run(
         "INSERT INTO ff_signal_event (execution_id, signal_id, waitpoint_id, source_identity, \
-             delivered_at_ms, partition_key, namespace, instance_tag) \
-         VALUES (?2, ?3, ?4, ?5, ?6, ?1, ?7, ?8)",
+             delivered_at_ms, partition_key, namespace, instance_tag, effect) \
+         VALUES (?2, ?3, ?4, ?5, ?6, ?1, ?7, ?8, ?9)",
         &[
             id.partition(),
             id.bare_text(),
@@ -182,6 +182,7 @@ pub fn deliver_signal(
             int(args.now),
             exec.outbox.namespace.clone(),
             exec.outbox.instance_tag.clone(),
+            text(effect),
         ],
     )?;
     if let Some(key) = dedup_key {

@@ -11,8 +11,10 @@
 //! | 4 | `raw_fields` is a JSON object and its `tags` member, if any, an object | `Validation(Corruption)` |
 //!
 //! Writes `raw_fields.tags."<key>" = value` (the key quoted in the JSON path, so its dots are
-//! literal; the `tags` object is created when absent). Nothing else changes: no event, no
-//! `last_mutation_at`.
+//! literal; the `tags` object is created when absent) and the change to the instance-tag outbox
+//! (`ff_instance_tag_event`, read by `subscribe_instance_tags`): `attached` `<key>=<value>`,
+//! preceded by `cleared` `<key>=<old value>` when the tag held another value; setting the value
+//! the tag already holds changes nothing and records nothing. No `last_mutation_at`.
 //!
 //! ## `get-execution-tag` ([`get_execution_tag`]), `get-execution-namespace` ([`get_execution_namespace`])
 //!
@@ -68,9 +70,11 @@ pub fn set_execution_tag(
     let [partition, blob] = id.key();
     let Some(row) = db.first_row(
         "SELECT CASE WHEN json_valid(raw_fields) AND json_type(raw_fields) = 'object' \
-             THEN COALESCE(json_type(raw_fields, '$.tags'), 'absent') ELSE 'unreadable' END \
+             THEN COALESCE(json_type(raw_fields, '$.tags'), 'absent') ELSE 'unreadable' END, \
+             CASE WHEN json_valid(raw_fields) AND json_type(raw_fields, ?3) = 'text' \
+                 THEN json_extract(raw_fields, ?3) END \
          FROM ff_exec_core WHERE partition_key = ?1 AND execution_id = ?2",
-        &[partition.clone(), blob.clone()],
+        &[partition.clone(), blob.clone(), text(tag_path(key))],
     )?
     else {
         return Err(EngineError::NotFound(Entity::Execution));
@@ -84,10 +88,33 @@ pub fn set_execution_tag(
             )));
         }
     }
+    let previous = row.text(1);
+    if previous.as_deref() == Some(value) {
+        return Ok(());
+    }
     db.run(
         "UPDATE ff_exec_core SET raw_fields = json_set(raw_fields, ?3, ?4) \
          WHERE partition_key = ?1 AND execution_id = ?2",
         &[partition, blob, text(tag_path(key)), text(value)],
+    )?;
+    if let Some(previous) = previous {
+        record_tag_event(db, &id, "cleared", &format!("{key}={previous}"))?;
+    }
+    record_tag_event(db, &id, "attached", &format!("{key}={value}"))
+}
+
+/// Append one row to the instance-tag outbox, at the database's clock (the operation takes no
+/// time argument).
+fn record_tag_event(
+    db: &mut impl Db,
+    id: &ExecutionRef,
+    event_type: &str,
+    tag: &str,
+) -> Result<(), EngineError> {
+    db.run(
+        "INSERT INTO ff_instance_tag_event (execution_id, event_type, tag, occurred_at_ms, partition_key) \
+         VALUES (?2, ?3, ?4, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), ?1)",
+        &[id.partition(), id.bare_text(), text(event_type), text(tag)],
     )?;
     Ok(())
 }
@@ -208,6 +235,35 @@ mod tests {
         assert_eq!(
             get_execution_namespace(&mut db, EXEC).unwrap().as_deref(),
             Some("ns")
+        );
+    }
+
+    #[test]
+    fn tag_changes_are_recorded_in_the_instance_tag_outbox() {
+        let mut db = TestDb::runnable();
+        db.exec("UPDATE ff_exec_core SET raw_fields = '{}'");
+        set_execution_tag(&mut db, EXEC, "cairn.instance_id", "i-1").unwrap();
+        set_execution_tag(&mut db, EXEC, "cairn.instance_id", "i-1").unwrap();
+        set_execution_tag(&mut db, EXEC, "cairn.instance_id", "i-2").unwrap();
+        set_execution_tag(&mut db, EXEC, "cairn.project", "p=1").unwrap();
+        assert_eq!(
+            db.one(
+                "SELECT group_concat(event_type || ' ' || tag || ' ' || execution_id || ' ' || partition_key, ';') \
+                 FROM (SELECT * FROM ff_instance_tag_event ORDER BY event_id)"
+            ),
+            format!(
+                "attached cairn.instance_id=i-1 {u} 0;cleared cairn.instance_id=i-1 {u} 0;\
+                 attached cairn.instance_id=i-2 {u} 0;attached cairn.project=p=1 {u} 0",
+                u = crate::testing::EXEC_UUID
+            ),
+            "the same value again records nothing; a new value clears the old pair first"
+        );
+        assert_eq!(
+            db.one(
+                "SELECT count(*) FROM ff_instance_tag_event WHERE occurred_at_ms > 1700000000000"
+            ),
+            "4",
+            "stamped with the database's clock"
         );
     }
 

@@ -35,6 +35,8 @@ pub(super) fn capabilities() -> Capabilities {
     supports.stream_best_effort_live = true;
     supports.subscribe_completion = true;
     supports.subscribe_lease_history = true;
+    supports.subscribe_signal_delivery = true;
+    supports.subscribe_instance_tags = true;
     supports.cancel_flow_wait_timeout = true;
     supports.cancel_flow_wait_indefinite = true;
     supports.cancel_flow_header = true;

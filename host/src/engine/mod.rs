@@ -65,7 +65,10 @@ use ff_core::engine_backend::{EngineBackend, ReconcileCounts};
 use ff_core::engine_error::EngineError;
 use ff_core::partition::{Partition, PartitionKey};
 use ff_core::state::PublicState;
-use ff_core::stream_events::{CompletionSubscription, LeaseHistorySubscription};
+use ff_core::stream_events::{
+    CompletionSubscription, InstanceTagSubscription, LeaseHistorySubscription,
+    SignalDeliverySubscription,
+};
 use ff_core::stream_subscribe;
 use ff_core::types::{
     AttemptIndex, BudgetId, EdgeId, ExecutionId, FlowId, LaneId, LeaseFence, QuotaPolicyId,
@@ -859,5 +862,20 @@ impl EngineBackend for SqliteBackend {
         filter: &ScannerFilter,
     ) -> Result<LeaseHistorySubscription, EngineError> {
         streams::subscribe_lease_history(self, cursor, filter).await
+    }
+
+    async fn subscribe_signal_delivery(
+        &self,
+        cursor: stream_subscribe::StreamCursor,
+        filter: &ScannerFilter,
+    ) -> Result<SignalDeliverySubscription, EngineError> {
+        streams::subscribe_signal_delivery(self, cursor, filter).await
+    }
+
+    async fn subscribe_instance_tags(
+        &self,
+        cursor: stream_subscribe::StreamCursor,
+    ) -> Result<InstanceTagSubscription, EngineError> {
+        streams::subscribe_instance_tags(self, cursor).await
     }
 }

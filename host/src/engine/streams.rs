@@ -1,5 +1,6 @@
 //! Streams and subscriptions: `append_frame`, `read_stream`, `tail_stream`, `read_summary`,
-//! `subscribe_completion` and `subscribe_lease_history`; the guest's `streams` interface.
+//! `subscribe_completion`, `subscribe_lease_history`, `subscribe_signal_delivery` and
+//! `subscribe_instance_tags`; the guest's `streams` interface.
 //! Conversions and one guest call each here; the waits and the subscriptions' tasks live in
 //! [`crate::streams`].
 
@@ -12,11 +13,12 @@ use ff_core::backend::{
 use ff_core::contracts::{StreamCursor, StreamFrame, StreamFrames};
 use ff_core::engine_error::{EngineError, ValidationKind};
 use ff_core::stream_events::{
-    CompletionEvent, CompletionOutcome, CompletionSubscription, LeaseHistoryEvent,
-    LeaseHistorySubscription,
+    CompletionEvent, CompletionOutcome, CompletionSubscription, InstanceTagEvent,
+    InstanceTagSubscription, LeaseHistoryEvent, LeaseHistorySubscription, SignalDeliveryEffect,
+    SignalDeliveryEvent, SignalDeliverySubscription,
 };
 use ff_core::stream_subscribe::{self, decode_postgres_event_cursor};
-use ff_core::types::{AttemptIndex, ExecutionId, LeaseId, TimestampMs};
+use ff_core::types::{AttemptIndex, ExecutionId, LeaseId, SignalId, TimestampMs, WaitpointId};
 
 use crate::backend::SqliteBackend;
 use crate::bindings::args::{self, validation};
@@ -152,18 +154,26 @@ fn frame_limit(count_limit: u64) -> Result<u32, EngineError> {
     Ok(u32::try_from(count_limit.min(STREAM_READ_HARD_CAP)).unwrap_or(u32::MAX))
 }
 
-/// Guest frames as ff-core's.
-fn stream_frames(frames: Vec<streams::StreamFrame>) -> StreamFrames {
+/// A guest page as ff-core's frames, with the stream's closed marker.
+fn stream_frames(page: streams::FramePage) -> StreamFrames {
+    let (closed_at, closed_reason) = match page.closed {
+        Some(closed) => (
+            Some(TimestampMs::from_millis(closed.at)),
+            Some(closed.reason),
+        ),
+        None => (None, None),
+    };
     StreamFrames {
-        frames: frames
+        frames: page
+            .frames
             .into_iter()
             .map(|frame| StreamFrame {
                 id: frame.id,
                 fields: frame.fields.into_iter().collect::<BTreeMap<_, _>>(),
             })
             .collect(),
-        closed_at: None,
-        closed_reason: None,
+        closed_at,
+        closed_reason,
     }
 }
 
@@ -424,4 +434,119 @@ fn lease_event(
             return Ok(None);
         }
     }))
+}
+
+pub(super) async fn subscribe_signal_delivery(
+    backend: &SqliteBackend,
+    cursor: stream_subscribe::StreamCursor,
+    filter: &ScannerFilter,
+) -> Result<SignalDeliverySubscription, EngineError> {
+    const OP: &str = "subscribe_signal_delivery";
+    let filter = outbox_filter(filter)?;
+    let after = start_after(backend, OP, Outbox::SignalDelivery, &cursor).await?;
+    Ok(follow::follow(
+        backend,
+        OutboxFollow {
+            op: OP,
+            outbox: Outbox::SignalDelivery,
+            filter,
+            decode: signal_delivery_event,
+        },
+        after,
+    ))
+}
+
+/// A signal-delivery row as ff-core's event. The stored effect is `deliver_signal`'s answer:
+/// `resume_condition_satisfied` is `Satisfied`, anything else goes through ff-core's
+/// `from_wire` (`appended_to_waitpoint` is `Other`); a row without one (written before the
+/// effect was recorded) is `Satisfied`, as upstream reports every delivery.
+fn signal_delivery_event(
+    event: OutboxEvent,
+    cursor: stream_subscribe::StreamCursor,
+) -> Result<Option<SignalDeliveryEvent>, EngineError> {
+    let execution_id = event_execution(&event)?;
+    let Some(signal) = event.signal else {
+        return Err(validation(
+            ValidationKind::Corruption,
+            format!("signal event {} carries no signal", event.event_id),
+        ));
+    };
+    let corrupt = |column: &str, text: &str, error: uuid::Error| {
+        validation(
+            ValidationKind::Corruption,
+            format!("ff_signal_event.{column} parse '{text}': {error}"),
+        )
+    };
+    let signal_id = SignalId::parse(&signal.signal_id)
+        .map_err(|error| corrupt("signal_id", &signal.signal_id, error))?;
+    let waitpoint_id = signal
+        .waitpoint_id
+        .as_deref()
+        .map(|text| WaitpointId::parse(text).map_err(|error| corrupt("waitpoint_id", text, error)))
+        .transpose()?;
+    let effect = match signal.effect.as_deref() {
+        None | Some("resume_condition_satisfied") => SignalDeliveryEffect::Satisfied,
+        Some(other) => SignalDeliveryEffect::from_wire(other),
+    };
+    Ok(Some(SignalDeliveryEvent::new(
+        cursor,
+        execution_id,
+        signal_id,
+        waitpoint_id,
+        signal.source_identity,
+        effect,
+        TimestampMs::from_millis(event.at),
+    )))
+}
+
+pub(super) async fn subscribe_instance_tags(
+    backend: &SqliteBackend,
+    cursor: stream_subscribe::StreamCursor,
+) -> Result<InstanceTagSubscription, EngineError> {
+    const OP: &str = "subscribe_instance_tags";
+    let after = start_after(backend, OP, Outbox::InstanceTags, &cursor).await?;
+    Ok(follow::follow(
+        backend,
+        OutboxFollow {
+            op: OP,
+            outbox: Outbox::InstanceTags,
+            filter: streams::OutboxFilter {
+                namespace: None,
+                instance_tag: None,
+            },
+            decode: instance_tag_event,
+        },
+        after,
+    ))
+}
+
+/// An instance-tag row as ff-core's event (`tag` = `<key>=<value>`); unknown types are skipped.
+fn instance_tag_event(
+    event: OutboxEvent,
+    cursor: stream_subscribe::StreamCursor,
+) -> Result<Option<InstanceTagEvent>, EngineError> {
+    let execution_id = event_execution(&event)?;
+    let tag = event.tag.unwrap_or_default();
+    let at = TimestampMs::from_millis(event.at);
+    Ok(match event.kind.as_str() {
+        "attached" => Some(InstanceTagEvent::Attached {
+            cursor,
+            execution_id,
+            tag,
+            at,
+        }),
+        "cleared" => Some(InstanceTagEvent::Cleared {
+            cursor,
+            execution_id,
+            tag,
+            at,
+        }),
+        other => {
+            tracing::warn!(
+                event_type = other,
+                "skipping an unknown instance-tag event type"
+            );
+            None
+        }
+    })
 }

@@ -47,11 +47,15 @@ const MIGRATIONS: &[Migration] = &[
         version: 8,
         sql: include_str!("../../migrations/0008_execution_idempotency.sql"),
     },
+    Migration {
+        version: 9,
+        sql: include_str!("../../migrations/0009_subscriptions.sql"),
+    },
 ];
 
 /// The newest schema version (SQLite's `PRAGMA user_version`, see `host/migrations/`) this build
 /// knows. A backend refuses to open a database with a newer one.
-pub const SCHEMA_VERSION: u32 = 8;
+pub const SCHEMA_VERSION: u32 = 9;
 
 /// The table of execution rows, which every database this backend has set up holds (from schema
 /// version 1 on): how a tool tells a FlowFabric database from another SQLite file.

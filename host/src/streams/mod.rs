@@ -30,5 +30,7 @@ pub(crate) fn outbox_name(outbox: Outbox) -> &'static str {
     match outbox {
         Outbox::Completion => "completion",
         Outbox::LeaseHistory => "lease_history",
+        Outbox::SignalDelivery => "signal_delivery",
+        Outbox::InstanceTags => "instance_tags",
     }
 }

@@ -1,5 +1,6 @@
-//! `tail_stream`'s wait: page; if empty, wait for an append of this stream (or one by another
-//! process, or shutdown, or the deadline) and page again. The wake registration is taken before
+//! `tail_stream`'s wait: page; if empty and the stream is open, wait for an append of this
+//! stream (or one by another process, or shutdown, or the deadline) and page again. A closed
+//! stream takes no more frames, so a tail of one returns at once. The wake registration is taken before
 //! the first page, so no append between the page and the wait is missed, and the deadline
 //! ends with a last page, so a frame committed just before it is returned.
 
@@ -9,26 +10,27 @@ use ff_core::engine_error::EngineError;
 use tokio::time::Instant;
 
 use crate::backend::SqliteBackend;
-use crate::bindings::streams::{FrameQuery, StreamFrame};
+use crate::bindings::streams::{FramePage, FrameQuery};
 use crate::operation::Tx;
 
 use super::ensure_watcher;
 
-/// Frames after the query's start; waits up to `block_ms` for the first one.
+/// Frames after the query's start; waits up to `block_ms` for the first one unless the stream
+/// is closed.
 pub(crate) async fn tail(
     backend: &SqliteBackend,
     query: FrameQuery,
     block_ms: u64,
-) -> Result<Vec<StreamFrame>, EngineError> {
+) -> Result<FramePage, EngineError> {
     let wakes = backend.wakes();
     let mut appends = wakes.stream((query.execution_id.clone(), query.attempt_index));
     let mut foreign = wakes.foreign_frames();
     let mut shutdown = backend.shutdown_signal();
     wakes.count_tail_page();
-    let frames = page(backend, &query).await?;
+    let first = page(backend, &query).await?;
     let shutting_down = *shutdown.borrow_and_update();
-    if !frames.is_empty() || block_ms == 0 || shutting_down {
-        return Ok(frames);
+    if !first.frames.is_empty() || first.closed.is_some() || block_ms == 0 || shutting_down {
+        return Ok(first);
     }
     ensure_watcher(backend);
     let deadline = Instant::now() + Duration::from_millis(block_ms);
@@ -40,9 +42,9 @@ pub(crate) async fn tail(
             () = tokio::time::sleep_until(deadline) => true,
         };
         wakes.count_tail_page();
-        let frames = page(backend, &query).await?;
-        if last || !frames.is_empty() {
-            return Ok(frames);
+        let next = page(backend, &query).await?;
+        if last || !next.frames.is_empty() || next.closed.is_some() {
+            return Ok(next);
         }
     }
 }
@@ -51,7 +53,7 @@ pub(crate) async fn tail(
 pub(crate) async fn page(
     backend: &SqliteBackend,
     query: &FrameQuery,
-) -> Result<Vec<StreamFrame>, EngineError> {
+) -> Result<FramePage, EngineError> {
     let query = query.clone();
     backend
         .run("read_stream", Tx::Read, move |guest, store| {

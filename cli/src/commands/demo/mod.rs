@@ -5,10 +5,14 @@
 //! [`SqliteBackend`] and so through the guest. It ends with every execution's state and the
 //! budget read back, and a summary table.
 //!
+//! Besides, a few approval jobs are suspended on a waitpoint until a signaller approves them,
+//! then resumed and completed (`approvals`).
+//!
 //! Its arguments are [`DemoArgs`]. Modules: `plan` (what the run does, decided up front from
 //! the arguments), `fleet` (the scheduler and its workers), `worker` (one attempt), `summary`
-//! (the final states read back, and the table).
+//! (the final states read back, and the table), `approvals` (the approval jobs).
 
+mod approvals;
 mod fleet;
 mod plan;
 mod summary;
@@ -69,6 +73,11 @@ pub struct DemoArgs {
     #[arg(long, value_name = "N", default_value_t = 2,
           value_parser = clap::value_parser!(u32).range(0..=10))]
     pub max_retries: u32,
+    /// How many approval jobs run besides the executions: each is suspended on a waitpoint
+    /// until a signaller approves it, then resumed and completed (lane `approvals`).
+    #[arg(long, value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub approvals: u32,
     /// Seed for the failure decisions, to repeat a run (default: random).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
@@ -135,8 +144,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .context("creating the run's budget")?;
     let jobs = create(engine.as_ref(), &plan).await?;
     let report = fleet::run(Arc::clone(&engine), Arc::clone(&plan), jobs).await?;
+    let approved = approvals::run(Arc::clone(&engine), &plan, args.approvals).await?;
     let states = summary::read_back(engine.as_ref(), &plan, &report).await?;
     output::println(&states.render(&report))?;
+    if args.approvals > 0 {
+        output::println(&approved.render())?;
+    }
     output::println(&inspect_hint(&args.database.db, &report))?;
     Ok(())
 }

@@ -57,11 +57,11 @@ fn find(connection: &Connection, key: &ExecutionKey) -> anyhow::Result<Option<i6
 }
 
 /// The execution, its attempts, its lease history, its completion events, its suspension,
-/// waitpoints and signals.
+/// waitpoints and signals, and the signal deliveries it received.
 fn show(connection: &Connection, partition: i64, key: &ExecutionKey) -> anyhow::Result<String> {
     let blob = key.uuid.as_bytes().as_slice();
     Ok(format!(
-        "{}\nAttempts\n{}\nStream frames\n{}\nLease history\n{}\nCompletion events\n{}\nSuspension\n{}\nWaitpoints\n{}\nSignals\n{}",
+        "{}\nAttempts\n{}\nStream frames\n{}\nLease history\n{}\nCompletion events\n{}\nSuspension\n{}\nWaitpoints\n{}\nSignals\n{}\nSignal deliveries\n{}",
         execution(connection, partition, blob)?,
         attempts(connection, partition, blob)?,
         stream_frames(connection, partition, blob)?,
@@ -70,6 +70,7 @@ fn show(connection: &Connection, partition: i64, key: &ExecutionKey) -> anyhow::
         suspension(connection, partition, blob)?,
         waitpoints(connection, partition, blob)?,
         signals(connection, partition, blob)?,
+        signal_deliveries(connection, partition, &key.uuid.to_string())?,
     ))
 }
 
@@ -178,6 +179,54 @@ fn signals(connection: &Connection, partition: i64, blob: &[u8]) -> anyhow::Resu
     while let Some(row) = rows.next()? {
         table.row(vec![
             format::maybe_timestamp(row.get(0)?),
+            row.get(1)?,
+            row.get(2)?,
+            row.get(3)?,
+            row.get(4)?,
+        ]);
+    }
+    Ok(or_none(&table))
+}
+
+/// Every signal delivered to the execution, from the signal-delivery outbox (which outlives
+/// the suspension), in delivery order, with what each did.
+fn signal_deliveries(
+    connection: &Connection,
+    partition: i64,
+    bare_uuid: &str,
+) -> anyhow::Result<String> {
+    if !has_table(connection, "ff_signal_event")? {
+        return Ok("(none)\n".to_owned());
+    }
+    let has_effect = connection
+        .query_row(
+            "SELECT 1 FROM pragma_table_info('ff_signal_event') WHERE name = 'effect'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    let effect = if has_effect {
+        "COALESCE(effect, '')"
+    } else {
+        "''"
+    };
+    let mut statement = connection.prepare(&format!(
+        "SELECT delivered_at_ms, signal_id, COALESCE(waitpoint_id, ''), \
+             COALESCE(source_identity, ''), {effect} \
+         FROM ff_signal_event WHERE partition_key = ?1 AND execution_id = ?2 ORDER BY event_id"
+    ))?;
+    let mut table = Table::new(&[
+        "delivered (UTC)",
+        "signal id",
+        "waitpoint id",
+        "source",
+        "effect",
+    ]);
+    let mut rows = statement.query(params![partition, bare_uuid])?;
+    while let Some(row) = rows.next()? {
+        table.row(vec![
+            format::timestamp(row.get(0)?),
             row.get(1)?,
             row.get(2)?,
             row.get(3)?,

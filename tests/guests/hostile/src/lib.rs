@@ -86,8 +86,8 @@ use bindings::exports::flowfabric::backend::scheduling::{
     CreateExecutionOutcome, IssueClaimGrantArgs, IssueGrantAndClaimArgs,
 };
 use bindings::exports::flowfabric::backend::streams::{
-    self, AppendFrameArgs, AppendFrameOutcome, FrameQuery, Heads, Outbox, OutboxFilter, OutboxPage,
-    StreamFrame, SummaryDocument,
+    self, AppendFrameArgs, AppendFrameOutcome, FramePage, FrameQuery, Heads, Outbox, OutboxFilter,
+    OutboxPage, SummaryDocument,
 };
 use bindings::exports::flowfabric::backend::suspension::{
     self, DeliverApprovalSignalArgs, DeliverSignalArgs, DeliverSignalOutcome,
@@ -795,7 +795,7 @@ impl streams::Guest for Hostile {
     fn append_frame(_: AppendFrameArgs) -> Result<AppendFrameOutcome, EngineError> {
         Err(NOT_FOUND)
     }
-    fn read_frames(_: FrameQuery) -> Result<Vec<StreamFrame>, EngineError> {
+    fn read_frames(_: FrameQuery) -> Result<FramePage, EngineError> {
         Err(NOT_FOUND)
     }
     fn read_summary(_: String, _: u32) -> Result<Option<SummaryDocument>, EngineError> {
