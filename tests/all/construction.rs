@@ -169,6 +169,7 @@ async fn label_capabilities_and_unbuilt_operations_tell_the_truth() {
         (supports.mark_worker_dead, "mark_worker_dead"),
         (supports.list_workers, "list_workers"),
         (supports.change_priority, "change_priority"),
+        (supports.replay_execution, "replay_execution"),
         (supports.subscribe_lease_history, "subscribe_lease_history"),
         (supports.subscribe_completion, "subscribe_completion"),
         (supports.stream_durable_summary, "stream_durable_summary"),
@@ -179,7 +180,6 @@ async fn label_capabilities_and_unbuilt_operations_tell_the_truth() {
         assert!(flag, "{name} works and says so");
     }
     for (flag, name) in [
-        (supports.replay_execution, "replay_execution"),
         (
             supports.block_execution_for_admission,
             "block_execution_for_admission",
