@@ -407,6 +407,20 @@ impl operator::Guest for Component {
     fn trim_retention(args: operator::TrimRetentionArgs) -> Result<u32, EngineError> {
         crate::operator::retention::trim_retention(&mut HostDb, &args)
     }
+
+    fn due_expirations(
+        now: TimestampMs,
+        limit: u32,
+    ) -> Result<Vec<operator::DueExpiration>, EngineError> {
+        crate::operator::timers::due_expirations(&mut HostDb, now, limit)
+    }
+
+    fn retention_targets(
+        cutoff: TimestampMs,
+        limit: u32,
+    ) -> Result<Vec<operator::RetentionTarget>, EngineError> {
+        crate::operator::timers::retention_targets(&mut HostDb, cutoff, limit)
+    }
 }
 
 impl suspension::Guest for Component {

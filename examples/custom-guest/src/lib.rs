@@ -380,7 +380,10 @@ impl operator::Guest for OldestFirst {
         <Builtin as operator::Guest>::server_time_ms()
     }
 
-    fn replay_execution(execution_id: String, now: TimestampMs) -> Result<PublicState, EngineError> {
+    fn replay_execution(
+        execution_id: String,
+        now: TimestampMs,
+    ) -> Result<PublicState, EngineError> {
         <Builtin as operator::Guest>::replay_execution(execution_id, now)
     }
 
@@ -411,6 +414,20 @@ impl operator::Guest for OldestFirst {
 
     fn trim_retention(args: operator::TrimRetentionArgs) -> Result<u32, EngineError> {
         <Builtin as operator::Guest>::trim_retention(args)
+    }
+
+    fn due_expirations(
+        now: TimestampMs,
+        limit: u32,
+    ) -> Result<Vec<operator::DueExpiration>, EngineError> {
+        <Builtin as operator::Guest>::due_expirations(now, limit)
+    }
+
+    fn retention_targets(
+        cutoff: TimestampMs,
+        limit: u32,
+    ) -> Result<Vec<operator::RetentionTarget>, EngineError> {
+        <Builtin as operator::Guest>::retention_targets(cutoff, limit)
     }
 }
 

@@ -161,11 +161,16 @@ mod tests {
     #[test]
     fn an_attempt_times_out_only_under_its_policy_and_only_while_active() {
         let mut db = TestDb::leased();
-        let started: i64 = db.one("SELECT started_at_ms FROM ff_attempt").parse().unwrap();
+        let started: i64 = db
+            .one("SELECT started_at_ms FROM ff_attempt")
+            .parse()
+            .unwrap();
         let before = db.dump();
         expire_execution(&mut db, EXEC, ExpirePhase::AttemptTimeout, i64::MAX / 2).unwrap();
         assert_eq!(db.dump(), before, "no attempt timeout in the policy");
-        db.exec("UPDATE ff_exec_core SET policy = '{\"timeout_policy\":{\"attempt_timeout_ms\":100}}'");
+        db.exec(
+            "UPDATE ff_exec_core SET policy = '{\"timeout_policy\":{\"attempt_timeout_ms\":100}}'",
+        );
         expire_execution(&mut db, EXEC, ExpirePhase::AttemptTimeout, started + 99).unwrap();
         assert_eq!(state(&db), "active|active|-|-");
         expire_execution(&mut db, EXEC, ExpirePhase::AttemptTimeout, started + 100).unwrap();
@@ -174,10 +179,16 @@ mod tests {
             format!("terminal|expired|{}|attempt_timeout", started + 100)
         );
         let mut runnable = TestDb::runnable();
-        runnable.exec("UPDATE ff_exec_core SET policy = '{\"timeout_policy\":{\"attempt_timeout_ms\":1}}'");
+        runnable.exec(
+            "UPDATE ff_exec_core SET policy = '{\"timeout_policy\":{\"attempt_timeout_ms\":1}}'",
+        );
         let before = runnable.dump();
         expire_execution(&mut runnable, EXEC, ExpirePhase::AttemptTimeout, NOW).unwrap();
-        assert_eq!(runnable.dump(), before, "a runnable execution has no running attempt");
+        assert_eq!(
+            runnable.dump(),
+            before,
+            "a runnable execution has no running attempt"
+        );
     }
 
     #[test]

@@ -60,7 +60,11 @@ pub fn list_executions(
         })?;
         executions.push(id.canonical());
     }
-    let next_cursor = if more { executions.last().cloned() } else { None };
+    let next_cursor = if more {
+        executions.last().cloned()
+    } else {
+        None
+    };
     Ok(ExecutionPage {
         executions,
         next_cursor,
@@ -97,7 +101,12 @@ mod tests {
         db.exec("DELETE FROM ff_exec_core WHERE partition_key = 0 AND execution_id = X'02000000000040008000000000000000'");
         let page = list_executions(&mut db, 0, Some(&id(2)), 5).unwrap();
         assert_eq!(page.executions, vec![id(3)]);
-        assert!(list_executions(&mut db, 0, None, 0).unwrap().executions.is_empty());
+        assert!(
+            list_executions(&mut db, 0, None, 0)
+                .unwrap()
+                .executions
+                .is_empty()
+        );
     }
 
     #[test]

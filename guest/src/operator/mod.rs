@@ -1,7 +1,7 @@
 //! The `operator` interface: `change-priority`, `read-exec-core-fields`, `list-lanes`,
 //! `server-time-ms`; `replay-execution` ([`replay`]), `list-executions` ([`listing`]), and the
 //! scanner hooks `expire-execution` ([`expire`]), `reconcile-execution-index` and
-//! `trim-retention` ([`retention`]).
+//! `trim-retention` ([`retention`]), and what the host's timers read first ([`timers`]).
 //!
 //! ## `change-priority` ([`change_priority`])
 //!
@@ -36,6 +36,7 @@ pub mod expire;
 pub mod listing;
 pub mod replay;
 pub mod retention;
+pub mod timers;
 
 use crate::bindings::operator::{ChangePriorityArgs, LanePage};
 use crate::db::{Db, DbExt, int, text};
@@ -184,10 +185,7 @@ pub fn list_lanes(
         .query(
             // No cursor: after `''`, which sorts before every valid (non-empty) lane id.
             "SELECT lane_id FROM ff_lane_registry WHERE lane_id > ?1 ORDER BY lane_id LIMIT ?2",
-            &[
-                text(after.unwrap_or("")),
-                int(i64::from(limit) + 1),
-            ],
+            &[text(after.unwrap_or("")), int(i64::from(limit) + 1)],
         )
         .map_err(storage)?;
     let more = rows.len() > limit as usize;

@@ -216,9 +216,7 @@ mod tests {
         assert_eq!(err, EngineError::State(StateKind::MaxReplaysExhausted));
         db.exec("UPDATE ff_exec_core SET policy = '{\"max_replay_count\":11}'");
         replay_execution(&mut db, EXEC, NOW).unwrap();
-        db.exec(
-            "UPDATE ff_exec_core SET lifecycle_phase = 'terminal', public_state = 'completed'",
-        );
+        db.exec("UPDATE ff_exec_core SET lifecycle_phase = 'terminal', public_state = 'completed'");
         let err = db.fails_unchanged(|db| replay_execution(db, EXEC, NOW));
         assert_eq!(err, EngineError::State(StateKind::MaxReplaysExhausted));
     }

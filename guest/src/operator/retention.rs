@@ -73,10 +73,7 @@ const PURGED: [(&str, Key); 19] = [
 
 /// The filter as SQL conditions over `ff_exec_core` (starting with ` AND `) with their
 /// parameters, numbered from `first`.
-fn filter_sql(
-    filter: &ExecutionFilter,
-    first: usize,
-) -> Result<(String, Vec<Value>), EngineError> {
+fn filter_sql(filter: &ExecutionFilter, first: usize) -> Result<(String, Vec<Value>), EngineError> {
     let mut sql = String::new();
     let mut params = Vec::new();
     if let Some(namespace) = &filter.namespace {
@@ -260,9 +257,18 @@ mod tests {
     #[test]
     fn terminal_executions_past_retention_go_with_their_rows() {
         let mut db = seeded();
-        assert_eq!(trim_retention(&mut db, &args(1001, 10, no_filter())).unwrap(), 0);
-        assert_eq!(trim_retention(&mut db, &args(1000, 0, no_filter())).unwrap(), 0);
-        assert_eq!(trim_retention(&mut db, &args(1000, 10, no_filter())).unwrap(), 1);
+        assert_eq!(
+            trim_retention(&mut db, &args(1001, 10, no_filter())).unwrap(),
+            0
+        );
+        assert_eq!(
+            trim_retention(&mut db, &args(1000, 0, no_filter())).unwrap(),
+            0
+        );
+        assert_eq!(
+            trim_retention(&mut db, &args(1000, 10, no_filter())).unwrap(),
+            1
+        );
         for table in [
             "ff_attempt",
             "ff_lease_event",
@@ -271,9 +277,17 @@ mod tests {
             "ff_quota_admitted",
             "ff_execution_capabilities",
         ] {
-            assert_eq!(db.one(&format!("SELECT COUNT(*) FROM {table}")), "0", "{table}");
+            assert_eq!(
+                db.one(&format!("SELECT COUNT(*) FROM {table}")),
+                "0",
+                "{table}"
+            );
         }
-        assert_eq!(db.one("SELECT COUNT(*) FROM ff_exec_core"), "1", "the runnable one stays");
+        assert_eq!(
+            db.one("SELECT COUNT(*) FROM ff_exec_core"),
+            "1",
+            "the runnable one stays"
+        );
     }
 
     #[test]
@@ -283,7 +297,10 @@ mod tests {
             namespace: Some("elsewhere".into()),
             tag: None,
         };
-        assert_eq!(trim_retention(&mut db, &args(0, 10, other_namespace)).unwrap(), 0);
+        assert_eq!(
+            trim_retention(&mut db, &args(0, 10, other_namespace)).unwrap(),
+            0
+        );
         let tagged = ExecutionFilter {
             namespace: Some("ns".into()),
             tag: Some(("cairn.instance_id".into(), "inst".into())),

@@ -241,11 +241,15 @@ pub(super) async fn reconcile_execution_index(
     let filter = execution_filter(filter);
     let now = wall_clock();
     let counts = backend
-        .run("reconcile_execution_index", Tx::Write, move |guest, store| {
-            guest
-                .flowfabric_backend_operator()
-                .call_reconcile_execution_index(store, index, &lanes, &filter, now)
-        })
+        .run(
+            "reconcile_execution_index",
+            Tx::Write,
+            move |guest, store| {
+                guest
+                    .flowfabric_backend_operator()
+                    .call_reconcile_execution_index(store, index, &lanes, &filter, now)
+            },
+        )
         .await?;
     Ok(ReconcileCounts {
         processed: counts.processed,

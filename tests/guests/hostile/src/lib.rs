@@ -693,6 +693,18 @@ impl operator::Guest for Hostile {
     fn trim_retention(_: operator::TrimRetentionArgs) -> Result<u32, EngineError> {
         Err(NOT_FOUND)
     }
+    fn due_expirations(
+        _: TimestampMs,
+        _: u32,
+    ) -> Result<Vec<operator::DueExpiration>, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn retention_targets(
+        _: TimestampMs,
+        _: u32,
+    ) -> Result<Vec<operator::RetentionTarget>, EngineError> {
+        Err(NOT_FOUND)
+    }
 }
 
 /// Statements that would read, copy or replace the keystore's secrets.
