@@ -41,17 +41,18 @@ struct Cli {
     /// Claims per throughput row (the file rows with 8 and 64 tasks use twice as many).
     #[arg(long, default_value_t = 3_000)]
     claims: usize,
-    /// Executions in the database for the latency-at-scale rows, comma-separated.
+    /// Executions in the database for the latency-at-scale rows (claims and `list_executions`
+    /// pages), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1000,100000,1000000")]
     scale: Vec<usize>,
-    /// Claims measured at each scale.
+    /// Claims (and `list_executions` pages) measured at each scale.
     #[arg(long, default_value_t = 1_000)]
     scale_claims: usize,
     /// A short run: 300 claims per row, scales 1k and 10k.
     #[arg(long)]
     quick: bool,
     /// Run only the rows whose description contains this text (e.g. `memory`, `64 tasks`,
-    /// `lifecycle`, `report_usage`, `latency`, `construction`).
+    /// `lifecycle`, `report_usage`, `latency`, `list_executions`, `construction`).
     #[arg(long)]
     only: Option<String>,
     /// Where the database files and the compiled-component caches go (default: a new

@@ -28,6 +28,17 @@ fn priority_args(execution_id: &ff_core::types::ExecutionId, priority: i32) -> C
     }
 }
 
+/// A backend on a fresh database with one execution created now on lane `default`.
+async fn backend_with_execution(prefix: &str) -> (Arc<SqliteBackend>, ExecutionId) {
+    let backend = fresh_backend(prefix).await;
+    let execution_id = new_execution_id();
+    backend
+        .create_execution(create_args(execution_id.clone(), "default", now_ms()))
+        .await
+        .unwrap();
+    (backend, execution_id)
+}
+
 fn operator_events(conn: &rusqlite::Connection, execution_id: &ff_core::types::ExecutionId) -> i64 {
     conn.query_row(
         "SELECT COUNT(*) FROM ff_operator_event WHERE execution_id = ?1 AND partition_key = 0",
@@ -40,12 +51,7 @@ fn operator_events(conn: &rusqlite::Connection, execution_id: &ff_core::types::E
 #[tokio::test]
 #[parallel(process)]
 async fn change_priority_happy_path() {
-    let backend = fresh_backend("operator-priority").await;
-    let execution_id = new_execution_id();
-    backend
-        .create_execution(create_args(execution_id.clone(), "default", now_ms()))
-        .await
-        .unwrap();
+    let (backend, execution_id) = backend_with_execution("operator-priority").await;
     let result = backend
         .change_priority(priority_args(&execution_id, 42))
         .await
@@ -88,12 +94,7 @@ async fn change_priority_ineligible_execution_returns_not_eligible() {
 #[tokio::test]
 #[parallel(process)]
 async fn read_exec_core_fields_reads_named_fields_and_checks_the_partition() {
-    let backend = fresh_backend("operator-fields").await;
-    let execution_id = new_execution_id();
-    backend
-        .create_execution(create_args(execution_id.clone(), "default", now_ms()))
-        .await
-        .unwrap();
+    let (backend, execution_id) = backend_with_execution("operator-fields").await;
     let partition = partition_of(&execution_id);
     let fields = backend
         .read_exec_core_fields(
@@ -293,12 +294,7 @@ async fn replay_execution_skipped_flow_member_resets_edge_group_counters() {
 #[tokio::test]
 #[parallel(process)]
 async fn replay_execution_non_terminal_returns_not_terminal() {
-    let backend = fresh_backend("replay-runnable").await;
-    let execution_id = new_execution_id();
-    backend
-        .create_execution(create_args(execution_id.clone(), "default", now_ms()))
-        .await
-        .unwrap();
+    let (backend, execution_id) = backend_with_execution("replay-runnable").await;
     let err = rejected_without_writes(
         &backend,
         backend.replay_execution(replay_args(&execution_id)),
@@ -323,12 +319,7 @@ async fn replay_execution_non_terminal_returns_not_terminal() {
 #[tokio::test]
 #[parallel(process)]
 async fn a_cancelled_execution_replays_until_the_replay_limit() {
-    let backend = fresh_backend("replay-cancelled").await;
-    let execution_id = new_execution_id();
-    backend
-        .create_execution(create_args(execution_id.clone(), "default", now_ms()))
-        .await
-        .unwrap();
+    let (backend, execution_id) = backend_with_execution("replay-cancelled").await;
     for _ in 0..10 {
         backend
             .cancel_execution(cancel_args(
@@ -464,12 +455,7 @@ async fn list_executions_bad_input_is_invalid_input() {
 #[tokio::test]
 #[parallel(process)]
 async fn read_exec_core_fields_returns_the_flow_id_as_text() {
-    let backend = fresh_backend("operator-flow-id").await;
-    let execution_id = new_execution_id();
-    backend
-        .create_execution(create_args(execution_id.clone(), "default", now_ms()))
-        .await
-        .unwrap();
+    let (backend, execution_id) = backend_with_execution("operator-flow-id").await;
     let flow = uuid::Uuid::new_v4();
     update_exec(
         &backend.connection_for_test(),

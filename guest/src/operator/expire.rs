@@ -22,16 +22,6 @@ use crate::exec::{Exec, StateVector, record_completion_event, record_lease_event
 use crate::ids::ExecutionRef;
 use crate::types::EngineError;
 
-/// Ended by a timer.
-const EXPIRED: StateVector = StateVector {
-    lifecycle_phase: "terminal",
-    ownership_state: "unowned",
-    eligibility_state: "not_applicable",
-    public_state: "expired",
-    attempt_state: "attempt_terminal",
-    blocking_reason: None,
-};
-
 /// The phase's name as ff-core's `ExpirePhase::as_str` spells it.
 pub fn phase_name(phase: ExpirePhase) -> &'static str {
     match phase {
@@ -76,7 +66,7 @@ pub fn expire_execution(
     update_exec(
         db,
         &id,
-        &EXPIRED,
+        &StateVector::EXPIRED,
         ", terminal_at_ms = ?9, \
          raw_fields = json_set(raw_fields, '$.terminal_outcome', 'expired', \
              '$.failure_reason', ?10, '$.last_mutation_at', CAST(?9 AS TEXT))",
