@@ -1,5 +1,6 @@
 //! `ffbench`: claim throughput, latency, lifecycle throughput, `report_usage` throughput, stream
 //! appends, the time from a commit to a waiting tail or subscriber, idle subscriptions,
+//! `list_executions` page latency at scale,
 //! construction time and memory of
 //! ff-backend-sqlite-wasm, each beside a native baseline that runs the same engine logic (the
 //! guest crate compiled for the host) directly on rusqlite, one transaction per operation.
@@ -12,6 +13,7 @@
 //! Progress goes to stderr; the table (Markdown) to stdout.
 
 mod child;
+mod listing;
 mod native;
 mod scenarios;
 mod stats;
@@ -29,7 +31,7 @@ use ff_backend_sqlite_wasm::SqliteBackend;
 use ff_core::types::ExecutionId;
 
 use crate::scenarios::Work;
-use crate::stats::{Comparison, Run, Table, median, show_duration, show_rate};
+use crate::stats::{Comparison, Run, Table, growth, show_duration, show_rate};
 use crate::workload::{execution_ids, seed, seed_through_backend};
 
 /// Benchmark ff-backend-sqlite-wasm against the same engine logic run natively on rusqlite.
@@ -39,17 +41,18 @@ struct Cli {
     /// Claims per throughput row (the file rows with 8 and 64 tasks use twice as many).
     #[arg(long, default_value_t = 3_000)]
     claims: usize,
-    /// Executions in the database for the latency-at-scale rows, comma-separated.
+    /// Executions in the database for the latency-at-scale rows (claims and `list_executions`
+    /// pages), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1000,100000,1000000")]
     scale: Vec<usize>,
-    /// Claims measured at each scale.
+    /// Claims (and `list_executions` pages) measured at each scale.
     #[arg(long, default_value_t = 1_000)]
     scale_claims: usize,
     /// A short run: 300 claims per row, scales 1k and 10k.
     #[arg(long)]
     quick: bool,
     /// Run only the rows whose description contains this text (e.g. `memory`, `64 tasks`,
-    /// `lifecycle`, `report_usage`, `latency`, `construction`).
+    /// `lifecycle`, `report_usage`, `latency`, `list_executions`, `construction`).
     #[arg(long)]
     only: Option<String>,
     /// Where the database files and the compiled-component caches go (default: a new
@@ -235,6 +238,9 @@ impl Bench {
         if self.wanted("claim latency at scale") {
             self.scale_rows(table, scales, scale_claims).await?;
         }
+        if self.wanted("list_executions") {
+            self.list_rows(table, scales, scale_claims).await?;
+        }
         if self.wanted("stream") || self.wanted("subscri") || self.wanted("append") {
             let backend = self.backend(Storage::Memory, "wasm-streams").await?;
             let native = self.native_connection(Storage::Memory, "native-streams")?;
@@ -370,17 +376,6 @@ impl Bench {
                 }));
             }
         }
-        let growth = |runs: &[Vec<Run>], scale: usize| {
-            median(
-                runs[scale]
-                    .iter()
-                    .zip(&runs[0])
-                    .map(|(run, base)| {
-                        run.percentile(0.5).as_secs_f64() / base.percentile(0.5).as_secs_f64()
-                    })
-                    .collect(),
-            )
-        };
         for (scale, size) in sizes.iter().enumerate() {
             table.row(
                 format!(
@@ -393,6 +388,60 @@ impl Bench {
                     "p50 {:.2}× ours at {} (native {:.2}×)",
                     growth(&ours, scale),
                     count_label(sizes[0].size),
+                    growth(&theirs, scale)
+                ),
+                "≤ 1.5× growth",
+            );
+        }
+        Ok(())
+    }
+
+    /// `list_executions` page latency (100 ids a page) with each of `scales` executions in the
+    /// partition: one memory database per size and side, bulk-seeded, then `pages` pages per
+    /// size and side in [`ROUNDS`] interleaved rounds. The growth is as in the claim rows.
+    async fn list_rows(
+        &self,
+        table: &mut Table,
+        scales: &[usize],
+        pages: usize,
+    ) -> anyhow::Result<()> {
+        let mut sizes = Vec::new();
+        for &size in scales {
+            eprintln!("list_executions at {size} executions: bulk-seeding each side ...");
+            let backend = self
+                .backend(Storage::Memory, &format!("wasm-list-{size}"))
+                .await?;
+            listing::bulk_seed(&backend.connection_for_test(), size)?;
+            let native = self.native_connection(Storage::Memory, &format!("native-list-{size}"))?;
+            listing::bulk_seed(&native, size)?;
+            sizes.push((size, backend, native, None, None));
+        }
+        let round = pages.div_ceil(ROUNDS).max(1);
+        let mut ours: Vec<Vec<Run>> = vec![Vec::new(); sizes.len()];
+        let mut theirs: Vec<Vec<Run>> = vec![Vec::new(); sizes.len()];
+        for _ in 0..ROUNDS {
+            for (scale, (_, backend, native, our_cursor, native_cursor)) in
+                sizes.iter_mut().enumerate()
+            {
+                ours[scale].push(listing::through_backend(backend, our_cursor, round).await);
+                theirs[scale].push(tokio::task::block_in_place(|| {
+                    listing::native(native, native_cursor, round)
+                }));
+            }
+        }
+        for (scale, (size, ..)) in sizes.iter().enumerate() {
+            table.row(
+                format!(
+                    "list_executions page of {}, memory, {} executions",
+                    listing::PAGE,
+                    count_label(*size)
+                ),
+                latency(&Run::combine(ours[scale].clone())),
+                latency(&Run::combine(theirs[scale].clone())),
+                format!(
+                    "p50 {:.2}× ours at {} (native {:.2}×)",
+                    growth(&ours, scale),
+                    count_label(sizes[0].0),
                     growth(&theirs, scale)
                 ),
                 "≤ 1.5× growth",

@@ -106,6 +106,20 @@ pub fn timed<T>(latencies: &mut Vec<Duration>, operation: impl FnOnce() -> T) ->
     value
 }
 
+/// The growth of `runs[scale]` over `runs[0]` (runs per size, one per round): the median over
+/// rounds of the size's p50 over the first size's p50 in the same round.
+pub fn growth(runs: &[Vec<Run>], scale: usize) -> f64 {
+    median(
+        runs[scale]
+            .iter()
+            .zip(&runs[0])
+            .map(|(run, base)| {
+                run.percentile(0.5).as_secs_f64() / base.percentile(0.5).as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
 /// Milliseconds with two decimals, or microseconds below one millisecond.
 pub fn show_duration(duration: Duration) -> String {
     let micros = duration.as_secs_f64() * 1e6;

@@ -224,6 +224,23 @@ fn table_names(connection: &Connection) -> rusqlite::Result<Vec<String>> {
         .collect()
 }
 
+/// A backend on the FlowFabric database at `path`, for the commands that change it through the
+/// guest: a missing or empty file is refused (nothing is created), as is anything
+/// [`examine`] refuses.
+pub async fn open_backend(
+    path: &Path,
+) -> anyhow::Result<std::sync::Arc<ff_backend_sqlite_wasm::SqliteBackend>> {
+    match examine(path, false)? {
+        Found::FlowFabric { .. } => {}
+        Found::Missing => return Err(DatabaseError::Missing(path.into()).into()),
+        Found::Empty => return Err(DatabaseError::Empty(path.into()).into()),
+    }
+    let Some(uri) = path.to_str() else {
+        anyhow::bail!("{} is not a UTF-8 path", path.display());
+    };
+    Ok(ff_backend_sqlite_wasm::SqliteBackend::new(uri).await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 //!
 //! - `ffwasm demo`: the whole system on one database file, ending with a summary table;
 //! - `ffwasm executions`, `ffwasm show <id>`, `ffwasm stats`: what a database holds;
+//! - `ffwasm priority <id> <n>`, `ffwasm replay <id>`: operator changes through the backend;
 //! - `ffwasm watch completions|leases|signals|tags`: follow a subscription;
 //! - `ffwasm guest wit | check <file> | compile <file> -o <out>`: guest components.
 //!
@@ -35,6 +36,8 @@ use commands::inspect::executions::ExecutionsArgs;
 use commands::inspect::show::ShowArgs;
 use commands::inspect::stats::StatsArgs;
 use commands::inspect::workers::WorkersArgs;
+use commands::priority::PriorityArgs;
+use commands::replay::ReplayArgs;
 use commands::watch::WatchArgs;
 use help::ENVIRONMENT;
 
@@ -71,6 +74,13 @@ enum Command {
     /// capabilities and last heartbeat.
     #[command(after_help = ENVIRONMENT)]
     Workers(WorkersArgs),
+    /// Change a waiting execution's priority (through the backend: runnable and eligible
+    /// executions only).
+    #[command(after_help = ENVIRONMENT)]
+    Priority(PriorityArgs),
+    /// Replay a finished execution: it waits for a worker again (through the backend).
+    #[command(after_help = ENVIRONMENT)]
+    Replay(ReplayArgs),
     /// Follow completions or lease events as they are committed (by any process), one line
     /// each, until Ctrl-C.
     #[command(after_help = ENVIRONMENT)]
@@ -118,6 +128,14 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Stats(args) => commands::inspect::stats::run(&args),
         Command::Budgets(args) => commands::inspect::budgets::run(&args),
         Command::Workers(args) => commands::inspect::workers::run(&args),
+        Command::Priority(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(commands::priority::run(args)),
+        Command::Replay(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(commands::replay::run(args)),
         Command::Watch(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

@@ -631,6 +631,77 @@ fn a_file_that_is_not_a_flowfabric_database_is_refused_and_left_unchanged() {
     }
 }
 
+/// `executions --partition/--after` pages in id order with the next page's `--after`; `replay`
+/// lifts a finished execution back to waiting; `priority` changes a waiting one's priority and
+/// refuses a finished one.
+#[test]
+fn executions_page_by_partition_and_replay_and_priority_change_an_execution() {
+    let dir = Scratch::new("operator");
+    dir.ffwasm(&["demo", "-n", "12", "-w", "1", "--failure-rate", "0"])
+        .status(0);
+    // The partition holding the most executions (the demo spreads them over a few).
+    let all = listed_ids(
+        &dir.ffwasm(&["executions", "--limit", "0"])
+            .status(0)
+            .stdout(),
+    );
+    let partition_of = |id: &str| id[4..id.find('}').unwrap()].to_owned();
+    let partition = all
+        .iter()
+        .map(|id| partition_of(id))
+        .max_by_key(|p| all.iter().filter(|id| &partition_of(id) == p).count())
+        .unwrap();
+    let mut expected: Vec<String> = all
+        .iter()
+        .filter(|id| partition_of(id) == partition)
+        .cloned()
+        .collect();
+    expected.sort();
+    assert!(expected.len() >= 2, "{all:?}");
+    let first_size = (expected.len() - 1).to_string();
+    let first = dir
+        .ffwasm(&[
+            "executions",
+            "--partition",
+            &partition,
+            "--limit",
+            &first_size,
+        ])
+        .status(0)
+        .stdout();
+    let page = listed_ids(&first);
+    assert_eq!(page, expected[..expected.len() - 1], "id order: {first}");
+    let next = first
+        .lines()
+        .find_map(|line| line.strip_prefix("next page: --after "))
+        .unwrap_or_else(|| panic!("no next page in:\n{first}"))
+        .to_owned();
+    assert_eq!(&next, page.last().unwrap());
+    let second = dir
+        .ffwasm(&["executions", "--after", &next, "--limit", &first_size])
+        .status(0)
+        .stdout();
+    assert_eq!(
+        listed_ids(&second),
+        expected[expected.len() - 1..],
+        "{second}"
+    );
+    assert!(!second.contains("next page"), "{second}");
+
+    let id = &page[0];
+    dir.ffwasm(&["priority", id, "7"])
+        .fails_with(&format!("cannot change the priority of {id}"));
+    dir.ffwasm(&["priority", id, "7"])
+        .fails_with("ExecutionNotEligible");
+    let replayed = dir.ffwasm(&["replay", id]).status(0).stdout();
+    assert_eq!(replayed.trim(), format!("{id}: replayed, now waiting"));
+    let changed = dir.ffwasm(&["priority", id, "12000"]).status(0).stdout();
+    assert_eq!(changed.trim(), format!("{id}: priority 9000"));
+    dir.ffwasm(&["replay", id])
+        .fails_with("ExecutionNotTerminal");
+    dir.ffwasm(&["replay", "not-an-id"]).status(2);
+}
+
 #[test]
 fn inspection_commands_report_a_missing_database_without_creating_it() {
     let dir = Scratch::new("missing");
@@ -639,6 +710,12 @@ fn inspection_commands_report_a_missing_database_without_creating_it() {
         &["executions"],
         &["workers"],
         &["show", "53ad96d2-6b08-4d0c-86e3-36598db2291c"],
+        &["replay", "{fp:0}:53ad96d2-6b08-4d0c-86e3-36598db2291c"],
+        &[
+            "priority",
+            "{fp:0}:53ad96d2-6b08-4d0c-86e3-36598db2291c",
+            "5",
+        ],
     ] {
         dir.ffwasm(command)
             .fails_with("no database at ffwasm-demo.sqlite (run `ffwasm demo`");

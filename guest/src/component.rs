@@ -376,6 +376,62 @@ impl operator::Guest for Component {
     fn server_time_ms() -> Result<TimestampMs, EngineError> {
         crate::operator::server_time_ms(&mut HostDb)
     }
+
+    fn replay_execution(
+        execution_id: String,
+        now: TimestampMs,
+    ) -> Result<crate::types::PublicState, EngineError> {
+        crate::operator::replay::replay_execution(&mut HostDb, &execution_id, now)
+    }
+
+    fn list_executions(
+        partition: u16,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<operator::ExecutionPage, EngineError> {
+        crate::operator::listing::list_executions(&mut HostDb, partition, after.as_deref(), limit)
+    }
+
+    fn expire_execution(
+        execution_id: String,
+        phase: operator::ExpirePhase,
+        now: TimestampMs,
+    ) -> Result<(), EngineError> {
+        crate::operator::expire::expire_execution(&mut HostDb, &execution_id, phase, now)
+    }
+
+    fn reconcile_execution_index(
+        partition: u16,
+        lanes: Vec<String>,
+        filter: operator::ExecutionFilter,
+        now: TimestampMs,
+    ) -> Result<operator::ReconcileCounts, EngineError> {
+        crate::operator::retention::reconcile_execution_index(
+            &mut HostDb,
+            partition,
+            &lanes,
+            &filter,
+            now,
+        )
+    }
+
+    fn trim_retention(args: operator::TrimRetentionArgs) -> Result<u32, EngineError> {
+        crate::operator::retention::trim_retention(&mut HostDb, &args)
+    }
+
+    fn due_expirations(
+        now: TimestampMs,
+        limit: u32,
+    ) -> Result<Vec<operator::DueExpiration>, EngineError> {
+        crate::operator::timers::due_expirations(&mut HostDb, now, limit)
+    }
+
+    fn retention_targets(
+        cutoff: TimestampMs,
+        limit: u32,
+    ) -> Result<Vec<operator::RetentionTarget>, EngineError> {
+        crate::operator::timers::retention_targets(&mut HostDb, cutoff, limit)
+    }
 }
 
 impl suspension::Guest for Component {

@@ -432,6 +432,17 @@ impl StateVector {
         blocking_reason: None,
     };
 
+    /// Ended by a timer (an execution deadline, an attempt timeout, a suspension timeout with
+    /// behaviour `expire`).
+    pub const EXPIRED: StateVector = StateVector {
+        lifecycle_phase: "terminal",
+        ownership_state: "unowned",
+        eligibility_state: "not_applicable",
+        public_state: "expired",
+        attempt_state: "attempt_terminal",
+        blocking_reason: None,
+    };
+
     /// Cancelled.
     pub const CANCELLED: StateVector = StateVector {
         lifecycle_phase: "terminal",

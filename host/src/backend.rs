@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use wasmtime::Store;
 
 use crate::bindings::args::validation;
-use crate::bindings::{GuestWorld, types};
+use crate::bindings::{GuestWorld, operator, types};
 use crate::error::OpenError;
 use crate::operation::{Answer, GuestJob, HostJob, Tx, writer_gone};
 use crate::runtime::{CompiledCache, GuestLimits, GuestRuntime, GuestState};
@@ -31,6 +31,12 @@ use crate::timers::Timers;
 
 /// How many due budgets one reset pass handles (upstream's batch); more wait for the next pass.
 const BUDGET_RESET_BATCH: u32 = 20;
+/// How many due executions one expiry pass expires; more wait for the next pass.
+const EXPIRY_BATCH: u32 = 100;
+/// How many (partition, lane) pairs one retention pass trims, and how many executions it
+/// purges in each; more wait for the next pass.
+const RETENTION_TARGETS: u32 = 64;
+const RETENTION_BATCH: u32 = 1000;
 use crate::wake::Wakes;
 
 /// FlowFabric's SQLite engine backend, with the engine logic in a WebAssembly guest.
@@ -71,7 +77,119 @@ impl SqliteBackend {
             cache: CacheChoice::Default,
             reuse_instances: true,
             budget_reset_interval: Duration::ZERO,
+            worker_sweep_interval: Duration::ZERO,
+            expiry_interval: Duration::ZERO,
+            retention: None,
         }
+    }
+
+    /// One pass of the worker-expiry sweep: delete every worker registration that lapsed at
+    /// `now` (`last_heartbeat_ms + liveness_ttl_ms <= now`, in every namespace), recording a
+    /// `ttl_swept` event for each, in one transaction; returns how many were deleted.
+    ///
+    /// Lapsed registrations are already invisible to every worker-registry operation, so the
+    /// sweep only reclaims space. The background sweep
+    /// ([`SqliteBackendBuilder::worker_sweep_interval`]) runs this with the wall clock; tests
+    /// and operators can run it at any `now`.
+    pub async fn sweep_expired_workers(&self, now: TimestampMs) -> Result<u32, EngineError> {
+        self.run("sweep_expired_workers", Tx::Write, move |guest, store| {
+            guest
+                .flowfabric_backend_workers()
+                .call_sweep_expired_workers(store, now.0)
+        })
+        .await
+    }
+
+    /// One expiry pass at `now`: up to 100 executions whose `deadline_at_ms` passed or whose
+    /// running attempt outlived its policy's `attempt_timeout_ms` are each expired by
+    /// `expire_execution` in its own operation (which checks again that the timer is due).
+    /// `processed` counts the executions looked at and expired, `errors` those whose expiry
+    /// failed; only a failure to list the due executions is an `Err`. The background task
+    /// ([`SqliteBackendBuilder::expiry_interval`]) runs this with the wall clock.
+    pub async fn expiry_pass(&self, now: TimestampMs) -> Result<ReconcileCounts, EngineError> {
+        let now = now.0;
+        let due = self
+            .run("expiry_pass", Tx::Read, move |guest, store| {
+                guest
+                    .flowfabric_backend_operator()
+                    .call_due_expirations(store, now, EXPIRY_BATCH)
+            })
+            .await?;
+        let mut counts = ReconcileCounts::default();
+        for item in due {
+            let expired = self
+                .run("expiry_pass", Tx::Write, move |guest, store| {
+                    guest.flowfabric_backend_operator().call_expire_execution(
+                        store,
+                        &item.execution_id,
+                        item.phase,
+                        now,
+                    )
+                })
+                .await;
+            match expired {
+                Ok(()) => counts.processed += 1,
+                Err(error) => {
+                    tracing::warn!(%error, "expiry pass: an execution's expiry failed");
+                    counts.errors += 1;
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    /// One retention pass at `now`: for up to 64 (partition, lane) pairs holding terminal
+    /// executions finished at least `retention` before `now`, `trim_retention` purges up to
+    /// 1000 of them each (no filter), each pair in its own operation. `processed` counts the
+    /// executions purged, `errors` the pairs whose trim failed; only a failure to list the pairs
+    /// is an `Err`. The background task ([`SqliteBackendBuilder::retention`]) runs this with the
+    /// wall clock.
+    pub async fn retention_pass(
+        &self,
+        now: TimestampMs,
+        retention: Duration,
+    ) -> Result<ReconcileCounts, EngineError> {
+        let retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
+        let now = now.0;
+        let cutoff = now.saturating_sub(i64::try_from(retention_ms).unwrap_or(i64::MAX));
+        let targets = self
+            .run("retention_pass", Tx::Read, move |guest, store| {
+                guest.flowfabric_backend_operator().call_retention_targets(
+                    store,
+                    cutoff,
+                    RETENTION_TARGETS,
+                )
+            })
+            .await?;
+        let mut counts = ReconcileCounts::default();
+        for target in targets {
+            let args = operator::TrimRetentionArgs {
+                partition: target.partition,
+                lane_id: target.lane_id,
+                retention_ms,
+                now,
+                batch_size: RETENTION_BATCH,
+                filter: operator::ExecutionFilter {
+                    namespace: None,
+                    tag: None,
+                },
+            };
+            let trimmed = self
+                .run("retention_pass", Tx::Write, move |guest, store| {
+                    guest
+                        .flowfabric_backend_operator()
+                        .call_trim_retention(store, &args)
+                })
+                .await;
+            match trimmed {
+                Ok(purged) => counts.processed += purged,
+                Err(error) => {
+                    tracing::warn!(%error, "retention pass: a lane's trim failed");
+                    counts.errors += 1;
+                }
+            }
+        }
+        Ok(counts)
     }
 
     /// One budget reset pass at `now`: the budgets whose automatic reset is due
@@ -337,6 +455,9 @@ pub struct SqliteBackendBuilder {
     cache: CacheChoice,
     reuse_instances: bool,
     budget_reset_interval: Duration,
+    worker_sweep_interval: Duration,
+    expiry_interval: Duration,
+    retention: Option<(Duration, Duration)>,
 }
 
 impl SqliteBackendBuilder {
@@ -347,6 +468,45 @@ impl SqliteBackendBuilder {
     pub fn budget_reset_interval(mut self, interval: Duration) -> Self {
         self.budget_reset_interval = interval;
         self
+    }
+
+    /// Run [`SqliteBackend::sweep_expired_workers`] in the background every `interval`, with
+    /// the wall clock as `now`, on the same terms as
+    /// [`SqliteBackendBuilder::budget_reset_interval`]. Off by default.
+    pub fn worker_sweep_interval(mut self, interval: Duration) -> Self {
+        self.worker_sweep_interval = interval;
+        self
+    }
+
+    /// Run [`SqliteBackend::expiry_pass`] in the background every `interval`, with the wall
+    /// clock as `now`, on the same terms as [`SqliteBackendBuilder::budget_reset_interval`].
+    /// Off by default.
+    pub fn expiry_interval(mut self, interval: Duration) -> Self {
+        self.expiry_interval = interval;
+        self
+    }
+
+    /// Run [`SqliteBackend::retention_pass`] with `retention` in the background every
+    /// `interval`, with the wall clock as `now`, on the same terms as
+    /// [`SqliteBackendBuilder::budget_reset_interval`]: terminal executions are purged once
+    /// they finished `retention` ago. Off by default.
+    pub fn retention(mut self, interval: Duration, retention: Duration) -> Self {
+        self.retention = Some((interval, retention));
+        self
+    }
+
+    /// The background tasks asked for, as (builder option, period); zero periods start none.
+    fn timer_periods(&self) -> [(&'static str, Duration); 4] {
+        [
+            ("budget_reset_interval", self.budget_reset_interval),
+            ("worker_sweep_interval", self.worker_sweep_interval),
+            ("expiry_interval", self.expiry_interval),
+            (
+                "retention",
+                self.retention
+                    .map_or(Duration::ZERO, |(interval, _)| interval),
+            ),
+        ]
     }
 
     /// Run this component (a `wasm32-wasip2` component binary implementing the
@@ -412,7 +572,11 @@ impl SqliteBackendBuilder {
         if std::env::var("FF_DEV_MODE").as_deref() != Ok("1") {
             return Err(OpenError::RequiresDevMode);
         }
-        let budget_reset_interval = self.budget_reset_interval;
+        let periods = self.timer_periods();
+        let retention = self
+            .retention
+            .map_or(Duration::ZERO, |(_, retention)| retention);
+        let needs_runtime = periods.iter().find(|(_, period)| !period.is_zero());
         let backend = if tokio::runtime::Handle::try_current().is_ok() {
             tokio::task::spawn_blocking(move || self.open_blocking())
                 .await
@@ -421,15 +585,33 @@ impl SqliteBackendBuilder {
                         "construction task failed: {join}"
                     )))
                 })?
-        } else if budget_reset_interval.is_zero() {
+        } else if let Some((what, _)) = needs_runtime {
+            return Err(OpenError::NeedsRuntime { what });
+        } else {
             // No runtime to lend a blocking thread: open on the caller's.
             self.open_blocking()?
-        } else {
-            return Err(OpenError::NeedsRuntime {
-                what: "budget_reset_interval",
-            });
         };
-        start_budget_resets(&backend, budget_reset_interval);
+        let [budget_resets, worker_sweep, expiry, retention_period] = periods.map(|(_, p)| p);
+        start_timer(&backend, budget_resets, |backend, now| async move {
+            if let Err(error) = backend.budget_reset_pass(now).await {
+                tracing::warn!(%error, "budget reset pass failed");
+            }
+        });
+        start_timer(&backend, worker_sweep, |backend, now| async move {
+            if let Err(error) = backend.sweep_expired_workers(now).await {
+                tracing::warn!(%error, "worker expiry sweep failed");
+            }
+        });
+        start_timer(&backend, expiry, |backend, now| async move {
+            if let Err(error) = backend.expiry_pass(now).await {
+                tracing::warn!(%error, "expiry pass failed");
+            }
+        });
+        start_timer(&backend, retention_period, move |backend, now| async move {
+            if let Err(error) = backend.retention_pass(now, retention).await {
+                tracing::warn!(%error, "retention pass failed");
+            }
+        });
         Ok(backend)
     }
 
@@ -460,19 +642,23 @@ impl SqliteBackendBuilder {
     }
 }
 
-/// Start the background budget reset task (a zero interval starts nothing). The task holds the
-/// backend weakly: it ends when the backend is dropped.
-fn start_budget_resets(backend: &Arc<SqliteBackend>, interval: Duration) {
+/// Start a background task running `pass` every `interval` with the wall clock (a zero
+/// interval starts nothing). The task holds the backend weakly: it ends when the backend is
+/// dropped.
+fn start_timer<F, Fut>(backend: &Arc<SqliteBackend>, interval: Duration, pass: F)
+where
+    F: Fn(Arc<SqliteBackend>, TimestampMs) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let weak = Arc::downgrade(backend);
     backend.timers.start(interval, move || {
         let weak = weak.clone();
+        let pass = pass.clone();
         async move {
             let Some(backend) = weak.upgrade() else {
                 return false;
             };
-            if let Err(error) = backend.budget_reset_pass(TimestampMs::now()).await {
-                tracing::warn!(%error, "budget reset pass failed");
-            }
+            pass(backend, TimestampMs::now()).await;
             true
         }
     });

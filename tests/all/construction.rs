@@ -155,23 +155,39 @@ async fn label_capabilities_and_unbuilt_operations_tell_the_truth() {
     let capabilities = engine.capabilities();
     assert_eq!(capabilities.identity.family, "sqlite-wasm");
     let supports = capabilities.supports;
+    // Every flag ff-core 0.15 defines: each operation is built.
     for (flag, name) in [
         (supports.cancel_execution, "cancel_execution"),
+        (supports.change_priority, "change_priority"),
+        (supports.replay_execution, "replay_execution"),
         (supports.revoke_lease, "revoke_lease"),
         (supports.read_execution_state, "read_execution_state"),
         (supports.read_execution_info, "read_execution_info"),
         (supports.get_execution_result, "get_execution_result"),
-        (supports.issue_reclaim_grant, "issue_reclaim_grant"),
-        (supports.list_expired_leases, "list_expired_leases"),
-        (supports.prepare, "prepare"),
         (supports.budget_admin, "budget_admin"),
         (supports.quota_admin, "quota_admin"),
+        (
+            supports.rotate_waitpoint_hmac_secret_all,
+            "rotate_waitpoint_hmac_secret_all",
+        ),
+        (
+            supports.seed_waitpoint_hmac_secret,
+            "seed_waitpoint_hmac_secret",
+        ),
+        (supports.list_pending_waitpoints, "list_pending_waitpoints"),
+        (supports.cancel_flow_header, "cancel_flow_header"),
+        (
+            supports.cancel_flow_wait_timeout,
+            "cancel_flow_wait_timeout",
+        ),
+        (
+            supports.cancel_flow_wait_indefinite,
+            "cancel_flow_wait_indefinite",
+        ),
+        (supports.ack_cancel_member, "ack_cancel_member"),
         (supports.claim_for_worker, "claim_for_worker"),
-        (supports.register_worker, "register_worker"),
-        (supports.heartbeat_worker, "heartbeat_worker"),
-        (supports.mark_worker_dead, "mark_worker_dead"),
-        (supports.list_workers, "list_workers"),
-        (supports.change_priority, "change_priority"),
+        (supports.issue_reclaim_grant, "issue_reclaim_grant"),
+        (supports.prepare, "prepare"),
         (supports.subscribe_lease_history, "subscribe_lease_history"),
         (supports.subscribe_completion, "subscribe_completion"),
         (
@@ -181,19 +197,26 @@ async fn label_capabilities_and_unbuilt_operations_tell_the_truth() {
         (supports.subscribe_instance_tags, "subscribe_instance_tags"),
         (supports.stream_durable_summary, "stream_durable_summary"),
         (supports.stream_best_effort_live, "stream_best_effort_live"),
-        (supports.cancel_flow_header, "cancel_flow_header"),
-        (supports.ack_cancel_member, "ack_cancel_member"),
+        (supports.register_worker, "register_worker"),
+        (supports.heartbeat_worker, "heartbeat_worker"),
+        (supports.mark_worker_dead, "mark_worker_dead"),
+        (supports.list_expired_leases, "list_expired_leases"),
+        (supports.list_workers, "list_workers"),
+        (supports.release_admission, "release_admission"),
+        (
+            supports.read_quota_policy_limits,
+            "read_quota_policy_limits",
+        ),
         (
             supports.block_execution_for_admission,
             "block_execution_for_admission",
         ),
+        (
+            supports.read_budget_usage_and_limits,
+            "read_budget_usage_and_limits",
+        ),
     ] {
         assert!(flag, "{name} works and says so");
-    }
-    for (flag, name) in [
-        (supports.replay_execution, "replay_execution"),
-    ] {
-        assert!(!flag, "{name} is not built and must not claim support");
     }
     let flow = ff_core::types::FlowId::new();
     assert!(matches!(

@@ -57,6 +57,7 @@ mod reads;
 mod recovery;
 mod routing;
 mod sandbox;
+mod scanner_hooks;
 mod scheduling;
 mod sdk;
 mod semantics_review;

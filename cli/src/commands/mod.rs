@@ -3,10 +3,14 @@
 //!
 //! - [`demo`]: `ffwasm demo`;
 //! - [`inspect`]: `ffwasm executions`, `ffwasm show`, `ffwasm stats`, `ffwasm budgets`, `ffwasm workers`;
+//! - [`priority`]: `ffwasm priority <execution> <priority>`;
+//! - [`replay`]: `ffwasm replay <execution>`;
 //! - [`guest`]: `ffwasm guest wit | check | compile | compose`;
 //! - [`watch`]: `ffwasm watch completions | leases | signals | tags`.
 
 pub mod demo;
 pub mod guest;
 pub mod inspect;
+pub mod priority;
+pub mod replay;
 pub mod watch;

@@ -390,6 +390,56 @@ impl operator::Guest for OldestFirst {
     fn server_time_ms() -> Result<TimestampMs, EngineError> {
         <Builtin as operator::Guest>::server_time_ms()
     }
+
+    fn replay_execution(
+        execution_id: String,
+        now: TimestampMs,
+    ) -> Result<PublicState, EngineError> {
+        <Builtin as operator::Guest>::replay_execution(execution_id, now)
+    }
+
+    fn list_executions(
+        partition: u16,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<operator::ExecutionPage, EngineError> {
+        <Builtin as operator::Guest>::list_executions(partition, after, limit)
+    }
+
+    fn expire_execution(
+        execution_id: String,
+        phase: operator::ExpirePhase,
+        now: TimestampMs,
+    ) -> Result<(), EngineError> {
+        <Builtin as operator::Guest>::expire_execution(execution_id, phase, now)
+    }
+
+    fn reconcile_execution_index(
+        partition: u16,
+        lanes: Vec<String>,
+        filter: operator::ExecutionFilter,
+        now: TimestampMs,
+    ) -> Result<operator::ReconcileCounts, EngineError> {
+        <Builtin as operator::Guest>::reconcile_execution_index(partition, lanes, filter, now)
+    }
+
+    fn trim_retention(args: operator::TrimRetentionArgs) -> Result<u32, EngineError> {
+        <Builtin as operator::Guest>::trim_retention(args)
+    }
+
+    fn due_expirations(
+        now: TimestampMs,
+        limit: u32,
+    ) -> Result<Vec<operator::DueExpiration>, EngineError> {
+        <Builtin as operator::Guest>::due_expirations(now, limit)
+    }
+
+    fn retention_targets(
+        cutoff: TimestampMs,
+        limit: u32,
+    ) -> Result<Vec<operator::RetentionTarget>, EngineError> {
+        <Builtin as operator::Guest>::retention_targets(cutoff, limit)
+    }
 }
 
 /// The built-in guest's suspension family, unchanged (its tokens are signed by the host).

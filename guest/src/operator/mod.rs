@@ -1,5 +1,7 @@
 //! The `operator` interface: `change-priority`, `read-exec-core-fields`, `list-lanes`,
-//! `server-time-ms`.
+//! `server-time-ms`; `replay-execution` ([`replay`]), `list-executions` ([`listing`]), and the
+//! scanner hooks `expire-execution` ([`expire`]), `reconcile-execution-index` and
+//! `trim-retention` ([`retention`]), and what the host's timers read first ([`timers`]).
 //!
 //! ## `change-priority` ([`change_priority`])
 //!
@@ -30,8 +32,14 @@
 //!
 //! SQLite's `julianday('now')` in Unix milliseconds; a negative value is `Validation(Corruption)`.
 
+pub mod expire;
+pub mod listing;
+pub mod replay;
+pub mod retention;
+pub mod timers;
+
 use crate::bindings::operator::{ChangePriorityArgs, LanePage};
-use crate::db::{Db, DbExt, int};
+use crate::db::{Db, DbExt, int, text};
 use crate::errors::{contention, corruption, storage};
 use crate::exec::Exec;
 use crate::ids::{ExecutionRef, validate_lane_id};
@@ -63,16 +71,34 @@ pub fn change_priority(db: &mut impl Db, args: &ChangePriorityArgs) -> Result<()
          WHERE partition_key = ?1 AND execution_id = ?2",
         &params,
     )?;
+    record_operator_event(
+        db,
+        &exec,
+        "priority_changed",
+        &format!("{{\"new_priority\":{new},\"old_priority\":{old}}}"),
+        args.now,
+    )
+}
+
+/// Append one `ff_operator_event` row for `exec` (`details` is JSON text), with the namespace
+/// and instance tag it was loaded with.
+pub fn record_operator_event(
+    db: &mut impl Db,
+    exec: &Exec,
+    event_type: &str,
+    details: &str,
+    now: i64,
+) -> Result<(), EngineError> {
     db.run(
         "INSERT INTO ff_operator_event (execution_id, event_type, details, occurred_at_ms, \
              partition_key, namespace, instance_tag) \
-         VALUES (?1, 'priority_changed', json_object('new_priority', ?2, 'old_priority', ?3), ?4, ?5, ?6, ?7)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         &[
-            id.bare_text(),
-            int(new),
-            int(old),
-            int(args.now),
-            id.partition(),
+            exec.id.bare_text(),
+            text(event_type),
+            text(details),
+            int(now),
+            exec.id.partition(),
             exec.outbox.namespace.clone(),
             exec.outbox.instance_tag.clone(),
         ],
@@ -159,10 +185,7 @@ pub fn list_lanes(
         .query(
             // No cursor: after `''`, which sorts before every valid (non-empty) lane id.
             "SELECT lane_id FROM ff_lane_registry WHERE lane_id > ?1 ORDER BY lane_id LIMIT ?2",
-            &[
-                crate::db::text(after.unwrap_or("")),
-                int(i64::from(limit) + 1),
-            ],
+            &[text(after.unwrap_or("")), int(i64::from(limit) + 1)],
         )
         .map_err(storage)?;
     let more = rows.len() > limit as usize;

@@ -54,7 +54,7 @@ pub fn validate_tag_key(key: &str) -> Result<(), EngineError> {
 }
 
 /// The JSON path of tag `key` (already validated: no quotes).
-fn tag_path(key: &str) -> String {
+pub fn tag_path(key: &str) -> String {
     format!("$.tags.\"{key}\"")
 }
 

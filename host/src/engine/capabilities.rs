@@ -23,6 +23,7 @@ pub(super) fn capabilities() -> Capabilities {
     supports.block_execution_for_admission = true;
     supports.claim_for_worker = true;
     supports.change_priority = true;
+    supports.replay_execution = true;
     supports.register_worker = true;
     supports.heartbeat_worker = true;
     supports.mark_worker_dead = true;

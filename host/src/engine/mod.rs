@@ -59,9 +59,10 @@ use ff_core::contracts::{
     SuspendOutcome,
 };
 use ff_core::contracts::{
-    BlockExecutionForAdmissionArgs, BlockExecutionForAdmissionOutcome, StreamCursor, StreamFrames,
+    BlockExecutionForAdmissionArgs, BlockExecutionForAdmissionOutcome, ListExecutionsPage,
+    ReplayExecutionArgs, ReplayExecutionResult, StreamCursor, StreamFrames,
 };
-use ff_core::engine_backend::{EngineBackend, ReconcileCounts};
+use ff_core::engine_backend::{EngineBackend, ExpirePhase, ReconcileCounts};
 use ff_core::engine_error::EngineError;
 use ff_core::partition::{Partition, PartitionKey};
 use ff_core::state::PublicState;
@@ -406,6 +407,64 @@ impl EngineBackend for SqliteBackend {
 
     async fn server_time_ms(&self) -> Result<u64, EngineError> {
         operator::server_time_ms(self).await
+    }
+
+    async fn replay_execution(
+        &self,
+        args: ReplayExecutionArgs,
+    ) -> Result<ReplayExecutionResult, EngineError> {
+        operator::replay_execution(self, args).await
+    }
+
+    async fn list_executions(
+        &self,
+        partition: PartitionKey,
+        cursor: Option<ExecutionId>,
+        limit: usize,
+    ) -> Result<ListExecutionsPage, EngineError> {
+        operator::list_executions(self, partition, cursor, limit).await
+    }
+
+    async fn expire_execution(
+        &self,
+        partition: Partition,
+        execution_id: &ExecutionId,
+        phase: ExpirePhase,
+        now_ms: TimestampMs,
+    ) -> Result<(), EngineError> {
+        operator::expire_execution(self, partition, execution_id, phase, now_ms).await
+    }
+
+    async fn reconcile_execution_index(
+        &self,
+        partition: Partition,
+        lanes: &[LaneId],
+        filter: &ScannerFilter,
+    ) -> Result<ReconcileCounts, EngineError> {
+        operator::reconcile_execution_index(self, partition, lanes, filter).await
+    }
+
+    async fn trim_retention(
+        &self,
+        partition: Partition,
+        lane_id: &LaneId,
+        retention_ms: u64,
+        now_ms: TimestampMs,
+        batch_size: u32,
+        filter: &ScannerFilter,
+    ) -> Result<u32, EngineError> {
+        operator::trim_retention(
+            self,
+            operator::TrimRetention {
+                partition,
+                lane_id,
+                retention_ms,
+                now: now_ms,
+                batch_size,
+                filter,
+            },
+        )
+        .await
     }
 
     // ── Suspension, waitpoints and signals ──────────────────────────────────────────────────

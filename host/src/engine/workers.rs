@@ -1,6 +1,7 @@
 //! The worker registry: `register_worker`, `heartbeat_worker`, `mark_worker_dead`,
-//! `list_workers`, and the one-pass expiry sweep ([`SqliteBackend::sweep_expired_workers`]);
-//! the guest's `workers` interface.
+//! `list_workers`; the guest's `workers` interface. The expiry sweep
+//! ([`SqliteBackend::sweep_expired_workers`]) lives with the other timer passes in
+//! [`crate::backend`].
 
 use ff_core::contracts::{
     HeartbeatWorkerArgs, HeartbeatWorkerOutcome, ListWorkersArgs, ListWorkersResult,
@@ -137,22 +138,4 @@ pub(super) async fn list_workers(
         entries,
         page.cursor.map(WorkerInstanceId::new),
     ))
-}
-
-impl SqliteBackend {
-    /// One pass of the worker-expiry sweep: delete every worker registration that lapsed at
-    /// `now` (`last_heartbeat_ms + liveness_ttl_ms <= now`, in every namespace), recording a
-    /// `ttl_swept` event for each, in one transaction; returns how many were deleted.
-    ///
-    /// Lapsed registrations are already invisible to every worker-registry operation, so the
-    /// sweep only reclaims space. The backend runs no timer of its own: call this on the
-    /// cadence you want (or from the backend's periodic-maintenance mechanism, when enabled).
-    pub async fn sweep_expired_workers(&self, now: TimestampMs) -> Result<u32, EngineError> {
-        self.run("sweep_expired_workers", Tx::Write, move |guest, store| {
-            guest
-                .flowfabric_backend_workers()
-                .call_sweep_expired_workers(store, now.0)
-        })
-        .await
-    }
 }

@@ -21,8 +21,8 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::Component;
 use wasmtime::Engine;
+use wasmtime::component::Component;
 
 /// The last bytes of every cache entry (the last byte is the format version).
 const MAGIC: &[u8; 8] = b"FFWASMC\x02";

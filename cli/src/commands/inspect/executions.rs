@@ -1,11 +1,14 @@
-//! `ffwasm executions`: executions as a table, most recent first, filtered by lane and state.
+//! `ffwasm executions`: executions as a table, most recent first, filtered by lane and state;
+//! or, with `--partition` / `--after`, one partition in execution-id order a page at a time, as
+//! the backend's `list_executions` pages it (served by the primary key; the last line names the
+//! `--after` of the next page).
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use rusqlite::{Connection, params_from_iter};
 
 use crate::database::{self, DatabaseArg};
-use crate::ids::execution_id;
+use crate::ids::{ExecutionKey, execution_id};
 use crate::table::Table;
 use crate::{format, output};
 
@@ -24,6 +27,35 @@ pub struct ExecutionsArgs {
     /// At most this many rows, most recent first (0: all).
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub limit: u32,
+    /// Page through this partition in execution-id order (`list_executions`' order) instead.
+    #[arg(long, value_name = "N")]
+    pub partition: Option<u16>,
+    /// Page mode: start after this execution (`{fp:N}:<uuid>`, the previous page's last line);
+    /// its partition is the one paged.
+    #[arg(long, value_name = "EXECUTION")]
+    pub after: Option<ExecutionKey>,
+}
+
+impl ExecutionsArgs {
+    /// The partition and the cursor (its UUID) of page mode, `None` outside it.
+    fn page(&self) -> anyhow::Result<Option<(u16, Option<uuid::Uuid>)>> {
+        match (self.partition, self.after) {
+            (None, None) => Ok(None),
+            (partition, Some(after)) => {
+                let Some(own) = after.partition else {
+                    anyhow::bail!("--after needs the full id {{fp:N}}:{}", after.uuid);
+                };
+                if partition.is_some_and(|partition| partition != own) {
+                    anyhow::bail!(
+                        "--after {after} is not in --partition {}",
+                        partition.unwrap_or(own)
+                    );
+                }
+                Ok(Some((own, Some(after.uuid))))
+            }
+            (Some(partition), None) => Ok(Some((partition, None))),
+        }
+    }
 }
 
 /// ff-core's public execution states, as the database stores them.
@@ -73,6 +105,9 @@ pub fn run(args: &ExecutionsArgs) -> anyhow::Result<()> {
 
 fn list(connection: &Connection, args: &ExecutionsArgs) -> anyhow::Result<()> {
     let states: Vec<String> = args.state.iter().map(|state| state.literal()).collect();
+    if let Some((partition, after)) = args.page()? {
+        return page(connection, args, &states, partition, after);
+    }
     let (filter, params) = filter(&args.lane, &states);
 
     let matching: i64 = connection.query_row(
@@ -86,33 +121,13 @@ fn list(connection: &Connection, args: &ExecutionsArgs) -> anyhow::Result<()> {
         i64::from(args.limit)
     };
     let mut statement = connection.prepare(&format!(
-        "SELECT e.partition_key, e.execution_id, e.lane_id, e.public_state, \
-             (SELECT COUNT(*) FROM ff_attempt AS a \
-                 WHERE a.partition_key = e.partition_key AND a.execution_id = e.execution_id), \
-             e.created_at_ms, e.terminal_at_ms \
-         FROM ff_exec_core AS e {filter} \
+        "SELECT {COLUMNS} FROM ff_exec_core AS e {filter} \
          ORDER BY e.created_at_ms DESC, e.partition_key, e.execution_id LIMIT {limit}"
     ))?;
-    let mut table = Table::new(&[
-        "execution",
-        "lane",
-        "state",
-        "attempts",
-        "created (UTC)",
-        "took",
-    ])
-    .right(&[3, 5]);
+    let mut table = execution_table();
     let mut rows = statement.query(params_from_iter(&params))?;
     while let Some(row) = rows.next()? {
-        let created: i64 = row.get(5)?;
-        table.row(vec![
-            execution_id(row.get(0)?, &row.get::<_, Vec<u8>>(1)?),
-            row.get(2)?,
-            row.get(3)?,
-            row.get::<_, i64>(4)?.to_string(),
-            format::timestamp(created),
-            format::elapsed_ms(Some(created), row.get(6)?),
-        ]);
+        table.row(execution_row(row)?);
     }
 
     if table.is_empty() {
@@ -129,6 +144,100 @@ fn list(connection: &Connection, args: &ExecutionsArgs) -> anyhow::Result<()> {
             "{shown} of {matching} executions{}, most recent first (--limit 0 shows all)",
             describe(&args.lane, &states)
         ))?;
+    }
+    Ok(())
+}
+
+/// The columns every listing selects, over `ff_exec_core AS e`.
+const COLUMNS: &str = "e.partition_key, e.execution_id, e.lane_id, e.public_state, \
+     (SELECT COUNT(*) FROM ff_attempt AS a \
+         WHERE a.partition_key = e.partition_key AND a.execution_id = e.execution_id), \
+     e.created_at_ms, e.terminal_at_ms";
+
+/// The table both listings print.
+fn execution_table() -> Table {
+    Table::new(&[
+        "execution",
+        "lane",
+        "state",
+        "attempts",
+        "created (UTC)",
+        "took",
+    ])
+    .right(&[3, 5])
+}
+
+/// One table row from a row of [`COLUMNS`].
+fn execution_row(row: &rusqlite::Row<'_>) -> anyhow::Result<Vec<String>> {
+    let created: i64 = row.get(5)?;
+    Ok(vec![
+        execution_id(row.get(0)?, &row.get::<_, Vec<u8>>(1)?),
+        row.get(2)?,
+        row.get(3)?,
+        row.get::<_, i64>(4)?.to_string(),
+        format::timestamp(created),
+        format::elapsed_ms(Some(created), row.get(6)?),
+    ])
+}
+
+/// Page mode: `partition`'s executions after `after`, in id order, at most `--limit` (0: all),
+/// and the next page's `--after` when more follow.
+fn page(
+    connection: &Connection,
+    args: &ExecutionsArgs,
+    states: &[String],
+    partition: u16,
+    after: Option<uuid::Uuid>,
+) -> anyhow::Result<()> {
+    let (filter, params) = filter(&args.lane, states);
+    let first = params.len() + 1;
+    let conditions = format!(
+        "{} e.partition_key = ?{first} AND e.execution_id > ?{}",
+        if filter.is_empty() { "WHERE" } else { " AND" },
+        first + 1
+    );
+    let cursor = after
+        .map(|uuid| uuid.as_bytes().to_vec())
+        .unwrap_or_default();
+    let limit = if args.limit == 0 {
+        -1
+    } else {
+        i64::from(args.limit) + 1
+    };
+    let mut statement = connection.prepare(&format!(
+        "SELECT {COLUMNS} FROM ff_exec_core AS e {filter}{conditions} \
+         ORDER BY e.execution_id LIMIT {limit}"
+    ))?;
+    let mut bound: Vec<rusqlite::types::Value> = params
+        .into_iter()
+        .map(rusqlite::types::Value::Text)
+        .collect();
+    bound.push(rusqlite::types::Value::Integer(i64::from(partition)));
+    bound.push(rusqlite::types::Value::Blob(cursor));
+    let mut table = execution_table();
+    let mut rows = statement.query(params_from_iter(&bound))?;
+    let mut shown = 0;
+    let mut more = false;
+    let mut last = String::new();
+    while let Some(row) = rows.next()? {
+        if args.limit != 0 && shown == args.limit {
+            more = true;
+            break;
+        }
+        let cells = execution_row(row)?;
+        last.clone_from(&cells[0]);
+        table.row(cells);
+        shown += 1;
+    }
+    if table.is_empty() {
+        return output::println(&format!(
+            "No executions in partition {partition}{}.",
+            describe(&args.lane, states)
+        ));
+    }
+    output::print(&table.render())?;
+    if more {
+        output::println(&format!("next page: --after {last}"))?;
     }
     Ok(())
 }

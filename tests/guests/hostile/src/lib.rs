@@ -680,6 +680,46 @@ impl operator::Guest for Hostile {
     fn server_time_ms() -> Result<TimestampMs, EngineError> {
         Err(NOT_FOUND)
     }
+    fn replay_execution(_: String, _: TimestampMs) -> Result<PublicState, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn list_executions(
+        _: u16,
+        _: Option<String>,
+        _: u32,
+    ) -> Result<operator::ExecutionPage, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn expire_execution(
+        _: String,
+        _: operator::ExpirePhase,
+        _: TimestampMs,
+    ) -> Result<(), EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn reconcile_execution_index(
+        _: u16,
+        _: Vec<String>,
+        _: operator::ExecutionFilter,
+        _: TimestampMs,
+    ) -> Result<operator::ReconcileCounts, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn trim_retention(_: operator::TrimRetentionArgs) -> Result<u32, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn due_expirations(
+        _: TimestampMs,
+        _: u32,
+    ) -> Result<Vec<operator::DueExpiration>, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn retention_targets(
+        _: TimestampMs,
+        _: u32,
+    ) -> Result<Vec<operator::RetentionTarget>, EngineError> {
+        Err(NOT_FOUND)
+    }
 }
 
 /// Statements that would read, copy or replace the keystore's secrets.
