@@ -47,9 +47,12 @@ async fn capabilities_identity_and_supports() {
         (s.ack_cancel_member, "ack_cancel_member"),
         (s.prepare, "prepare"),
         (s.claim_for_worker, "claim_for_worker"),
+        (s.subscribe_signal_delivery, "subscribe_signal_delivery"),
+        (s.subscribe_instance_tags, "subscribe_instance_tags"),
+        (s.replay_execution, "replay_execution"),
+        (s.block_execution_for_admission, "block_execution_for_admission"),
     ] {
         assert!(flag, "{name}");
     }
-    assert!(!s.subscribe_instance_tags);
     assert_eq!(backend.backend_label(), "sqlite-wasm");
 }
