@@ -20,6 +20,7 @@ use super::common::{
     FLOW_PARTITION, Group, SKIPPED, Uuid16, blocked_by_dependencies, member_at, member_ref,
     released,
 };
+use super::siblings;
 
 /// Which counter an upstream's outcome moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,6 +174,12 @@ pub fn resolve_one_edge(
     let Some(group) = Group::load(db, flow, &downstream.blob())? else {
         return Ok(false);
     };
+    let mut before = group.clone();
+    before.counts.success -= success;
+    before.counts.fail -= fail;
+    before.counts.skip -= skip;
+    before.counts.running += 1;
+    siblings::on_group_moved(db, flow, downstream, before.state(), &group, now)?;
     settle_downstream(db, downstream, group.state(), now)
 }
 

@@ -1,7 +1,10 @@
 //! The flow operations on a native database: structure, enforcement (blocking, release, skip
 //! cascade), edge groups, cancellation, `wait-children`, and errors writing nothing.
+//!
+//! These tests drive flows together with the families whose terminal writes resolve edges
+//! (`lease-holder` complete/fail, `scheduling` claims), so they live above all of them, at the
+//! crate root: `flows` itself never imports `lease_holder` (which imports `flows`).
 
-use super::*;
 use crate::bindings::flows::{
     AddExecutionArgs, AddExecutionOutcome, ApplyDependencyArgs, ApplyDependencyOutcome,
     CancelFlowHeaderArgs, CancelFlowHeaderOutcome, CancelFlowPolicy, ChildWaitLease,
@@ -10,6 +13,7 @@ use crate::bindings::flows::{
 };
 use crate::bindings::lease_holder::{FailureClass, HandleLease};
 use crate::bindings::scheduling::ClaimArgs;
+use crate::flows::*;
 use crate::testing::{ATTEMPT, LEASE, NOW, TTL, TestDb};
 use crate::types::{ConflictKind, ContentionKind, EngineError, Entity, StateKind, ValidationKind};
 
