@@ -1530,3 +1530,111 @@ async fn sibling_cancel_and_summary_refuse_bad_input_without_writes() {
         "the owed cancels are still recorded"
     );
 }
+
+/// Copy `table`'s rows matching `filter` once per row of the temp table `clones`, with the
+/// columns of `replaced` taken from `clones` (e.g. `execution_id` ← `clones.eid`).
+fn clone_rows(conn: &rusqlite::Connection, table: &str, filter: &str, replaced: &[(&str, &str)]) {
+    let columns: Vec<String> = conn
+        .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let values: Vec<String> = columns
+        .iter()
+        .map(|column| {
+            replaced
+                .iter()
+                .find(|(name, _)| name == column)
+                .map_or(format!("t.{column}"), |(_, value)| (*value).to_owned())
+        })
+        .collect();
+    conn.execute(
+        &format!(
+            "INSERT INTO {table} ({}) SELECT {} FROM {table} t, clones WHERE {filter}",
+            columns.join(", "),
+            values.join(", ")
+        ),
+        [],
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+#[parallel(process)]
+async fn a_failing_parent_skips_a_9_999_child_fan_out_in_one_operation() {
+    // The operation limit is raised because this suite runs debug builds (SQLite unoptimized,
+    // several suites on two cores); the time in a release build is a measurement
+    // (`docs/performance.md`), not an assertion.
+    dev_mode();
+    let backend = SqliteBackend::builder(&memory_uri("flows-fan-out-bound"))
+        .limits(
+            ff_backend_sqlite_wasm::GuestLimits::default()
+                .with_operation_timeout(std::time::Duration::from_secs(30)),
+        )
+        .open()
+        .await
+        .unwrap();
+    let flow_id = create_flow(&backend).await;
+    let ids = members(&backend, &flow_id, 2).await;
+    depend(&backend, &flow_id, &ids[0], &ids[1]).await;
+    assert_eq!(public(&backend, &ids[1]), "waiting_children");
+    // The flow's member limit is 10 000: the template child is copied 9 998 times, each copy
+    // gated by its own applied edge from the same parent (the rows the API would write).
+    {
+        let conn = backend.connection_for_test();
+        conn.execute_batch(
+            "CREATE TEMP TABLE clones AS WITH RECURSIVE n(i) AS \
+                 (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 9998) \
+             SELECT randomblob(16) AS eid, randomblob(16) AS edge FROM n",
+        )
+        .unwrap();
+        let child = format!("X'{}'", hex_of(&ids[1]));
+        clone_rows(
+            &conn,
+            "ff_exec_core",
+            &format!("t.execution_id = {child}"),
+            &[("execution_id", "clones.eid")],
+        );
+        clone_rows(
+            &conn,
+            "ff_edge",
+            &format!("t.downstream_eid = {child}"),
+            &[("edge_id", "clones.edge"), ("downstream_eid", "clones.eid")],
+        );
+        clone_rows(
+            &conn,
+            "ff_edge_group",
+            &format!("t.downstream_eid = {child}"),
+            &[("downstream_eid", "clones.eid")],
+        );
+        conn.execute_batch("DROP TABLE temp.clones").unwrap();
+    }
+    let waiting = "SELECT COUNT(*) FROM ff_exec_core WHERE public_state = 'waiting_children'";
+    assert_eq!(count(&backend, waiting), 9_999);
+
+    // One operation resolves the 9 999 edges and skips every child.
+    fail(&backend, &ids[0]).await;
+    assert_eq!(
+        count(
+            &backend,
+            "SELECT COUNT(*) FROM ff_exec_core WHERE public_state = 'skipped' \
+             AND json_extract(raw_fields, '$.terminal_outcome') = 'skipped'"
+        ),
+        9_999
+    );
+    assert_eq!(
+        count(
+            &backend,
+            "SELECT COUNT(*) FROM ff_completion_event WHERE outcome = 'skipped'"
+        ),
+        9_999
+    );
+    assert_eq!(count(&backend, waiting), 0);
+}
+
+/// The execution's UUID as uppercase hex (an SQL blob literal's digits).
+fn hex_of(eid: &ExecutionId) -> String {
+    uuid_of(eid).simple().to_string().to_uppercase()
+}
