@@ -1568,7 +1568,7 @@ async fn a_failing_parent_skips_a_9_999_child_fan_out_in_one_operation() {
     // several suites on two cores); the time in a release build is a measurement
     // (`docs/performance.md`), not an assertion.
     dev_mode();
-    let backend = SqliteBackend::builder(&memory_uri("flows-fan-out-bound"))
+    let backend = SqliteBackend::builder(memory_uri("flows-fan-out-bound"))
         .limits(
             ff_backend_sqlite_wasm::GuestLimits::default()
                 .with_operation_timeout(std::time::Duration::from_secs(30)),

@@ -268,9 +268,9 @@ fn resolve_groups(
     }
     let waiting = skip_waiting(db, &impossible, now)?;
     for downstream in impossible {
-        if waiting.contains(&downstream) {
-            skipped.push(downstream);
-        } else if settle_downstream(db, &downstream, EdgeGroupState::Impossible, now)? {
+        if waiting.contains(&downstream)
+            || settle_downstream(db, &downstream, EdgeGroupState::Impossible, now)?
+        {
             skipped.push(downstream);
         }
     }
