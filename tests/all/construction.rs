@@ -4,7 +4,7 @@
 use crate::support::*;
 use ff_backend_sqlite_wasm::{OpenError, SqliteBackend};
 use ff_core::engine_backend::EngineBackend;
-use ff_core::engine_error::{BackendError, EngineError};
+use ff_core::engine_error::BackendError;
 use serial_test::{parallel, serial};
 use std::sync::Arc;
 
