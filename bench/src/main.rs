@@ -13,6 +13,7 @@
 //! Progress goes to stderr; the table (Markdown) to stdout.
 
 mod child;
+mod flows;
 mod listing;
 mod native;
 mod scenarios;
@@ -235,6 +236,9 @@ impl Bench {
             );
         }
 
+        if self.wanted("flow") {
+            self.flow_rows(table).await?;
+        }
         if self.wanted("claim latency at scale") {
             self.scale_rows(table, scales, scale_claims).await?;
         }
@@ -446,6 +450,74 @@ impl Bench {
                 ),
                 "≤ 1.5× growth",
             );
+        }
+        Ok(())
+    }
+
+    /// The flow rows at 10 and 10 000 members (see [`flows`]): stage, apply and a parent's
+    /// completion per operation, and the single operation of a failing parent skipping its
+    /// fan-out; the comparison gives the p50 against native and against the small flow.
+    async fn flow_rows(&self, table: &mut Table) -> anyhow::Result<()> {
+        let mut small: Option<flows::Figures> = None;
+        for size in [10, 10_000] {
+            let backend = self
+                .backend(Storage::Memory, &format!("wasm-flows-{size}"))
+                .await?;
+            let native =
+                self.native_connection(Storage::Memory, &format!("native-flows-{size}"))?;
+            eprintln!("flows at {size} members: through the backend ...");
+            let ours = flows::through_backend(&backend, size).await?;
+            eprintln!("flows at {size} members: natively ...");
+            let theirs = tokio::task::block_in_place(|| flows::native(&native, size))?;
+            let label = count_label(size);
+            let p50 = |run: &Run| run.percentile(0.5).as_secs_f64();
+            let pick = |figures: &flows::Figures, op: usize| -> Run {
+                match op {
+                    0 => figures.stage.clone(),
+                    1 => figures.apply.clone(),
+                    _ => figures.complete.clone(),
+                }
+            };
+            let names = [
+                "stage_dependency_edge",
+                "apply_dependency_to_child",
+                "complete a parent (resolves its edge)",
+            ];
+            for (op, name) in names.iter().enumerate() {
+                let (ours_run, native_run) = (pick(&ours, op), pick(&theirs, op));
+                let growth = small.as_ref().map_or(String::new(), |ours_small| {
+                    format!(
+                        "; {:.2}× ours at 10",
+                        p50(&ours_run) / p50(&pick(ours_small, op))
+                    )
+                });
+                table.row(
+                    format!("flow of {label} members, {} edges: {name}", size - 1),
+                    latency(&ours_run),
+                    latency(&native_run),
+                    format!(
+                        "p50 {:.2}× native{growth}",
+                        p50(&ours_run) / p50(&native_run)
+                    ),
+                    "flat with flow size",
+                );
+            }
+            table.row(
+                format!(
+                    "flow of {label} members: a failing parent skips {} children (one operation)",
+                    size - 1
+                ),
+                show_duration(ours.skip_fan_out),
+                show_duration(theirs.skip_fan_out),
+                format!(
+                    "{:.2}× native",
+                    ours.skip_fan_out.as_secs_f64() / theirs.skip_fan_out.as_secs_f64()
+                ),
+                "< 2 s (the operation limit)",
+            );
+            if small.is_none() {
+                small = Some(ours);
+            }
         }
         Ok(())
     }

@@ -33,6 +33,7 @@ use commands::demo::DemoArgs;
 use commands::guest::GuestCommand;
 use commands::inspect::budgets::BudgetsArgs;
 use commands::inspect::executions::ExecutionsArgs;
+use commands::inspect::flows::FlowsArgs;
 use commands::inspect::show::ShowArgs;
 use commands::inspect::stats::StatsArgs;
 use commands::inspect::workers::WorkersArgs;
@@ -61,7 +62,8 @@ enum Command {
     /// List executions as a table, most recent first.
     #[command(after_help = ENVIRONMENT)]
     Executions(ExecutionsArgs),
-    /// Show one execution: its state, its attempts, its stream frames and its lease history.
+    /// Show one execution (its state, attempts, stream frames, lease history and flow edges),
+    /// or one flow (its members, edges and edge groups).
     #[command(after_help = ENVIRONMENT)]
     Show(ShowArgs),
     /// Summarize a database: executions by lane and state, attempts, retries, outbox events.
@@ -81,6 +83,9 @@ enum Command {
     /// Replay a finished execution: it waits for a worker again (through the backend).
     #[command(after_help = ENVIRONMENT)]
     Replay(ReplayArgs),
+    /// List flows: kind, state, members (counted by state) and edges.
+    #[command(after_help = ENVIRONMENT)]
+    Flows(FlowsArgs),
     /// Follow completions or lease events as they are committed (by any process), one line
     /// each, until Ctrl-C.
     #[command(after_help = ENVIRONMENT)]
@@ -136,6 +141,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(commands::replay::run(args)),
+        Command::Flows(args) => commands::inspect::flows::run(&args),
         Command::Watch(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

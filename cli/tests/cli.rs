@@ -156,6 +156,21 @@ fn the_demo_runs_twice_in_one_directory_and_the_inspection_commands_read_what_it
         "{stdout}"
     );
     assert!(stdout.contains("executions/s"), "{stdout}");
+    // The run's flow: fan-out, fan-in, and the failing branch's dependants skipped.
+    let flow = stdout.split("\nFlow ").nth(1).expect("a flow section");
+    for (step, state) in [
+        ("extract", "completed"),
+        ("transform-c", "failed"),
+        ("load", "completed"),
+        ("audit", "skipped"),
+        ("notify", "skipped"),
+    ] {
+        assert!(
+            flow.lines()
+                .any(|line| line.starts_with(step) && line.contains(&format!(" {state} "))),
+            "{step} {state}: {stdout}"
+        );
+    }
     assert!(
         stdout.contains("tokens reported by 60 attempts; soft limit 3600 crossed by"),
         "{stdout}"
@@ -199,7 +214,8 @@ fn the_demo_runs_twice_in_one_directory_and_the_inspection_commands_read_what_it
     );
 
     let stats = dir.ffwasm(&["stats"]).status(0).stdout();
-    assert!(stats.contains("executions         60"), "{stats}");
+    // Each run: 30 executions on the fleet's lanes and a flow of 7 on lane `dag`.
+    assert!(stats.contains("executions         74"), "{stats}");
     assert!(
         stats.contains("budgets            2 (0 reports refused at a hard limit)"),
         "{stats}"
@@ -218,7 +234,7 @@ fn the_demo_runs_twice_in_one_directory_and_the_inspection_commands_read_what_it
     );
     assert!(budgets.contains("Quota policies\n(none)"), "{budgets}");
     assert!(
-        stats.contains("attempts           90 (30 retries)"),
+        stats.contains("attempts           100 (30 retries)"),
         "{stats}"
     );
     let total = stats
@@ -227,7 +243,7 @@ fn the_demo_runs_twice_in_one_directory_and_the_inspection_commands_read_what_it
         .unwrap();
     assert_eq!(
         total.split_whitespace().collect::<Vec<_>>(),
-        ["total", "30", "30", "60"],
+        ["total", "38", "32", "4", "74"],
         "{stats}"
     );
 
@@ -235,17 +251,31 @@ fn the_demo_runs_twice_in_one_directory_and_the_inspection_commands_read_what_it
         .ffwasm(&["executions", "--limit", "0"])
         .status(0)
         .stdout();
-    assert_eq!(listed_ids(&all).len(), 60, "{all}");
+    assert_eq!(listed_ids(&all).len(), 74, "{all}");
     let some = dir.ffwasm(&["executions"]).status(0).stdout();
     assert!(
-        some.contains("50 of 60 executions, most recent first"),
+        some.contains("50 of 74 executions, most recent first"),
         "{some}"
     );
     let failed = dir
         .ffwasm(&["executions", "--state", "failed", "--limit", "0"])
         .status(0)
         .stdout();
-    assert_eq!(listed_ids(&failed).len(), 30, "{failed}");
+    assert_eq!(listed_ids(&failed).len(), 32, "{failed}");
+    // The fleet's failures (the flows' failing steps ran one attempt each).
+    let failed = dir
+        .ffwasm(&[
+            "executions",
+            "--lane",
+            "email",
+            "--state",
+            "failed",
+            "--limit",
+            "0",
+        ])
+        .status(0)
+        .stdout();
+    assert_eq!(listed_ids(&failed).len(), 10, "{failed}");
     let email = dir
         .ffwasm(&[
             "executions",
@@ -314,7 +344,45 @@ fn the_demo_runs_twice_in_one_directory_and_the_inspection_commands_read_what_it
             .contains(id.as_str())
     );
     dir.ffwasm(&["show", "53ad96d2-6b08-4d0c-86e3-36598db2291c"])
-        .fails_with("no execution 53ad96d2");
+        .fails_with("no execution or flow 53ad96d2");
+
+    // The flows: one per run, each with its members by state; `show` prints one's members,
+    // edges and edge groups, and a member's own edges.
+    let flows = dir.ffwasm(&["flows"]).status(0).stdout();
+    let rows: Vec<&str> = flows
+        .lines()
+        .filter(|line| line.contains(" demo.dag "))
+        .collect();
+    assert_eq!(rows.len(), 2, "{flows}");
+    assert!(
+        rows.iter()
+            .all(|row| row.contains("4 completed, 2 skipped, 1 failed")
+                && row.split_whitespace().nth(3) == Some("7")
+                && row.split_whitespace().nth(4) == Some("7")),
+        "{flows}"
+    );
+    let flow_id = rows[0].split_whitespace().next().unwrap();
+    let shown_flow = dir.ffwasm(&["show", flow_id]).status(0).stdout();
+    assert!(
+        shown_flow.contains(&format!("flow            {flow_id}")),
+        "{shown_flow}"
+    );
+    let members = shown_flow.split("\nMembers\n").nth(1).unwrap();
+    assert_eq!(members.matches(" demo.dag.").count(), 7, "{shown_flow}");
+    let edges = shown_flow.split("\nEdges\n").nth(1).unwrap();
+    assert_eq!(edges.matches(" satisfied ").count(), 5, "{shown_flow}");
+    assert_eq!(edges.matches(" impossible ").count(), 2, "{shown_flow}");
+    let skipped = members
+        .lines()
+        .find(|line| line.contains(" skipped "))
+        .and_then(|line| line.split_whitespace().next())
+        .unwrap();
+    let shown_member = dir.ffwasm(&["show", skipped]).status(0).stdout();
+    assert!(
+        shown_member.contains(&format!("\nFlow {flow_id} "))
+            && shown_member.contains(" impossible "),
+        "{shown_member}"
+    );
 
     // A suspension as the backend stores one (rows written here: the demo does not suspend).
     assert!(shown.contains("\nSuspension\n(none)\n"), "{shown}");
@@ -543,6 +611,7 @@ fn every_command_has_help() {
         &["show"],
         &["stats"],
         &["workers"],
+        &["flows"],
         &["watch"],
         &["guest"],
         &["guest", "wit"],
@@ -617,6 +686,7 @@ fn a_file_that_is_not_a_flowfabric_database_is_refused_and_left_unchanged() {
         for command in [
             &["stats"][..],
             &["executions"],
+            &["flows"],
             &["show", "53ad96d2-6b08-4d0c-86e3-36598db2291c"],
         ] {
             let mut args = command.to_vec();
@@ -709,6 +779,7 @@ fn inspection_commands_report_a_missing_database_without_creating_it() {
         &["stats"][..],
         &["executions"],
         &["workers"],
+        &["flows"],
         &["show", "53ad96d2-6b08-4d0c-86e3-36598db2291c"],
         &["replay", "{fp:0}:53ad96d2-6b08-4d0c-86e3-36598db2291c"],
         &[

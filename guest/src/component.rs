@@ -670,6 +670,34 @@ impl flows::Guest for Component {
     fn wait_children(lease: ChildWaitLease, now: TimestampMs) -> Result<(), EngineError> {
         crate::flows::wait_children(&mut HostDb, &lease, now)
     }
+
+    fn drain_sibling_cancel_group(
+        flow_id: String,
+        downstream_execution_id: String,
+        now: TimestampMs,
+    ) -> Result<u32, EngineError> {
+        crate::flows::drain_sibling_cancel_group(
+            &mut HostDb,
+            &flow_id,
+            &downstream_execution_id,
+            now,
+        )
+    }
+
+    fn reconcile_sibling_cancel_group(
+        flow_id: String,
+        downstream_execution_id: String,
+    ) -> Result<flows::SiblingCancelAction, EngineError> {
+        crate::flows::reconcile_sibling_cancel_group(
+            &mut HostDb,
+            &flow_id,
+            &downstream_execution_id,
+        )
+    }
+
+    fn project_flow_summary(flow_id: String, now: TimestampMs) -> Result<bool, EngineError> {
+        crate::flows::project_flow_summary(&mut HostDb, &flow_id, now)
+    }
 }
 
 // Exported only when built as a component: the export names are not valid symbols for a

@@ -56,6 +56,8 @@ pub mod workers;
 pub mod db;
 pub mod errors;
 pub mod exec;
+#[cfg(test)]
+mod flow_enforcement_tests;
 pub mod ids;
 pub mod json;
 pub mod lease;

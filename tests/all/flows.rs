@@ -20,9 +20,9 @@ use ff_core::contracts::{
     EvaluateFlowEligibilityArgs, EvaluateFlowEligibilityResult, OnSatisfied,
     SetEdgeGroupPolicyResult, StageDependencyEdgeArgs, StageDependencyEdgeResult,
 };
-use ff_core::engine_backend::EngineBackend;
+use ff_core::engine_backend::{EngineBackend, SiblingCancelReconcileAction};
 use ff_core::engine_error::{ConflictKind, ContentionKind, EngineError, StateKind, ValidationKind};
-use ff_core::partition::PartitionKey;
+use ff_core::partition::{Partition, PartitionFamily, PartitionKey};
 use ff_core::types::{EdgeId, ExecutionId, FlowId, Namespace, TimestampMs};
 use serial_test::parallel;
 use uuid::Uuid;
@@ -1187,4 +1187,454 @@ async fn capabilities_report_the_flow_cancel_operations() {
     assert!(supports.ack_cancel_member);
     assert!(supports.cancel_flow_wait_timeout);
     assert!(supports.cancel_flow_wait_indefinite);
+}
+
+// ── cancel_remaining groups, drain and reconcile ────────────────────────────────────────────
+
+/// Flow partition 0, where every flow lives.
+const FLOW_PARTITION: Partition = Partition {
+    family: PartitionFamily::Flow,
+    index: 0,
+};
+
+/// A flow whose member 3 waits on members 0..3 under `policy`; returns the flow and members.
+async fn fan_in_under(
+    backend: &SqliteBackend,
+    policy: EdgeDependencyPolicy,
+) -> (FlowId, Vec<ExecutionId>) {
+    let flow_id = create_flow(backend).await;
+    let ids = members(backend, &flow_id, 4).await;
+    backend
+        .set_edge_group_policy(&flow_id, &ids[3], policy)
+        .await
+        .unwrap();
+    for parent in &ids[..3] {
+        depend(backend, &flow_id, parent, &ids[3]).await;
+    }
+    (flow_id, ids)
+}
+
+fn any_of(on_satisfied: OnSatisfied) -> EdgeDependencyPolicy {
+    EdgeDependencyPolicy::AnyOf { on_satisfied }
+}
+
+/// Rows of `ff_pending_cancel_groups`.
+fn queued_groups(backend: &SqliteBackend) -> i64 {
+    count(backend, "SELECT COUNT(*) FROM ff_pending_cancel_groups")
+}
+
+#[tokio::test]
+#[parallel(process)]
+async fn drain_cancels_the_siblings_a_cancel_remaining_group_left_running() {
+    let backend = fresh_backend("flows-drain").await;
+    let (flow_id, ids) = fan_in_under(&backend, any_of(OnSatisfied::CancelRemaining)).await;
+    let running = lease(&backend, &ids[1]).await;
+    complete(&backend, &ids[0]).await;
+    assert_eq!(public(&backend, &ids[3]), "waiting", "any_of fired");
+    // The fire records the owed cancels in the same transaction; the siblings still run.
+    assert_eq!(queued_groups(&backend), 1);
+    assert_eq!(public(&backend, &ids[1]), "active");
+    assert_eq!(public(&backend, &ids[2]), "waiting");
+    assert_eq!(
+        backend
+            .reconcile_sibling_cancel_group(FLOW_PARTITION, &flow_id, &ids[3])
+            .await
+            .unwrap(),
+        SiblingCancelReconcileAction::NoOp,
+        "siblings still run: the cancels are owed to drain"
+    );
+    assert_eq!(queued_groups(&backend), 1);
+
+    backend
+        .drain_sibling_cancel_group(FLOW_PARTITION, &flow_id, &ids[3])
+        .await
+        .unwrap();
+    for sibling in &ids[1..3] {
+        assert_eq!(public(&backend, sibling), "cancelled");
+        let conn = backend.connection_for_test();
+        assert_eq!(exec_column(&conn, sibling, "cancelled_by"), "engine");
+        assert_eq!(
+            exec_column(&conn, sibling, "cancellation_reason"),
+            "sibling_quorum_satisfied"
+        );
+    }
+    assert_eq!(
+        public(&backend, &ids[3]),
+        "waiting",
+        "the downstream runs on"
+    );
+    assert!(
+        backend
+            .complete_execution(complete_args(&ids[1], Some(fence_of(&running))))
+            .await
+            .is_err(),
+        "the running sibling's lease was revoked"
+    );
+    assert_eq!(queued_groups(&backend), 0);
+    assert_eq!(
+        count(
+            &backend,
+            "SELECT COUNT(*) FROM ff_edge_group WHERE cancel_siblings_pending_flag != 0 \
+             OR cancel_siblings_pending_members != '[]'"
+        ),
+        0
+    );
+    // Idempotent: a second drain and a reconcile find nothing.
+    backend
+        .drain_sibling_cancel_group(FLOW_PARTITION, &flow_id, &ids[3])
+        .await
+        .unwrap();
+    assert_eq!(
+        backend
+            .reconcile_sibling_cancel_group(FLOW_PARTITION, &flow_id, &ids[3])
+            .await
+            .unwrap(),
+        SiblingCancelReconcileAction::NoOp
+    );
+}
+
+#[tokio::test]
+#[parallel(process)]
+async fn let_run_and_all_of_groups_owe_no_cancels() {
+    let backend = fresh_backend("flows-let-run").await;
+    let (flow_id, ids) = fan_in_under(&backend, any_of(OnSatisfied::LetRun)).await;
+    complete(&backend, &ids[0]).await;
+    assert_eq!(public(&backend, &ids[3]), "waiting");
+    assert_eq!(queued_groups(&backend), 0);
+    backend
+        .drain_sibling_cancel_group(FLOW_PARTITION, &flow_id, &ids[3])
+        .await
+        .unwrap();
+    assert_eq!(
+        public(&backend, &ids[1]),
+        "waiting",
+        "let_run: siblings run on"
+    );
+    let (_, ids) = fan_in_under(&backend, EdgeDependencyPolicy::AllOf).await;
+    complete(&backend, &ids[0]).await;
+    assert_eq!(queued_groups(&backend), 0);
+}
+
+#[tokio::test]
+#[parallel(process)]
+async fn an_impossible_quorum_owes_its_siblings_a_cancel_too() {
+    let backend = fresh_backend("flows-quorum-cancel").await;
+    let policy = EdgeDependencyPolicy::Quorum {
+        k: 3,
+        on_satisfied: OnSatisfied::CancelRemaining,
+    };
+    let (flow_id, ids) = fan_in_under(&backend, policy).await;
+    fail(&backend, &ids[0]).await;
+    assert_eq!(
+        public(&backend, &ids[3]),
+        "skipped",
+        "3 of 3 can no longer succeed"
+    );
+    backend
+        .drain_sibling_cancel_group(FLOW_PARTITION, &flow_id, &ids[3])
+        .await
+        .unwrap();
+    let conn = backend.connection_for_test();
+    for sibling in &ids[1..3] {
+        assert_eq!(
+            exec_column(&conn, sibling, "cancellation_reason"),
+            "sibling_quorum_impossible"
+        );
+    }
+}
+
+#[tokio::test]
+#[parallel(process)]
+async fn reconcile_drops_stale_and_completed_sibling_cancel_groups() {
+    let backend = fresh_backend("flows-reconcile").await;
+    let (flow_id, ids) = fan_in_under(&backend, any_of(OnSatisfied::CancelRemaining)).await;
+    complete(&backend, &ids[0]).await;
+    // The siblings finish on their own before any drain: the record is complete.
+    complete(&backend, &ids[1]).await;
+    fail(&backend, &ids[2]).await;
+    assert_eq!(
+        backend
+            .reconcile_sibling_cancel_group(FLOW_PARTITION, &flow_id, &ids[3])
+            .await
+            .unwrap(),
+        SiblingCancelReconcileAction::CompletedDrain
+    );
+    assert_eq!(queued_groups(&backend), 0);
+
+    // A queued group without a record (a crash between clear and dequeue upstream) is stale.
+    let (flow_id, ids) = fan_in_under(&backend, any_of(OnSatisfied::LetRun)).await;
+    backend
+        .connection_for_test()
+        .execute(
+            "INSERT INTO ff_pending_cancel_groups (partition_key, flow_id, downstream_eid, \
+                 enqueued_at_ms) VALUES (0, ?1, ?2, 0)",
+            rusqlite::params![blob(flow_id.0), blob(uuid_of(&ids[3]))],
+        )
+        .unwrap();
+    assert_eq!(
+        backend
+            .reconcile_sibling_cancel_group(FLOW_PARTITION, &flow_id, &ids[3])
+            .await
+            .unwrap(),
+        SiblingCancelReconcileAction::SremmedStale
+    );
+    assert_eq!(queued_groups(&backend), 0);
+    assert_eq!(
+        public(&backend, &ids[1]),
+        "waiting",
+        "reconcile cancels nothing"
+    );
+}
+
+/// The flow's stored summary (`raw_fields.summary`), as JSON.
+fn stored_summary(backend: &SqliteBackend, flow_id: &FlowId) -> serde_json::Value {
+    let text: Option<String> = backend
+        .connection_for_test()
+        .query_row(
+            "SELECT json_extract(raw_fields, '$.summary') FROM ff_flow_core WHERE flow_id = ?1",
+            [blob(flow_id.0)],
+            |row| row.get(0),
+        )
+        .unwrap();
+    text.map_or(serde_json::Value::Null, |text| {
+        serde_json::from_str(&text).unwrap()
+    })
+}
+
+#[tokio::test]
+#[parallel(process)]
+async fn project_flow_summary_counts_members_and_derives_a_rollup_state() {
+    let backend = fresh_backend("flows-summary").await;
+    let now = TimestampMs::from_millis(1_000);
+    assert!(
+        !backend
+            .project_flow_summary(FLOW_PARTITION, &FlowId::new(), now)
+            .await
+            .unwrap(),
+        "absent flow"
+    );
+    let flow_id = create_flow(&backend).await;
+    assert!(
+        !backend
+            .project_flow_summary(FLOW_PARTITION, &flow_id, now)
+            .await
+            .unwrap(),
+        "no members"
+    );
+    assert_eq!(stored_summary(&backend, &flow_id), serde_json::Value::Null);
+
+    let ids = members(&backend, &flow_id, 3).await;
+    depend(&backend, &flow_id, &ids[0], &ids[2]).await;
+    let summary_of = |backend: &SqliteBackend| stored_summary(backend, &flow_id);
+    assert!(
+        backend
+            .project_flow_summary(FLOW_PARTITION, &flow_id, now)
+            .await
+            .unwrap()
+    );
+    let summary = summary_of(&backend);
+    assert_eq!(summary["total_members"], 3);
+    assert_eq!(summary["members_waiting"], 2);
+    assert_eq!(summary["members_waiting_children"], 1);
+    assert_eq!(summary["public_flow_state"], "blocked");
+    assert_eq!(summary["last_summary_update_at"], 1_000);
+
+    let _running = lease(&backend, &ids[1]).await;
+    backend
+        .project_flow_summary(FLOW_PARTITION, &flow_id, now)
+        .await
+        .unwrap();
+    assert_eq!(summary_of(&backend)["public_flow_state"], "running");
+
+    fail(&backend, &ids[0]).await;
+    backend
+        .connection_for_test()
+        .execute(
+            "UPDATE ff_exec_core SET public_state = 'completed', lifecycle_phase = 'terminal' \
+                  WHERE execution_id = ?1",
+            [blob(uuid_of(&ids[1]))],
+        )
+        .unwrap();
+    backend
+        .project_flow_summary(FLOW_PARTITION, &flow_id, now)
+        .await
+        .unwrap();
+    let summary = summary_of(&backend);
+    assert_eq!(
+        (
+            summary["members_failed"].as_i64(),
+            summary["members_completed"].as_i64(),
+            summary["members_skipped"].as_i64()
+        ),
+        (Some(1), Some(1), Some(1))
+    );
+    assert_eq!(summary["public_flow_state"], "failed");
+    let view = backend.describe_flow(&flow_id).await.unwrap().unwrap();
+    assert_eq!(
+        view.public_flow_state, "open",
+        "the guard state is not the rollup"
+    );
+    assert!(view.tags.is_empty(), "the summary is not a tag");
+}
+
+#[tokio::test]
+#[parallel(process)]
+async fn sibling_cancel_and_summary_refuse_bad_input_without_writes() {
+    let backend = fresh_backend("flows-sibling-bad").await;
+    let (flow_id, ids) = fan_in_under(&backend, any_of(OnSatisfied::CancelRemaining)).await;
+    complete(&backend, &ids[0]).await;
+    let elsewhere = Partition {
+        family: PartitionFamily::Flow,
+        index: 7,
+    };
+    let budget = Partition {
+        family: PartitionFamily::Budget,
+        index: 0,
+    };
+    let foreign = ExecutionId::parse(&format!("{{fp:3}}:{}", Uuid::new_v4())).unwrap();
+    for partition in [elsewhere, budget] {
+        let error = rejected_without_writes(
+            &backend,
+            backend.drain_sibling_cancel_group(partition, &flow_id, &ids[3]),
+        )
+        .await;
+        assert!(invalid_input_detail(error).contains("partition"));
+        let error = rejected_without_writes(
+            &backend,
+            backend.reconcile_sibling_cancel_group(partition, &flow_id, &ids[3]),
+        )
+        .await;
+        assert!(invalid_input_detail(error).contains("partition"));
+        let error = rejected_without_writes(
+            &backend,
+            backend.project_flow_summary(partition, &flow_id, TimestampMs::now()),
+        )
+        .await;
+        assert!(invalid_input_detail(error).contains("partition"));
+    }
+    let error = rejected_without_writes(
+        &backend,
+        backend.drain_sibling_cancel_group(FLOW_PARTITION, &flow_id, &foreign),
+    )
+    .await;
+    assert!(invalid_input_detail(error).contains("partition"));
+    let error = rejected_without_writes(
+        &backend,
+        backend.reconcile_sibling_cancel_group(FLOW_PARTITION, &flow_id, &foreign),
+    )
+    .await;
+    assert!(invalid_input_detail(error).contains("partition"));
+    assert_eq!(
+        queued_groups(&backend),
+        1,
+        "the owed cancels are still recorded"
+    );
+}
+
+/// Copy `table`'s rows matching `filter` once per row of the temp table `clones`, with the
+/// columns of `replaced` taken from `clones` (e.g. `execution_id` ← `clones.eid`).
+fn clone_rows(conn: &rusqlite::Connection, table: &str, filter: &str, replaced: &[(&str, &str)]) {
+    let columns: Vec<String> = conn
+        .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let values: Vec<String> = columns
+        .iter()
+        .map(|column| {
+            replaced
+                .iter()
+                .find(|(name, _)| name == column)
+                .map_or(format!("t.{column}"), |(_, value)| (*value).to_owned())
+        })
+        .collect();
+    conn.execute(
+        &format!(
+            "INSERT INTO {table} ({}) SELECT {} FROM {table} t, clones WHERE {filter}",
+            columns.join(", "),
+            values.join(", ")
+        ),
+        [],
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+#[parallel(process)]
+async fn a_failing_parent_skips_a_9_999_child_fan_out_in_one_operation() {
+    // The operation limit is raised because this suite runs debug builds (SQLite unoptimized,
+    // several suites on two cores); the time in a release build is a measurement
+    // (`docs/performance.md`), not an assertion.
+    dev_mode();
+    let backend = SqliteBackend::builder(memory_uri("flows-fan-out-bound"))
+        .limits(
+            ff_backend_sqlite_wasm::GuestLimits::default()
+                .with_operation_timeout(std::time::Duration::from_secs(30)),
+        )
+        .open()
+        .await
+        .unwrap();
+    let flow_id = create_flow(&backend).await;
+    let ids = members(&backend, &flow_id, 2).await;
+    depend(&backend, &flow_id, &ids[0], &ids[1]).await;
+    assert_eq!(public(&backend, &ids[1]), "waiting_children");
+    // The flow's member limit is 10 000: the template child is copied 9 998 times, each copy
+    // gated by its own applied edge from the same parent (the rows the API would write).
+    {
+        let conn = backend.connection_for_test();
+        conn.execute_batch(
+            "CREATE TEMP TABLE clones AS WITH RECURSIVE n(i) AS \
+                 (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 9998) \
+             SELECT randomblob(16) AS eid, randomblob(16) AS edge FROM n",
+        )
+        .unwrap();
+        let child = format!("X'{}'", hex_of(&ids[1]));
+        clone_rows(
+            &conn,
+            "ff_exec_core",
+            &format!("t.execution_id = {child}"),
+            &[("execution_id", "clones.eid")],
+        );
+        clone_rows(
+            &conn,
+            "ff_edge",
+            &format!("t.downstream_eid = {child}"),
+            &[("edge_id", "clones.edge"), ("downstream_eid", "clones.eid")],
+        );
+        clone_rows(
+            &conn,
+            "ff_edge_group",
+            &format!("t.downstream_eid = {child}"),
+            &[("downstream_eid", "clones.eid")],
+        );
+        conn.execute_batch("DROP TABLE temp.clones").unwrap();
+    }
+    let waiting = "SELECT COUNT(*) FROM ff_exec_core WHERE public_state = 'waiting_children'";
+    assert_eq!(count(&backend, waiting), 9_999);
+
+    // One operation resolves the 9 999 edges and skips every child.
+    fail(&backend, &ids[0]).await;
+    assert_eq!(
+        count(
+            &backend,
+            "SELECT COUNT(*) FROM ff_exec_core WHERE public_state = 'skipped' \
+             AND json_extract(raw_fields, '$.terminal_outcome') = 'skipped'"
+        ),
+        9_999
+    );
+    assert_eq!(
+        count(
+            &backend,
+            "SELECT COUNT(*) FROM ff_completion_event WHERE outcome = 'skipped'"
+        ),
+        9_999
+    );
+    assert_eq!(count(&backend, waiting), 0);
+}
+
+/// The execution's UUID as uppercase hex (an SQL blob literal's digits).
+fn hex_of(eid: &ExecutionId) -> String {
+    uuid_of(eid).simple().to_string().to_uppercase()
 }

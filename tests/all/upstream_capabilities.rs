@@ -50,7 +50,10 @@ async fn capabilities_identity_and_supports() {
         (s.subscribe_signal_delivery, "subscribe_signal_delivery"),
         (s.subscribe_instance_tags, "subscribe_instance_tags"),
         (s.replay_execution, "replay_execution"),
-        (s.block_execution_for_admission, "block_execution_for_admission"),
+        (
+            s.block_execution_for_admission,
+            "block_execution_for_admission",
+        ),
     ] {
         assert!(flag, "{name}");
     }

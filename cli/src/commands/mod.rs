@@ -2,7 +2,7 @@
 //! arguments and its `run`; `main.rs` only parses and dispatches.
 //!
 //! - [`demo`]: `ffwasm demo`;
-//! - [`inspect`]: `ffwasm executions`, `ffwasm show`, `ffwasm stats`, `ffwasm budgets`, `ffwasm workers`;
+//! - [`inspect`]: `ffwasm executions`, `ffwasm show`, `ffwasm stats`, `ffwasm budgets`, `ffwasm workers`, `ffwasm flows`;
 //! - [`priority`]: `ffwasm priority <execution> <priority>`;
 //! - [`replay`]: `ffwasm replay <execution>`;
 //! - [`guest`]: `ffwasm guest wit | check | compile | compose`;

@@ -656,6 +656,25 @@ impl flows::Guest for OldestFirst {
     fn wait_children(lease: ChildWaitLease, now: TimestampMs) -> Result<(), EngineError> {
         <Builtin as flows::Guest>::wait_children(lease, now)
     }
+
+    fn drain_sibling_cancel_group(
+        flow_id: String,
+        downstream_execution_id: String,
+        now: TimestampMs,
+    ) -> Result<u32, EngineError> {
+        <Builtin as flows::Guest>::drain_sibling_cancel_group(flow_id, downstream_execution_id, now)
+    }
+
+    fn reconcile_sibling_cancel_group(
+        flow_id: String,
+        downstream_execution_id: String,
+    ) -> Result<flows::SiblingCancelAction, EngineError> {
+        <Builtin as flows::Guest>::reconcile_sibling_cancel_group(flow_id, downstream_execution_id)
+    }
+
+    fn project_flow_summary(flow_id: String, now: TimestampMs) -> Result<bool, EngineError> {
+        <Builtin as flows::Guest>::project_flow_summary(flow_id, now)
+    }
 }
 
 // Only a component build exports: the export names are not valid native symbols.

@@ -57,7 +57,7 @@ impl Selection {
 /// LE(`revoked`)); otherwise the current attempt's stale outcome is cleared (upstream #355).
 /// Grants are dropped; the row becomes CANCELLED with `terminal_outcome = cancelled`, keeping a
 /// reason and canceller already recorded; CE(`cancelled`).
-fn cancel_member(
+pub(super) fn cancel_member(
     db: &mut impl Db,
     exec: &Exec,
     reason: &str,

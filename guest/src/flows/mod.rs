@@ -51,10 +51,11 @@ mod cancel;
 pub mod common;
 mod reads;
 pub mod resolve;
+mod siblings;
 mod structure;
+mod summary;
 
-#[cfg(test)]
-mod tests;
+pub use summary::project_flow_summary;
 
 pub use cancel::{ack_cancel_member, cancel_flow, cancel_flow_header};
 pub use reads::{
@@ -63,6 +64,7 @@ pub use reads::{
 pub use resolve::{
     cascade_completion, on_terminal, resolve_dependency, resolve_execution_flow_id, wait_children,
 };
+pub use siblings::{drain_sibling_cancel_group, reconcile_sibling_cancel_group};
 pub use structure::{
     add_execution_to_flow, apply_dependency_to_child, create_flow, set_edge_group_policy,
     set_flow_tag, stage_dependency_edge,

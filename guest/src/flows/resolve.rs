@@ -20,6 +20,7 @@ use super::common::{
     FLOW_PARTITION, Group, SKIPPED, Uuid16, blocked_by_dependencies, member_at, member_ref,
     released,
 };
+use super::siblings;
 
 /// Which counter an upstream's outcome moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,9 +95,24 @@ pub fn on_terminal(
     Ok(())
 }
 
+/// A JSON array of the ids' 16 bytes as hex texts: the list parameter the set-based statements
+/// below read with `unhex(value)` over `json_each`.
+fn id_list(ids: &[ExecutionRef]) -> Value {
+    let texts: Vec<String> = ids
+        .iter()
+        .map(|id| format!("\"{}\"", id.uuid().simple().to_string().to_uppercase()))
+        .collect();
+    text(format!("[{}]", texts.join(",")))
+}
+
 /// Resolve every applied, unresolved edge leaving `upstream` with `bucket`, and cascade through
-/// the downstream executions it skips (each skipped execution's own edges resolve as skipped).
-/// A member is skipped at most once, so the walk is bounded by the flow's member count.
+/// the downstream executions it skips (their own edges resolve as skipped). The cascade goes
+/// level by level, and each level costs a fixed number of statements whatever its width: one
+/// resolving every edge leaving the level, one moving every touched group's counters, and for
+/// the downstreams skipped while waiting for their dependencies one updating their rows and one
+/// recording their completion events; only downstreams released, or skipped while not waiting
+/// (running, suspended, ...), are handled one by one. A member is skipped at most once, so the
+/// walk is bounded by the flow's member count.
 pub fn resolve_outgoing(
     db: &mut impl Db,
     flow: &Value,
@@ -105,33 +121,47 @@ pub fn resolve_outgoing(
     now: i64,
 ) -> Result<Resolved, EngineError> {
     let mut resolved = Resolved::default();
-    let mut pending = vec![(upstream.clone(), bucket)];
-    while let Some((node, bucket)) = pending.pop() {
+    let mut level = vec![upstream.clone()];
+    let mut bucket = bucket;
+    while !level.is_empty() {
         let edges = db
             .query(
-                "SELECT edge_id, downstream_eid FROM ff_edge \
-                 WHERE partition_key = ?1 AND flow_id = ?2 AND upstream_eid = ?3 \
-                   AND json_extract(policy, '$.edge_state') = 'applied'",
-                &[int(FLOW_PARTITION), flow.clone(), node.blob()],
+                "UPDATE ff_edge SET policy = json_set(policy, '$.edge_state', ?4, \
+                     '$.resolved_at_ms', ?5) \
+                 WHERE partition_key = ?1 AND flow_id = ?2 \
+                   AND upstream_eid IN (SELECT unhex(value) FROM json_each(?3)) \
+                   AND json_extract(policy, '$.edge_state') = 'applied' \
+                 RETURNING downstream_eid",
+                &[
+                    int(FLOW_PARTITION),
+                    flow.clone(),
+                    id_list(&level),
+                    text(bucket.edge_state()),
+                    int(now),
+                ],
             )
             .map_err(crate::errors::storage)?;
+        resolved.edges += u32::try_from(edges.len()).unwrap_or(u32::MAX);
+        let mut per_downstream: Vec<(Vec<u8>, i64)> = Vec::new();
         for row in edges.into_iter().map(crate::db::Row) {
-            let edge_id = row.0[0].clone();
-            let downstream = member_at(&row, 1)?;
-            resolved.edges += 1;
-            if resolve_one_edge(db, flow, &edge_id, &downstream, bucket, now)? {
-                resolved.skipped += 1;
-                pending.push((downstream, Bucket::Skipped));
+            let downstream = row
+                .blob(0)
+                .ok_or_else(|| crate::errors::corruption("ff_edge.downstream_eid is not a blob"))?;
+            match per_downstream.iter_mut().find(|(id, _)| *id == downstream) {
+                Some((_, count)) => *count += 1,
+                None => per_downstream.push((downstream, 1)),
             }
         }
+        level = resolve_groups(db, flow, &per_downstream, bucket, now)?;
+        resolved.skipped += u32::try_from(level.len()).unwrap_or(u32::MAX);
+        bucket = Bucket::Skipped;
     }
     Ok(resolved)
 }
 
-/// Resolve one applied edge into `downstream` with `bucket`: the edge records its state, the
-/// group moves one edge from running to the bucket's counter, and a group that is now
-/// satisfied releases a downstream waiting for it, one that is impossible skips it. Returns
-/// whether the downstream was skipped (its own edges are then the caller's to resolve).
+/// Resolve one applied edge into `downstream` with `bucket`: the edge records its state, then
+/// the downstream's group moves ([`resolve_groups`]). Returns whether the downstream was
+/// skipped (its own edges are then the caller's to resolve).
 pub fn resolve_one_edge(
     db: &mut impl Db,
     flow: &Value,
@@ -151,29 +181,151 @@ pub fn resolve_one_edge(
             int(now),
         ],
     )?;
+    let one = [(downstream.uuid().as_bytes().to_vec(), 1)];
+    Ok(!resolve_groups(db, flow, &one, bucket, now)?.is_empty())
+}
+
+/// The effect of resolved edges on their downstreams' groups: each `(downstream, edges)` moves
+/// that many edges from running to the bucket's counter (one statement for all), then every
+/// group that is now satisfied releases its downstream if it waits, and every one that is
+/// impossible skips it. Returns the downstreams skipped.
+fn resolve_groups(
+    db: &mut impl Db,
+    flow: &Value,
+    per_downstream: &[(Vec<u8>, i64)],
+    bucket: Bucket,
+    now: i64,
+) -> Result<Vec<ExecutionRef>, EngineError> {
+    if per_downstream.is_empty() {
+        return Ok(Vec::new());
+    }
     let (success, fail, skip) = match bucket {
         Bucket::Success => (1, 0, 0),
         Bucket::Failure => (0, 1, 0),
         Bucket::Skipped => (0, 0, 1),
     };
-    db.run(
-        "UPDATE ff_edge_group SET running_count = MAX(running_count - 1, 0), \
-             success_count = success_count + ?4, fail_count = fail_count + ?5, \
-             skip_count = skip_count + ?6 \
-         WHERE partition_key = ?1 AND flow_id = ?2 AND downstream_eid = ?3",
-        &[
-            int(FLOW_PARTITION),
-            flow.clone(),
-            downstream.blob(),
-            int(success),
-            int(fail),
-            int(skip),
-        ],
-    )?;
-    let Some(group) = Group::load(db, flow, &downstream.blob())? else {
-        return Ok(false);
-    };
-    settle_downstream(db, downstream, group.state(), now)
+    // Downstreams reached by one edge of the level (nearly always all of them) move in one
+    // statement; one reached by several edges moves by that many in its own.
+    let single: Vec<ExecutionRef> = per_downstream
+        .iter()
+        .filter(|(_, edges)| *edges == 1)
+        .filter_map(|(id, _)| ExecutionRef::from_stored(0, id))
+        .collect();
+    let mut rows = Vec::new();
+    let statement = format!(
+        "UPDATE ff_edge_group SET running_count = MAX(running_count - ?7, 0), \
+             success_count = success_count + ?7 * ?4, fail_count = fail_count + ?7 * ?5, \
+             skip_count = skip_count + ?7 * ?6 \
+         WHERE partition_key = ?1 AND flow_id = ?2 \
+           AND downstream_eid IN (SELECT unhex(value) FROM json_each(?3)) \
+         RETURNING downstream_eid, {}",
+        Group::COLUMNS
+    );
+    let mut batches = vec![(single, 1)];
+    for (id, edges) in per_downstream.iter().filter(|(_, edges)| *edges > 1) {
+        if let Some(id) = ExecutionRef::from_stored(0, id) {
+            batches.push((vec![id], *edges));
+        }
+    }
+    for (ids, edges) in batches.into_iter().filter(|(ids, _)| !ids.is_empty()) {
+        rows.extend(
+            db.query(
+                &statement,
+                &[
+                    int(FLOW_PARTITION),
+                    flow.clone(),
+                    id_list(&ids),
+                    int(success),
+                    int(fail),
+                    int(skip),
+                    int(edges),
+                ],
+            )
+            .map_err(crate::errors::storage)?,
+        );
+    }
+    let mut impossible = Vec::new();
+    let mut skipped = Vec::new();
+    for row in rows.into_iter().map(crate::db::Row) {
+        let downstream = member_at(&row, 0)?;
+        let edges = per_downstream
+            .iter()
+            .find(|(id, _)| id.as_slice() == downstream.uuid().as_bytes())
+            .map_or(1, |(_, edges)| *edges);
+        let group = Group::from_row(&row, 1);
+        let mut before = group.clone();
+        before.counts.success -= success * edges;
+        before.counts.fail -= fail * edges;
+        before.counts.skip -= skip * edges;
+        before.counts.running += edges;
+        siblings::on_group_moved(db, flow, &downstream, before.state(), &group, now)?;
+        match group.state() {
+            EdgeGroupState::Impossible => impossible.push(downstream),
+            state => {
+                settle_downstream(db, &downstream, state, now)?;
+            }
+        }
+    }
+    let waiting = skip_waiting(db, &impossible, now)?;
+    for downstream in impossible {
+        if waiting.contains(&downstream)
+            || settle_downstream(db, &downstream, EdgeGroupState::Impossible, now)?
+        {
+            skipped.push(downstream);
+        }
+    }
+    Ok(skipped)
+}
+
+/// Skip those of `candidates` that wait for their dependencies (runnable, unowned,
+/// `blocked_by_dependencies`: they hold no lease and no grant) in two statements whatever their
+/// number: their rows become SKIPPED with `terminal_outcome = skipped`, and their CE(`skipped`)
+/// rows are copied from them. Returns the ones skipped; the others are left to
+/// [`settle_downstream`].
+fn skip_waiting(
+    db: &mut impl Db,
+    candidates: &[ExecutionRef],
+    now: i64,
+) -> Result<Vec<ExecutionRef>, EngineError> {
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut params = vec![id_list(candidates), int(now)];
+    params.extend(SKIPPED.params());
+    let rows = db
+        .query(
+            &format!(
+                "UPDATE ff_exec_core SET {}, terminal_at_ms = COALESCE(terminal_at_ms, ?2), \
+                     raw_fields = json_set(raw_fields, '$.terminal_outcome', 'skipped', \
+                         '$.skip_reason', 'dependency_impossible', \
+                         '$.last_mutation_at', CAST(?2 AS TEXT)) \
+                 WHERE partition_key = 0 \
+                   AND execution_id IN (SELECT unhex(value) FROM json_each(?1)) \
+                   AND lifecycle_phase = 'runnable' AND ownership_state = 'unowned' \
+                   AND eligibility_state = 'blocked_by_dependencies' \
+                 RETURNING execution_id",
+                StateVector::ASSIGN
+            ),
+            &params,
+        )
+        .map_err(crate::errors::storage)?;
+    let skipped = rows
+        .into_iter()
+        .map(|row| member_at(&crate::db::Row(row), 0))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !skipped.is_empty() {
+        db.run(
+            "INSERT INTO ff_completion_event (partition_key, execution_id, flow_id, outcome, \
+                 namespace, instance_tag, occurred_at_ms) \
+             SELECT partition_key, execution_id, flow_id, 'skipped', \
+                 json_extract(raw_fields, '$.namespace'), \
+                 json_extract(raw_fields, '$.tags.\"cairn.instance_id\"'), ?2 \
+             FROM ff_exec_core WHERE partition_key = 0 \
+               AND execution_id IN (SELECT unhex(value) FROM json_each(?1))",
+            &[id_list(&skipped), int(now)],
+        )?;
+    }
+    Ok(skipped)
 }
 
 /// Act on the downstream's group state: satisfied releases a downstream blocked by its

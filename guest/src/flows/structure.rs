@@ -281,6 +281,12 @@ pub fn apply_dependency_to_child(
             ", raw_fields = json_set(raw_fields, '$.last_mutation_at', CAST(?9 AS TEXT))",
             &[int(args.now)],
         )?;
+        // A blocked execution cannot be claimed, so a grant it held is void; dropping it here
+        // lets a skip of a blocked execution write nothing but its own row and event.
+        db.run(
+            "DELETE FROM ff_claim_grant WHERE partition_key = ?1 AND execution_id = ?2",
+            &downstream.key(),
+        )?;
     }
     let parent = Exec::require(db, &upstream)?;
     if parent.is_terminal() {

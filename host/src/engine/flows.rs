@@ -13,8 +13,9 @@ use ff_core::contracts::{
     OnSatisfied, ResolveDependencyArgs, ResolveDependencyOutcome, SetEdgeGroupPolicyResult,
     StageDependencyEdgeArgs, StageDependencyEdgeResult,
 };
+use ff_core::engine_backend::SiblingCancelReconcileAction;
 use ff_core::engine_error::{ConflictKind, EngineError, ValidationKind};
-use ff_core::partition::PartitionKey;
+use ff_core::partition::{Partition, PartitionFamily, PartitionKey};
 use ff_core::types::{EdgeId, ExecutionId, FlowId, Namespace, TimestampMs};
 
 use crate::backend::SqliteBackend;
@@ -616,6 +617,92 @@ pub(super) async fn wait_children(
             guest
                 .flowfabric_backend_flows()
                 .call_wait_children(store, &lease, now)
+        })
+        .await
+}
+
+/// The flow partition argument of the sibling-cancel and summary operations: flows live on
+/// partition 0 of the flow family (`Execution` is its routing alias); anything else cannot hold
+/// a flow here and is `Validation { InvalidInput }`.
+fn require_flow_partition(partition: Partition) -> Result<(), EngineError> {
+    if matches!(
+        partition.family,
+        PartitionFamily::Flow | PartitionFamily::Execution
+    ) && partition.index == 0
+    {
+        return Ok(());
+    }
+    Err(validation(
+        ValidationKind::InvalidInput,
+        format!(
+            "flow partition mismatch: flows live on {{fp:0}}, got {}",
+            partition.hash_tag()
+        ),
+    ))
+}
+
+pub(super) async fn drain_sibling_cancel_group(
+    backend: &SqliteBackend,
+    partition: Partition,
+    flow: &FlowId,
+    downstream: &ExecutionId,
+) -> Result<(), EngineError> {
+    require_flow_partition(partition)?;
+    let (flow, downstream) = (flow.to_string(), downstream.to_string());
+    let now = wall_clock();
+    backend
+        .run(
+            "drain_sibling_cancel_group",
+            Tx::Write,
+            move |guest, store| {
+                guest
+                    .flowfabric_backend_flows()
+                    .call_drain_sibling_cancel_group(store, &flow, &downstream, now)
+            },
+        )
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn reconcile_sibling_cancel_group(
+    backend: &SqliteBackend,
+    partition: Partition,
+    flow: &FlowId,
+    downstream: &ExecutionId,
+) -> Result<SiblingCancelReconcileAction, EngineError> {
+    require_flow_partition(partition)?;
+    let (flow, downstream) = (flow.to_string(), downstream.to_string());
+    let action = backend
+        .run(
+            "reconcile_sibling_cancel_group",
+            Tx::Write,
+            move |guest, store| {
+                guest
+                    .flowfabric_backend_flows()
+                    .call_reconcile_sibling_cancel_group(store, &flow, &downstream)
+            },
+        )
+        .await?;
+    Ok(match action {
+        flows::SiblingCancelAction::SremmedStale => SiblingCancelReconcileAction::SremmedStale,
+        flows::SiblingCancelAction::CompletedDrain => SiblingCancelReconcileAction::CompletedDrain,
+        flows::SiblingCancelAction::NoOp => SiblingCancelReconcileAction::NoOp,
+    })
+}
+
+pub(super) async fn project_flow_summary(
+    backend: &SqliteBackend,
+    partition: Partition,
+    flow: &FlowId,
+    now: TimestampMs,
+) -> Result<bool, EngineError> {
+    require_flow_partition(partition)?;
+    let flow = flow.to_string();
+    backend
+        .run("project_flow_summary", Tx::Write, move |guest, store| {
+            guest
+                .flowfabric_backend_flows()
+                .call_project_flow_summary(store, &flow, now.0)
         })
         .await
 }

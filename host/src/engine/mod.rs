@@ -62,7 +62,9 @@ use ff_core::contracts::{
     BlockExecutionForAdmissionArgs, BlockExecutionForAdmissionOutcome, ListExecutionsPage,
     ReplayExecutionArgs, ReplayExecutionResult, StreamCursor, StreamFrames,
 };
-use ff_core::engine_backend::{EngineBackend, ExpirePhase, ReconcileCounts};
+use ff_core::engine_backend::{
+    EngineBackend, ExpirePhase, ReconcileCounts, SiblingCancelReconcileAction,
+};
 use ff_core::engine_error::EngineError;
 use ff_core::partition::{Partition, PartitionKey};
 use ff_core::state::PublicState;
@@ -729,6 +731,33 @@ impl EngineBackend for SqliteBackend {
 
     async fn wait_children(&self, handle: &Handle) -> Result<(), EngineError> {
         flows::wait_children(self, handle).await
+    }
+
+    async fn drain_sibling_cancel_group(
+        &self,
+        flow_partition: Partition,
+        flow_id: &FlowId,
+        downstream_eid: &ExecutionId,
+    ) -> Result<(), EngineError> {
+        flows::drain_sibling_cancel_group(self, flow_partition, flow_id, downstream_eid).await
+    }
+
+    async fn reconcile_sibling_cancel_group(
+        &self,
+        flow_partition: Partition,
+        flow_id: &FlowId,
+        downstream_eid: &ExecutionId,
+    ) -> Result<SiblingCancelReconcileAction, EngineError> {
+        flows::reconcile_sibling_cancel_group(self, flow_partition, flow_id, downstream_eid).await
+    }
+
+    async fn project_flow_summary(
+        &self,
+        partition: Partition,
+        flow_id: &FlowId,
+        now_ms: TimestampMs,
+    ) -> Result<bool, EngineError> {
+        flows::project_flow_summary(self, partition, flow_id, now_ms).await
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -10,9 +10,11 @@
 //!
 //! Its arguments are [`DemoArgs`]. Modules: `plan` (what the run does, decided up front from
 //! the arguments), `fleet` (the scheduler and its workers), `worker` (one attempt), `summary`
-//! (the final states read back, and the table), `approvals` (the approval jobs).
+//! (the final states read back, and the table), `approvals` (the approval jobs), `dag` (a small
+//! flow run after the fleet: fan-out, fan-in, a failing branch whose dependants are skipped).
 
 mod approvals;
+mod dag;
 mod fleet;
 mod plan;
 mod summary;
@@ -146,11 +148,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let report = fleet::run(Arc::clone(&engine), Arc::clone(&plan), jobs).await?;
     let approved = approvals::run(Arc::clone(&engine), &plan, args.approvals).await?;
     let states = summary::read_back(engine.as_ref(), &plan, &report).await?;
+    let flow = dag::run(engine.as_ref(), &plan.run).await?;
     output::println(&states.render(&report))?;
     if args.approvals > 0 {
         output::println(&approved.render())?;
     }
-    output::println(&inspect_hint(&args.database.db, &report))?;
+    output::println(&flow.render())?;
+    output::println(&inspect_hint(&args.database.db, &report, &flow))?;
     Ok(())
 }
 
@@ -235,7 +239,7 @@ async fn create(engine: &dyn EngineBackend, plan: &Plan) -> anyhow::Result<Vec<J
 }
 
 /// How to look at what the run wrote.
-fn inspect_hint(db: &Path, report: &fleet::Report) -> String {
+fn inspect_hint(db: &Path, report: &fleet::Report, flow: &dag::DagReport) -> String {
     let db = if db == Path::new(DEFAULT_DB) {
         String::new()
     } else {
@@ -249,7 +253,10 @@ fn inspect_hint(db: &Path, report: &fleet::Report) -> String {
             || "<execution-id>".to_owned(),
             |record| record.job.id.to_string(),
         );
-    format!("Inspect it: ffwasm executions{db} | ffwasm stats{db} | ffwasm show{db} '{example}'")
+    format!(
+        "Inspect it: ffwasm executions{db} | ffwasm stats{db} | ffwasm show{db} '{example}' | ffwasm flows{db} | ffwasm show{db} {}",
+        flow.flow()
+    )
 }
 
 #[cfg(test)]

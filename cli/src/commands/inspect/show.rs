@@ -1,5 +1,6 @@
 //! `ffwasm show <execution-id>`: one execution, its attempts, its stream frames, its lease
-//! history, its completion events, and its suspension, waitpoints and signals.
+//! history, its completion events, its suspension, waitpoints and signals, and its flow edges;
+//! `ffwasm show <flow-id>`: a flow's members, edges and edge groups.
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -16,8 +17,9 @@ pub struct ShowArgs {
     /// The database.
     #[command(flatten)]
     pub database: DatabaseArg,
-    /// The execution: `{fp:N}:<uuid>` as the other commands print it, or just the UUID.
-    #[arg(value_name = "EXECUTION-ID")]
+    /// The execution: `{fp:N}:<uuid>` as the other commands print it, or just the UUID; or a
+    /// flow's UUID (as `ffwasm flows` prints it).
+    #[arg(value_name = "EXECUTION-OR-FLOW-ID")]
     pub execution: ExecutionKey,
 }
 
@@ -25,10 +27,18 @@ pub struct ShowArgs {
 pub fn run(args: &ShowArgs) -> anyhow::Result<()> {
     let connection = database::open_read_only(&args.database.db)?;
     let db = args.database.db.display();
+    if args.execution.partition.is_none()
+        && super::flows::is_flow(&connection, &args.execution.uuid)
+            .with_context(|| format!("cannot read {db}"))?
+    {
+        let text = super::flows::show(&connection, &args.execution.uuid)
+            .with_context(|| format!("cannot read {db}"))?;
+        return output::print(&text);
+    }
     let partition =
         find(&connection, &args.execution).with_context(|| format!("cannot read {db}"))?;
     let Some(partition) = partition else {
-        bail!("no execution {} in {db}", args.execution);
+        bail!("no execution or flow {} in {db}", args.execution);
     };
     let text = show(&connection, partition, &args.execution)
         .with_context(|| format!("cannot read {db}"))?;
@@ -71,6 +81,27 @@ fn show(connection: &Connection, partition: i64, key: &ExecutionKey) -> anyhow::
         waitpoints(connection, partition, blob)?,
         signals(connection, partition, blob)?,
         signal_deliveries(connection, partition, &key.uuid.to_string())?,
+    ) + &flow_edges(connection, partition, blob)?)
+}
+
+/// When the execution is a flow member: its flow and the edges into and out of it.
+fn flow_edges(connection: &Connection, partition: i64, blob: &[u8]) -> anyhow::Result<String> {
+    if !super::flows::has_flows(connection)? {
+        return Ok(String::new());
+    }
+    let flow: Option<Vec<u8>> = connection.query_row(
+        "SELECT flow_id FROM ff_exec_core WHERE partition_key = ?1 AND execution_id = ?2",
+        params![partition, blob],
+        |row| row.get(0),
+    )?;
+    let Some(flow) = flow else {
+        return Ok(String::new());
+    };
+    let flow_text =
+        uuid::Uuid::from_slice(&flow).map_or_else(|_| "?".to_owned(), |uuid| uuid.to_string());
+    Ok(format!(
+        "\nFlow {flow_text} (ffwasm show {flow_text} shows all of it)\n{}",
+        super::flows::edges(connection, &flow, Some(blob))?
     ))
 }
 

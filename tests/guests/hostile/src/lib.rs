@@ -925,6 +925,22 @@ impl flows::Guest for Hostile {
     fn wait_children(_: ChildWaitLease, _: TimestampMs) -> Result<(), EngineError> {
         Err(NOT_FOUND)
     }
+    fn drain_sibling_cancel_group(
+        _: String,
+        _: String,
+        _: TimestampMs,
+    ) -> Result<u32, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn reconcile_sibling_cancel_group(
+        _: String,
+        _: String,
+    ) -> Result<flows::SiblingCancelAction, EngineError> {
+        Err(NOT_FOUND)
+    }
+    fn project_flow_summary(_: String, _: TimestampMs) -> Result<bool, EngineError> {
+        Err(NOT_FOUND)
+    }
 }
 
 // Exported only when built as a component: the export names are not valid symbols for a
