@@ -145,6 +145,20 @@ fn the_demo_runs_twice_in_one_directory_and_the_inspection_commands_read_what_it
     ]);
     let stdout = first.status(0).stdout();
     assert!(stdout.contains("ffwasm-demo.sqlite (created)"), "{stdout}");
+    // The operator made the last execution urgent before the workers started; it is stored.
+    let urgent = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("operator  raised "))
+        .and_then(|rest| rest.split("'s priority to 100 (change_priority)").next())
+        .unwrap_or_else(|| panic!("an operator line: {stdout}"))
+        .to_owned();
+    let shown = dir.ffwasm(&["show", &urgent]).status(0).stdout();
+    assert!(
+        shown
+            .lines()
+            .any(|line| line.starts_with("priority") && line.contains("100")),
+        "{shown}"
+    );
     assert!(stdout.contains("Executions by final state"), "{stdout}");
     assert!(
         stdout.contains("lane     executions  completed  failed  attempts  retries"),
@@ -707,8 +721,18 @@ fn a_file_that_is_not_a_flowfabric_database_is_refused_and_left_unchanged() {
 #[test]
 fn executions_page_by_partition_and_replay_and_priority_change_an_execution() {
     let dir = Scratch::new("operator");
-    dir.ffwasm(&["demo", "-n", "12", "-w", "1", "--failure-rate", "0"])
-        .status(0);
+    dir.ffwasm(&[
+        "demo",
+        "-n",
+        "12",
+        "-w",
+        "1",
+        "--failure-rate",
+        "0",
+        "--lanes",
+        "1",
+    ])
+    .status(0);
     // The partition holding the most executions (the demo spreads them over a few).
     let all = listed_ids(
         &dir.ffwasm(&["executions", "--limit", "0"])
@@ -758,7 +782,15 @@ fn executions_page_by_partition_and_replay_and_priority_change_an_execution() {
     );
     assert!(!second.contains("next page"), "{second}");
 
-    let id = &page[0];
+    // A fleet execution (the demo's flow members and approval jobs end in other ways).
+    let completed = listed_ids(
+        &dir.ffwasm(&["executions", "--lane", "email", "--state", "completed"])
+            .status(0)
+            .stdout(),
+    );
+    let id = completed
+        .first()
+        .unwrap_or_else(|| panic!("no completed email execution"));
     dir.ffwasm(&["priority", id, "7"])
         .fails_with(&format!("cannot change the priority of {id}"));
     dir.ffwasm(&["priority", id, "7"])

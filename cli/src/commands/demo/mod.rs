@@ -27,8 +27,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use ff_backend_sqlite_wasm::SqliteBackend;
+use ff_core::contracts::ChangePriorityArgs;
 use ff_core::engine_backend::EngineBackend;
-use ff_core::types::AttemptIndex;
+use ff_core::types::{AttemptIndex, TimestampMs};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::database::{self, DEFAULT_DB, DatabaseArg, Found};
@@ -145,6 +146,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .await
         .context("creating the run's budget")?;
     let jobs = create(engine.as_ref(), &plan).await?;
+    if let Some(raised) = raise_priority(engine.as_ref(), &jobs).await? {
+        output::println(&raised)?;
+    }
     let report = fleet::run(Arc::clone(&engine), Arc::clone(&plan), jobs).await?;
     let approved = approvals::run(Arc::clone(&engine), &plan, args.approvals).await?;
     let states = summary::read_back(engine.as_ref(), &plan, &report).await?;
@@ -236,6 +240,36 @@ async fn create(engine: &dyn EngineBackend, plan: &Plan) -> anyhow::Result<Vec<J
     }
     progress.finish_and_clear();
     Ok(jobs)
+}
+
+/// The priority the operator gives one execution before the workers start.
+const URGENT_PRIORITY: i32 = 100;
+
+/// The operator's part: the last execution created is made urgent (`change_priority`) before any
+/// worker runs; `None` when the plan has no executions.
+async fn raise_priority(
+    engine: &dyn EngineBackend,
+    jobs: &[Job],
+) -> anyhow::Result<Option<String>> {
+    let Some(job) = jobs.last() else {
+        return Ok(None);
+    };
+    engine
+        .change_priority(ChangePriorityArgs {
+            execution_id: job.id.clone(),
+            new_priority: URGENT_PRIORITY,
+            lane_id: job.lane.clone(),
+            now: TimestampMs::now(),
+        })
+        .await
+        .context("raising one execution's priority")?;
+    Ok(Some(fields(&[(
+        "operator",
+        format!(
+            "raised {}'s priority to {URGENT_PRIORITY} (change_priority)",
+            job.id
+        ),
+    )])))
 }
 
 /// How to look at what the run wrote.
