@@ -7,10 +7,8 @@ use serial_test::parallel;
 
 /// Upstream's flags, as ours stand. Differences, each a decision: the family and label are
 /// `sqlite-wasm`; `rfc017_stage` is `unknown` (we hold no RFC-017 stage certificate);
-/// `claim_for_worker` is built here (Postgres/Valkey semantics, § Routing). Upstream's
-/// `replay_execution` and `subscribe_signal_delivery` are not built yet: they stay out of this
-/// list and `construction::label_capabilities_and_unbuilt_operations_tell_the_truth` pins them
-/// false until they are.
+/// `claim_for_worker` is built here (Postgres/Valkey semantics, § Routing), and so are the
+/// flags upstream SQLite leaves false (`subscribe_instance_tags`, `block_execution_for_admission`).
 #[tokio::test]
 #[parallel(process)]
 async fn capabilities_identity_and_supports() {

@@ -4,7 +4,7 @@
 //! interface). Each
 //! operation converts its arguments ([`crate::bindings::args`]), makes one guest call in one
 //! transaction ([`SqliteBackend::run`]), and converts the result back
-//! ([`crate::bindings::results`]). Operations not built keep ff-core's default body, `EngineError::Unavailable`.
+//! ([`crate::bindings::results`]). Every operation of the trait is built here.
 
 mod budgets;
 mod capabilities;
