@@ -152,6 +152,11 @@ async fn label_capabilities_and_unbuilt_operations_tell_the_truth() {
     let backend = fresh_backend("identity").await;
     let engine: Arc<dyn EngineBackend> = backend.clone();
     assert_eq!(engine.backend_label(), "sqlite-wasm");
+    let downcast = engine
+        .as_any()
+        .downcast_ref::<SqliteBackend>()
+        .expect("as_any is the backend itself");
+    assert!(std::ptr::eq(downcast, backend.as_ref()));
     let capabilities = engine.capabilities();
     assert_eq!(capabilities.identity.family, "sqlite-wasm");
     let supports = capabilities.supports;

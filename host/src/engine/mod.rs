@@ -4,7 +4,7 @@
 //! interface). Each
 //! operation converts its arguments ([`crate::bindings::args`]), makes one guest call in one
 //! transaction ([`SqliteBackend::run`]), and converts the result back
-//! ([`crate::bindings::results`]). Every operation of the trait is built here.
+//! ([`crate::bindings::results`]). Every method of the trait is built here.
 
 mod budgets;
 mod capabilities;
@@ -593,6 +593,12 @@ impl EngineBackend for SqliteBackend {
 
     fn backend_label(&self) -> &'static str {
         BACKEND_LABEL
+    }
+
+    /// This backend, so that a holder of `Arc<dyn EngineBackend>` can reach
+    /// [`SqliteBackend`]'s own methods (`downcast_ref::<SqliteBackend>()`).
+    fn as_any(&self) -> &(dyn std::any::Any + 'static) {
+        self
     }
 
     // ── Flows ───────────────────────────────────────────────────────────────────────────────
