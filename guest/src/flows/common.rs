@@ -2,12 +2,12 @@
 //! dependency writes, and the edge-group arithmetic.
 
 use crate::bindings::flows::{EdgeGroupPolicy, EdgeGroupState, OnSatisfied, QuorumPolicy};
-use crate::db::{Db, DbExt, Row};
+use crate::db::{Db, DbExt, Row, int};
 use crate::errors::{corruption, invalid_input};
 use crate::exec::StateVector;
 use crate::ids::ExecutionRef;
 use crate::sql::Value;
-use crate::types::{EngineError, Entity, StateKind};
+use crate::types::{EngineError, Entity, StateKind, ValidationError, ValidationKind};
 
 /// Flow rows, edges and groups live on partition 0 (upstream's single-partition rule).
 pub const FLOW_PARTITION: i64 = 0;
@@ -77,6 +77,52 @@ pub fn member_at(row: &Row, index: usize) -> Result<ExecutionRef, EngineError> {
     row.blob(index)
         .and_then(|bytes| ExecutionRef::from_stored(0, &bytes))
         .ok_or_else(|| corruption("execution id is not a 16-byte UUID"))
+}
+
+/// `Validation { InvalidDependency, detail }`.
+pub fn invalid_dependency(detail: impl Into<String>) -> EngineError {
+    EngineError::Validation(ValidationError {
+        kind: ValidationKind::InvalidDependency,
+        detail: detail.into(),
+    })
+}
+
+/// What the dependency operations read of a staged edge (its `policy` JSON).
+pub struct StagedEdge {
+    /// `edge_state`: absent until applied, then `applied`, `satisfied` or `impossible`.
+    pub edge_state: Option<String>,
+    /// `applied_at_ms`: when the edge was applied to its child, if it was.
+    pub applied_at_ms: Option<i64>,
+}
+
+/// The edge `edge_id` of `flow`, checked to join `upstream` to `downstream` as the caller
+/// says: `InvalidDependency` `edge_not_found` or `edge_endpoint_mismatch` otherwise.
+pub fn staged_edge(
+    db: &mut impl Db,
+    flow: &Uuid16,
+    edge_id: &Uuid16,
+    upstream: &ExecutionRef,
+    downstream: &ExecutionRef,
+) -> Result<StagedEdge, EngineError> {
+    let edge = db
+        .first_row(
+            "SELECT upstream_eid, downstream_eid, json_extract(policy, '$.edge_state'), \
+                 json_extract(policy, '$.applied_at_ms') \
+             FROM ff_edge WHERE partition_key = ?1 AND flow_id = ?2 AND edge_id = ?3",
+            &[int(FLOW_PARTITION), flow.blob(), edge_id.blob()],
+        )?
+        .ok_or_else(|| invalid_dependency("edge_not_found"))?;
+    if edge.blob(0).as_deref() != Some(upstream.uuid().as_bytes())
+        || edge.blob(1).as_deref() != Some(downstream.uuid().as_bytes())
+    {
+        return Err(invalid_dependency(
+            "edge_endpoint_mismatch: the arguments name other executions than the staged edge",
+        ));
+    }
+    Ok(StagedEdge {
+        edge_state: edge.text(2),
+        applied_at_ms: edge.integer(3),
+    })
 }
 
 /// The flow row's state columns.

@@ -14,11 +14,11 @@ use crate::exec::{
 };
 use crate::ids::ExecutionRef;
 use crate::sql::Value;
-use crate::types::{ContentionKind, EngineError, ValidationError, ValidationKind};
+use crate::types::{ContentionKind, EngineError};
 
 use super::common::{
-    FLOW_PARTITION, Group, SKIPPED, Uuid16, blocked_by_dependencies, member_at, member_ref,
-    released,
+    FLOW_PARTITION, Group, SKIPPED, Uuid16, blocked_by_dependencies, invalid_dependency, member_at,
+    member_ref, released, staged_edge,
 };
 use super::siblings;
 
@@ -400,14 +400,6 @@ fn skip(db: &mut impl Db, child: &Exec, now: i64) -> Result<(), EngineError> {
     record_completion_event(db, child, "skipped", now)
 }
 
-/// `Validation { InvalidDependency, detail }`.
-fn invalid_dependency(detail: &str) -> EngineError {
-    EngineError::Validation(ValidationError {
-        kind: ValidationKind::InvalidDependency,
-        detail: detail.into(),
-    })
-}
-
 /// Resolve one applied edge with the caller's outcome; `AlreadyResolved` when it was resolved
 /// before. A skipped downstream cascades as in [`resolve_outgoing`].
 pub fn resolve_dependency(
@@ -418,21 +410,8 @@ pub fn resolve_dependency(
     let edge_id = Uuid16::parse("edge_id", &args.edge_id)?;
     let downstream = member_ref(&args.downstream_execution_id)?;
     let upstream = member_ref(&args.upstream_execution_id)?;
-    let edge = db
-        .first_row(
-            "SELECT upstream_eid, downstream_eid, json_extract(policy, '$.edge_state') \
-             FROM ff_edge WHERE partition_key = ?1 AND flow_id = ?2 AND edge_id = ?3",
-            &[int(FLOW_PARTITION), flow.blob(), edge_id.blob()],
-        )?
-        .ok_or_else(|| invalid_dependency("edge_not_found"))?;
-    if edge.blob(0).as_deref() != Some(upstream.uuid().as_bytes())
-        || edge.blob(1).as_deref() != Some(downstream.uuid().as_bytes())
-    {
-        return Err(invalid_dependency(
-            "edge_endpoint_mismatch: the arguments name other executions than the staged edge",
-        ));
-    }
-    match edge.text(2).as_deref() {
+    let edge = staged_edge(db, &flow, &edge_id, &upstream, &downstream)?;
+    match edge.edge_state.as_deref() {
         Some("applied") => {}
         Some("satisfied" | "impossible") => return Ok(ResolveOutcome::AlreadyResolved),
         _ => return Err(invalid_dependency("edge_not_applied")),

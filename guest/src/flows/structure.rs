@@ -13,22 +13,14 @@ use crate::db::{Db, DbExt, int, text};
 use crate::errors::invalid_input;
 use crate::exec::{Exec, clamp_u32, update_exec_formatted};
 use crate::sql::Value;
-use crate::types::{ConflictKind, EngineError, Entity, StateKind, ValidationError, ValidationKind};
+use crate::types::{ConflictKind, EngineError, Entity, StateKind};
 
 use super::common::{
     FLOW_PARTITION, FlowRow, Group, MAX_CYCLE_SEARCH, MAX_FLOW_MEMBERS, Uuid16,
-    blocked_by_dependencies, encode_policy, member_ref,
+    blocked_by_dependencies, encode_policy, member_ref, staged_edge,
 };
 use super::reads::load_edge;
 use super::resolve::{Bucket, resolve_one_edge};
-
-/// `Validation { InvalidDependency, detail }`.
-fn invalid_dependency(detail: impl Into<String>) -> EngineError {
-    EngineError::Validation(ValidationError {
-        kind: ValidationKind::InvalidDependency,
-        detail: detail.into(),
-    })
-}
 
 /// Create the flow `open`, revision 0, no members; `AlreadySatisfied` (nothing written) when
 /// it exists.
@@ -235,21 +227,10 @@ pub fn apply_dependency_to_child(
     let downstream = member_ref(&args.downstream_execution_id)?;
     let upstream = member_ref(&args.upstream_execution_id)?;
     FlowRow::require(db, &flow)?;
-    let edge = db
-        .first_row(
-            "SELECT upstream_eid, downstream_eid, json_extract(policy, '$.applied_at_ms') \
-             FROM ff_edge WHERE partition_key = ?1 AND flow_id = ?2 AND edge_id = ?3",
-            &[int(FLOW_PARTITION), flow.blob(), edge_id.blob()],
-        )?
-        .ok_or_else(|| invalid_dependency("edge_not_found"))?;
-    if edge.blob(0).as_deref() != Some(upstream.uuid().as_bytes())
-        || edge.blob(1).as_deref() != Some(downstream.uuid().as_bytes())
+    if staged_edge(db, &flow, &edge_id, &upstream, &downstream)?
+        .applied_at_ms
+        .is_some()
     {
-        return Err(invalid_dependency(
-            "edge_endpoint_mismatch: the arguments name other executions than the staged edge",
-        ));
-    }
-    if edge.integer(2).is_some() {
         return Ok(ApplyDependencyOutcome::AlreadyApplied);
     }
     let child = Exec::require(db, &downstream)?;

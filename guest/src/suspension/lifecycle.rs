@@ -2,12 +2,12 @@
 //! `expire-suspension`; the rules are in the parent module's docs.
 
 use super::suspend::uuid_blob;
-use super::{WORKER_DELAYED, fenced_holder, parse_waitpoint_id};
+use super::{WORKER_DELAYED, fenced_holder, interrupt_held_attempt, parse_waitpoint_id};
 use crate::bindings::recovery::CancelExecutionArgs;
 use crate::bindings::suspension::HandleLease;
 use crate::db::{Db, DbExt, int, text};
 use crate::errors::invalid_input;
-use crate::exec::{Exec, StateVector, record_completion_event, record_lease_event, update_exec};
+use crate::exec::{Exec, StateVector, record_completion_event, update_exec};
 use crate::ids::ExecutionRef;
 use crate::types::{CancelSource, EngineError};
 
@@ -51,19 +51,7 @@ pub fn delay(
              '$.last_mutation_at', CAST(?10 AS TEXT))",
         &[int(delay_until), int(now)],
     )?;
-    db.run(
-        "UPDATE ff_attempt SET worker_instance_id = NULL, lease_expires_at_ms = NULL, \
-             lease_epoch = lease_epoch + 1, outcome = 'attempt_interrupted' \
-         WHERE partition_key = ?1 AND execution_id = ?2 AND attempt_index = ?3",
-        &[id.partition(), id.blob(), int(attempt.index)],
-    )?;
-    record_lease_event(
-        db,
-        &exec,
-        "revoked",
-        attempt.event_lease_id(Some(&lease.lease_id)).as_deref(),
-        now,
-    )
+    interrupt_held_attempt(db, &exec, &attempt, lease, now)
 }
 
 /// Cancel the handle's execution as its lease holder (`cancel-execution` with source

@@ -78,9 +78,9 @@ pub use signals::{
 pub use suspend::{create_waitpoint, suspend, suspend_by_triple};
 
 use crate::bindings::suspension::HandleLease;
-use crate::db::Db;
+use crate::db::{Db, DbExt, int};
 use crate::errors::{contention, invalid_input};
-use crate::exec::{Attempt, Exec, StateVector};
+use crate::exec::{Attempt, Exec, StateVector, record_lease_event};
 use crate::ids::ExecutionRef;
 use crate::types::{ContentionKind, EngineError};
 
@@ -164,4 +164,29 @@ pub fn fenced_holder(
         return Err(contention(ContentionKind::LeaseConflict));
     }
     Ok((exec, attempt))
+}
+
+/// End the holder's lease on its attempt without ending the attempt (suspend, delay): the lease
+/// is cleared and its epoch bumped, the attempt becomes `attempt_interrupted` (so that the same
+/// attempt continues later), and a `revoked` lease event is recorded.
+pub fn interrupt_held_attempt(
+    db: &mut impl Db,
+    exec: &Exec,
+    attempt: &Attempt,
+    lease: &HandleLease,
+    now: i64,
+) -> Result<(), EngineError> {
+    db.run(
+        "UPDATE ff_attempt SET worker_instance_id = NULL, lease_expires_at_ms = NULL, \
+             lease_epoch = lease_epoch + 1, outcome = 'attempt_interrupted' \
+         WHERE partition_key = ?1 AND execution_id = ?2 AND attempt_index = ?3",
+        &[exec.id.partition(), exec.id.blob(), int(attempt.index)],
+    )?;
+    record_lease_event(
+        db,
+        exec,
+        "revoked",
+        attempt.event_lease_id(Some(&lease.lease_id)).as_deref(),
+        now,
+    )
 }

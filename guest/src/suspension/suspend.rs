@@ -5,13 +5,16 @@ use serde_json::{Value as Json, json};
 
 use super::condition::{Condition, Matcher};
 use super::tokens::{Tokens, sign_error, token_message};
-use super::{SUSPEND_DEDUP_MAX_MS, fenced_holder, parse_waitpoint_id, suspended_vector};
+use super::{
+    SUSPEND_DEDUP_MAX_MS, fenced_holder, interrupt_held_attempt, parse_waitpoint_id,
+    suspended_vector,
+};
 use crate::bindings::suspension::{
     HandleLease, SignedWaitpoint, SuspendArgs, SuspendDetails, SuspendOutcome, WaitpointBinding,
 };
 use crate::db::{Db, DbExt, int, opt_int, text};
 use crate::errors::{corruption, invalid_input};
-use crate::exec::{Exec, record_lease_event, update_exec_formatted};
+use crate::exec::{Exec, update_exec_formatted};
 use crate::ids::{ExecutionRef, random_uuid};
 use crate::json;
 use crate::types::{
@@ -91,19 +94,7 @@ pub fn suspend(
             int(args.now),
         ],
     )?;
-    db.run(
-        "UPDATE ff_attempt SET worker_instance_id = NULL, lease_expires_at_ms = NULL, \
-             lease_epoch = lease_epoch + 1, outcome = 'attempt_interrupted' \
-         WHERE partition_key = ?1 AND execution_id = ?2 AND attempt_index = ?3",
-        &[id.partition(), id.blob(), int(attempt.index)],
-    )?;
-    record_lease_event(
-        db,
-        &exec,
-        "revoked",
-        attempt.event_lease_id(Some(&lease.lease_id)).as_deref(),
-        args.now,
-    )?;
+    interrupt_held_attempt(db, &exec, &attempt, lease, args.now)?;
 
     let details = SuspendDetails {
         suspension_id: suspension_uuid.hyphenated().to_string(),
